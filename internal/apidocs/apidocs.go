@@ -1,0 +1,278 @@
+// Package apidocs serves an offline, self-contained documentation page for an OpenAPI document.
+//
+// The page is rendered by Swagger UI (swagger-ui-dist, see assets/README.md),
+// whose files are embedded in the binary, so the docs keep working on hosts
+// without internet access and never leak visits to a CDN. Nothing on the page
+// is loaded from a remote URL; the Content-Security-Policy sent with the page
+// enforces that in the browser as well.
+package apidocs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+)
+
+// assetFiles holds only what the browser needs; the licence files in assets/
+// stay in the source tree and are not served.
+//
+//go:embed assets/swagger-ui-bundle.js assets/swagger-ui.css assets/docs.js assets/docs.css
+var assetFiles embed.FS
+
+// asset is one embedded file, addressed by a content-hashed name so it can be
+// cached forever: a new renderer version gets a new URL instead of relying on
+// clients to revalidate.
+type asset struct {
+	url         string // name under prefix+"/assets/", e.g. "swagger-ui.1a2b3c4d5e6f7a8b.css"
+	body        []byte
+	contentType string
+	etag        string
+}
+
+// assetSet is the hashed view of assetFiles, shared by every Handler.
+type assetSet struct {
+	byURL  map[string]*asset // hashed name -> asset
+	byFile map[string]*asset // source file name -> asset, for the page template
+}
+
+// contentTypes is explicit rather than mime.TypeByExtension because the
+// latter consults the host's mime.types, which differs between machines.
+var contentTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+}
+
+// loadAssets hashes the embedded files once, on first use, so importing the
+// package costs nothing when no docs handler is built.
+var loadAssets = sync.OnceValue(func() *assetSet {
+	entries, err := assetFiles.ReadDir("assets")
+	if err != nil {
+		panic("apidocs: reading embedded assets: " + err.Error())
+	}
+	set := &assetSet{byURL: map[string]*asset{}, byFile: map[string]*asset{}}
+	for _, e := range entries {
+		body, err := assetFiles.ReadFile("assets/" + e.Name())
+		if err != nil {
+			panic("apidocs: reading embedded asset: " + err.Error())
+		}
+		ext := path.Ext(e.Name())
+		ct, ok := contentTypes[ext]
+		if !ok {
+			panic("apidocs: no content type for embedded asset " + e.Name())
+		}
+		sum := sha256.Sum256(body)
+		// 64 bits of hash is plenty to tell versions of a handful of files apart.
+		short := hex.EncodeToString(sum[:8])
+		a := &asset{
+			url:         strings.TrimSuffix(e.Name(), ext) + "." + short + ext,
+			body:        body,
+			contentType: ct,
+			etag:        `"` + short + `"`,
+		}
+		set.byURL[a.url] = a
+		set.byFile[e.Name()] = a
+	}
+	return set
+})
+
+// pageTemplate is the docs page. The empty data: favicon stops browsers from
+// requesting /favicon.ico, which would otherwise 404 (or hit an unrelated
+// route) on every view.
+var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{{.Assets}}{{.CSS}}">
+<link rel="stylesheet" href="{{.Assets}}{{.PageCSS}}">
+</head>
+<body>
+<div id="swagger-ui" data-spec-url="{{.SpecURL}}"></div>
+<script src="{{.Assets}}{{.JS}}"></script>
+<script src="{{.Assets}}{{.PageJS}}"></script>
+</body>
+</html>
+`))
+
+// Handler returns an http.Handler that serves the docs page at prefix (e.g. "/docs") and its assets under prefix+"/assets/". specURL is the URL of the OpenAPI document the page renders (e.g. "/openapi.json"); title is the page title.
+//
+// The handler matches the full request path, so mount it without
+// http.StripPrefix, for both the page and its assets, e.g.
+//
+//	h := apidocs.Handler("/docs", "/openapi.json", "Agora API")
+//	mux.Handle("/docs", h)
+//	mux.Handle("/docs/", h)
+//
+// A request for prefix+"/" is redirected to prefix; any other path, including
+// unknown asset names, gets 404. Asset names contain a content hash and are
+// served with a one-year immutable Cache-Control; the page itself is always
+// revalidated so clients pick up new asset names after an upgrade.
+//
+// The page's Content-Security-Policy only permits same-origin scripts, styles
+// and fetches. If specURL is absolute, its origin is added to connect-src so
+// the document can be loaded; "Try it out" requests to other origins (for
+// example a servers entry on another host) are blocked by design.
+//
+// Handler panics if specURL is empty, as that is a wiring mistake.
+func Handler(prefix, specURL, title string) http.Handler {
+	if specURL == "" {
+		panic("apidocs: empty specURL")
+	}
+	prefix = path.Clean("/" + prefix)
+	if prefix == "/" {
+		prefix = ""
+	}
+	set := loadAssets()
+	h := &handler{
+		pagePath:  prefix,
+		assetPath: prefix + "/assets/",
+		assets:    set,
+		csp:       contentSecurityPolicy(specURL),
+	}
+	if h.pagePath == "" {
+		h.pagePath = "/"
+	} else {
+		h.slashPath = prefix + "/"
+	}
+
+	var buf bytes.Buffer
+	err := pageTemplate.Execute(&buf, map[string]string{
+		"Title":   title,
+		"SpecURL": specURL,
+		"Assets":  h.assetPath,
+		"CSS":     set.byFile["swagger-ui.css"].url,
+		"PageCSS": set.byFile["docs.css"].url,
+		"JS":      set.byFile["swagger-ui-bundle.js"].url,
+		"PageJS":  set.byFile["docs.js"].url,
+	})
+	if err != nil {
+		panic("apidocs: rendering page: " + err.Error())
+	}
+	h.page = buf.Bytes()
+	sum := sha256.Sum256(h.page)
+	h.pageETag = `"` + hex.EncodeToString(sum[:8]) + `"`
+	return h
+}
+
+type handler struct {
+	pagePath  string // prefix, or "/" at the root
+	slashPath string // prefix+"/", redirected to pagePath; empty at the root
+	assetPath string // prefix+"/assets/"
+	assets    *assetSet
+	page      []byte // rendered once: it only depends on Handler's arguments
+	pageETag  string
+	csp       string
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	var a *asset
+	switch {
+	case p == h.pagePath, p == h.slashPath:
+	case strings.HasPrefix(p, h.assetPath):
+		// A map lookup, never a file-system path, so "..", "/" or encoded
+		// tricks in the name simply miss.
+		a = h.assets.byURL[p[len(h.assetPath):]]
+		if a == nil {
+			http.NotFound(w, r)
+			return
+		}
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+
+	hdr := w.Header()
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if a != nil {
+		hdr.Set("Content-Type", a.contentType)
+		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+		hdr.Set("ETag", a.etag)
+		// ServeContent handles HEAD, Range and If-None-Match (304) for us.
+		http.ServeContent(w, r, "", noModTime, bytes.NewReader(a.body))
+		return
+	}
+	if p == h.slashPath {
+		// Keep the query; browsers carry the #fragment (deep links) over.
+		target := h.pagePath
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+		return
+	}
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("ETag", h.pageETag)
+	hdr.Set("Content-Security-Policy", h.csp)
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on same-origin POSTs from "Try it out", which breaks
+	// CSRF/Origin checks in the API.
+	hdr.Set("Referrer-Policy", "same-origin")
+	http.ServeContent(w, r, "", noModTime, bytes.NewReader(h.page))
+}
+
+// noModTime makes ServeContent skip Last-Modified; the ETag does that job.
+var noModTime time.Time
+
+// contentSecurityPolicy builds the page's CSP. Every directive is spelled out
+// from default-src 'none' so a future renderer that starts loading something
+// new fails closed (and visibly, in the console) instead of phoning home.
+//
+//   - script-src/style-src 'self': Swagger UI needs no inline script or
+//     <style>, since its only inline styles are set through the CSSOM, which
+//     CSP does not restrict, and the page boots it from docs.js.
+//   - img-src data:: swagger-ui.css draws its icons as data: SVGs; blob:
+//     lets "Try it out" show image responses, which Swagger UI renders from
+//     object URLs (media-src blob: likewise for audio). Both are local.
+//   - connect-src: the spec and "Try it out" requests.
+func contentSecurityPolicy(specURL string) string {
+	connect := "'self'"
+	if o := specOrigin(specURL); o != "" {
+		connect += " " + o
+	}
+	return strings.Join([]string{
+		"default-src 'none'",
+		"script-src 'self'",
+		"style-src 'self'",
+		"img-src 'self' data: blob:",
+		"media-src blob:",
+		"connect-src " + connect,
+		"form-action 'self'",
+		"base-uri 'none'",
+		"frame-ancestors 'none'",
+	}, "; ")
+}
+
+// specOrigin returns the CSP source for an absolute http(s) specURL, or ""
+// for a same-origin (relative) one or anything that cannot be expressed
+// safely as a CSP source.
+func specOrigin(specURL string) string {
+	u, err := url.Parse(specURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return ""
+	}
+	// Refuse anything that could end the directive or add another source.
+	if strings.ContainsAny(u.Host, " ;,'\"\t\r\n") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

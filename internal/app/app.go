@@ -1,0 +1,174 @@
+// Package app turns a configuration into the fx application of one Agora process:
+// the modules that run here, the bus that connects them, and the HTTP API that
+// serves every module's routes.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/agora-commerce/agora/internal/apidocs"
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/modhost"
+	catalogservice "github.com/agora-commerce/agora/modules/catalog/service"
+)
+
+// module is how the app knows a domain module: what runs it, what serves its routes.
+type module struct {
+	run    func() fx.Option
+	routes func(*bus.Bus) httpapi.Routes
+}
+
+var modules = map[string]module{
+	"catalog": {run: catalogservice.Module, routes: catalogservice.Routes},
+}
+
+// Version is the build's version, set with -ldflags "-X …/internal/app.Version=v1.2.3".
+var Version = ""
+
+// BuildVersion returns Version, or the module version the binary was built from.
+func BuildVersion() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Options returns the fx options of a process configured by cfg.
+func Options(cfg config.Config, log *slog.Logger) fx.Option {
+	opts := []fx.Option{
+		fx.Supply(cfg, log),
+		fx.WithLogger(func() fxevent.Logger {
+			l := &fxevent.SlogLogger{Logger: log}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
+		fx.Provide(
+			fx.Annotate(newBus, fx.ParamTags(``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
+			fx.Annotate(newAPI, fx.ParamTags(``, ``, ``, `group:"http.routes"`, `group:"health.checks"`)),
+			fx.Annotate(func(b *bus.Bus) httpapi.Check { return httpapi.Check{Name: "bus", Check: b.Ping} },
+				fx.ResultTags(`group:"health.checks"`)),
+		),
+	}
+	for _, name := range config.AllModules {
+		m := modules[name]
+		if cfg.Runs(name) {
+			opts = append(opts, m.run())
+		}
+		// Every process serves every module's routes, asking over the bus.
+		opts = append(opts, fx.Provide(fx.Annotate(m.routes, fx.ResultTags(`group:"http.routes"`))))
+	}
+	opts = append(opts, fx.Provide(fx.Annotate(func(b *bus.Bus) httpapi.Routes {
+		return modhost.OpsRoutes(b, config.AllModules)
+	}, fx.ResultTags(`group:"http.routes"`))))
+	return fx.Options(opts...)
+}
+
+// Serve returns the options of `agora serve`: Options plus the HTTP server, started
+// after every module (and so stopped before them: requests drain before relays and
+// databases close).
+func Serve(cfg config.Config, log *slog.Logger) fx.Option {
+	return fx.Options(
+		Options(cfg, log),
+		fx.Provide(func(api *httpapi.API) *httpapi.Server {
+			return httpapi.NewServer(httpConfig(cfg, ""), api, log)
+		}),
+		fx.Invoke(func(lc fx.Lifecycle, srv *httpapi.Server) {
+			started := time.Now()
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error {
+					if err := srv.Start(); err != nil {
+						return err
+					}
+					base := "http://" + srv.Addr()
+					log.Info("agora is ready", "api", base+"/v1", "docs", base+"/docs", "openapi", base+"/openapi.json",
+						"modules", strings.Join(cfg.Modules, ","), "data_dir", cfg.DataDir, "version", BuildVersion(),
+						"http_start", time.Since(started).Round(time.Microsecond).String())
+					return nil
+				},
+				OnStop: func(ctx context.Context) error {
+					log.Info("agora is stopping: draining requests")
+					return srv.Stop(ctx)
+				},
+			})
+		}),
+	)
+}
+
+func newBus(log *slog.Logger, cfg config.Config, handlers []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
+	return bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, nil, handlers, subs)
+}
+
+func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, routes []httpapi.Routes, checks []httpapi.Check) (*httpapi.API, error) {
+	token, err := adminToken(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	httpapi.InstallErrorHook(log)
+	api := httpapi.NewAPI(httpConfig(cfg, token), log)
+	for _, r := range routes {
+		r(api)
+	}
+	httpapi.RegisterHealth(api, checks, log)
+	docs := apidocs.Handler("/docs", "/openapi.json", "Agora API")
+	api.Mux().Handle("/docs", docs)
+	api.Mux().Handle("/docs/", docs)
+	return api, nil
+}
+
+func httpConfig(cfg config.Config, adminToken string) httpapi.Config {
+	return httpapi.Config{Addr: cfg.HTTPAddr, RequestTimeout: cfg.RequestTimeout, MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxInFlight: cfg.MaxInFlight, Version: BuildVersion(), AdminToken: adminToken}
+}
+
+// AdminTokenFile is where a generated admin token is kept, under the data dir.
+const AdminTokenFile = "admin-token"
+
+// adminToken returns the configured admin token or, when none is configured, the
+// one kept in the data dir (generated on first start, readable by its owner only).
+// The token itself is never logged.
+func adminToken(cfg config.Config, log *slog.Logger) (string, error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, nil
+	}
+	path := filepath.Join(cfg.DataDir, AdminTokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(raw)
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	log.Warn("generated a placeholder admin token (identity is not built yet); admin requests need it as a bearer token",
+		"file", path)
+	return token, nil
+}

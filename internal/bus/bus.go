@@ -1,0 +1,391 @@
+// Package bus is the only way Agora's modules talk to each other.
+//
+// A module's contract declares its messages as typed values — Request (request–reply),
+// Command (durable, one receiver) and Event (durable, every subscriber) — and other
+// modules use those declarations, never the module's code. The Bus routes a request
+// to a handler in this process when there is one (a direct call, no encoding) and
+// otherwise to its Transport, which carries Envelopes to other processes. Durable
+// messages never go straight onto the bus: they are written to the sender's outbox
+// in the same transaction as the state change, and the outbox relay hands them to
+// Bus.Deliver (see package outbox).
+//
+// Rules every message obeys, so that a module can move to another process unchanged:
+//   - Messages are plain values that round-trip through JSON. In one process the bus
+//     deep-copies values that hold references (slices, maps, pointers) on the way in
+//     and on the way out, so a receiver can never mutate a sender's memory.
+//   - Errors that cross the bus are *Error values with a stable Code.
+//   - Deadlines come from the context; a full receiver answers ErrOverloaded rather
+//     than queueing without limit.
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	clone "github.com/huandu/go-clone"
+)
+
+// Request declares a request–reply exchange: its name (the routing key, "<module>.<Name>")
+// and its request and reply types. Declare it once in the receiving module's contract.
+type Request[Req, Resp any] struct {
+	name     string
+	copyReq  bool
+	copyResp bool
+}
+
+// NewRequest declares a request type. The name's first dot-separated part is the
+// module that serves it.
+func NewRequest[Req, Resp any](name string) Request[Req, Resp] {
+	return Request[Req, Resp]{
+		name:     name,
+		copyReq:  hasReferences(reflect.TypeFor[Req]()),
+		copyResp: hasReferences(reflect.TypeFor[Resp]()),
+	}
+}
+
+// Name returns the request's routing name.
+func (r Request[Req, Resp]) Name() string { return r.name }
+
+// Call sends req and waits for the reply or ctx's end. It returns the handler's
+// *Error unchanged, ErrNoHandler when no process serves the request, ErrOverloaded
+// when the receiver stays full until the deadline, and ErrTimeout when the deadline
+// passes. Whether a request is safe to retry is stated where it is declared.
+func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, error) {
+	var zero Resp
+	if h, ok := b.requests[r.name]; ok {
+		typed, ok := h.impl.(*requestHandler[Req, Resp])
+		if !ok {
+			return zero, fmt.Errorf("bus: request %q registered with other types", r.name)
+		}
+		if err := h.limit.acquire(ctx); err != nil {
+			return zero, err
+		}
+		defer h.limit.release()
+		if r.copyReq {
+			req = clone.Clone(req).(Req)
+		}
+		resp, err := typed.fn(ctx, req)
+		if err != nil {
+			return zero, b.handlerError(ctx, r.name, err)
+		}
+		if r.copyResp {
+			resp = clone.Clone(resp).(Resp)
+		}
+		return resp, nil
+	}
+	if b.transport == nil {
+		return zero, ErrNoHandler.Withf("no process serves %s (module %q is not running here)", r.name, ModuleOf(r.name))
+	}
+	env, err := NewEnvelope(ctx, KindRequest, r.name, req)
+	if err != nil {
+		return zero, fmt.Errorf("bus: encode %s: %w", r.name, err)
+	}
+	reply, err := b.transport.Request(ctx, env)
+	if err != nil {
+		return zero, err
+	}
+	var resp Resp
+	if err := json.Unmarshal(reply, &resp); err != nil {
+		return zero, ErrInvalidMessage.Withf("decode reply to %s: %v", r.name, err)
+	}
+	return resp, nil
+}
+
+// Handle returns the registration of fn as the handler of r in module. Provide it to
+// the fx group "bus.requests" (see Handlers); a request has one handler per process.
+func (r Request[Req, Resp]) Handle(fn func(context.Context, Req) (Resp, error)) RequestHandler {
+	h := &requestHandler[Req, Resp]{name: r.name, fn: fn}
+	return RequestHandler{Name: r.name, impl: h, serve: h.serveEncoded}
+}
+
+type requestHandler[Req, Resp any] struct {
+	name string
+	fn   func(context.Context, Req) (Resp, error)
+}
+
+func (h *requestHandler[Req, Resp]) serveEncoded(ctx context.Context, payload []byte) ([]byte, error) {
+	var req Req
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return nil, ErrInvalidMessage.Withf("decode %s: %v", h.name, err)
+	}
+	resp, err := h.fn(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+// RequestHandler is a registered request handler; build it with Request.Handle.
+type RequestHandler struct {
+	Name  string
+	impl  any
+	serve func(ctx context.Context, payload []byte) ([]byte, error)
+}
+
+// Event declares a durable publish–subscribe message and its payload type.
+type Event[T any] struct{ name string }
+
+// NewEvent declares an event type, named "<module>.<EventName>".
+func NewEvent[T any](name string) Event[T] { return Event[T]{name: name} }
+
+// Name returns the event's type name.
+func (e Event[T]) Name() string { return e.name }
+
+// With returns payload as an outgoing event, ready for the outbox.
+func (e Event[T]) With(payload T) Outgoing {
+	return Outgoing{Kind: KindEvent, Type: e.name, Payload: payload}
+}
+
+// Decode decodes an envelope's payload as this event.
+func (e Event[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
+
+// Command declares a durable message to exactly one receiving module.
+type Command[T any] struct{ name string }
+
+// NewCommand declares a command type, named "<receiving module>.<CommandName>".
+func NewCommand[T any](name string) Command[T] { return Command[T]{name: name} }
+
+// Name returns the command's type name.
+func (c Command[T]) Name() string { return c.name }
+
+// With returns payload as an outgoing command, ready for the outbox.
+func (c Command[T]) With(payload T) Outgoing {
+	return Outgoing{Kind: KindCommand, Type: c.name, Payload: payload}
+}
+
+// Decode decodes an envelope's payload as this command.
+func (c Command[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
+
+func decode[T any](env Envelope) (Message[T], error) {
+	var m Message[T]
+	if err := json.Unmarshal(env.Payload, &m.Body); err != nil {
+		return m, ErrInvalidMessage.Withf("decode %s: %v", env.Type, err)
+	}
+	m.Meta = env.Meta()
+	return m, nil
+}
+
+// Outgoing is a durable message on its way into an outbox.
+type Outgoing struct {
+	Kind    MessageKind
+	Type    string
+	Payload any
+}
+
+// Envelope encodes the message, taking causation and correlation from ctx.
+func (o Outgoing) Envelope(ctx context.Context) (Envelope, error) {
+	return NewEnvelope(ctx, o.Kind, o.Type, o.Payload)
+}
+
+// Subscription receives durable messages of one type. Handle must be idempotent by
+// envelope ID (package outbox builds subscriptions that are, through an inbox) and
+// return nil only once the message's effect is committed.
+type Subscription struct {
+	Type     string // the message type, e.g. "catalog.ProductCreated"
+	Consumer string // unique per handler: "<module>.<handler>", e.g. "orders.price-cache"
+	Handle   func(ctx context.Context, env Envelope) error
+}
+
+// Transport carries envelopes between processes. The in-process configuration
+// has none: every request is served locally or fails with ErrNoHandler.
+type Transport interface {
+	// Request sends a request envelope to the process that serves its type and
+	// returns the reply payload, or the *Error the handler returned.
+	Request(ctx context.Context, env Envelope) ([]byte, error)
+	// Publish hands a durable envelope to the broker; it returns nil only once the
+	// broker has stored it.
+	Publish(ctx context.Context, env Envelope) error
+	// Ping reports whether the transport can reach its broker.
+	Ping(ctx context.Context) error
+}
+
+// Limits bound the work a module accepts at once. Zero values take the defaults.
+type Limits struct {
+	// MaxInFlight is how many requests one module handles at once (default 256).
+	MaxInFlight int
+	// MaxWaiting is how many callers may wait for a slot (default 4×MaxInFlight);
+	// callers beyond it get ErrOverloaded at once.
+	MaxWaiting int
+	// MaxWait caps how long a caller waits for a slot when its context has a later
+	// deadline or none (default 2s).
+	MaxWait time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = 256
+	}
+	if l.MaxWaiting <= 0 {
+		l.MaxWaiting = 4 * l.MaxInFlight
+	}
+	if l.MaxWait <= 0 {
+		l.MaxWait = 2 * time.Second
+	}
+	return l
+}
+
+// Bus routes messages to local handlers or to the transport. Build it with New; it
+// is safe for concurrent use and its routing tables never change after New.
+type Bus struct {
+	requests  map[string]localRequest
+	subs      map[string][]Subscription
+	transport Transport
+	log       *slog.Logger
+}
+
+type localRequest struct {
+	impl  any
+	serve func(ctx context.Context, payload []byte) ([]byte, error)
+	limit *limiter
+}
+
+// New builds a bus from the handlers and subscriptions registered in this process.
+// transport may be nil (in-process only). Two handlers for one request type, or two
+// subscriptions with one consumer name for one type, are a wiring error.
+func New(log *slog.Logger, limits Limits, transport Transport, handlers []RequestHandler, subs []Subscription) (*Bus, error) {
+	limits = limits.withDefaults()
+	b := &Bus{requests: map[string]localRequest{}, subs: map[string][]Subscription{}, transport: transport, log: log}
+	perModule := map[string]*limiter{}
+	for _, h := range handlers {
+		if _, dup := b.requests[h.Name]; dup {
+			return nil, fmt.Errorf("bus: two handlers for request %q", h.Name)
+		}
+		mod := ModuleOf(h.Name)
+		l, ok := perModule[mod]
+		if !ok {
+			l = newLimiter(limits)
+			perModule[mod] = l
+		}
+		b.requests[h.Name] = localRequest{impl: h.impl, serve: h.serve, limit: l}
+	}
+	seen := map[string]bool{}
+	for _, s := range subs {
+		key := s.Type + "|" + s.Consumer
+		if seen[key] {
+			return nil, fmt.Errorf("bus: consumer %q subscribes to %q twice", s.Consumer, s.Type)
+		}
+		seen[key] = true
+		b.subs[s.Type] = append(b.subs[s.Type], s)
+	}
+	return b, nil
+}
+
+// ModuleOf returns the module that owns a message type: the part before the first dot.
+func ModuleOf(typ string) string {
+	if i := strings.IndexByte(typ, '.'); i > 0 {
+		return typ[:i]
+	}
+	return typ
+}
+
+// Serves reports whether a handler for the request type runs in this process.
+func (b *Bus) Serves(requestType string) bool {
+	_, ok := b.requests[requestType]
+	return ok
+}
+
+// LocalRequestTypes lists the request types served in this process, sorted.
+func (b *Bus) LocalRequestTypes() []string {
+	out := make([]string, 0, len(b.requests))
+	for name := range b.requests {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ServeEncoded answers an encoded request with a local handler. Network transports
+// call it for requests that arrive from other processes.
+func (b *Bus) ServeEncoded(ctx context.Context, env Envelope) ([]byte, error) {
+	h, ok := b.requests[env.Type]
+	if !ok {
+		return nil, ErrNoHandler.Withf("no handler for %s in this process", env.Type)
+	}
+	if err := h.limit.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer h.limit.release()
+	ctx = WithCause(ctx, Cause{ID: env.ID, CorrelationID: env.CorrelationID})
+	out, err := h.serve(ctx, env.Payload)
+	if err != nil {
+		return nil, b.handlerError(ctx, env.Type, err)
+	}
+	return out, nil
+}
+
+// Deliver hands a durable envelope on: to every local subscriber of its type and,
+// when there is a transport, to the broker for other processes. It returns nil only
+// when every local subscriber and the broker have taken it; a failed delivery is
+// retried by the caller (the outbox relay), and subscribers that already took it
+// drop the duplicate.
+func (b *Bus) Deliver(ctx context.Context, env Envelope) error {
+	var errs []error
+	for _, s := range b.subs[env.Type] {
+		if err := b.DeliverTo(ctx, s, env); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Consumer, err))
+		}
+	}
+	if b.transport != nil {
+		if err := b.transport.Publish(ctx, env); err != nil {
+			errs = append(errs, fmt.Errorf("publish: %w", err))
+		}
+	} else if env.Kind == KindCommand && len(b.subs[env.Type]) == 0 {
+		// A command must reach its receiver; an event nobody here listens to is done.
+		errs = append(errs, ErrNoHandler.Withf("no process handles command %s", env.Type))
+	}
+	return errors.Join(errs...)
+}
+
+// DeliverTo hands a durable envelope to one subscription, under a context whose
+// cause is that envelope.
+func (b *Bus) DeliverTo(ctx context.Context, s Subscription, env Envelope) error {
+	ctx = WithCause(ctx, Cause{ID: env.ID, CorrelationID: env.CorrelationID})
+	return s.Handle(ctx, env)
+}
+
+// Subscriptions returns this process's subscriptions to a message type.
+func (b *Bus) Subscriptions(typ string) []Subscription { return b.subs[typ] }
+
+// Ping reports whether the bus can reach the other processes it depends on.
+func (b *Bus) Ping(ctx context.Context) error {
+	if b.transport == nil {
+		return nil
+	}
+	return b.transport.Ping(ctx)
+}
+
+// handlerError turns a handler's error into what the caller receives (see AsError),
+// logging causes the caller will not see.
+func (b *Bus) handlerError(ctx context.Context, typ string, err error) error {
+	be := AsError(err)
+	if be == ErrInternal {
+		b.log.ErrorContext(ctx, "request handler failed", "type", typ, "err", err)
+	}
+	return be
+}
+
+// hasReferences reports whether values of t can share memory when copied by
+// assignment: pointers, slices, maps, channels, funcs and interfaces can; strings
+// cannot (they are immutable).
+func hasReferences(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return hasReferences(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasReferences(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
+}

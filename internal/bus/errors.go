@@ -1,0 +1,108 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an Error so that every transport and the HTTP edge treat it alike:
+// the HTTP edge maps each Kind to one status code, and a Kind survives the wire.
+type Kind string
+
+// The kinds of error a message handler may return.
+const (
+	KindInvalid      Kind = "invalid"             // the message itself is wrong (HTTP 422)
+	KindNotFound     Kind = "not_found"           // the thing it names does not exist (404)
+	KindConflict     Kind = "conflict"            // it clashes with current state (409)
+	KindPrecondition Kind = "precondition_failed" // an optimistic-concurrency check failed (412)
+	KindForbidden    Kind = "forbidden"           // the caller may not do this (403)
+	KindUnavailable  Kind = "unavailable"         // no process serves the receiver right now (503)
+	KindOverloaded   Kind = "overloaded"          // the receiver is at capacity; retry later (503)
+	KindTimeout      Kind = "timeout"             // the deadline passed before an answer (504)
+	KindInternal     Kind = "internal"            // a fault inside the receiver (500)
+)
+
+// Error is an error that crosses the bus unchanged: it has a stable Code that
+// errors.Is compares on, so a sentinel declared in a module's contract matches the
+// error a caller receives whether the handler ran in this process or in another.
+//
+// Message is shown to API clients; never put internal details (SQL, paths) in it.
+type Error struct {
+	Kind    Kind   `json:"kind"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the offending input field (for KindInvalid), as a JSON path such
+	// as "body.price.currency"; empty when the error is not about one field.
+	Field string `json:"field,omitempty"`
+}
+
+// NewError declares an error. Declare sentinels once, in a module's contract:
+//
+//	var ErrProductNotFound = bus.NewError(bus.KindNotFound, "catalog.product_not_found", "product not found")
+func NewError(kind Kind, code, message string) *Error {
+	return &Error{Kind: kind, Code: code, Message: message}
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Is reports whether target is an *Error with the same Code, so errors.Is matches a
+// decoded copy against the sentinel it came from.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Withf returns a copy of e, same Kind and Code, with a more specific message.
+func (e *Error) Withf(format string, args ...any) *Error {
+	c := *e
+	c.Message = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// OnField returns a copy of e that names the offending input field.
+func (e *Error) OnField(field string) *Error {
+	c := *e
+	c.Field = field
+	return &c
+}
+
+// Errors the bus itself returns.
+var (
+	// ErrNoHandler: no process serves the message's receiver (the module is not
+	// running here and no remote transport reaches it).
+	ErrNoHandler = NewError(KindUnavailable, "bus.no_handler", "no process serves this request")
+	// ErrOverloaded: the receiver had no free capacity before the caller's
+	// deadline or its queue was full. Callers should retry later with backoff.
+	ErrOverloaded = NewError(KindOverloaded, "bus.overloaded", "the service is overloaded; retry later")
+	// ErrTimeout: the caller's deadline passed before the receiver answered.
+	ErrTimeout = NewError(KindTimeout, "bus.timeout", "the request timed out")
+	// ErrInternal: the receiver failed for a reason the caller cannot act on. The
+	// cause is logged where it happened and never sent to the caller.
+	ErrInternal = NewError(KindInternal, "bus.internal", "internal error")
+	// ErrInvalidMessage: a message could not be decoded into its declared type.
+	ErrInvalidMessage = NewError(KindInvalid, "bus.invalid_message", "the message could not be decoded")
+)
+
+// AsError converts any error into the *Error a caller on the other side of the bus
+// would see: an *Error anywhere in the chain is returned as is; a context deadline
+// or cancellation becomes ErrTimeout; anything else becomes ErrInternal, so
+// handlers cannot leak internal details by accident. It returns nil for nil.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var be *Error
+	if errors.As(err, &be) {
+		return be
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return ErrTimeout
+	}
+	return ErrInternal
+}

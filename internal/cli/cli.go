@@ -1,0 +1,183 @@
+// Package cli is the agora command line: `agora serve`, `agora migrate` and
+// `agora openapi`. Every option is a flag and an AGORA_* environment variable.
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v3"
+	"go.uber.org/fx"
+
+	"github.com/agora-commerce/agora/internal/app"
+	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/logging"
+	"github.com/agora-commerce/agora/internal/modhost"
+)
+
+// Run runs the command line args (args[0] is the program name) and returns the
+// process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg := config.Default()
+	var modules string
+	common := []ucli.Flag{
+		&ucli.StringFlag{Name: "data-dir", Value: cfg.DataDir, Destination: &cfg.DataDir, Sources: ucli.EnvVars("AGORA_DATA_DIR"),
+			Usage: "directory for the modules' SQLite files and generated keys"},
+		&ucli.StringFlag{Name: "modules", Value: "all", Destination: &modules, Sources: ucli.EnvVars("AGORA_MODULES"),
+			Usage: "modules that run in this process: all, none, or a comma-separated list of " + strings.Join(config.AllModules, ", ")},
+		&ucli.StringFlag{Name: "log-level", Value: cfg.LogLevel, Destination: &cfg.LogLevel, Sources: ucli.EnvVars("AGORA_LOG_LEVEL"),
+			Usage: "debug, info, warn or error"},
+		&ucli.StringFlag{Name: "log-format", Value: cfg.LogFormat, Destination: &cfg.LogFormat, Sources: ucli.EnvVars("AGORA_LOG_FORMAT"),
+			Usage: "auto (text on a terminal, JSON otherwise), json or text"},
+		&ucli.IntFlag{Name: "db-max-open-conns", Value: cfg.DBMaxOpenConns, Destination: &cfg.DBMaxOpenConns, Sources: ucli.EnvVars("AGORA_DB_MAX_OPEN_CONNS"),
+			Usage: "connections each module's database pool may open"},
+	}
+	serveFlags := append([]ucli.Flag{
+		&ucli.StringFlag{Name: "http-addr", Value: cfg.HTTPAddr, Destination: &cfg.HTTPAddr, Sources: ucli.EnvVars("AGORA_HTTP_ADDR"),
+			Usage: "address the HTTP API listens on"},
+		&ucli.BoolFlag{Name: "demo", Destination: &cfg.Demo, Sources: ucli.EnvVars("AGORA_DEMO"),
+			Usage: "fill an empty store with a demo catalog"},
+		&ucli.BoolFlag{Name: "migrate", Value: cfg.MigrateOnStart, Destination: &cfg.MigrateOnStart, Sources: ucli.EnvVars("AGORA_MIGRATE_ON_START"),
+			Usage: "apply pending migrations at start"},
+		&ucli.StringFlag{Name: "admin-token", Destination: &cfg.AdminToken, Sources: ucli.EnvVars("AGORA_ADMIN_TOKEN"),
+			Usage: "placeholder admin bearer token until identity lands (default: generated into <data-dir>/admin-token)"},
+		&ucli.DurationFlag{Name: "http-request-timeout", Value: cfg.RequestTimeout, Destination: &cfg.RequestTimeout, Sources: ucli.EnvVars("AGORA_HTTP_REQUEST_TIMEOUT"),
+			Usage: "deadline of each HTTP request, including the bus calls it makes"},
+		&ucli.Int64Flag{Name: "http-max-body-bytes", Value: cfg.MaxBodyBytes, Destination: &cfg.MaxBodyBytes, Sources: ucli.EnvVars("AGORA_HTTP_MAX_BODY_BYTES"),
+			Usage: "largest request body accepted (413 above)"},
+		&ucli.IntFlag{Name: "http-max-in-flight", Value: cfg.MaxInFlight, Destination: &cfg.MaxInFlight, Sources: ucli.EnvVars("AGORA_HTTP_MAX_IN_FLIGHT"),
+			Usage: "HTTP requests handled at once; more get 503 with Retry-After"},
+		&ucli.IntFlag{Name: "bus-max-in-flight", Value: cfg.BusMaxInFlight, Destination: &cfg.BusMaxInFlight, Sources: ucli.EnvVars("AGORA_BUS_MAX_IN_FLIGHT"),
+			Usage: "requests one module handles at once; callers wait up to their deadline, then get 503"},
+		&ucli.DurationFlag{Name: "shutdown-timeout", Value: cfg.ShutdownTimeout, Destination: &cfg.ShutdownTimeout, Sources: ucli.EnvVars("AGORA_SHUTDOWN_TIMEOUT"),
+			Usage: "how long a stop waits for requests and messages in flight"},
+	}, common...)
+
+	var log *slog.Logger
+	setup := func(ctx context.Context, cmd *ucli.Command) (context.Context, error) {
+		m, err := config.ParseModules(modules)
+		if err != nil {
+			return ctx, err
+		}
+		cfg.Modules = m
+		log, err = logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+		return ctx, err
+	}
+
+	root := &ucli.Command{
+		Name:      "agora",
+		Usage:     "a commerce backend: one binary that splits into services by configuration",
+		Version:   app.BuildVersion(),
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Commands: []*ucli.Command{
+			{
+				Name:   "serve",
+				Usage:  "run the modules and the HTTP API (SQLite under --data-dir by default)",
+				Flags:  serveFlags,
+				Before: setup,
+				Action: func(ctx context.Context, _ *ucli.Command) error { return serve(ctx, cfg, log) },
+			},
+			{
+				Name:   "migrate",
+				Usage:  "apply pending migrations to the databases of --modules, then exit",
+				Flags:  common,
+				Before: setup,
+				Action: func(ctx context.Context, _ *ucli.Command) error { return migrate(ctx, cfg, log) },
+			},
+			{
+				Name:  "openapi",
+				Usage: "print the OpenAPI 3.1 document of the HTTP API",
+				Flags: []ucli.Flag{&ucli.StringFlag{Name: "format", Value: "json", Usage: "json or yaml"}},
+				Action: func(ctx context.Context, cmd *ucli.Command) error {
+					return printOpenAPI(stdout, cmd.String("format"))
+				},
+			},
+		},
+	}
+	if err := root.Run(ctx, args); err != nil {
+		fmt.Fprintln(stderr, "agora:", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	a := fx.New(app.Serve(cfg, log))
+	if err := a.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := a.Start(startCtx); err != nil {
+		return err
+	}
+	<-ctx.Done() // SIGINT or SIGTERM
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.Stop(stopCtx); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	log.Info("agora stopped")
+	return nil
+}
+
+func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	cfg.MigrateOnStart = true
+	for _, m := range cfg.Modules {
+		h, err := modhost.Open(ctx, cfg, m, log)
+		if err != nil {
+			return err
+		}
+		if err := h.DB.Close(); err != nil {
+			return err
+		}
+		log.Info("migrations are up to date", "module", m)
+	}
+	return nil
+}
+
+// printOpenAPI prints the spec of a process that runs no module: every module's
+// routes are registered all the same, and no database is opened.
+func printOpenAPI(w io.Writer, format string) error {
+	cfg := config.Default()
+	cfg.Modules = nil
+	cfg.AdminToken = "unused"
+	var api *httpapi.API
+	a := fx.New(app.Options(cfg, slog.New(slog.DiscardHandler)), fx.NopLogger, fx.Populate(&api))
+	if err := a.Err(); err != nil {
+		return err
+	}
+	var out []byte
+	var err error
+	switch format {
+	case "json":
+		out, err = api.OpenAPI().MarshalJSON()
+		out = append(indentJSON(out), '\n')
+	case "yaml":
+		out, err = api.OpenAPI().YAML()
+	default:
+		return errors.New("--format must be json or yaml")
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
+}
+
+func indentJSON(b []byte) []byte {
+	var buf bytes.Buffer
+	if json.Indent(&buf, b, "", "  ") != nil {
+		return b
+	}
+	return buf.Bytes()
+}

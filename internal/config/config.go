@@ -1,0 +1,82 @@
+// Package config holds the settings of an Agora process. Every setting is both a
+// command-line flag and an AGORA_* environment variable (see internal/cli), and
+// the zero-configuration defaults run the whole shop on SQLite under ./data.
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// AllModules lists every domain module, in start order.
+var AllModules = []string{"catalog"}
+
+// Config is the configuration of one Agora process.
+type Config struct {
+	DataDir   string   // where SQLite files and generated keys live
+	Modules   []string // modules that run in this process
+	LogLevel  string
+	LogFormat string
+
+	HTTPAddr        string
+	RequestTimeout  time.Duration // deadline of each HTTP request, and so of the bus calls it makes
+	MaxBodyBytes    int64
+	MaxInFlight     int // HTTP requests handled at once before 503
+	ShutdownTimeout time.Duration
+
+	BusMaxInFlight int // requests one module handles at once before callers wait
+
+	DBMaxOpenConns int
+	MigrateOnStart bool
+	Demo           bool // fill an empty store with demo data
+
+	// AdminToken is the placeholder credential for admin operations until the
+	// identity module lands. Empty: one is generated into DataDir/admin-token.
+	AdminToken string
+}
+
+// Default returns the zero-configuration settings.
+func Default() Config {
+	return Config{
+		DataDir:         "./data",
+		Modules:         slices.Clone(AllModules),
+		LogLevel:        "info",
+		LogFormat:       "auto",
+		HTTPAddr:        "127.0.0.1:8080",
+		RequestTimeout:  30 * time.Second,
+		MaxBodyBytes:    1 << 20,
+		MaxInFlight:     1024,
+		ShutdownTimeout: 15 * time.Second,
+		BusMaxInFlight:  256,
+		DBMaxOpenConns:  8,
+		MigrateOnStart:  true,
+	}
+}
+
+// ParseModules turns "all" or a comma-separated list into module names, rejecting
+// unknown ones.
+func ParseModules(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "all" {
+		return slices.Clone(AllModules), nil
+	}
+	if s == "none" {
+		return nil, nil
+	}
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		m = strings.TrimSpace(m)
+		if !slices.Contains(AllModules, m) {
+			return nil, fmt.Errorf("unknown module %q (known: %s, or all/none)", m, strings.Join(AllModules, ", "))
+		}
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// Runs reports whether module runs in this process.
+func (c Config) Runs(module string) bool { return slices.Contains(c.Modules, module) }

@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/bus"
+)
+
+// RequestIDHeader carries the request id in both directions.
+const RequestIDHeader = "X-Request-ID"
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// chain wraps h with the edge middleware, outermost first: recover, request id and
+// access log, concurrency limit, deadline, body limit.
+func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
+	sem := make(chan struct{}, max(cfg.MaxInFlight, 1))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(RequestIDHeader)
+		if !validRequestID.MatchString(id) {
+			id = bus.NewID()
+		}
+		w.Header().Set(RequestIDHeader, id)
+		ctx := bus.WithCause(r.Context(), bus.Cause{ID: id, CorrelationID: id})
+		rec := &recorder{ResponseWriter: w}
+		r = r.WithContext(ctx)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.ErrorContext(ctx, "panic serving request", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !rec.wrote {
+					WriteProblem(rec, http.StatusInternalServerError, "internal error")
+				}
+			}
+			log.LogAttrs(ctx, slog.LevelInfo, "http request",
+				slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", rec.status),
+				slog.Int64("bytes", rec.bytes), slog.Duration("took", time.Since(start)))
+		}()
+
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		default:
+			rec.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+			WriteProblem(rec, http.StatusServiceUnavailable, "the server is handling as many requests as it can; retry later")
+			return
+		}
+		if cfg.RequestTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		if cfg.MaxBodyBytes > 0 && r.Body != nil {
+			r.Body = http.MaxBytesReader(rec, r.Body, cfg.MaxBodyBytes)
+		}
+		h.ServeHTTP(rec, r)
+	})
+}
+
+// recorder notes the status and size of a response for the access log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.status, r.wrote = http.StatusOK, true
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streamed responses (server-sent events) through.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

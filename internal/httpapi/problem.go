@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/agora-commerce/agora/internal/bus"
+)
+
+// RetryAfterSeconds is the Retry-After sent with 503 answers to overload.
+const RetryAfterSeconds = 1
+
+// statusOf maps each bus error kind to its HTTP status: the one place where domain
+// errors become status codes.
+var statusOf = map[bus.Kind]int{
+	bus.KindInvalid:      http.StatusUnprocessableEntity,
+	bus.KindNotFound:     http.StatusNotFound,
+	bus.KindConflict:     http.StatusConflict,
+	bus.KindPrecondition: http.StatusPreconditionFailed,
+	bus.KindForbidden:    http.StatusForbidden,
+	bus.KindUnavailable:  http.StatusServiceUnavailable,
+	bus.KindOverloaded:   http.StatusServiceUnavailable,
+	bus.KindTimeout:      http.StatusGatewayTimeout,
+	bus.KindInternal:     http.StatusInternalServerError,
+}
+
+// ProblemTypePrefix starts the "type" of every problem that comes from a *bus.Error;
+// the rest is the error's stable code, so clients can switch on type.
+const ProblemTypePrefix = "urn:agora:problem:"
+
+// Problem turns an error from the bus or a module into the huma error the client
+// sees: a *bus.Error becomes problem+json with its kind's status, type
+// ProblemTypePrefix+code, its message as detail, and the field it names (if any) in
+// the errors list; overload and unavailability add Retry-After.
+// Anything else is a 500 that says nothing internal; huma's error hook logs it.
+func Problem(err error) error {
+	var se huma.StatusError
+	if errors.As(err, &se) {
+		return err // already an HTTP error
+	}
+	be := bus.AsError(err)
+	status := statusOf[be.Kind]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusInternalServerError && be == bus.ErrInternal {
+		return err // left to the 5xx hook, which logs the cause
+	}
+	out := &huma.ErrorModel{Type: ProblemTypePrefix + be.Code, Title: http.StatusText(status), Status: status, Detail: be.Message}
+	if be.Field != "" {
+		out.Errors = []*huma.ErrorDetail{{Message: be.Message, Location: be.Field}}
+	}
+	if be.Kind == bus.KindOverloaded || be.Kind == bus.KindUnavailable {
+		return huma.ErrorWithHeaders(out, http.Header{"Retry-After": {strconv.Itoa(RetryAfterSeconds)}})
+	}
+	return out
+}
+
+// InstallErrorHook makes every 5xx that huma writes say nothing internal and log
+// its cause. Call it once at start; huma's error constructor is package-global.
+func InstallErrorHook(log *slog.Logger) {
+	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
+		if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
+			var c context.Context = context.Background()
+			if ctx != nil {
+				c = ctx.Context()
+			}
+			log.ErrorContext(c, "request failed", "status", status, "msg", msg, "err", errors.Join(errs...))
+			return huma.NewError(status, http.StatusText(status))
+		}
+		return huma.NewError(status, msg, errs...)
+	}
+}
+
+// WriteProblem writes a problem+json answer outside huma (middleware, catch-alls).
+func WriteProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail})
+}

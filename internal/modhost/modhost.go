@@ -1,0 +1,97 @@
+// Package modhost hosts a domain module in a process: it opens the module's own
+// database, applies the outbox's and the module's migrations, and runs the
+// module's outbox relay — the same for every module, so a module's own fx.Module
+// only adds its domain.
+package modhost
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"go.uber.org/fx"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/outbox"
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/migrations"
+)
+
+// Host is what a hosted module gets: its database, its outbox and the dead-letter
+// view of that outbox. Modules receive it privately; no other module can resolve it.
+type Host struct {
+	Name        string
+	DB          *store.DB
+	Outbox      *outbox.Outbox
+	Relay       *outbox.Relay
+	DeadLetters *outbox.DeadLetters
+}
+
+// Open opens and migrates module's database as cfg says, and returns its Host.
+// The caller closes Host.DB.
+func Open(ctx context.Context, cfg config.Config, module string, log *slog.Logger) (*Host, error) {
+	db, err := store.OpenSQLite(ctx, module, filepath.Join(cfg.DataDir, module+".db"), store.Options{MaxOpenConns: cfg.DBMaxOpenConns})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MigrateOnStart {
+		if err := MigrateDB(ctx, db, log); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	relay := outbox.NewRelay(db, outbox.RelayConfig{}, log)
+	return &Host{Name: module, DB: db, Outbox: outbox.New(db, relay), Relay: relay, DeadLetters: outbox.NewDeadLetters(db, relay)}, nil
+}
+
+// MigrateDB applies the outbox's migrations and then the module's own to db.
+func MigrateDB(ctx context.Context, db *store.DB, log *slog.Logger) error {
+	ob, err := migrations.For("outbox")
+	if err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx, db, ob, "goose_outbox_version", log); err != nil {
+		return err
+	}
+	own, err := migrations.For(db.Module)
+	if err != nil {
+		return fmt.Errorf("modhost: %w", err)
+	}
+	return store.Migrate(ctx, db, own, "goose_db_version", log)
+}
+
+// Provide returns the fx options that host module: a private *Host (opened at
+// construction, closed on stop), its relay started once the bus exists and stopped
+// before the database closes, a readiness check on its database, and its ops routes.
+func Provide(module string) fx.Option {
+	return fx.Options(
+		fx.Provide(
+			fx.Private,
+			func(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Host, error) {
+				h, err := Open(context.Background(), cfg, module, log)
+				if err != nil {
+					return nil, err
+				}
+				lc.Append(fx.StopHook(func() error { return h.DB.Close() }))
+				return h, nil
+			},
+		),
+		fx.Provide(
+			fx.Annotate(func(h *Host) httpapi.Check {
+				return httpapi.Check{Name: "db:" + module, Check: h.DB.PingContext}
+			}, fx.ResultTags(`group:"health.checks"`)),
+			fx.Annotate(func(h *Host) []bus.RequestHandler {
+				return opsHandlers(module, h.DeadLetters)
+			}, fx.ResultTags(`group:"bus.requests,flatten"`)),
+		),
+		fx.Invoke(func(lc fx.Lifecycle, h *Host, b *bus.Bus) {
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error { h.Relay.Start(b); return nil },
+				OnStop:  h.Relay.Stop,
+			})
+		}),
+	)
+}

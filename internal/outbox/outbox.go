@@ -1,0 +1,105 @@
+// Package outbox makes a module's messages as durable as its state: a module writes
+// commands and events into the outbox table of its own database in the same
+// transaction as the state change (Outbox.Add), a Relay delivers them to the bus
+// afterwards (at least once, with backoff, parking poison messages as dead letters
+// an operator can redrive), and receivers record each message id in their inbox in
+// the same transaction as its effect (Subscribe), so a redelivered message has no
+// second effect.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/store"
+)
+
+// Outbox writes one module's outgoing durable messages.
+type Outbox struct {
+	db    *store.DB
+	relay *Relay
+}
+
+// New returns the outbox of db; relay (may be nil) is woken after each commit that
+// adds messages.
+func New(db *store.DB, relay *Relay) *Outbox { return &Outbox{db: db, relay: relay} }
+
+// Add writes msgs to the outbox inside tx. They become visible to the relay only if
+// tx commits, and the relay is woken as soon as it does.
+func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...bus.Outgoing) error {
+	now := time.Now().UTC().UnixMilli()
+	for _, m := range msgs {
+		env, err := m.Envelope(ctx)
+		if err != nil {
+			return fmt.Errorf("outbox: encode %s: %w", m.Type, err)
+		}
+		headers, err := json.Marshal(env.Headers)
+		if err != nil {
+			return fmt.Errorf("outbox: encode headers: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO outbox
+			(id, kind, type, correlation_id, causation_id, headers, payload, created_at, next_attempt_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			env.ID, string(env.Kind), env.Type, env.CorrelationID, env.CausationID, string(headers), string(env.Payload), now, now)
+		if err != nil {
+			return fmt.Errorf("outbox: add %s: %w", m.Type, err)
+		}
+	}
+	if o.relay != nil && len(msgs) > 0 {
+		tx.OnCommit(o.relay.Notify)
+	}
+	return nil
+}
+
+// Subscribe returns a subscription of consumer to msgType whose handler runs in a
+// transaction on db together with the inbox record of the message: a message already
+// recorded for this consumer is acknowledged without running handle again.
+// Whatever handle writes with tx (its state, new outbox messages) commits atomically
+// with that record.
+func Subscribe(db *store.DB, msgType, consumer string, handle func(ctx context.Context, tx *store.Tx, env bus.Envelope) error) bus.Subscription {
+	return bus.Subscription{
+		Type:     msgType,
+		Consumer: consumer,
+		Handle: func(ctx context.Context, env bus.Envelope) error {
+			return store.InTx(ctx, db, func(tx *store.Tx) error {
+				res, err := tx.ExecContext(ctx, tx.Rebind(
+					`INSERT INTO inbox (message_id, consumer, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`),
+					env.ID, consumer, time.Now().UTC().UnixMilli())
+				if err != nil {
+					return fmt.Errorf("inbox: record %s: %w", env.ID, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					return nil // seen before: its effect is already committed
+				}
+				return handle(ctx, tx, env)
+			})
+		},
+	}
+}
+
+// SubscribeEvent is Subscribe for a typed event.
+func SubscribeEvent[T any](db *store.DB, e bus.Event[T], consumer string, handle func(ctx context.Context, tx *store.Tx, m bus.Message[T]) error) bus.Subscription {
+	return Subscribe(db, e.Name(), consumer, func(ctx context.Context, tx *store.Tx, env bus.Envelope) error {
+		m, err := e.Decode(env)
+		if err != nil {
+			return err
+		}
+		return handle(ctx, tx, m)
+	})
+}
+
+// SubscribeCommand is Subscribe for a typed command.
+func SubscribeCommand[T any](db *store.DB, c bus.Command[T], consumer string, handle func(ctx context.Context, tx *store.Tx, m bus.Message[T]) error) bus.Subscription {
+	return Subscribe(db, c.Name(), consumer, func(ctx context.Context, tx *store.Tx, env bus.Envelope) error {
+		m, err := c.Decode(env)
+		if err != nil {
+			return err
+		}
+		return handle(ctx, tx, m)
+	})
+}

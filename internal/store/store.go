@@ -1,0 +1,155 @@
+// Package store opens each module's own database and runs its transactions and
+// migrations. A module owns its data: by default it gets its own SQLite file under the
+// data directory, so no query of one module can reach another module's tables.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+func init() {
+	// sqlx does not know modernc's driver name; it takes '?' placeholders.
+	sqlx.BindDriver("sqlite", sqlx.QUESTION)
+}
+
+// Dialect names the SQL dialect of a DB.
+type Dialect string
+
+// Supported dialects.
+const (
+	SQLite Dialect = "sqlite"
+)
+
+// DB is one module's database handle.
+type DB struct {
+	*sqlx.DB
+	Module  string
+	Dialect Dialect
+}
+
+// Options tunes a DB's connection pool. Zero values take the defaults.
+type Options struct {
+	MaxOpenConns    int           // default 8
+	MaxIdleConns    int           // default MaxOpenConns
+	ConnMaxLifetime time.Duration // default 0 (no limit)
+	BusyTimeout     time.Duration // SQLite: how long a writer waits for the lock (default 10s)
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path for module, in
+// WAL mode with foreign keys on and write transactions that take the write lock at
+// BEGIN (so two writers queue on busy_timeout instead of failing to upgrade a lock).
+func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create data dir: %w", err)
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_txlock", "immediate")
+	q.Add("_time_format", "sqlite")
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sqlx.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", module, err)
+	}
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = 8
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = o.MaxOpenConns
+	}
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxIdleConns)
+	db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s at %s: %w", module, path, err)
+	}
+	return &DB{DB: db, Module: module, Dialect: SQLite}, nil
+}
+
+// Tx is a transaction with hooks that run after a successful commit.
+type Tx struct {
+	*sqlx.Tx
+	onCommit []func()
+}
+
+// OnCommit registers f to run after the transaction commits (never if it rolls back).
+// The outbox uses it to wake its relay the moment new messages are durable.
+func (t *Tx) OnCommit(f func()) { t.onCommit = append(t.onCommit, f) }
+
+// InTx runs fn in a transaction. It commits when fn returns nil and returns the
+// commit's error (wrapped) if the commit fails; it rolls back when fn returns an
+// error or panics (re-panicking after the rollback).
+func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
+	sqltx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin %s tx: %w", db.Module, err)
+	}
+	tx := &Tx{Tx: sqltx}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = sqltx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := sqltx.Commit(); err != nil {
+		committed = true // a failed Commit has ended the tx; Rollback would only say so
+		return fmt.Errorf("store: commit %s tx: %w", db.Module, err)
+	}
+	committed = true
+	for _, f := range tx.onCommit {
+		f()
+	}
+	return nil
+}
+
+// Migrate applies every pending migration in fsys (the .sql files at its root) to
+// db, recording versions in table. Each migration runs in its own transaction, so a
+// failing one leaves the schema as the previous one left it; the error names the file.
+func Migrate(ctx context.Context, db *DB, fsys fs.FS, table string, log *slog.Logger) error {
+	d := database.DialectSQLite3
+	store, err := database.NewStore(d, table)
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider("", db.DB.DB, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("store: migrations for %s: %w", db.Module, err)
+	}
+	results, err := p.Up(ctx)
+	for _, r := range results {
+		if r.Error == nil && !r.Empty {
+			log.Info("migration applied", "module", db.Module, "file", r.Source.Path, "took", r.Duration.Round(time.Microsecond).String())
+		}
+	}
+	if err != nil {
+		var perr *goose.PartialError
+		if errors.As(err, &perr) && perr.Failed != nil {
+			return fmt.Errorf("store: migrate %s: %s failed: %w", db.Module, perr.Failed.Source.Path, perr.Err)
+		}
+		return fmt.Errorf("store: migrate %s: %w", db.Module, err)
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+// Package catalog is the contract of the catalog module: the products a shop sells,
+// their prices and their publication status. Other modules use this package — its
+// messages, replies, events and errors — and nothing else of the catalog.
+//
+// Requests (request–reply; served by the process that runs catalog):
+//   - GetProduct, GetProducts (batch, for pricing), ListProducts: reads, safe to retry.
+//   - CreateProduct, UpdateProduct, ArchiveProduct: writes. UpdateProduct and
+//     ArchiveProduct carry the version they expect, so a retry after a lost reply
+//     fails with ErrVersionMismatch instead of applying twice; CreateProduct is
+//     protected by the unique SKU (a retry fails with ErrSKUTaken).
+//
+// Events (published through catalog's outbox, at least once, in commit order per product):
+// ProductCreated, ProductUpdated, PriceChanged, ProductArchived.
+package catalog
+
+import (
+	"time"
+
+	"github.com/agora-commerce/agora/internal/bus"
+)
+
+// Money is an amount in a currency's minor units (cents for EUR) and its ISO 4217 code.
+type Money struct {
+	Amount   int64  `json:"amount" minimum:"0" maximum:"100000000000" doc:"amount in minor units (e.g. cents)"`
+	Currency string `json:"currency" pattern:"^[A-Z]{3}$" example:"EUR" doc:"ISO 4217 currency code"`
+}
+
+// Status is a product's publication state. Only active products are sold and shown
+// to the public; archived ones stay readable by id for order history.
+type Status string
+
+// Product statuses.
+const (
+	StatusDraft    Status = "draft"
+	StatusActive   Status = "active"
+	StatusArchived Status = "archived"
+)
+
+// Product is a thing the shop sells.
+type Product struct {
+	ID          string            `json:"id" format:"uuid"`
+	SKU         string            `json:"sku" example:"TEE-CLASSIC-M"`
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Category    string            `json:"category" example:"apparel"`
+	Price       Money             `json:"price"`
+	Attributes  map[string]string `json:"attributes"`
+	ImageURL    string            `json:"image_url"`
+	Status      Status            `json:"status" enum:"draft,active,archived"`
+	Version     int64             `json:"version" doc:"increases by one on every change; the ETag"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+// Limits on product fields, enforced by the catalog whoever sends the request.
+const (
+	MaxNameLen        = 200
+	MaxDescriptionLen = 5000
+	MaxAttributes     = 50
+	MaxAttrKeyLen     = 64
+	MaxAttrValueLen   = 500
+	MaxBatch          = 100 // ids per GetProducts
+	MaxPageSize       = 100
+	MaxQueryLen       = 100
+)
+
+// GetProduct asks for one product. Drafts are found only with IncludeDrafts.
+type GetProduct struct {
+	ID            string `json:"id"`
+	IncludeDrafts bool   `json:"include_drafts"`
+}
+
+// GetProducts asks for up to MaxBatch products by id, whatever their status (callers
+// that sell check Status). Unknown ids are left out of the reply.
+type GetProducts struct {
+	IDs []string `json:"ids"`
+}
+
+// Products is the reply to GetProducts.
+type Products struct {
+	Products []Product `json:"products"`
+}
+
+// ListProducts asks for a page of products in id (creation) order. Without
+// IncludeUnpublished only active products are listed.
+type ListProducts struct {
+	Category           string `json:"category"`
+	Query              string `json:"query"` // matched case-insensitively against name and description
+	Status             Status `json:"status"`
+	IncludeUnpublished bool   `json:"include_unpublished"`
+	After              string `json:"after"` // the last id of the previous page
+	Limit              int    `json:"limit"`
+}
+
+// ProductPage is the reply to ListProducts. NextAfter is empty on the last page.
+type ProductPage struct {
+	Items     []Product `json:"items"`
+	NextAfter string    `json:"next_after"`
+}
+
+// CreateProduct adds a product. Status defaults to draft.
+type CreateProduct struct {
+	SKU         string            `json:"sku"`
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Category    string            `json:"category"`
+	Price       Money             `json:"price"`
+	Attributes  map[string]string `json:"attributes"`
+	ImageURL    string            `json:"image_url"`
+	Status      Status            `json:"status"`
+}
+
+// UpdateProduct changes the fields that are set, if the product is still at
+// ExpectedVersion. Archived products cannot be updated.
+type UpdateProduct struct {
+	ID              string             `json:"id"`
+	ExpectedVersion int64              `json:"expected_version"`
+	Name            *string            `json:"name,omitempty"`
+	Description     *string            `json:"description,omitempty"`
+	Category        *string            `json:"category,omitempty"`
+	Price           *Money             `json:"price,omitempty"`
+	Attributes      *map[string]string `json:"attributes,omitempty"`
+	ImageURL        *string            `json:"image_url,omitempty"`
+	Status          *Status            `json:"status,omitempty" doc:"draft or active; archive with ArchiveProduct"`
+}
+
+// ArchiveProduct archives a product; ExpectedVersion 0 skips the version check.
+// Archiving an archived product is not an error.
+type ArchiveProduct struct {
+	ID              string `json:"id"`
+	ExpectedVersion int64  `json:"expected_version"`
+}
+
+// The catalog's requests.
+var (
+	GetProductRequest     = bus.NewRequest[GetProduct, Product]("catalog.GetProduct")
+	GetProductsRequest    = bus.NewRequest[GetProducts, Products]("catalog.GetProducts")
+	ListProductsRequest   = bus.NewRequest[ListProducts, ProductPage]("catalog.ListProducts")
+	CreateProductRequest  = bus.NewRequest[CreateProduct, Product]("catalog.CreateProduct")
+	UpdateProductRequest  = bus.NewRequest[UpdateProduct, Product]("catalog.UpdateProduct")
+	ArchiveProductRequest = bus.NewRequest[ArchiveProduct, Product]("catalog.ArchiveProduct")
+)
+
+// ProductCreated is published when a product is created.
+type ProductCreated struct {
+	Product Product `json:"product"`
+}
+
+// ProductUpdated is published on every change of a product, with its new state.
+type ProductUpdated struct {
+	Product Product `json:"product"`
+}
+
+// PriceChanged is published, besides ProductUpdated, when a price changes.
+type PriceChanged struct {
+	ProductID string `json:"product_id"`
+	SKU       string `json:"sku"`
+	Old       Money  `json:"old"`
+	New       Money  `json:"new"`
+	Version   int64  `json:"version"`
+}
+
+// ProductArchived is published when a product is archived.
+type ProductArchived struct {
+	ProductID string `json:"product_id"`
+	SKU       string `json:"sku"`
+	Version   int64  `json:"version"`
+}
+
+// The catalog's events.
+var (
+	ProductCreatedEvent  = bus.NewEvent[ProductCreated]("catalog.ProductCreated")
+	ProductUpdatedEvent  = bus.NewEvent[ProductUpdated]("catalog.ProductUpdated")
+	PriceChangedEvent    = bus.NewEvent[PriceChanged]("catalog.PriceChanged")
+	ProductArchivedEvent = bus.NewEvent[ProductArchived]("catalog.ProductArchived")
+)
+
+// Errors the catalog returns; errors.Is matches them on either side of the bus.
+var (
+	ErrProductNotFound = bus.NewError(bus.KindNotFound, "catalog.product_not_found", "product not found")
+	ErrSKUTaken        = bus.NewError(bus.KindConflict, "catalog.sku_taken", "a product with this SKU exists")
+	ErrVersionMismatch = bus.NewError(bus.KindPrecondition, "catalog.version_mismatch", "the product has changed since you read it")
+	ErrArchived        = bus.NewError(bus.KindConflict, "catalog.archived", "the product is archived and cannot change")
+	ErrInvalidProduct  = bus.NewError(bus.KindInvalid, "catalog.invalid_product", "the product is not valid")
+)

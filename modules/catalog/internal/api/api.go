@@ -1,0 +1,257 @@
+// Package api is the catalog's HTTP adapter. It depends only on the catalog's
+// contract and the bus, so every process serves these routes — asking the process
+// that runs the catalog when it is not this one.
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/modules/catalog"
+)
+
+// ProductInput is the body of a product creation.
+type ProductInput struct {
+	SKU         string            `json:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" example:"TEE-CLASSIC-M" doc:"unique stock-keeping unit: upper-case letters, digits, '-', '_'"`
+	Name        string            `json:"name" minLength:"1" maxLength:"200"`
+	Description string            `json:"description,omitempty" maxLength:"5000"`
+	Category    string            `json:"category,omitempty" pattern:"^[a-z0-9][a-z0-9-]{0,63}$" example:"apparel"`
+	Price       catalog.Money     `json:"price"`
+	Attributes  map[string]string `json:"attributes,omitempty" doc:"up to 50 name/value pairs"`
+	ImageURL    string            `json:"image_url,omitempty" format:"uri" maxLength:"2048"`
+	Status      catalog.Status    `json:"status,omitempty" enum:"draft,active" default:"draft"`
+}
+
+// ProductPatch is the body of a product update: only the fields sent change.
+type ProductPatch struct {
+	Name        *string            `json:"name,omitempty" minLength:"1" maxLength:"200"`
+	Description *string            `json:"description,omitempty" maxLength:"5000"`
+	Category    *string            `json:"category,omitempty" pattern:"^[a-z0-9][a-z0-9-]{0,63}$"`
+	Price       *catalog.Money     `json:"price,omitempty"`
+	Attributes  *map[string]string `json:"attributes,omitempty" doc:"replaces all attributes"`
+	ImageURL    *string            `json:"image_url,omitempty" format:"uri" maxLength:"2048"`
+	Status      *catalog.Status    `json:"status,omitempty" enum:"draft,active"`
+}
+
+// ProductList is a page of products.
+type ProductList struct {
+	Items      []catalog.Product `json:"items"`
+	NextCursor string            `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+}
+
+type productOut struct {
+	ETag     string `header:"ETag"`
+	Location string `header:"Location"`
+	Body     catalog.Product
+}
+
+// Routes returns the catalog's HTTP routes, answered through b.
+func Routes(b *bus.Bus) httpapi.Routes {
+	return func(api huma.API) {
+		tags := []string{"Catalog"}
+
+		type listIn struct {
+			Category string         `query:"category" pattern:"^[a-z0-9][a-z0-9-]{0,63}$" doc:"only products in this category"`
+			Q        string         `query:"q" maxLength:"100" doc:"case-insensitive text to find in name or description"`
+			Status   catalog.Status `query:"status" enum:"draft,active,archived" doc:"admins only: list products in this status"`
+			Limit    int            `query:"limit" minimum:"1" maximum:"100" default:"20"`
+			Cursor   string         `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+		}
+		type listOut struct {
+			Link string `header:"Link" doc:"rel=next link to the next page"`
+			Body ProductList
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "list-products", Method: http.MethodGet, Path: "/v1/products", Tags: tags,
+			Summary:     "List products",
+			Description: "Active products in creation order, by pages. Admins may list drafts and archived products with status.",
+			Security:    httpapi.PublicOrAdmin,
+		}, func(ctx context.Context, in *listIn) (*listOut, error) {
+			admin := httpapi.IsAdmin(ctx)
+			if in.Status != "" && in.Status != catalog.StatusActive && !admin {
+				return nil, huma.Error403Forbidden("only admins can list draft or archived products")
+			}
+			after, err := decodeCursor(in.Cursor)
+			if err != nil {
+				return nil, err
+			}
+			page, err := catalog.ListProductsRequest.Call(ctx, b, catalog.ListProducts{
+				Category: in.Category, Query: in.Q, Status: in.Status, IncludeUnpublished: admin, After: after, Limit: in.Limit})
+			if err != nil {
+				return nil, problem(err)
+			}
+			out := &listOut{Body: ProductList{Items: page.Items}}
+			if out.Body.Items == nil {
+				out.Body.Items = []catalog.Product{}
+			}
+			if page.NextAfter != "" {
+				out.Body.NextCursor = encodeCursor(page.NextAfter)
+				q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+				for k, v := range map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)} {
+					if v != "" {
+						q.Set(k, v)
+					}
+				}
+				out.Link = fmt.Sprintf(`</v1/products?%s>; rel="next"`, q.Encode())
+			}
+			return out, nil
+		})
+
+		type getIn struct {
+			ID          string `path:"id" format:"uuid" doc:"the product's id"`
+			IfNoneMatch string `header:"If-None-Match" doc:"the ETag you hold; 304 if it is current"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "get-product", Method: http.MethodGet, Path: "/v1/products/{id}", Tags: tags,
+			Summary:     "Get a product",
+			Description: "Active and archived products are public; drafts are visible to admins only. Sends an ETag; If-None-Match gives 304.",
+			Security:    httpapi.PublicOrAdmin,
+			Responses:   map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
+		}, func(ctx context.Context, in *getIn) (*productOut, error) {
+			p, err := catalog.GetProductRequest.Call(ctx, b, catalog.GetProduct{ID: in.ID, IncludeDrafts: httpapi.IsAdmin(ctx)})
+			if err != nil {
+				return nil, problem(err)
+			}
+			if etagMatches(in.IfNoneMatch, p.Version) {
+				return nil, huma.Status304NotModified()
+			}
+			return &productOut{ETag: etag(p.Version), Body: p}, nil
+		})
+
+		type createIn struct {
+			Body ProductInput
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "create-product", Method: http.MethodPost, Path: "/v1/products", Tags: tags,
+			Summary: "Create a product", DefaultStatus: http.StatusCreated, Security: httpapi.AdminOnly,
+			Description: "Publishes ProductCreated. A second product with the same SKU is a 409.",
+		}, func(ctx context.Context, in *createIn) (*productOut, error) {
+			p, err := catalog.CreateProductRequest.Call(ctx, b, catalog.CreateProduct{
+				SKU: in.Body.SKU, Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category,
+				Price: in.Body.Price, Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &productOut{ETag: etag(p.Version), Location: "/v1/products/" + p.ID, Body: p}, nil
+		})
+
+		type patchIn struct {
+			ID      string `path:"id" format:"uuid" doc:"the product's id"`
+			IfMatch string `header:"If-Match" doc:"required: the product's current ETag (428 without it)"`
+			Body    ProductPatch
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "update-product", Method: http.MethodPatch, Path: "/v1/products/{id}", Tags: tags,
+			Summary:     "Update a product",
+			Description: "Changes the fields sent, if If-Match holds the product's current ETag (412 otherwise). Publishes ProductUpdated, and PriceChanged when the price changes.",
+			Security:    httpapi.AdminOnly,
+			Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
+		}, func(ctx context.Context, in *patchIn) (*productOut, error) {
+			if in.IfMatch == "" {
+				return nil, huma.NewError(http.StatusPreconditionRequired, "send If-Match with the product's current ETag, so you cannot overwrite a change you have not seen",
+					&huma.ErrorDetail{Location: "header.If-Match", Message: "required"})
+			}
+			version, err := parseETag(in.IfMatch)
+			if err != nil {
+				return nil, err
+			}
+			p, err := catalog.UpdateProductRequest.Call(ctx, b, catalog.UpdateProduct{ID: in.ID, ExpectedVersion: version,
+				Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category, Price: in.Body.Price,
+				Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &productOut{ETag: etag(p.Version), Body: p}, nil
+		})
+
+		type archiveIn struct {
+			ID      string `path:"id" format:"uuid" doc:"the product's id"`
+			IfMatch string `header:"If-Match" doc:"optional: archive only if the product is at this ETag"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "archive-product", Method: http.MethodPost, Path: "/v1/products/{id}/archive", Tags: tags,
+			Summary:     "Archive a product",
+			Description: "Takes the product off sale; it stays readable by id for order history. Publishes ProductArchived. Archiving twice is not an error.",
+			Security:    httpapi.AdminOnly,
+		}, func(ctx context.Context, in *archiveIn) (*productOut, error) {
+			var version int64
+			if in.IfMatch != "" {
+				v, err := parseETag(in.IfMatch)
+				if err != nil {
+					return nil, err
+				}
+				version = v
+			}
+			p, err := catalog.ArchiveProductRequest.Call(ctx, b, catalog.ArchiveProduct{ID: in.ID, ExpectedVersion: version})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &productOut{ETag: etag(p.Version), Body: p}, nil
+		})
+	}
+}
+
+// problem is the catalog's one mapping from errors to HTTP problems: fields named by
+// the catalog are reported where huma reports them, in the request body.
+func problem(err error) error {
+	var be *bus.Error
+	if errors.As(err, &be) && be.Field != "" && !strings.HasPrefix(be.Field, "body.") {
+		err = be.OnField("body." + be.Field)
+	}
+	return httpapi.Problem(err)
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+func etagMatches(header string, version int64) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag(version) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseETag(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if uq, err := strconv.Unquote(s); err == nil {
+		if v, err := strconv.ParseInt(uq, 10, 64); err == nil && v > 0 {
+			return v, nil
+		}
+	}
+	return 0, huma.Error412PreconditionFailed("If-Match does not hold an ETag this product ever had", &huma.ErrorDetail{
+		Location: "header.If-Match", Value: s, Message: `expected an ETag such as "3", as sent in the ETag header`})
+}
+
+const cursorPrefix = "p1."
+
+func encodeCursor(after string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + after))
+}
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := strings.CutPrefix(string(raw), cursorPrefix)
+	if err == nil && ok {
+		if _, perr := uuid.Parse(id); perr == nil {
+			return id, nil
+		}
+	}
+	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
+		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
+}

@@ -1,0 +1,213 @@
+package products
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/outbox"
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/modules/catalog"
+)
+
+// Service handles the catalog's requests. Every change is written together with the
+// events it publishes, in one transaction.
+type Service struct {
+	db     *store.DB
+	outbox *outbox.Outbox
+	repo   Repo
+	now    func() time.Time
+}
+
+// NewService returns the catalog service on db, publishing through ob.
+func NewService(db *store.DB, ob *outbox.Outbox) *Service {
+	return &Service{db: db, outbox: ob, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Handlers returns the service's request handlers, for the bus.
+func (s *Service) Handlers() []bus.RequestHandler {
+	return []bus.RequestHandler{
+		catalog.GetProductRequest.Handle(s.Get),
+		catalog.GetProductsRequest.Handle(s.GetMany),
+		catalog.ListProductsRequest.Handle(s.List),
+		catalog.CreateProductRequest.Handle(s.Create),
+		catalog.UpdateProductRequest.Handle(s.Update),
+		catalog.ArchiveProductRequest.Handle(s.Archive),
+	}
+}
+
+// Get answers catalog.GetProduct.
+func (s *Service) Get(ctx context.Context, q catalog.GetProduct) (catalog.Product, error) {
+	p, err := s.repo.Get(ctx, s.db, q.ID)
+	if err != nil {
+		return p, err
+	}
+	if p.Status == catalog.StatusDraft && !q.IncludeDrafts {
+		return catalog.Product{}, catalog.ErrProductNotFound.Withf("no product with id %s", q.ID)
+	}
+	return p, nil
+}
+
+// GetMany answers catalog.GetProducts.
+func (s *Service) GetMany(ctx context.Context, q catalog.GetProducts) (catalog.Products, error) {
+	if len(q.IDs) > catalog.MaxBatch {
+		return catalog.Products{}, catalog.ErrInvalidProduct.Withf("at most %d ids per request", catalog.MaxBatch).OnField("ids")
+	}
+	ps, err := s.repo.GetMany(ctx, s.db, q.IDs)
+	return catalog.Products{Products: ps}, err
+}
+
+// List answers catalog.ListProducts.
+func (s *Service) List(ctx context.Context, q catalog.ListProducts) (catalog.ProductPage, error) {
+	f := ListFilter{Category: q.Category, Query: q.Query, After: q.After, Limit: q.Limit}
+	if f.Limit <= 0 || f.Limit > catalog.MaxPageSize {
+		f.Limit = catalog.MaxPageSize
+	}
+	switch {
+	case q.Status != "" && (q.IncludeUnpublished || q.Status == catalog.StatusActive):
+		f.Statuses = []catalog.Status{q.Status}
+	case q.IncludeUnpublished:
+	default:
+		f.Statuses = []catalog.Status{catalog.StatusActive}
+	}
+	// One extra row tells whether there is a next page.
+	f.Limit++
+	items, err := s.repo.List(ctx, s.db, f)
+	if err != nil {
+		return catalog.ProductPage{}, err
+	}
+	page := catalog.ProductPage{Items: items}
+	if len(items) == f.Limit {
+		page.Items = items[:f.Limit-1]
+		page.NextAfter = page.Items[len(page.Items)-1].ID
+	}
+	return page, nil
+}
+
+// Create answers catalog.CreateProduct.
+func (s *Service) Create(ctx context.Context, c catalog.CreateProduct) (catalog.Product, error) {
+	now := s.now()
+	p := catalog.Product{ID: bus.NewID(), SKU: c.SKU, Name: c.Name, Description: c.Description, Category: c.Category,
+		Price: c.Price, Attributes: c.Attributes, ImageURL: c.ImageURL, Status: c.Status, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if p.Status == "" {
+		p.Status = catalog.StatusDraft
+	}
+	if p.Attributes == nil {
+		p.Attributes = map[string]string{}
+	}
+	if p.Status == catalog.StatusArchived {
+		return catalog.Product{}, invalid("status", "a new product is draft or active")
+	}
+	if err := validate(&p); err != nil {
+		return catalog.Product{}, err
+	}
+	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
+		if err := s.repo.Insert(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.outbox.Add(ctx, tx, catalog.ProductCreatedEvent.With(catalog.ProductCreated{Product: p}))
+	})
+	if err != nil {
+		return catalog.Product{}, err
+	}
+	return p, nil
+}
+
+// Update answers catalog.UpdateProduct.
+func (s *Service) Update(ctx context.Context, u catalog.UpdateProduct) (catalog.Product, error) {
+	var out catalog.Product
+	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
+		old, err := s.repo.Get(ctx, tx, u.ID)
+		if err != nil {
+			return err
+		}
+		if old.Version != u.ExpectedVersion {
+			return catalog.ErrVersionMismatch.Withf("product %s is at version %d, not %d", u.ID, old.Version, u.ExpectedVersion)
+		}
+		if old.Status == catalog.StatusArchived {
+			return catalog.ErrArchived
+		}
+		p := old
+		p.Attributes = maps.Clone(old.Attributes)
+		if u.Name != nil {
+			p.Name = *u.Name
+		}
+		if u.Description != nil {
+			p.Description = *u.Description
+		}
+		if u.Category != nil {
+			p.Category = *u.Category
+		}
+		if u.Price != nil {
+			p.Price = *u.Price
+		}
+		if u.Attributes != nil {
+			p.Attributes = *u.Attributes
+			if p.Attributes == nil {
+				p.Attributes = map[string]string{}
+			}
+		}
+		if u.ImageURL != nil {
+			p.ImageURL = *u.ImageURL
+		}
+		if u.Status != nil {
+			if *u.Status == catalog.StatusArchived {
+				return invalid("status", "archive a product with the archive operation")
+			}
+			p.Status = *u.Status
+		}
+		if err := validate(&p); err != nil {
+			return err
+		}
+		p.Version++
+		p.UpdatedAt = s.now()
+		if err := s.repo.Update(ctx, tx, p); err != nil {
+			return err
+		}
+		msgs := []bus.Outgoing{catalog.ProductUpdatedEvent.With(catalog.ProductUpdated{Product: p})}
+		if p.Price != old.Price {
+			msgs = append(msgs, catalog.PriceChangedEvent.With(catalog.PriceChanged{
+				ProductID: p.ID, SKU: p.SKU, Old: old.Price, New: p.Price, Version: p.Version}))
+		}
+		out = p
+		return s.outbox.Add(ctx, tx, msgs...)
+	})
+	return out, err
+}
+
+// Archive answers catalog.ArchiveProduct.
+func (s *Service) Archive(ctx context.Context, a catalog.ArchiveProduct) (catalog.Product, error) {
+	var out catalog.Product
+	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
+		p, err := s.repo.Get(ctx, tx, a.ID)
+		if err != nil {
+			return err
+		}
+		if a.ExpectedVersion != 0 && p.Version != a.ExpectedVersion {
+			return catalog.ErrVersionMismatch.Withf("product %s is at version %d, not %d", a.ID, p.Version, a.ExpectedVersion)
+		}
+		if p.Status == catalog.StatusArchived {
+			out = p
+			return nil
+		}
+		p.Status = catalog.StatusArchived
+		p.Version++
+		p.UpdatedAt = s.now()
+		if err := s.repo.Update(ctx, tx, p); err != nil {
+			return err
+		}
+		out = p
+		return s.outbox.Add(ctx, tx,
+			catalog.ProductArchivedEvent.With(catalog.ProductArchived{ProductID: p.ID, SKU: p.SKU, Version: p.Version}),
+			catalog.ProductUpdatedEvent.With(catalog.ProductUpdated{Product: p}))
+	})
+	return out, err
+}
+
+// Count returns how many products exist (the demo seeder fills only an empty catalog).
+func (s *Service) Count(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, `SELECT COUNT(*) FROM products`)
+	return n, err
+}
