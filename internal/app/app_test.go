@@ -1,0 +1,69 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/agora-commerce/agora/internal/app"
+	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/httpapi"
+)
+
+func testConfig(t *testing.T, modules []string) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Modules = modules
+	cfg.HTTPAddr = "127.0.0.1:0"
+	return cfg
+}
+
+// TestWiringEveryTopology checks that the fx graph is complete for every set of
+// modules a process may run: all of them, none (an HTTP-only process), and each alone.
+func TestWiringEveryTopology(t *testing.T) {
+	topologies := map[string][]string{"all": config.AllModules, "none": nil}
+	for _, m := range config.AllModules {
+		topologies[m] = []string{m}
+	}
+	log := slog.New(slog.DiscardHandler)
+	for name, modules := range topologies {
+		t.Run(name, func(t *testing.T) {
+			if err := fx.ValidateApp(app.Serve(testConfig(t, modules), log)); err != nil {
+				t.Fatalf("wiring of %v: %v", modules, err)
+			}
+		})
+	}
+}
+
+// TestStartAndStop runs the whole process graph: it starts, creates each module's
+// database, serves /readyz over real HTTP, and stops cleanly.
+func TestStartAndStop(t *testing.T) {
+	cfg := testConfig(t, config.AllModules)
+	cfg.Demo = true
+	var srv *httpapi.Server
+	a := fxtest.New(t, app.Serve(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&srv))
+	a.RequireStart()
+	for _, m := range config.AllModules {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, m+".db")); err != nil {
+			t.Errorf("module %s has no database: %v", m, err)
+		}
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+srv.Addr()+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz = %d, want 200", resp.StatusCode)
+	}
+	a.RequireStop()
+}
