@@ -66,8 +66,9 @@ func accessRules(api huma.API, adminToken string) func(huma.Context, func(huma.C
 			next(ctx) // a credential the operation does not use is ignored
 			return
 		}
-		token, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || adminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(adminToken)) != 1 {
+		// The scheme name is case-insensitive (RFC 9110, section 11.1).
+		scheme, token, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || adminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(adminToken)) != 1 {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="agora", error="invalid_token"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "the credential is not valid")
 			return

@@ -56,6 +56,14 @@ func NewAPI(cfg Config, log *slog.Logger) *API {
 				"or the one generated into <data dir>/admin-token.",
 		},
 	}
+	if cfg.MaxBodyBytes > 0 {
+		// huma refuses a body of its operation's MaxBodyBytes or more (413); make
+		// that the configured limit for every operation, so bodies up to and
+		// including MaxBodyBytes are read.
+		hc.OnAddOperation = append(hc.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) {
+			op.MaxBodyBytes = cfg.MaxBodyBytes + 1
+		})
+	}
 	api := humago.New(mux, hc)
 	api.UseMiddleware(accessRules(api, cfg.AdminToken))
 	a := &API{API: api, mux: mux}

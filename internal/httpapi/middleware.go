@@ -19,7 +19,7 @@ const RequestIDHeader = "X-Request-ID"
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // chain wraps h with the edge middleware, outermost first: recover, request id and
-// access log, concurrency limit, deadline, body limit.
+// access log, concurrency limit, deadline, declared body size.
 func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 	sem := make(chan struct{}, max(cfg.MaxInFlight, 1))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,8 +61,12 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
-		if cfg.MaxBodyBytes > 0 && r.Body != nil {
-			r.Body = http.MaxBytesReader(rec, r.Body, cfg.MaxBodyBytes)
+		// A body declared too large is refused before it is read; one that turns out
+		// too large while read is refused by huma, with the same limit (see NewAPI).
+		if cfg.MaxBodyBytes > 0 && r.ContentLength > cfg.MaxBodyBytes {
+			WriteProblem(rec, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, cfg.MaxBodyBytes))
+			return
 		}
 		h.ServeHTTP(rec, r)
 	})

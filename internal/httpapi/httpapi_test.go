@@ -1,0 +1,614 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agora-commerce/agora/internal/bus"
+)
+
+const testToken = "test-admin-token-0123456789abcdef"
+
+// syncBuffer is a bytes.Buffer that the server's goroutines and the test can share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// hookLog receives what the 5xx error hook logs. The hook is package-global in huma,
+// so it is installed once, before any test runs.
+var hookLog = &syncBuffer{}
+
+func TestMain(m *testing.M) {
+	InstallErrorHook(slog.New(slog.NewJSONHandler(hookLog, nil)))
+	os.Exit(m.Run())
+}
+
+// problemBody is the RFC 9457 body the API sends.
+type problemBody struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Message  string `json:"message"`
+		Location string `json:"location"`
+	} `json:"errors"`
+}
+
+type adminOut struct {
+	Body struct {
+		Admin bool `json:"admin"`
+	}
+}
+
+func adminReply(ctx context.Context, _ *struct{}) (*adminOut, error) {
+	out := &adminOut{}
+	out.Body.Admin = IsAdmin(ctx)
+	return out, nil
+}
+
+// newServer serves an API built by NewAPI with cfg, after register has added the
+// test's operations. It returns the server and what the API logged.
+func newServer(t *testing.T, cfg Config, register func(api huma.API)) (*httptest.Server, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	api := NewAPI(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	register(api)
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return srv, logs
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t *testing.T, srv *httptest.Server, method, path string, header http.Header, body io.Reader) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.Copy(req.Header, header)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// problem asserts that r is a problem+json answer with status and returns its body.
+func (r response) problem(t *testing.T, status int) problemBody {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status = %d, want %d; body: %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type = %q, want application/problem+json", ct)
+	}
+	var p problemBody
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("body is not JSON: %v: %s", err, r.body)
+	}
+	if p.Status != status {
+		t.Errorf("problem status = %d, want %d", p.Status, status)
+	}
+	return p
+}
+
+func TestAccessRules(t *testing.T) {
+	srv, _ := newServer(t, Config{AdminToken: testToken}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "admin", Method: http.MethodGet, Path: "/admin", Security: AdminOnly}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "mixed", Method: http.MethodGet, Path: "/mixed", Security: PublicOrAdmin}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "undeclared", Method: http.MethodGet, Path: "/undeclared"}, adminReply)
+	})
+
+	tests := []struct {
+		name      string
+		path      string
+		auth      string // Authorization header; empty: none
+		status    int
+		admin     bool // on 200: what IsAdmin reported
+		challenge bool // on 401: WWW-Authenticate is sent
+	}{
+		{name: "public without credential", path: "/public", status: http.StatusOK},
+		{name: "public ignores a credential it does not use", path: "/public", auth: "Bearer wrong", status: http.StatusOK},
+		{name: "admin-only without credential", path: "/admin", status: http.StatusUnauthorized, challenge: true},
+		{name: "admin-only with wrong token", path: "/admin", auth: "Bearer wrong", status: http.StatusUnauthorized, challenge: true},
+		{name: "admin-only with token prefix", path: "/admin", auth: "Bearer " + testToken[:10], status: http.StatusUnauthorized, challenge: true},
+		{name: "admin-only with empty bearer", path: "/admin", auth: "Bearer ", status: http.StatusUnauthorized, challenge: true},
+		{name: "admin-only with Basic scheme", path: "/admin", auth: "Basic " + testToken, status: http.StatusUnauthorized, challenge: true},
+		{name: "admin-only with a lower-case bearer scheme", path: "/admin", auth: "bearer " + testToken, status: http.StatusOK, admin: true},
+		{name: "admin-only with bare token", path: "/admin", auth: testToken, status: http.StatusUnauthorized, challenge: true},
+		{name: "admin-only with right token", path: "/admin", auth: "Bearer " + testToken, status: http.StatusOK, admin: true},
+		{name: "public-or-admin without credential", path: "/mixed", status: http.StatusOK, admin: false},
+		{name: "public-or-admin with right token", path: "/mixed", auth: "Bearer " + testToken, status: http.StatusOK, admin: true},
+		{name: "public-or-admin with wrong token", path: "/mixed", auth: "Bearer wrong", status: http.StatusUnauthorized, challenge: true},
+		{name: "undeclared rule without credential", path: "/undeclared", status: http.StatusForbidden},
+		{name: "undeclared rule with right token", path: "/undeclared", auth: "Bearer " + testToken, status: http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.auth != "" {
+				h.Set("Authorization", tt.auth)
+			}
+			r := do(t, srv, http.MethodGet, tt.path, h, nil)
+			if tt.status != http.StatusOK {
+				r.problem(t, tt.status)
+				if got := r.header.Get("WWW-Authenticate"); (got != "") != tt.challenge || (tt.challenge && !strings.HasPrefix(got, "Bearer ")) {
+					t.Errorf("WWW-Authenticate = %q, want a Bearer challenge: %v", got, tt.challenge)
+				}
+				return
+			}
+			if r.status != http.StatusOK {
+				t.Fatalf("status = %d, want 200; body: %s", r.status, r.body)
+			}
+			var got struct{ Admin bool }
+			if err := json.Unmarshal(r.body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Admin != tt.admin {
+				t.Errorf("IsAdmin = %v, want %v", got.Admin, tt.admin)
+			}
+		})
+	}
+}
+
+// TestAccessRulesWithoutToken checks that an API configured without an admin token
+// admits nobody to admin operations, not even with an empty bearer token.
+func TestAccessRulesWithoutToken(t *testing.T) {
+	srv, _ := newServer(t, Config{}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "admin", Method: http.MethodGet, Path: "/admin", Security: AdminOnly}, adminReply)
+	})
+	for _, auth := range []string{"", "Bearer ", "Bearer x"} {
+		h := http.Header{}
+		if auth != "" {
+			h.Set("Authorization", auth)
+		}
+		do(t, srv, http.MethodGet, "/admin", h, nil).problem(t, http.StatusUnauthorized)
+	}
+}
+
+func TestProblem(t *testing.T) {
+	errs := map[string]error{}
+	tests := []struct {
+		name       string
+		err        error
+		status     int
+		typ        string // "" for a 500 that must say nothing
+		location   string
+		retryAfter bool
+	}{
+		{name: "invalid", err: bus.NewError(bus.KindInvalid, "test.invalid", "name is too long").OnField("body.name"),
+			status: http.StatusUnprocessableEntity, typ: "urn:agora:problem:test.invalid", location: "body.name"},
+		{name: "not_found", err: bus.NewError(bus.KindNotFound, "test.not_found", "no such thing"),
+			status: http.StatusNotFound, typ: "urn:agora:problem:test.not_found"},
+		{name: "conflict", err: bus.NewError(bus.KindConflict, "test.conflict", "taken"),
+			status: http.StatusConflict, typ: "urn:agora:problem:test.conflict"},
+		{name: "precondition", err: bus.NewError(bus.KindPrecondition, "test.precondition", "changed"),
+			status: http.StatusPreconditionFailed, typ: "urn:agora:problem:test.precondition"},
+		{name: "forbidden", err: bus.NewError(bus.KindForbidden, "test.forbidden", "not yours"),
+			status: http.StatusForbidden, typ: "urn:agora:problem:test.forbidden"},
+		{name: "unavailable", err: bus.NewError(bus.KindUnavailable, "test.unavailable", "nobody home"),
+			status: http.StatusServiceUnavailable, typ: "urn:agora:problem:test.unavailable", retryAfter: true},
+		{name: "overloaded", err: bus.NewError(bus.KindOverloaded, "test.overloaded", "busy"),
+			status: http.StatusServiceUnavailable, typ: "urn:agora:problem:test.overloaded", retryAfter: true},
+		{name: "timeout", err: bus.NewError(bus.KindTimeout, "test.timeout", "too slow"),
+			status: http.StatusGatewayTimeout, typ: "urn:agora:problem:test.timeout"},
+		{name: "internal with code", err: bus.NewError(bus.KindInternal, "test.internal", "broke"),
+			status: http.StatusInternalServerError, typ: "urn:agora:problem:test.internal"},
+		{name: "wrapped", err: fmt.Errorf("calling catalog: %w", bus.NewError(bus.KindNotFound, "test.wrapped", "gone").OnField("path.id")),
+			status: http.StatusNotFound, typ: "urn:agora:problem:test.wrapped", location: "path.id"},
+		{name: "bus no handler", err: bus.ErrNoHandler,
+			status: http.StatusServiceUnavailable, typ: "urn:agora:problem:bus.no_handler", retryAfter: true},
+		{name: "context deadline", err: fmt.Errorf("query: %w", context.DeadlineExceeded),
+			status: http.StatusGatewayTimeout, typ: "urn:agora:problem:bus.timeout"},
+		{name: "unknown kind", err: bus.NewError(bus.Kind("strange"), "test.strange", "odd"),
+			status: http.StatusInternalServerError, typ: "urn:agora:problem:test.strange"},
+		{name: "huma error passes through", err: huma.Error409Conflict("already there"),
+			status: http.StatusConflict},
+		{name: "plain error", err: fmt.Errorf("secret db path /x"), status: http.StatusInternalServerError},
+		{name: "bus internal", err: fmt.Errorf("secret wrapped: %w", bus.ErrInternal), status: http.StatusInternalServerError},
+	}
+	for _, tt := range tests {
+		errs[tt.name] = tt.err
+	}
+	srv, _ := newServer(t, Config{}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "fail", Method: http.MethodGet, Path: "/fail/{case}", Security: Public},
+			func(ctx context.Context, in *struct {
+				Case string `path:"case"`
+			}) (*struct{}, error) {
+				return nil, Problem(errs[in.Case])
+			})
+	})
+
+	covered := map[bus.Kind]bool{}
+	for _, tt := range tests {
+		var be *bus.Error
+		if errors.As(tt.err, &be) {
+			covered[be.Kind] = true
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, srv, http.MethodGet, "/fail/"+strings.ReplaceAll(tt.name, " ", "%20"), nil, nil)
+			p := r.problem(t, tt.status)
+			if got := r.header.Get("Retry-After") != ""; got != tt.retryAfter {
+				t.Errorf("Retry-After sent: %v, want %v (header %q)", got, tt.retryAfter, r.header.Get("Retry-After"))
+			}
+			if tt.retryAfter && r.header.Get("Retry-After") != fmt.Sprint(RetryAfterSeconds) {
+				t.Errorf("Retry-After = %q, want %d", r.header.Get("Retry-After"), RetryAfterSeconds)
+			}
+			if tt.typ != "" && p.Type != tt.typ {
+				t.Errorf("type = %q, want %q", p.Type, tt.typ)
+			}
+			var locations []string
+			for _, e := range p.Errors {
+				locations = append(locations, e.Location)
+			}
+			var want []string
+			if tt.location != "" {
+				want = []string{tt.location}
+			}
+			if diff := cmp.Diff(want, locations); diff != "" {
+				t.Errorf("errors[].location (-want +got):\n%s", diff)
+			}
+			if tt.status == http.StatusInternalServerError && tt.typ == "" {
+				if strings.Contains(string(r.body), "secret") {
+					t.Errorf("500 body leaks the cause: %s", r.body)
+				}
+				if strings.HasPrefix(p.Type, ProblemTypePrefix) {
+					t.Errorf("type = %q, want no agora problem type", p.Type)
+				}
+			}
+		})
+	}
+	for kind, status := range statusOf {
+		if !covered[kind] {
+			t.Errorf("kind %q (status %d) has no case in this test", kind, status)
+		}
+	}
+	// The cause of a hidden 500 goes to the log instead.
+	if !strings.Contains(hookLog.String(), "secret db path /x") {
+		t.Errorf("the error hook did not log the cause of the 500; log:\n%s", hookLog.String())
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	srv, _ := newServer(t, Config{}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+	})
+	tests := []struct {
+		name string
+		sent string
+		echo bool
+	}{
+		{name: "valid id is echoed", sent: "req-42.A_b", echo: true},
+		{name: "64 characters are echoed", sent: strings.Repeat("a", 64), echo: true},
+		{name: "absent id is generated", sent: ""},
+		{name: "too long id is replaced", sent: strings.Repeat("a", 200)},
+		{name: "id with spaces is replaced", sent: "has spaces in it"},
+		{name: "id with header injection is replaced", sent: "abc;rm -rf"},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.sent != "" {
+				h.Set(RequestIDHeader, tt.sent)
+			}
+			r := do(t, srv, http.MethodGet, "/public", h, nil)
+			got := r.header.Get(RequestIDHeader)
+			if tt.echo {
+				if got != tt.sent {
+					t.Errorf("%s = %q, want %q echoed", RequestIDHeader, got, tt.sent)
+				}
+				return
+			}
+			if got == "" || got == tt.sent || !validRequestID.MatchString(got) {
+				t.Errorf("%s = %q, want a fresh valid id", RequestIDHeader, got)
+			}
+			if seen[got] {
+				t.Errorf("generated id %q was generated before", got)
+			}
+			seen[got] = true
+		})
+	}
+}
+
+func TestMaxInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv, _ := newServer(t, Config{MaxInFlight: 1}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "slow", Method: http.MethodGet, Path: "/slow", Security: Public},
+			func(ctx context.Context, _ *struct{}) (*struct{}, error) {
+				entered <- struct{}{}
+				<-release
+				return nil, nil
+			})
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+	})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // runs before the server closes, even when the test fails early
+
+	first := make(chan int, 1)
+	go func() {
+		res, err := srv.Client().Get(srv.URL + "/slow") // not do: no t.Fatal off the test goroutine
+		if err != nil {
+			first <- 0
+			return
+		}
+		_ = res.Body.Close()
+		first <- res.StatusCode
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never reached its handler")
+	}
+
+	r := do(t, srv, http.MethodGet, "/public", nil, nil)
+	r.problem(t, http.StatusServiceUnavailable)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("503 for overload has no Retry-After")
+	}
+
+	unblock()
+	if status := <-first; status != http.StatusNoContent {
+		t.Errorf("first request: status = %d, want 204", status)
+	}
+	// The slot is free again.
+	if r := do(t, srv, http.MethodGet, "/public", nil, nil); r.status != http.StatusOK {
+		t.Errorf("after the first request finished: status = %d, want 200", r.status)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	type in struct {
+		Body struct {
+			Name string `json:"name"`
+		}
+	}
+	register := func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "echo", Method: http.MethodPost, Path: "/echo", Security: Public},
+			func(ctx context.Context, in *in) (*struct{}, error) { return nil, nil })
+	}
+	tests := []struct {
+		name     string
+		maxBytes int64
+		size     int  // bytes in the name
+		chunked  bool // send without Content-Length, so only the read can find the size
+		status   int
+	}{
+		{name: "small body under a small limit", maxBytes: 256, size: 10, status: http.StatusNoContent},
+		{name: "body exactly at the limit", maxBytes: 256, size: 256 - len(`{"name":""}`), status: http.StatusNoContent},
+		{name: "one byte over the limit", maxBytes: 256, size: 257 - len(`{"name":""}`), status: http.StatusRequestEntityTooLarge},
+		{name: "oversized body under a small limit", maxBytes: 256, size: 1000, status: http.StatusRequestEntityTooLarge},
+		{name: "oversized chunked body under a small limit", maxBytes: 256, size: 1000, chunked: true, status: http.StatusRequestEntityTooLarge},
+		{name: "oversized body under the default limit", maxBytes: 1 << 20, size: 2 << 20, status: http.StatusRequestEntityTooLarge},
+		{name: "large body under a raised limit", maxBytes: 4 << 20, size: 2 << 20, status: http.StatusNoContent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := newServer(t, Config{MaxBodyBytes: tt.maxBytes}, register)
+			body := `{"name":"` + strings.Repeat("x", tt.size) + `"}`
+			var reader io.Reader = strings.NewReader(body)
+			if tt.chunked {
+				reader = io.MultiReader(reader) // hides the length from net/http
+			}
+			r := do(t, srv, http.MethodPost, "/echo", http.Header{"Content-Type": {"application/json"}}, reader)
+			if tt.status == http.StatusNoContent {
+				if r.status != tt.status {
+					t.Fatalf("status = %d, want %d; body: %s", r.status, tt.status, r.body)
+				}
+				return
+			}
+			r.problem(t, tt.status)
+		})
+	}
+}
+
+func TestRouting(t *testing.T) {
+	srv, _ := newServer(t, Config{}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "things", Method: http.MethodPost, Path: "/things/{id}", Security: Public},
+			func(ctx context.Context, _ *struct {
+				ID string `path:"id"`
+			}) (*struct{}, error) {
+				return nil, nil
+			})
+	})
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		status int
+		allow  []string
+	}{
+		{name: "unknown path", method: http.MethodGet, path: "/nowhere", status: http.StatusNotFound},
+		{name: "unknown nested path", method: http.MethodPost, path: "/public/x/y", status: http.StatusNotFound},
+		{name: "wrong method", method: http.MethodDelete, path: "/public", status: http.StatusMethodNotAllowed, allow: []string{"GET", "HEAD"}},
+		{name: "wrong method on a path with a parameter", method: http.MethodGet, path: "/things/7", status: http.StatusMethodNotAllowed, allow: []string{"POST"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, srv, tt.method, tt.path, nil, nil)
+			r.problem(t, tt.status)
+			var allow []string
+			for _, v := range r.header.Values("Allow") {
+				for m := range strings.SplitSeq(v, ",") {
+					allow = append(allow, strings.TrimSpace(m))
+				}
+			}
+			slices.Sort(allow)
+			if diff := cmp.Diff(tt.allow, allow); diff != "" {
+				t.Errorf("Allow (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPanicRecovery(t *testing.T) {
+	srv, logs := newServer(t, Config{}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "panic", Method: http.MethodGet, Path: "/panic", Security: Public},
+			func(ctx context.Context, _ *struct{}) (*struct{}, error) { panic("secret panic value") })
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+	})
+	for range 3 {
+		r := do(t, srv, http.MethodGet, "/panic", nil, nil)
+		r.problem(t, http.StatusInternalServerError)
+		if strings.Contains(string(r.body), "secret") {
+			t.Errorf("500 body leaks the panic: %s", r.body)
+		}
+		if r := do(t, srv, http.MethodGet, "/public", nil, nil); r.status != http.StatusOK {
+			t.Fatalf("after a panic: status = %d, want 200", r.status)
+		}
+	}
+	if !strings.Contains(logs.String(), "secret panic value") {
+		t.Errorf("the panic was not logged; log:\n%s", logs.String())
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	const timeout = 3 * time.Second
+	type out struct {
+		Body struct {
+			HasDeadline bool          `json:"has_deadline"`
+			Remaining   time.Duration `json:"remaining"`
+		}
+	}
+	register := func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "deadline", Method: http.MethodGet, Path: "/deadline", Security: Public},
+			func(ctx context.Context, _ *struct{}) (*out, error) {
+				o := &out{}
+				d, ok := ctx.Deadline()
+				o.Body.HasDeadline, o.Body.Remaining = ok, time.Until(d)
+				return o, nil
+			})
+	}
+	tests := []struct {
+		name    string
+		timeout time.Duration
+	}{
+		{name: "with a request timeout", timeout: timeout},
+		{name: "without a request timeout", timeout: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := newServer(t, Config{RequestTimeout: tt.timeout}, register)
+			r := do(t, srv, http.MethodGet, "/deadline", nil, nil)
+			var got out
+			if err := json.Unmarshal(r.body, &got.Body); err != nil {
+				t.Fatalf("%v: %s", err, r.body)
+			}
+			if got.Body.HasDeadline != (tt.timeout > 0) {
+				t.Fatalf("handler saw a deadline: %v, want %v", got.Body.HasDeadline, tt.timeout > 0)
+			}
+			if tt.timeout > 0 && (got.Body.Remaining <= 0 || got.Body.Remaining > tt.timeout) {
+				t.Errorf("time left = %v, want in (0, %v]", got.Body.Remaining, tt.timeout)
+			}
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	ok := Check{Name: "db:ok", Check: func(context.Context) error { return nil }}
+	failing := Check{Name: "db:broken", Check: func(context.Context) error { return errors.New("secret dsn postgres://u:p@h") }}
+	tests := []struct {
+		name   string
+		checks []Check
+		status int
+		want   map[string]string // on 200: the checks in the body
+	}{
+		{name: "no checks", status: http.StatusOK},
+		{name: "all checks pass", checks: []Check{ok, {Name: "bus", Check: ok.Check}}, status: http.StatusOK,
+			want: map[string]string{"db:ok": "ok", "bus": "ok"}},
+		{name: "one check fails", checks: []Check{ok, failing}, status: http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := newServer(t, Config{}, func(api huma.API) {
+				RegisterHealth(api, tt.checks, slog.New(slog.DiscardHandler))
+			})
+			if r := do(t, srv, http.MethodGet, "/healthz", nil, nil); r.status != http.StatusOK {
+				t.Errorf("/healthz: status = %d, want 200", r.status)
+			}
+			r := do(t, srv, http.MethodGet, "/readyz", nil, nil)
+			if tt.status != http.StatusOK {
+				p := r.problem(t, tt.status)
+				if strings.Contains(string(r.body), "secret") {
+					t.Errorf("/readyz leaks the check's error: %s", r.body)
+				}
+				var failed []string
+				for _, e := range p.Errors {
+					failed = append(failed, e.Location)
+				}
+				if diff := cmp.Diff([]string{"db:broken"}, failed); diff != "" {
+					t.Errorf("failed checks (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if r.status != http.StatusOK {
+				t.Fatalf("/readyz: status = %d, want 200; body: %s", r.status, r.body)
+			}
+			var got HealthBody
+			if err := json.Unmarshal(r.body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(HealthBody{Status: "ok", Checks: tt.want}, got); diff != "" {
+				t.Errorf("/readyz body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestHealthLogsFailure checks that a failing readiness check's cause, hidden from
+// the client, reaches the log.
+func TestHealthLogsFailure(t *testing.T) {
+	logs := &syncBuffer{}
+	srv, _ := newServer(t, Config{}, func(api huma.API) {
+		RegisterHealth(api, []Check{{Name: "db:broken", Check: func(context.Context) error { return errors.New("disk on fire") }}},
+			slog.New(slog.NewJSONHandler(logs, nil)))
+	})
+	do(t, srv, http.MethodGet, "/readyz", nil, nil).problem(t, http.StatusServiceUnavailable)
+	if !strings.Contains(logs.String(), "disk on fire") {
+		t.Errorf("the failing check's cause was not logged; log:\n%s", logs.String())
+	}
+}
