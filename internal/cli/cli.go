@@ -37,8 +37,25 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			Usage: "debug, info, warn or error"},
 		&ucli.StringFlag{Name: "log-format", Value: cfg.LogFormat, Destination: &cfg.LogFormat, Sources: ucli.EnvVars("AGORA_LOG_FORMAT"),
 			Usage: "auto (text on a terminal, JSON otherwise), json or text"},
+		&ucli.StringFlag{Name: "database-url", Destination: &cfg.DatabaseURL, Sources: ucli.EnvVars("AGORA_DATABASE_URL"),
+			Usage: "PostgreSQL for every module (postgres://user:pass@host:5432/db); each module uses its own schema. Empty: SQLite files under --data-dir"},
 		&ucli.IntFlag{Name: "db-max-open-conns", Value: cfg.DBMaxOpenConns, Destination: &cfg.DBMaxOpenConns, Sources: ucli.EnvVars("AGORA_DB_MAX_OPEN_CONNS"),
 			Usage: "connections each module's database pool may open"},
+		&ucli.IntFlag{Name: "db-max-idle-conns", Value: cfg.DBMaxIdleConns, Destination: &cfg.DBMaxIdleConns, Sources: ucli.EnvVars("AGORA_DB_MAX_IDLE_CONNS"),
+			Usage: "idle connections each module's pool keeps"},
+		&ucli.DurationFlag{Name: "db-conn-max-lifetime", Value: cfg.DBConnMaxLifetime, Destination: &cfg.DBConnMaxLifetime, Sources: ucli.EnvVars("AGORA_DB_CONN_MAX_LIFETIME"),
+			Usage: "PostgreSQL: how long a connection is reused before it is replaced"},
+		&ucli.DurationFlag{Name: "db-statement-timeout", Value: cfg.DBStatementTimeout, Destination: &cfg.DBStatementTimeout, Sources: ucli.EnvVars("AGORA_DB_STATEMENT_TIMEOUT"),
+			Usage: "PostgreSQL: statement_timeout of every connection (0: none)"},
+	}
+	for _, m := range config.AllModules {
+		env := "AGORA_" + strings.ToUpper(m) + "_DATABASE_URL"
+		common = append(common, &ucli.StringFlag{Name: m + "-database-url", Sources: ucli.EnvVars(env),
+			Usage: "database URL of the " + m + " module alone, overriding --database-url",
+			Action: func(_ context.Context, _ *ucli.Command, v string) error {
+				cfg.ModuleDatabaseURLs[m] = v
+				return nil
+			}})
 	}
 	serveFlags := append([]ucli.Flag{
 		&ucli.StringFlag{Name: "http-addr", Value: cfg.HTTPAddr, Destination: &cfg.HTTPAddr, Sources: ucli.EnvVars("AGORA_HTTP_ADDR"),
@@ -104,7 +121,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 	}
 	if err := root.Run(ctx, args); err != nil {
-		fmt.Fprintln(stderr, "agora:", err)
+		if log != nil {
+			log.Error("agora failed", "err", err) // in the configured format, for log collectors
+		} else {
+			fmt.Fprintln(stderr, "agora:", err)
+		}
 		return 1
 	}
 	return 0

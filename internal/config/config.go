@@ -28,9 +28,18 @@ type Config struct {
 
 	BusMaxInFlight int // requests one module handles at once before callers wait
 
-	DBMaxOpenConns int
-	MigrateOnStart bool
-	Demo           bool // fill an empty store with demo data
+	// DatabaseURL selects PostgreSQL for every module (postgres://…); empty means
+	// one SQLite file per module under DataDir. ModuleDatabaseURLs overrides it per
+	// module, so a module split into its own service can have its own database.
+	DatabaseURL        string
+	ModuleDatabaseURLs map[string]string
+
+	DBMaxOpenConns     int
+	DBMaxIdleConns     int
+	DBConnMaxLifetime  time.Duration
+	DBStatementTimeout time.Duration
+	MigrateOnStart     bool
+	Demo               bool // fill an empty store with demo data
 
 	// AdminToken is the placeholder credential for admin operations until the
 	// identity module lands. Empty: one is generated into DataDir/admin-token.
@@ -40,18 +49,22 @@ type Config struct {
 // Default returns the zero-configuration settings.
 func Default() Config {
 	return Config{
-		DataDir:         "./data",
-		Modules:         slices.Clone(AllModules),
-		LogLevel:        "info",
-		LogFormat:       "auto",
-		HTTPAddr:        "127.0.0.1:8080",
-		RequestTimeout:  30 * time.Second,
-		MaxBodyBytes:    1 << 20,
-		MaxInFlight:     1024,
-		ShutdownTimeout: 15 * time.Second,
-		BusMaxInFlight:  256,
-		DBMaxOpenConns:  8,
-		MigrateOnStart:  true,
+		DataDir:            "./data",
+		Modules:            slices.Clone(AllModules),
+		LogLevel:           "info",
+		LogFormat:          "auto",
+		HTTPAddr:           "127.0.0.1:8080",
+		RequestTimeout:     30 * time.Second,
+		MaxBodyBytes:       1 << 20,
+		MaxInFlight:        1024,
+		ShutdownTimeout:    15 * time.Second,
+		BusMaxInFlight:     256,
+		DBMaxOpenConns:     8,
+		DBMaxIdleConns:     8,
+		DBConnMaxLifetime:  30 * time.Minute,
+		DBStatementTimeout: 30 * time.Second,
+		MigrateOnStart:     true,
+		ModuleDatabaseURLs: map[string]string{},
 	}
 }
 
@@ -76,6 +89,15 @@ func ParseModules(s string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// DatabaseURLFor returns the database URL of module: its own override, else
+// DatabaseURL; empty means SQLite under DataDir.
+func (c Config) DatabaseURLFor(module string) string {
+	if u := c.ModuleDatabaseURLs[module]; u != "" {
+		return u
+	}
+	return c.DatabaseURL
 }
 
 // Runs reports whether module runs in this process.

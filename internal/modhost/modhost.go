@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"go.uber.org/fx"
 
@@ -33,7 +34,7 @@ type Host struct {
 // Open opens and migrates module's database as cfg says, and returns its Host.
 // The caller closes Host.DB.
 func Open(ctx context.Context, cfg config.Config, module string, log *slog.Logger) (*Host, error) {
-	db, err := store.OpenSQLite(ctx, module, filepath.Join(cfg.DataDir, module+".db"), store.Options{MaxOpenConns: cfg.DBMaxOpenConns})
+	db, err := OpenDB(ctx, cfg, module)
 	if err != nil {
 		return nil, err
 	}
@@ -47,16 +48,34 @@ func Open(ctx context.Context, cfg config.Config, module string, log *slog.Logge
 	return &Host{Name: module, DB: db, Outbox: outbox.New(db, relay), Relay: relay, DeadLetters: outbox.NewDeadLetters(db, relay)}, nil
 }
 
+// OpenDB opens module's own database as cfg says: its schema (named after the
+// module) in PostgreSQL when its database URL is postgres://…, else its own SQLite
+// file under the data dir.
+func OpenDB(ctx context.Context, cfg config.Config, module string) (*store.DB, error) {
+	opts := store.Options{MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns,
+		ConnMaxLifetime: cfg.DBConnMaxLifetime, StatementTimeout: cfg.DBStatementTimeout}
+	url := cfg.DatabaseURLFor(module)
+	switch {
+	case url == "":
+		opts.ConnMaxLifetime = 0 // a file needs no reconnecting
+		return store.OpenSQLite(ctx, module, filepath.Join(cfg.DataDir, module+".db"), opts)
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return store.OpenPostgres(ctx, module, url, module, opts)
+	default:
+		return nil, fmt.Errorf("database URL of %s: want postgres://… (or none, for SQLite under the data dir)", module)
+	}
+}
+
 // MigrateDB applies the outbox's migrations and then the module's own to db.
 func MigrateDB(ctx context.Context, db *store.DB, log *slog.Logger) error {
-	ob, err := migrations.For("outbox")
+	ob, err := migrations.For("outbox", string(db.Dialect))
 	if err != nil {
 		return err
 	}
 	if err := store.Migrate(ctx, db, ob, "goose_outbox_version", log); err != nil {
 		return err
 	}
-	own, err := migrations.For(db.Module)
+	own, err := migrations.For(db.Module, string(db.Dialect))
 	if err != nil {
 		return fmt.Errorf("modhost: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -42,10 +43,28 @@ type DB struct {
 
 // Options tunes a DB's connection pool. Zero values take the defaults.
 type Options struct {
-	MaxOpenConns    int           // default 8
-	MaxIdleConns    int           // default MaxOpenConns
-	ConnMaxLifetime time.Duration // default 0 (no limit)
-	BusyTimeout     time.Duration // SQLite: how long a writer waits for the lock (default 10s)
+	MaxOpenConns     int           // default 8
+	MaxIdleConns     int           // default MaxOpenConns
+	ConnMaxLifetime  time.Duration // default 30m on PostgreSQL (so pools follow failovers), none on SQLite
+	ConnMaxIdleTime  time.Duration // default 5m
+	BusyTimeout      time.Duration // SQLite: how long a writer waits for the lock (default 10s)
+	StatementTimeout time.Duration // PostgreSQL: statement_timeout of every connection (default 0: none)
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = 8
+	}
+	if o.MaxIdleConns <= 0 || o.MaxIdleConns > o.MaxOpenConns {
+		o.MaxIdleConns = o.MaxOpenConns
+	}
+	if o.ConnMaxIdleTime <= 0 {
+		o.ConnMaxIdleTime = 5 * time.Minute
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	return o
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path for module, in
@@ -55,9 +74,7 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
-	if o.BusyTimeout <= 0 {
-		o.BusyTimeout = 10 * time.Second
-	}
+	o = o.withDefaults()
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -65,20 +82,17 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_txlock", "immediate")
 	q.Add("_time_format", "sqlite")
-	dsn := "file:" + path + "?" + q.Encode()
+	// The path is part of a URI: escape what would end it or change its meaning.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
+	dsn := "file:" + escaped + "?" + q.Encode()
 	db, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", module, err)
 	}
-	if o.MaxOpenConns <= 0 {
-		o.MaxOpenConns = 8
-	}
-	if o.MaxIdleConns <= 0 {
-		o.MaxIdleConns = o.MaxOpenConns
-	}
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxIdleConns)
 	db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	db.SetConnMaxIdleTime(o.ConnMaxIdleTime)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s at %s: %w", module, path, err)
@@ -130,6 +144,9 @@ func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
 // failing one leaves the schema as the previous one left it; the error names the file.
 func Migrate(ctx context.Context, db *DB, fsys fs.FS, table string, log *slog.Logger) error {
 	d := database.DialectSQLite3
+	if db.Dialect == Postgres {
+		d = database.DialectPostgres
+	}
 	store, err := database.NewStore(d, table)
 	if err != nil {
 		return err
