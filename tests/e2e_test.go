@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agora-commerce/agora/internal/testdb"
 	"io"
 	"net"
 	"net/http"
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	code := m.Run()
+	code := testdb.Main(m) // also stops the PostgreSQL container, if a test started it
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -45,7 +45,9 @@ if ! docker image inspect local/golang:1.26 >/dev/null 2>&1; then
   log "building local/golang:1.26 from $(go env GOROOT)"
   ctx=$(mktemp -d)
   cp -a "$(go env GOROOT)" "$ctx/go"
-  printf 'FROM local/debian:bookworm\nCOPY go /usr/local/go\nENV PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local\n' >"$ctx/Dockerfile"
+  # The host's CA bundle, so the build can reach the module proxy the host reaches.
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
+  printf 'FROM local/debian:bookworm\nCOPY go /usr/local/go\nCOPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\nENV PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local\n' >"$ctx/Dockerfile"
   docker build --network host -q -t local/golang:1.26 "$ctx" >&2
   rm -rf "$ctx"
 fi
