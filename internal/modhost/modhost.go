@@ -44,8 +44,13 @@ func Open(ctx context.Context, cfg config.Config, module string, log *slog.Logge
 			return nil, err
 		}
 	}
+	return NewHost(db, log), nil
+}
+
+// NewHost returns the Host of an open, migrated module database.
+func NewHost(db *store.DB, log *slog.Logger) *Host {
 	relay := outbox.NewRelay(db, outbox.RelayConfig{}, log)
-	return &Host{Name: module, DB: db, Outbox: outbox.New(db, relay), Relay: relay, DeadLetters: outbox.NewDeadLetters(db, relay)}, nil
+	return &Host{Name: db.Module, DB: db, Outbox: outbox.New(db, relay), Relay: relay, DeadLetters: outbox.NewDeadLetters(db, relay)}
 }
 
 // OpenDB opens module's own database as cfg says: its schema (named after the

@@ -15,8 +15,11 @@ import (
 )
 
 // Repo stores products. Its methods take an sqlx.ExtContext so they run the same
-// inside a transaction or on the pool.
+// inside a transaction or on the pool. Times are stored in UTC to the microsecond,
+// the precision every back end keeps.
 type Repo struct{}
+
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 const productColumns = `id, sku, name, description, category, price_amount, price_currency,
 	attributes, image_url, status, version, created_at, updated_at`
@@ -146,7 +149,7 @@ func (Repo) Insert(ctx context.Context, q sqlx.ExtContext, p catalog.Product) er
 	_, err = q.ExecContext(ctx, q.Rebind(`INSERT INTO products (`+productColumns+`, search_text)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p.ID, p.SKU, p.Name, p.Description, p.Category, p.Price.Amount, p.Price.Currency, string(attrs), p.ImageURL,
-		string(p.Status), p.Version, p.CreatedAt, p.UpdatedAt, searchText(&p))
+		string(p.Status), p.Version, storedTime(p.CreatedAt), storedTime(p.UpdatedAt), searchText(&p))
 	if err != nil && isUniqueViolation(err) {
 		return catalog.ErrSKUTaken.Withf("a product with SKU %s exists", p.SKU).OnField("sku")
 	}
@@ -166,7 +169,7 @@ func (Repo) Update(ctx context.Context, q sqlx.ExtContext, p catalog.Product) er
 		price_amount = ?, price_currency = ?, attributes = ?, image_url = ?, status = ?, version = ?,
 		updated_at = ?, search_text = ? WHERE id = ? AND version = ?`),
 		p.Name, p.Description, p.Category, p.Price.Amount, p.Price.Currency, string(attrs), p.ImageURL,
-		string(p.Status), p.Version, p.UpdatedAt, searchText(&p), p.ID, p.Version-1)
+		string(p.Status), p.Version, storedTime(p.UpdatedAt), searchText(&p), p.ID, p.Version-1)
 	if err != nil {
 		return fmt.Errorf("catalog: update %s: %w", describe(&p), err)
 	}

@@ -22,7 +22,8 @@ type Service struct {
 
 // NewService returns the catalog service on db, publishing through ob.
 func NewService(db *store.DB, ob *outbox.Outbox) *Service {
-	return &Service{db: db, outbox: ob, now: func() time.Time { return time.Now().UTC() }}
+	// Microseconds: what every back end stores, so a reply equals a later read.
+	return &Service{db: db, outbox: ob, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // Handlers returns the service's request handlers, for the bus.
