@@ -68,9 +68,10 @@ type Relay struct {
 	owner string
 	wake  chan struct{}
 
-	stop context.CancelFunc
-	done chan struct{}
-	mu   sync.Mutex
+	stop  context.CancelFunc // ends the loop: no new claims, no further deliveries
+	abort context.CancelFunc // cancels the delivery in progress
+	done  chan struct{}
+	mu    sync.Mutex
 }
 
 // NewRelay returns a relay for db's outbox. Start it with Start or drive it with Drain.
@@ -96,9 +97,12 @@ func (r *Relay) Start(to Deliverer) {
 	if r.stop != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop, r.done = cancel, make(chan struct{})
-	go r.run(ctx, to)
+	// The delivery in progress runs under deliverCtx, which Stop cancels only when its
+	// own context ends, so that stopping lets it finish.
+	deliverCtx, abort := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(deliverCtx)
+	r.stop, r.abort, r.done = cancel, abort, make(chan struct{})
+	go r.run(ctx, deliverCtx, to)
 }
 
 // Stop stops the relay, letting the delivery in progress finish (bounded by ctx),
@@ -106,7 +110,7 @@ func (r *Relay) Start(to Deliverer) {
 // at once.
 func (r *Relay) Stop(ctx context.Context) error {
 	r.mu.Lock()
-	stop, done := r.stop, r.done
+	stop, abort, done := r.stop, r.abort, r.done
 	r.stop = nil
 	r.mu.Unlock()
 	if stop == nil {
@@ -115,20 +119,22 @@ func (r *Relay) Stop(ctx context.Context) error {
 	stop()
 	select {
 	case <-done:
+		abort()
 	case <-ctx.Done():
+		abort()
 		return ctx.Err()
 	}
 	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET lease_owner = '', lease_until = 0 WHERE lease_owner = ?`), r.owner)
 	return err
 }
 
-func (r *Relay) run(ctx context.Context, to Deliverer) {
+func (r *Relay) run(ctx, deliverCtx context.Context, to Deliverer) {
 	defer close(r.done)
 	ticker := time.NewTicker(r.cfg.PollInterval)
 	defer ticker.Stop()
 	lastSweep := time.Time{}
 	for {
-		n, err := r.Drain(ctx, to)
+		n, err := r.drain(ctx, deliverCtx, to)
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("outbox relay pass failed", "err", err)
 		}
@@ -171,6 +177,13 @@ func (w row) envelope() bus.Envelope {
 // outcome of each: delivered ones are deleted, failed ones are rescheduled with
 // backoff or, after MaxAttempts, parked as dead letters. It returns how many it claimed.
 func (r *Relay) Drain(ctx context.Context, to Deliverer) (int, error) {
+	return r.drain(ctx, ctx, to)
+}
+
+// drain is Drain with deliveries made under deliverCtx: it stops claiming and
+// starting deliveries when ctx ends, but a delivery already started ends only with
+// deliverCtx.
+func (r *Relay) drain(ctx, deliverCtx context.Context, to Deliverer) (int, error) {
 	now := time.Now().UTC()
 	var rows []row
 	err := store.InTx(ctx, r.db, func(tx *store.Tx) error {
@@ -193,8 +206,8 @@ func (r *Relay) Drain(ctx context.Context, to Deliverer) (int, error) {
 		if ctx.Err() != nil {
 			break // unfinished claims are released by Stop
 		}
-		if err := to.Deliver(ctx, w.envelope()); err != nil {
-			errs = append(errs, r.failed(ctx, w, err))
+		if err := to.Deliver(deliverCtx, w.envelope()); err != nil {
+			errs = append(errs, r.failed(deliverCtx, w, err))
 			continue
 		}
 		delivered = append(delivered, w.ID)
