@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -186,12 +187,18 @@ func (r *Relay) Drain(ctx context.Context, to Deliverer) (int, error) {
 func (r *Relay) drain(ctx, deliverCtx context.Context, to Deliverer) (int, error) {
 	now := time.Now().UTC()
 	var rows []row
+	// On PostgreSQL, concurrent relays skip each other's locked rows instead of
+	// queueing behind them; SQLite has a single writer and needs no such clause.
+	lock := ""
+	if r.db.Dialect == store.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
 	err := store.InTx(ctx, r.db, func(tx *store.Tx) error {
-		// The lease conditions are repeated outside the sub-select so that a
-		// concurrent claimer on PostgreSQL re-checks them after waiting on a row lock.
+		// The lease conditions are repeated outside the sub-select so that a claimer
+		// re-checks them on the row itself, whatever the sub-select saw.
 		return tx.SelectContext(ctx, &rows, tx.Rebind(`UPDATE outbox SET lease_owner = ?, lease_until = ?
 			WHERE id IN (SELECT id FROM outbox WHERE dead_at IS NULL AND next_attempt_at <= ? AND lease_until < ?
-			             ORDER BY id LIMIT ?)
+			             ORDER BY id LIMIT ?`+lock+`)
 			  AND dead_at IS NULL AND lease_until < ?
 			RETURNING id, kind, type, correlation_id, causation_id, headers, payload, created_at, attempts`),
 			r.owner, now.Add(r.cfg.Lease).UnixMilli(), now.UnixMilli(), now.UnixMilli(), r.cfg.BatchSize, now.UnixMilli())
@@ -231,7 +238,7 @@ func (r *Relay) failed(ctx context.Context, w row, cause error) error {
 	now := time.Now().UTC()
 	msg := cause.Error()
 	if len(msg) > 2000 {
-		msg = msg[:2000]
+		msg = strings.ToValidUTF8(msg[:2000], "") // do not keep half a character
 	}
 	var err error
 	if attempts >= r.cfg.MaxAttempts {
