@@ -6,6 +6,8 @@ ARG GO_IMAGE=golang:1.26-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
 FROM ${GO_IMAGE} AS build
+# Marks the (large) build stage, so its leftovers can be pruned by label.
+LABEL org.agora.stage=build
 WORKDIR /src
 ARG GOPROXY=https://proxy.golang.org,direct
 COPY go.mod go.sum ./

@@ -76,6 +76,11 @@ func TestContainerImage(t *testing.T) {
 		Started: true,
 	})
 	testcontainers.CleanupContainer(t, ctr)
+	t.Cleanup(func() {
+		// The build stage stays behind as an untagged image of about a gigabyte;
+		// remove it (and only it: it carries the stage label).
+		_ = exec.Command("docker", "image", "prune", "-f", "--filter", "label=org.agora.stage=build").Run()
+	})
 	if err != nil {
 		t.Fatalf("build or start the image: %v\nbuild log (tail):\n%s", err, tail(buildLog.String(), 3000))
 	}
