@@ -69,14 +69,19 @@ func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, er
 		}
 		defer h.limit.release()
 		if r.copyReq {
-			req = clone.Clone(req).(Req)
+			req = deepCopy(req)
 		}
 		resp, err := typed.fn(ctx, req)
 		if err != nil {
 			return zero, b.handlerError(ctx, r.name, err)
 		}
+		if ctx.Err() != nil {
+			// Over a wire a reply after the deadline is dropped; in one process too,
+			// so that callers see the same outcome wherever the handler runs.
+			return zero, ErrTimeout
+		}
 		if r.copyResp {
-			resp = clone.Clone(resp).(Resp)
+			resp = deepCopy(resp)
 		}
 		return resp, nil
 	}
@@ -369,6 +374,15 @@ func (b *Bus) handlerError(ctx context.Context, typ string, err error) error {
 		b.log.ErrorContext(ctx, "request handler failed", "type", typ, "err", err)
 	}
 	return be
+}
+
+// deepCopy returns a copy of v that shares no memory with it.
+func deepCopy[T any](v T) T {
+	c, ok := clone.Clone(v).(T)
+	if !ok {
+		return v // a nil interface value: nothing to share
+	}
+	return c
 }
 
 // hasReferences reports whether values of t can share memory when copied by

@@ -1039,3 +1039,38 @@ func (r *recorder) contains(s string) bool {
 	}
 	return false
 }
+
+// A handler that ignores its context and answers after the caller's deadline: the
+// caller gets ErrTimeout, as it would over a wire, not a late success.
+func TestCallAfterDeadlineIsTimeout(t *testing.T) {
+	slow := NewRequest[int, int]("slow.Echo")
+	b, err := New(slog.New(slog.DiscardHandler), Limits{}, nil, []RequestHandler{
+		slow.Handle(func(ctx context.Context, n int) (int, error) {
+			<-ctx.Done() // works past the deadline, then answers anyway
+			return n, nil
+		}),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := slow.Call(ctx, b, 7); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+}
+
+// A request type that is an interface may carry a nil value without panicking.
+func TestCallWithNilInterfaceRequest(t *testing.T) {
+	anyReq := NewRequest[any, string]("anything.Describe")
+	b, err := New(slog.New(slog.DiscardHandler), Limits{}, nil, []RequestHandler{
+		anyReq.Handle(func(ctx context.Context, v any) (string, error) { return fmt.Sprint(v), nil }),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := anyReq.Call(context.Background(), b, nil)
+	if err != nil || got != "<nil>" {
+		t.Fatalf("Call(nil) = %q, %v", got, err)
+	}
+}
