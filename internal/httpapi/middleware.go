@@ -44,7 +44,7 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 			}
 			log.LogAttrs(ctx, slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", rec.status),
-				slog.Int64("bytes", rec.bytes), slog.Duration("took", time.Since(start)))
+				slog.Int64("bytes", rec.bytes), slog.Float64("took_ms", float64(time.Since(start).Microseconds())/1000))
 		}()
 
 		select {
