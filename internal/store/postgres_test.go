@@ -64,7 +64,7 @@ CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT NOT NULL REFERENCES pare
 	})
 }
 
-// A failing migration names its file and leaves the schema as the one before left it.
+// A failing migration names its file and statement, and leaves the schema as the one before left it.
 func TestMigrateOnEveryBackend(t *testing.T) {
 	testdb.Each(t, "migtest", nil, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
@@ -79,8 +79,8 @@ func TestMigrateOnEveryBackend(t *testing.T) {
 			"00002_b.sql": {Data: []byte("-- +goose Up\nCREATE TABLE b (id TEXT PRIMARY KEY);\nCREATE TABLE broken (;\n")},
 		}
 		err := store.Migrate(ctx, db, bad, "goose_db_version", testdb.Logger())
-		if err == nil || !strings.Contains(err.Error(), "00002_b.sql") {
-			t.Fatalf("err = %v, want one naming 00002_b.sql", err)
+		if err == nil || !strings.Contains(err.Error(), "00002_b.sql") || !strings.Contains(err.Error(), "CREATE TABLE broken (;") {
+			t.Fatalf("err = %v, want one naming 00002_b.sql and its failing statement", err)
 		}
 		var n int
 		if err := db.GetContext(ctx, &n, `SELECT count(*) FROM a`); err != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -151,7 +152,11 @@ func Migrate(ctx context.Context, db *DB, fsys fs.FS, table string, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider("", db.DB.DB, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	// goose reports a failing statement only in its verbose log; keep the last one
+	// it announced so the error can name it.
+	var last lastStatement
+	p, err := goose.NewProvider("", db.DB.DB, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true),
+		goose.WithVerbose(true), goose.WithSlog(slog.New(&last)))
 	if err != nil {
 		return fmt.Errorf("store: migrations for %s: %w", db.Module, err)
 	}
@@ -164,9 +169,46 @@ func Migrate(ctx context.Context, db *DB, fsys fs.FS, table string, log *slog.Lo
 	if err != nil {
 		var perr *goose.PartialError
 		if errors.As(err, &perr) && perr.Failed != nil {
-			return fmt.Errorf("store: migrate %s: %s failed: %w", db.Module, perr.Failed.Source.Path, perr.Err)
+			return fmt.Errorf("store: migrate %s: %s failed at statement %q: %w",
+				db.Module, perr.Failed.Source.Path, last.get(), perr.Err)
 		}
 		return fmt.Errorf("store: migrate %s: %w", db.Module, err)
 	}
 	return nil
+}
+
+// lastStatement is a slog.Handler that keeps the last SQL statement goose logged
+// before executing it.
+type lastStatement struct {
+	mu   sync.Mutex
+	stmt string
+}
+
+func (h *lastStatement) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *lastStatement) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "statement" {
+			h.mu.Lock()
+			h.stmt = a.Value.String()
+			h.mu.Unlock()
+			return false
+		}
+		return true
+	})
+	return nil
+}
+
+func (h *lastStatement) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *lastStatement) WithGroup(string) slog.Handler      { return h }
+
+// get returns the statement on one line, shortened to what an error should carry.
+func (h *lastStatement) get() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := strings.Join(strings.Fields(h.stmt), " ")
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return s
 }
