@@ -9,27 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/agora-commerce/agora/internal/testlog"
 )
 
 var discard = slog.New(slog.DiscardHandler)
-
-// waitFor polls cond until it holds, failing the test after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func newBus(t *testing.T, limits Limits, tr Transport, handlers []RequestHandler, subs []Subscription) *Bus {
 	t.Helper()
@@ -198,8 +189,8 @@ func TestRequestErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
-			server, err := New(slog.New(rec), Limits{}, nil, []RequestHandler{sumRequest.Handle(sumHandler)}, nil)
+			rec := testlog.New(slog.LevelDebug)
+			server, err := New(rec.Logger(), Limits{}, nil, []RequestHandler{sumRequest.Handle(sumHandler)}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,8 +222,9 @@ func TestRequestErrors(t *testing.T) {
 					}
 				})
 			}
-			if got := rec.contains("hunter2"); got != tc.logsErr {
-				t.Errorf("handler's cause logged = %v; want %v (log: %v)", got, tc.logsErr, rec.messages())
+			logged := rec.Lines()
+			if got := slices.ContainsFunc(logged, func(l string) bool { return strings.Contains(l, "hunter2") }); got != tc.logsErr {
+				t.Errorf("handler's cause logged = %v; want %v (log: %v)", got, tc.logsErr, logged)
 			}
 		})
 	}
@@ -660,7 +652,7 @@ func TestBackpressure(t *testing.T) {
 	first := callAsync(ctx, b, sumReq{A: 1})
 	blk.waitEntered(t) // the only slot is taken
 	second := callAsync(ctx, b, sumReq{A: 2})
-	waitFor(t, "the second caller to wait for a slot", func() bool { return waiting(b, sumRequest.Name()) == 1 })
+	testlog.Eventually(t, "the second caller to wait for a slot", func() bool { return waiting(b, sumRequest.Name()) == 1 })
 
 	// The queue is full: a third caller is refused at once, although MaxWait and its
 	// context would let it wait.
@@ -786,7 +778,7 @@ func TestBackpressureServeEncoded(t *testing.T) {
 	first := callAsync(t.Context(), b, sumReq{A: 1})
 	blk.waitEntered(t)
 	second := callAsync(t.Context(), b, sumReq{A: 2})
-	waitFor(t, "the second caller to wait", func() bool { return waiting(b, sumRequest.Name()) == 1 })
+	testlog.Eventually(t, "the second caller to wait", func() bool { return waiting(b, sumRequest.Name()) == 1 })
 
 	env, _ := NewEnvelope(t.Context(), KindRequest, sumRequest.Name(), sumReq{A: 3})
 	served := make(chan result, 1)
@@ -1000,44 +992,6 @@ func TestEventAndCommandRoundTrip(t *testing.T) {
 			}
 		})
 	}
-}
-
-// --- helpers -----------------------------------------------------------------
-
-type recorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	var sb strings.Builder
-	sb.WriteString(rec.Message)
-	rec.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.msgs = append(r.msgs, sb.String())
-	return nil
-}
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *recorder) WithGroup(string) slog.Handler      { return r }
-
-func (r *recorder) messages() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.msgs...)
-}
-
-func (r *recorder) contains(s string) bool {
-	for _, m := range r.messages() {
-		if strings.Contains(m, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // A handler that ignores its context and answers after the caller's deadline: the

@@ -24,6 +24,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/migrations"
 )
 
@@ -61,18 +62,6 @@ func schemaFor(path string) string {
 
 // effectSeq orders the effects rows in the order they were applied, on any back end.
 var effectSeq atomic.Int64
-
-// waitFor polls cond until it holds, failing the test after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // openDB opens (or reopens) a module database the way the application does: the
 // outbox migrations, then the module's own (here a table of applied effects, with no
@@ -518,7 +507,7 @@ func TestCrashBetweenCommitAndDelivery(t *testing.T) {
 						t.Fatalf("Drain after restart = %d, %v; want 1, nil", n, err)
 					}
 				} else {
-					waitFor(t, "the dead relay's lease to expire and the message to be delivered", func() bool {
+					testlog.Eventually(t, "the dead relay's lease to expire and the message to be delivered", func() bool {
 						n, err := relay2.Drain(ctx, d)
 						if err != nil {
 							t.Fatalf("Drain: %v", err)
@@ -609,7 +598,7 @@ func TestRedeliveryHasNoSecondEffect(t *testing.T) {
 				}
 				return nil
 			}}
-			waitFor(t, "the outbox to empty", func() bool {
+			testlog.Eventually(t, "the outbox to empty", func() bool {
 				if _, err := relay.Drain(ctx, d); err != nil {
 					t.Fatalf("Drain: %v", err)
 				}
@@ -742,7 +731,7 @@ func TestFailedDeliveryIsRetriedThenParked(t *testing.T) {
 		// made it hold.
 		drain := func(what string, cond func() bool) (before, after int64) {
 			t.Helper()
-			waitFor(t, what, func() bool {
+			testlog.Eventually(t, what, func() bool {
 				before = time.Now().UnixMilli()
 				if _, err := relay.Drain(ctx, d); err != nil {
 					t.Fatalf("Drain: %v", err)
@@ -996,22 +985,22 @@ func TestNotifyWakesStartedRelay(t *testing.T) {
 
 		// The first message may be found by the relay's first pass at start.
 		first := add(t, ctx, w.sender, ob, stockReserved{"o1", 1})
-		waitFor(t, "the first message", func() bool { return d.counts()[first[0]] == 1 })
+		testlog.Eventually(t, "the first message", func() bool { return d.counts()[first[0]] == 1 })
 
 		// The relay has claimed and delivered the first message, so it claimed before the
 		// second was committed: only the wake-up on commit can get the second delivered.
 		second := add(t, ctx, w.sender, ob, stockReserved{"o2", 1})
-		waitFor(t, "the second message (woken by the commit)", func() bool { return d.counts()[second[0]] == 1 })
+		testlog.Eventually(t, "the second message (woken by the commit)", func() bool { return d.counts()[second[0]] == 1 })
 
 		// A redrive wakes it too.
 		f.set("poison", errors.New("down"))
 		third := add(t, ctx, w.sender, ob, stockReserved{"poison", 1})
-		waitFor(t, "the third message to be parked", func() bool { return rowByID(t, w.sender, third[0]).DeadAt.Valid })
+		testlog.Eventually(t, "the third message to be parked", func() bool { return rowByID(t, w.sender, third[0]).DeadAt.Valid })
 		f.set("poison", nil)
 		if err := dl.Redrive(ctx, third[0]); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the redriven message (woken by Redrive)", func() bool { return len(outboxIDs(t, w.sender)) == 0 })
+		testlog.Eventually(t, "the redriven message (woken by Redrive)", func() bool { return len(outboxIDs(t, w.sender)) == 0 })
 
 		if diff := cmp.Diff(map[string]int{first[0]: 1, second[0]: 1, third[0]: 2}, d.counts()); diff != "" {
 			t.Errorf("deliveries (-want +got):\n%s", diff)
@@ -1074,7 +1063,7 @@ func TestConcurrentRelaysDeliverEachMessageOnce(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			waitFor(t, "every message to be delivered", func() bool {
+			testlog.Eventually(t, "every message to be delivered", func() bool {
 				return len(d.counts()) == writers*perWriter && len(outboxIDs(t, w.sender)) == 0
 			})
 			for _, r := range relays {
@@ -1248,6 +1237,6 @@ func TestStopBoundedByContext(t *testing.T) {
 			t.Fatal("the delivery in progress was never cancelled")
 		}
 		// It counts as a failed attempt and is retried later.
-		waitFor(t, "the failure to be recorded", func() bool { return rowByID(t, w.sender, ids[0]).Attempts == 1 })
+		testlog.Eventually(t, "the failure to be recorded", func() bool { return rowByID(t, w.sender, ids[0]).Attempts == 1 })
 	})
 }

@@ -18,6 +18,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/testlog"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -437,39 +438,23 @@ func TestMigrateLogsAppliedFiles(t *testing.T) {
 		"00002_b.sql":    migration(`CREATE TABLE b (id TEXT);`),
 		"00003_noop.sql": migration(``), // no statements: nothing is applied, nothing logged
 	}
-	rec := &recorder{}
-	log := slog.New(rec)
+	rec := testlog.New(slog.LevelDebug)
+	log := rec.Logger()
 	if err := store.Migrate(ctx, db, fsys, "v", log); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.Migrate(ctx, db, fsys, "v", log); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"00001_a.sql", "00002_b.sql"}, rec.files()); diff != "" {
+	if diff := cmp.Diff([]string{"00001_a.sql", "00002_b.sql"}, appliedFiles(rec.Records())); diff != "" {
 		t.Errorf("files logged as applied (-want +got):\n%s", diff)
 	}
 }
 
-type recorder struct {
-	mu      sync.Mutex
-	records []slog.Record
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.records = append(r.records, rec.Clone())
-	return nil
-}
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *recorder) WithGroup(string) slog.Handler      { return r }
-
-func (r *recorder) files() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// appliedFiles lists the "file" attribute of each record, by base name.
+func appliedFiles(recs []slog.Record) []string {
 	var out []string
-	for _, rec := range r.records {
+	for _, rec := range recs {
 		rec.Attrs(func(a slog.Attr) bool {
 			if a.Key == "file" {
 				out = append(out, filepath.Base(a.Value.String()))

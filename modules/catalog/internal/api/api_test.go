@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/catalog/internal/api"
 	"github.com/agora-commerce/agora/modules/catalog/internal/products"
@@ -35,40 +34,14 @@ const (
 	problemJSON  = "application/problem+json"
 )
 
-// errorLog collects every log record at error level, from the edge, the bus and
-// huma's 5xx hook: a request that logs an error failed inside, whatever it answered.
-type errorLog struct {
-	mu   sync.Mutex
-	recs []string
-}
-
-func (l *errorLog) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelError }
-func (l *errorLog) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.recs = append(l.recs, b.String())
-	return nil
-}
-func (l *errorLog) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *errorLog) WithGroup(string) slog.Handler      { return l }
-
-func (l *errorLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.recs
-	l.recs = nil
-	return out
-}
-
-var errs = &errorLog{}
+// errs collects every log record at error level, from the edge, the bus and huma's
+// 5xx hook: a request that logs an error failed inside, whatever it answered.
+var errs = testlog.New(slog.LevelError)
 
 func TestMain(m *testing.M) {
 	// huma's error constructor is package-global: install the hook once, before any
 	// test builds an API.
-	httpapi.InstallErrorHook(slog.New(errs))
+	httpapi.InstallErrorHook(errs.Logger())
 	os.Exit(m.Run())
 }
 
@@ -82,7 +55,7 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
-	log := slog.New(errs)
+	log := errs.Logger()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	h, err := modhost.Open(t.Context(), cfg, "catalog", log)
@@ -97,9 +70,9 @@ func newServer(t *testing.T) *server {
 	}
 	a := httpapi.NewAPI(httpapi.Config{AdminToken: adminToken, MaxBodyBytes: maxBodyBytes, MaxInFlight: 64, RequestTimeout: 5 * time.Second}, log)
 	api.Routes(b)(a)
-	errs.take()
+	errs.Take()
 	t.Cleanup(func() {
-		for _, r := range errs.take() {
+		for _, r := range errs.Take() {
 			t.Errorf("error logged: %s", r)
 		}
 	})
