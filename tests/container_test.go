@@ -68,7 +68,6 @@ func TestContainerImage(t *testing.T) {
 			Env: map[string]string{
 				"AGORA_DATABASE_URL": pgURL,
 				"AGORA_HTTP_ADDR":    addr, // host networking: loopback only
-				"AGORA_ADMIN_TOKEN":  "container-test-admin-token",
 			},
 			HostConfigModifier: func(hc *container.HostConfig) { hc.NetworkMode = "host" },
 			WaitingFor:         wait.ForLog("agora is ready").WithStartupTimeout(time.Minute),

@@ -5,14 +5,8 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -21,11 +15,14 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/agora-commerce/agora/internal/apidocs"
+	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
 	catalogservice "github.com/agora-commerce/agora/modules/catalog/service"
+	"github.com/agora-commerce/agora/modules/identity"
+	identityservice "github.com/agora-commerce/agora/modules/identity/service"
 )
 
 // module is how the app knows a domain module: what runs it, what serves its routes.
@@ -35,7 +32,8 @@ type module struct {
 }
 
 var modules = map[string]module{
-	"catalog": {run: catalogservice.Module, routes: catalogservice.Routes},
+	"identity": {run: identityservice.Module, routes: identityservice.Routes},
+	"catalog":  {run: catalogservice.Module, routes: catalogservice.Routes},
 }
 
 // Version is the build's version, set with -ldflags "-X …/internal/app.Version=v1.2.3".
@@ -62,8 +60,11 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			return l
 		}),
 		fx.Provide(
+			func(cfg config.Config, log *slog.Logger) (*auth.Keys, error) {
+				return auth.Load(cfg.DataDir, cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, log)
+			},
 			fx.Annotate(newBus, fx.ParamTags(``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
-			fx.Annotate(newAPI, fx.ParamTags(``, ``, ``, `group:"http.routes"`, `group:"health.checks"`)),
+			fx.Annotate(newAPI, fx.ParamTags(``, ``, ``, ``, `group:"http.routes"`, `group:"health.checks"`)),
 			fx.Annotate(func(b *bus.Bus) httpapi.Check { return httpapi.Check{Name: "bus", Check: b.Ping} },
 				fx.ResultTags(`group:"health.checks"`)),
 		),
@@ -89,7 +90,7 @@ func Serve(cfg config.Config, log *slog.Logger) fx.Option {
 	return fx.Options(
 		Options(cfg, log),
 		fx.Provide(func(api *httpapi.API) *httpapi.Server {
-			return httpapi.NewServer(httpConfig(cfg, ""), api, log)
+			return httpapi.NewServer(httpConfig(cfg, nil), api, log)
 		}),
 		fx.Invoke(func(lc fx.Lifecycle, srv *httpapi.Server) {
 			started := time.Now()
@@ -117,13 +118,9 @@ func newBus(log *slog.Logger, cfg config.Config, handlers []bus.RequestHandler, 
 	return bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, nil, handlers, subs)
 }
 
-func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, routes []httpapi.Routes, checks []httpapi.Check) (*httpapi.API, error) {
-	token, err := adminToken(cfg, log)
-	if err != nil {
-		return nil, err
-	}
+func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, keys *auth.Keys, routes []httpapi.Routes, checks []httpapi.Check) (*httpapi.API, error) {
 	httpapi.InstallErrorHook(log)
-	api := httpapi.NewAPI(httpConfig(cfg, token), log)
+	api := httpapi.NewAPI(httpConfig(cfg, keys), log)
 	for _, r := range routes {
 		r(api)
 	}
@@ -134,41 +131,26 @@ func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, routes []httpapi.Ro
 	return api, nil
 }
 
-func httpConfig(cfg config.Config, adminToken string) httpapi.Config {
+func httpConfig(cfg config.Config, v httpapi.Verifier) httpapi.Config {
 	return httpapi.Config{Addr: cfg.HTTPAddr, RequestTimeout: cfg.RequestTimeout, MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxInFlight: cfg.MaxInFlight, Version: BuildVersion(), AdminToken: adminToken}
+		MaxInFlight: cfg.MaxInFlight, Version: BuildVersion(), Verifier: v}
 }
 
-// AdminTokenFile is where a generated admin token is kept, under the data dir.
-const AdminTokenFile = "admin-token"
-
-// adminToken returns the configured admin token or, when none is configured, the
-// one kept in the data dir (generated on first start, readable by its owner only).
-// The token itself is never logged.
-func adminToken(cfg config.Config, log *slog.Logger) (string, error) {
-	if cfg.AdminToken != "" {
-		return cfg.AdminToken, nil
+// CreateAdmin creates an admin account through the bus, with the identity module
+// running in this process for the occasion (its database, migrations, handlers).
+func CreateAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, email, password string) error {
+	cfg.Modules = []string{"identity"}
+	cfg.Demo = false
+	var b *bus.Bus
+	a := fx.New(Options(cfg, log), fx.NopLogger, fx.Populate(&b))
+	if err := a.Start(ctx); err != nil {
+		return err
 	}
-	path := filepath.Join(cfg.DataDir, AdminTokenFile)
-	b, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(b))) >= 16 {
-		return strings.TrimSpace(string(b)), nil
+	defer func() { _ = a.Stop(context.WithoutCancel(ctx)) }()
+	u, err := identity.CreateUserRequest.Call(ctx, b, identity.CreateUser{Email: email, Password: password, Role: identity.RoleAdmin})
+	if err != nil {
+		return fmt.Errorf("create admin %s: %w", email, err)
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("read admin token: %w", err)
-	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	token := hex.EncodeToString(raw)
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token: %w", err)
-	}
-	log.Warn("generated a placeholder admin token (identity is not built yet); admin requests need it as a bearer token",
-		"file", path)
-	return token, nil
+	log.Info("admin created", "user_id", u.ID, "email", u.Email)
+	return nil
 }

@@ -15,7 +15,7 @@ import (
 // intended change, regenerate it with: go run ./cmd/agora openapi --format yaml > api/openapi.yaml
 func TestOpenAPISnapshot(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := cli.Run(context.Background(), []string{"agora", "openapi", "--format", "yaml"}, &out, &errOut); code != 0 {
+	if code := cli.Run(context.Background(), []string{"agora", "openapi", "--format", "yaml"}, nil, &out, &errOut); code != 0 {
 		t.Fatalf("agora openapi exited %d: %s", code, errOut.String())
 	}
 	want, err := os.ReadFile(filepath.Join("..", "..", "api", "openapi.yaml"))

@@ -12,15 +12,16 @@ type Kind string
 
 // The kinds of error a message handler may return.
 const (
-	KindInvalid      Kind = "invalid"             // the message itself is wrong (HTTP 422)
-	KindNotFound     Kind = "not_found"           // the thing it names does not exist (404)
-	KindConflict     Kind = "conflict"            // it clashes with current state (409)
-	KindPrecondition Kind = "precondition_failed" // an optimistic-concurrency check failed (412)
-	KindForbidden    Kind = "forbidden"           // the caller may not do this (403)
-	KindUnavailable  Kind = "unavailable"         // no process serves the receiver right now (503)
-	KindOverloaded   Kind = "overloaded"          // the receiver is at capacity; retry later (503)
-	KindTimeout      Kind = "timeout"             // the deadline passed before an answer (504)
-	KindInternal     Kind = "internal"            // a fault inside the receiver (500)
+	KindInvalid         Kind = "invalid"             // the message itself is wrong (HTTP 422)
+	KindNotFound        Kind = "not_found"           // the thing it names does not exist (404)
+	KindConflict        Kind = "conflict"            // it clashes with current state (409)
+	KindPrecondition    Kind = "precondition_failed" // an optimistic-concurrency check failed (412)
+	KindUnauthenticated Kind = "unauthenticated"     // the caller's credentials are missing or wrong (401)
+	KindForbidden       Kind = "forbidden"           // the caller may not do this (403)
+	KindUnavailable     Kind = "unavailable"         // no process serves the receiver right now (503)
+	KindOverloaded      Kind = "overloaded"          // the receiver is at capacity; retry later (503)
+	KindTimeout         Kind = "timeout"             // the deadline passed before an answer (504)
+	KindInternal        Kind = "internal"            // a fault inside the receiver (500)
 )
 
 // Error is an error that crosses the bus unchanged: it has a stable Code that

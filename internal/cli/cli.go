@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -25,7 +27,7 @@ import (
 
 // Run runs the command line args (args[0] is the program name) and returns the
 // process exit code.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg := config.Default()
 	var modules string
 	common := []ucli.Flag{
@@ -37,6 +39,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			Usage: "debug, info, warn or error"},
 		&ucli.StringFlag{Name: "log-format", Value: cfg.LogFormat, Destination: &cfg.LogFormat, Sources: ucli.EnvVars("AGORA_LOG_FORMAT"),
 			Usage: "auto (text on a terminal, JSON otherwise), json or text"},
+		&ucli.StringFlag{Name: "jwt-private-key-file", Destination: &cfg.JWTPrivateKeyFile, Sources: ucli.EnvVars("AGORA_JWT_PRIVATE_KEY_FILE"),
+			Usage: "Ed25519 private key (PKCS#8 PEM) that signs access tokens (default: generated into <data-dir>/jwt-signing.pem)"},
+		&ucli.StringFlag{Name: "jwt-public-key-file", Destination: &cfg.JWTPublicKeyFile, Sources: ucli.EnvVars("AGORA_JWT_PUBLIC_KEY_FILE"),
+			Usage: "Ed25519 public key (PKIX PEM) for processes that verify tokens but do not run identity"},
 		&ucli.StringFlag{Name: "database-url", Destination: &cfg.DatabaseURL, Sources: ucli.EnvVars("AGORA_DATABASE_URL"),
 			Usage: "PostgreSQL for every module (postgres://user:pass@host:5432/db); each module uses its own schema. Empty: SQLite files under --data-dir"},
 		&ucli.IntFlag{Name: "db-max-open-conns", Value: cfg.DBMaxOpenConns, Destination: &cfg.DBMaxOpenConns, Sources: ucli.EnvVars("AGORA_DB_MAX_OPEN_CONNS"),
@@ -64,8 +70,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			Usage: "fill an empty store with a demo catalog"},
 		&ucli.BoolFlag{Name: "migrate", Value: cfg.MigrateOnStart, Destination: &cfg.MigrateOnStart, Sources: ucli.EnvVars("AGORA_MIGRATE_ON_START"),
 			Usage: "apply pending migrations at start"},
-		&ucli.StringFlag{Name: "admin-token", Destination: &cfg.AdminToken, Sources: ucli.EnvVars("AGORA_ADMIN_TOKEN"),
-			Usage: "placeholder admin bearer token until identity lands (default: generated into <data-dir>/admin-token)"},
 		&ucli.DurationFlag{Name: "http-request-timeout", Value: cfg.RequestTimeout, Destination: &cfg.RequestTimeout, Sources: ucli.EnvVars("AGORA_HTTP_REQUEST_TIMEOUT"),
 			Usage: "deadline of each HTTP request, including the bus calls it makes"},
 		&ucli.Int64Flag{Name: "http-max-body-bytes", Value: cfg.MaxBodyBytes, Destination: &cfg.MaxBodyBytes, Sources: ucli.EnvVars("AGORA_HTTP_MAX_BODY_BYTES"),
@@ -109,6 +113,25 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				Flags:  common,
 				Before: setup,
 				Action: func(ctx context.Context, _ *ucli.Command) error { return migrate(ctx, cfg, log) },
+			},
+			{
+				Name:  "admin",
+				Usage: "operator tasks",
+				Commands: []*ucli.Command{{
+					Name:  "create",
+					Usage: "create an admin account (the first admin, or another); the password comes from AGORA_ADMIN_PASSWORD or standard input",
+					Flags: append([]ucli.Flag{
+						&ucli.StringFlag{Name: "email", Required: true, Usage: "the admin's email"},
+					}, common...),
+					Before: setup,
+					Action: func(ctx context.Context, cmd *ucli.Command) error {
+						password, err := readPassword(stdin)
+						if err != nil {
+							return err
+						}
+						return app.CreateAdmin(ctx, cfg, log, cmd.String("email"), password)
+					},
+				}},
 			},
 			{
 				Name:  "openapi",
@@ -171,7 +194,7 @@ func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 func printOpenAPI(w io.Writer, format string) error {
 	cfg := config.Default()
 	cfg.Modules = nil
-	cfg.AdminToken = "unused"
+	cfg.DataDir = "" // no key is generated: the document needs none
 	var api *httpapi.API
 	a := fx.New(app.Options(cfg, slog.New(slog.DiscardHandler)), fx.NopLogger, fx.Populate(&api))
 	if err := a.Err(); err != nil {
@@ -201,4 +224,21 @@ func indentJSON(b []byte) []byte {
 		return b
 	}
 	return buf.Bytes()
+}
+
+// readPassword takes the admin password from AGORA_ADMIN_PASSWORD, or else the first
+// line of stdin.
+func readPassword(stdin io.Reader) (string, error) {
+	password := os.Getenv("AGORA_ADMIN_PASSWORD")
+	if password == "" && stdin != nil {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read the password from standard input: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if password == "" {
+		return "", errors.New("give the password in AGORA_ADMIN_PASSWORD or on standard input")
+	}
+	return password, nil
 }

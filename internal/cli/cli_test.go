@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,16 +14,23 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/cli"
+	"github.com/agora-commerce/agora/internal/config"
 )
 
 // run runs the command line with a deadline, so a command that wrongly starts
-// serving cannot hang the test.
+// serving cannot hang the test, and with nothing on standard input.
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runWithInput(t, strings.NewReader(""), args...)
+}
+
+// runWithInput is run with stdin as standard input.
+func runWithInput(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code = cli.Run(ctx, append([]string{"agora"}, args...), &out, &errOut)
+	code = cli.Run(ctx, append([]string{"agora"}, args...), stdin, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -31,7 +39,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("agora --help exited %d: %s", code, errOut)
 	}
-	for _, cmd := range []string{"serve", "migrate", "openapi"} {
+	for _, cmd := range []string{"serve", "migrate", "admin", "openapi"} {
 		if !regexp.MustCompile(`(?m)^\s+` + cmd + `\s`).MatchString(out) {
 			t.Errorf("agora --help does not list the %s command:\n%s", cmd, out)
 		}
@@ -53,7 +61,9 @@ func TestServeHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 		"http-addr":            "AGORA_HTTP_ADDR",
 		"demo":                 "AGORA_DEMO",
 		"migrate":              "AGORA_MIGRATE_ON_START",
-		"admin-token":          "AGORA_ADMIN_TOKEN",
+		"jwt-private-key-file": "AGORA_JWT_PRIVATE_KEY_FILE",
+		"jwt-public-key-file":  "AGORA_JWT_PUBLIC_KEY_FILE",
+		"database-url":         "AGORA_DATABASE_URL",
 		"http-request-timeout": "AGORA_HTTP_REQUEST_TIMEOUT",
 		"http-max-body-bytes":  "AGORA_HTTP_MAX_BODY_BYTES",
 		"http-max-in-flight":   "AGORA_HTTP_MAX_IN_FLIGHT",
@@ -84,6 +94,10 @@ func TestServeHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 		if env := envOf(flag); !strings.Contains(l, "[$"+env+"]") {
 			t.Errorf("serve --help: --%s does not name $%s: %q", flag, env, l)
 		}
+	}
+	// The placeholder admin token is gone for good.
+	if _, ok := lines["admin-token"]; ok || strings.Contains(out, "AGORA_ADMIN_TOKEN") {
+		t.Errorf("serve --help still offers the placeholder admin token:\n%s", out)
 	}
 }
 
@@ -158,9 +172,7 @@ func TestMigrate(t *testing.T) {
 	if countMsg(first, "migration applied") == 0 {
 		t.Errorf("first migrate applied no migration; log:\n%s", errOut)
 	}
-	if countMsg(first, "migrations are up to date") != 1 {
-		t.Errorf("first migrate did not report catalog up to date; log:\n%s", errOut)
-	}
+	checkUpToDate(t, "first migrate", first, errOut)
 
 	code, _, errOut = run(t, "migrate", "--log-format", "json")
 	if code != 0 {
@@ -170,8 +182,27 @@ func TestMigrate(t *testing.T) {
 	if n := countMsg(second, "migration applied"); n != 0 {
 		t.Errorf("second migrate applied %d migrations, want 0 (not idempotent); log:\n%s", n, errOut)
 	}
-	if countMsg(second, "migrations are up to date") != 1 {
-		t.Errorf("second migrate did not report catalog up to date; log:\n%s", errOut)
+	checkUpToDate(t, "second migrate", second, errOut)
+}
+
+// checkUpToDate checks that a migrate of all modules reported each module up to
+// date, once.
+func checkUpToDate(t *testing.T, what string, recs []map[string]any, log string) {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range recs {
+		if r["msg"] == "migrations are up to date" {
+			m, _ := r["module"].(string)
+			got[m]++
+		}
+	}
+	for _, m := range config.AllModules {
+		if got[m] != 1 {
+			t.Errorf("%s reported %s up to date %d times, want once; log:\n%s", what, m, got[m], log)
+		}
+	}
+	if len(got) != len(config.AllModules) {
+		t.Errorf("%s reported modules %v up to date, want %v", what, got, config.AllModules)
 	}
 }
 
@@ -226,5 +257,81 @@ func TestOpenAPIBadFormat(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "--format") {
 		t.Errorf("stderr does not explain the problem: %q", errOut)
+	}
+}
+
+func TestAdminCreateRefuses(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		stdin io.Reader // nil: none at all
+		want  []string  // what stderr must say
+	}{
+		{name: "without --email", args: []string{"admin", "create"}, stdin: strings.NewReader("a-good-password\n"),
+			want: []string{"email"}},
+		{name: "without a password, empty standard input", args: []string{"admin", "create", "--email", "x@example.com"},
+			stdin: strings.NewReader(""), want: []string{"AGORA_ADMIN_PASSWORD", "standard input"}},
+		{name: "without a password, an empty line", args: []string{"admin", "create", "--email", "x@example.com"},
+			stdin: strings.NewReader("\n"), want: []string{"AGORA_ADMIN_PASSWORD", "standard input"}},
+		{name: "without a password, no standard input", args: []string{"admin", "create", "--email", "x@example.com"},
+			want: []string{"AGORA_ADMIN_PASSWORD", "standard input"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("AGORA_ADMIN_PASSWORD", "") // unset for Run, whatever the environment says
+			dir := filepath.Join(t.TempDir(), "data")
+			args := append(tt.args, "--data-dir", dir, "--log-format", "json")
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			code := cli.Run(ctx, append([]string{"agora"}, args...), tt.stdin, &out, &errOut)
+			if code != 1 {
+				t.Errorf("exit code = %d, want 1; stderr: %s", code, errOut.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut.String(), w) {
+					t.Errorf("stderr does not say %q: %s", w, errOut.String())
+				}
+			}
+			// Refused before anything was opened: no database, no key.
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				entries, _ := os.ReadDir(dir)
+				t.Errorf("a refused admin create touched the data dir: %v", entries)
+			}
+		})
+	}
+}
+
+func TestAdminCreateHelp(t *testing.T) {
+	code, out, errOut := run(t, "admin", "create", "--help")
+	if code != 0 {
+		t.Fatalf("agora admin create --help exited %d: %s", code, errOut)
+	}
+	for _, want := range []string{"--email", "AGORA_ADMIN_PASSWORD", "--data-dir", "--database-url"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("admin create --help does not mention %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestAdminCreate: the operator's path to the first admin. The account is created
+// with the admin role (it can sign in as one), and a second run with the same email
+// fails without creating anything.
+func TestAdminCreate(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"admin", "create", "--email", "Ops@Example.com", "--data-dir", dir, "--log-format", "json"}
+	code, _, errOut := runWithInput(t, strings.NewReader("a very long admin passphrase\n"), args...)
+	if code != 0 {
+		t.Fatalf("admin create exited %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, `"msg":"admin created"`) || !strings.Contains(errOut, "ops@example.com") {
+		t.Errorf("the log does not report the admin:\n%s", errOut)
+	}
+	if strings.Contains(errOut, "a very long admin passphrase") {
+		t.Error("the password was logged")
+	}
+	code, _, errOut = runWithInput(t, strings.NewReader("another long passphrase\n"), args...)
+	if code != 1 || !strings.Contains(errOut, "identity.email_unavailable") {
+		t.Errorf("a second admin with the same email: exit %d, %s", code, errOut)
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // AllModules lists every domain module, in start order.
-var AllModules = []string{"catalog"}
+var AllModules = []string{"identity", "catalog"}
 
 // Config is the configuration of one Agora process.
 type Config struct {
@@ -41,9 +41,12 @@ type Config struct {
 	MigrateOnStart     bool
 	Demo               bool // fill an empty store with demo data
 
-	// AdminToken is the placeholder credential for admin operations until the
-	// identity module lands. Empty: one is generated into DataDir/admin-token.
-	AdminToken string
+	// JWTPrivateKeyFile is the Ed25519 key (PKCS#8 PEM) that signs access tokens;
+	// only the process that runs identity needs it. JWTPublicKeyFile (PKIX PEM) is
+	// enough for processes that only verify. With neither, a development key is
+	// generated into DataDir/jwt-signing.pem.
+	JWTPrivateKeyFile string
+	JWTPublicKeyFile  string
 }
 
 // Default returns the zero-configuration settings.

@@ -2,38 +2,67 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/agora-commerce/agora/internal/auth"
 )
 
-// AdminSecurity names the security scheme of admin operations. Until the identity
-// module lands it is a placeholder: one shared bearer token from configuration.
-const AdminSecurity = "adminToken"
+// BearerAuth names the security scheme of operations that need a signed-in caller:
+// an access token from POST /v1/auth/login, as "Authorization: Bearer <token>". A
+// requirement's scopes are the roles it admits; none means any signed-in caller.
+const BearerAuth = "bearerAuth"
 
 // Access rules an operation declares in its Security field. The middleware enforces
 // exactly what the OpenAPI document says, so the two cannot drift apart.
 var (
 	// Public operations need no credential.
 	Public = []map[string][]string{}
-	// AdminOnly operations need the admin credential: 401 without it.
-	AdminOnly = []map[string][]string{{AdminSecurity: {}}}
-	// PublicOrAdmin operations are public, and show admins more (drafts, say). A
-	// credential that is sent must be valid.
-	PublicOrAdmin = []map[string][]string{{}, {AdminSecurity: {}}}
+	// SignedIn operations need a valid access token: 401 without one.
+	SignedIn = []map[string][]string{{BearerAuth: {}}}
+	// AdminOnly operations need an access token with the admin role: 401 without a
+	// valid token, 403 with another role.
+	AdminOnly = []map[string][]string{{BearerAuth: {"admin"}}}
+	// PublicOrAdmin operations are public and show admins more (drafts, say). A
+	// token that is sent must be valid.
+	PublicOrAdmin = []map[string][]string{{}, {BearerAuth: {}}}
 )
 
-type adminKey struct{}
-
-// IsAdmin reports whether the request was made with the admin credential.
-func IsAdmin(ctx context.Context) bool {
-	v, _ := ctx.Value(adminKey{}).(bool)
-	return v
+// Verifier checks access tokens; *auth.Keys is one.
+type Verifier interface {
+	Verify(token string) (auth.Principal, error)
 }
 
-func accessRules(api huma.API, adminToken string) func(huma.Context, func(huma.Context)) {
+type principalKey struct{}
+
+// PrincipalFrom returns who made the request, if a valid token came with it.
+func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(auth.Principal)
+	return p, ok
+}
+
+// IsAdmin reports whether the request was made by an admin.
+func IsAdmin(ctx context.Context) bool {
+	p, ok := PrincipalFrom(ctx)
+	return ok && p.Role == "admin"
+}
+
+// RequireOwner is the one owner check every module uses for resources that belong
+// to a user (carts, orders, payments): it returns nil when the caller owns the
+// resource or is an admin, and otherwise a 404 — the same answer as for a resource
+// that does not exist, so another customer's data is neither shown nor confirmed.
+func RequireOwner(ctx context.Context, ownerID string) error {
+	p, ok := PrincipalFrom(ctx)
+	if ok && (p.Role == "admin" || (ownerID != "" && p.UserID == ownerID)) {
+		return nil
+	}
+	return huma.Error404NotFound("not found")
+}
+
+func accessRules(api huma.API, v Verifier) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		op := ctx.Operation()
 		if op == nil || op.Security == nil {
@@ -42,37 +71,44 @@ func accessRules(api huma.API, adminToken string) func(huma.Context, func(huma.C
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this operation declares no access rule")
 			return
 		}
-		needsAdmin, allowsAdmin, public := false, false, false
+		// No requirement at all, or an empty one among alternatives, means public.
+		public, usesBearer := len(op.Security) == 0, false
+		var roles []string // roles admitted by a bearer requirement; empty: any
 		for _, req := range op.Security {
 			if len(req) == 0 {
 				public = true
 			}
-			if _, ok := req[AdminSecurity]; ok {
-				allowsAdmin = true
+			if scopes, ok := req[BearerAuth]; ok {
+				usesBearer = true
+				roles = append(roles, scopes...)
 			}
 		}
-		needsAdmin = allowsAdmin && !public
-		auth := ctx.Header("Authorization")
-		if auth == "" {
-			if needsAdmin {
+		authz := ctx.Header("Authorization")
+		if authz == "" || !usesBearer {
+			if !public {
 				ctx.SetHeader("WWW-Authenticate", `Bearer realm="agora"`)
-				_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "this operation needs the admin credential (Authorization: Bearer …)")
+				_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "sign in first: send Authorization: Bearer <access token>")
 				return
 			}
-			next(ctx)
-			return
-		}
-		if !allowsAdmin {
 			next(ctx) // a credential the operation does not use is ignored
 			return
 		}
 		// The scheme name is case-insensitive (RFC 9110, section 11.1).
-		scheme, token, ok := strings.Cut(auth, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || adminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(adminToken)) != 1 {
+		scheme, token, ok := strings.Cut(authz, " ")
+		var p auth.Principal
+		var err error = auth.ErrInvalid
+		if ok && strings.EqualFold(scheme, "Bearer") && v != nil {
+			p, err = v.Verify(strings.TrimSpace(token))
+		}
+		if err != nil {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="agora", error="invalid_token"`)
-			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "the credential is not valid")
+			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "the access token is not valid or has expired")
 			return
 		}
-		next(huma.WithValue(ctx, adminKey{}, true))
+		if len(roles) > 0 && !slices.Contains(roles, p.Role) {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this operation needs one of the roles: "+strings.Join(roles, ", "))
+			return
+		}
+		next(huma.WithValue(ctx, principalKey{}, p))
 	}
 }

@@ -24,7 +24,7 @@ type Config struct {
 	MaxBodyBytes   int64
 	MaxInFlight    int
 	Version        string
-	AdminToken     string // placeholder admin credential (see AdminSecurity)
+	Verifier       Verifier // checks access tokens; nil refuses every token
 }
 
 // Routes registers a module's operations on the API. Modules provide one to the fx
@@ -50,10 +50,10 @@ func NewAPI(cfg Config, log *slog.Logger) *API {
 	hc.DocsPath = ""     // served by package apidocs, from embedded assets
 	hc.CreateHooks = nil // no $schema links in bodies: clients get exactly the documented fields
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		AdminSecurity: {
-			Type: "http", Scheme: "bearer",
-			Description: "Placeholder admin credential until the identity module lands: the token in AGORA_ADMIN_TOKEN, " +
-				"or the one generated into <data dir>/admin-token.",
+		BearerAuth: {
+			Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+			Description: "An access token from POST /v1/auth/login (or /v1/auth/refresh). Scopes name the roles an " +
+				"operation admits (admin); none means any signed-in user.",
 		},
 	}
 	if cfg.MaxBodyBytes > 0 {
@@ -65,7 +65,7 @@ func NewAPI(cfg Config, log *slog.Logger) *API {
 		})
 	}
 	api := humago.New(mux, hc)
-	api.UseMiddleware(accessRules(api, cfg.AdminToken))
+	api.UseMiddleware(accessRules(api, cfg.Verifier))
 	a := &API{API: api, mux: mux}
 	mux.HandleFunc("/", a.notFound)
 	a.handler = chain(mux, log, cfg)

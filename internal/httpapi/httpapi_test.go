@@ -3,12 +3,18 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,12 +25,12 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
 )
-
-const testToken = "test-admin-token-0123456789abcdef"
 
 // syncBuffer is a bytes.Buffer that the server's goroutines and the test can share.
 type syncBuffer struct {
@@ -63,18 +69,6 @@ type problemBody struct {
 		Message  string `json:"message"`
 		Location string `json:"location"`
 	} `json:"errors"`
-}
-
-type adminOut struct {
-	Body struct {
-		Admin bool `json:"admin"`
-	}
-}
-
-func adminReply(ctx context.Context, _ *struct{}) (*adminOut, error) {
-	out := &adminOut{}
-	out.Body.Admin = IsAdmin(ctx)
-	return out, nil
 }
 
 // newServer serves an API built by NewAPI with cfg, after register has added the
@@ -133,78 +127,340 @@ func (r response) problem(t *testing.T, status int) problemBody {
 	return p
 }
 
-func TestAccessRules(t *testing.T) {
-	srv, _ := newServer(t, Config{AdminToken: testToken}, func(api huma.API) {
-		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
-		huma.Register(api, huma.Operation{OperationID: "admin", Method: http.MethodGet, Path: "/admin", Security: AdminOnly}, adminReply)
-		huma.Register(api, huma.Operation{OperationID: "mixed", Method: http.MethodGet, Path: "/mixed", Security: PublicOrAdmin}, adminReply)
-		huma.Register(api, huma.Operation{OperationID: "undeclared", Method: http.MethodGet, Path: "/undeclared"}, adminReply)
-	})
-
-	tests := []struct {
-		name      string
-		path      string
-		auth      string // Authorization header; empty: none
-		status    int
-		admin     bool // on 200: what IsAdmin reported
-		challenge bool // on 401: WWW-Authenticate is sent
-	}{
-		{name: "public without credential", path: "/public", status: http.StatusOK},
-		{name: "public ignores a credential it does not use", path: "/public", auth: "Bearer wrong", status: http.StatusOK},
-		{name: "admin-only without credential", path: "/admin", status: http.StatusUnauthorized, challenge: true},
-		{name: "admin-only with wrong token", path: "/admin", auth: "Bearer wrong", status: http.StatusUnauthorized, challenge: true},
-		{name: "admin-only with token prefix", path: "/admin", auth: "Bearer " + testToken[:10], status: http.StatusUnauthorized, challenge: true},
-		{name: "admin-only with empty bearer", path: "/admin", auth: "Bearer ", status: http.StatusUnauthorized, challenge: true},
-		{name: "admin-only with Basic scheme", path: "/admin", auth: "Basic " + testToken, status: http.StatusUnauthorized, challenge: true},
-		{name: "admin-only with a lower-case bearer scheme", path: "/admin", auth: "bearer " + testToken, status: http.StatusOK, admin: true},
-		{name: "admin-only with bare token", path: "/admin", auth: testToken, status: http.StatusUnauthorized, challenge: true},
-		{name: "admin-only with right token", path: "/admin", auth: "Bearer " + testToken, status: http.StatusOK, admin: true},
-		{name: "public-or-admin without credential", path: "/mixed", status: http.StatusOK, admin: false},
-		{name: "public-or-admin with right token", path: "/mixed", auth: "Bearer " + testToken, status: http.StatusOK, admin: true},
-		{name: "public-or-admin with wrong token", path: "/mixed", auth: "Bearer wrong", status: http.StatusUnauthorized, challenge: true},
-		{name: "undeclared rule without credential", path: "/undeclared", status: http.StatusForbidden},
-		{name: "undeclared rule with right token", path: "/undeclared", auth: "Bearer " + testToken, status: http.StatusForbidden},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
-			if tt.auth != "" {
-				h.Set("Authorization", tt.auth)
-			}
-			r := do(t, srv, http.MethodGet, tt.path, h, nil)
-			if tt.status != http.StatusOK {
-				r.problem(t, tt.status)
-				if got := r.header.Get("WWW-Authenticate"); (got != "") != tt.challenge || (tt.challenge && !strings.HasPrefix(got, "Bearer ")) {
-					t.Errorf("WWW-Authenticate = %q, want a Bearer challenge: %v", got, tt.challenge)
-				}
-				return
-			}
-			if r.status != http.StatusOK {
-				t.Fatalf("status = %d, want 200; body: %s", r.status, r.body)
-			}
-			var got struct{ Admin bool }
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
-			if got.Admin != tt.admin {
-				t.Errorf("IsAdmin = %v, want %v", got.Admin, tt.admin)
-			}
-		})
+// whoOut is what the test operations answer: who the access rules let through.
+type whoOut struct {
+	Body struct {
+		SignedIn   bool   `json:"signed_in"`
+		UserID     string `json:"user_id"`
+		Role       string `json:"role"`
+		Admin      bool   `json:"admin"`
+		RemoteAddr string `json:"remote_addr"`
 	}
 }
 
-// TestAccessRulesWithoutToken checks that an API configured without an admin token
-// admits nobody to admin operations, not even with an empty bearer token.
-func TestAccessRulesWithoutToken(t *testing.T) {
-	srv, _ := newServer(t, Config{}, func(api huma.API) {
-		huma.Register(api, huma.Operation{OperationID: "admin", Method: http.MethodGet, Path: "/admin", Security: AdminOnly}, adminReply)
-	})
-	for _, auth := range []string{"", "Bearer ", "Bearer x"} {
-		h := http.Header{}
-		if auth != "" {
-			h.Set("Authorization", auth)
+func whoami(ctx context.Context, _ *struct{}) (*whoOut, error) {
+	out := &whoOut{}
+	p, ok := PrincipalFrom(ctx)
+	out.Body.SignedIn, out.Body.UserID, out.Body.Role = ok, p.UserID, p.Role
+	out.Body.Admin = IsAdmin(ctx)
+	out.Body.RemoteAddr, _ = RemoteAddrFrom(ctx)
+	return out, nil
+}
+
+const (
+	adminID    = "0190a8b2-0000-7000-8000-00000000ad01"
+	customerID = "0190a8b2-0000-7000-8000-00000000c001"
+)
+
+// testKeys returns signing keys for the tests and a function that issues a token.
+func testKeys(t *testing.T) (*auth.Keys, func(keys *auth.Keys, userID, role string, issuedAt time.Time) string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth.NewKeys(priv), func(keys *auth.Keys, userID, role string, issuedAt time.Time) string {
+		t.Helper()
+		tok, err := keys.Issue(auth.Principal{UserID: userID, Role: role}, issuedAt, 15*time.Minute)
+		if err != nil {
+			t.Fatal(err)
 		}
-		do(t, srv, http.MethodGet, "/admin", h, nil).problem(t, http.StatusUnauthorized)
+		return tok
+	}
+}
+
+// publicKey returns the raw Ed25519 public key of keys.
+func publicKey(t *testing.T, keys *auth.Keys) ed25519.PublicKey {
+	t.Helper()
+	b, err := keys.PublicPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(ed25519.PublicKey)
+}
+
+// algNone crafts, by hand, an unsigned token that claims the admin role.
+func algNone() string {
+	enc := base64.RawURLEncoding
+	now := time.Now().Unix()
+	claims := fmt.Sprintf(`{"iss":%q,"aud":[%q],"sub":%q,"role":"admin","iat":%d,"nbf":%d,"exp":%d}`,
+		auth.Issuer, auth.Audience, adminID, now, now, now+900)
+	return enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims)) + "."
+}
+
+// registerRules registers one operation for each access rule, and one that
+// declares none.
+func registerRules(api huma.API) {
+	for _, op := range []struct {
+		path     string
+		security []map[string][]string
+	}{
+		{"/public", Public},
+		{"/signed-in", SignedIn},
+		{"/admin", AdminOnly},
+		{"/mixed", PublicOrAdmin},
+		{"/undeclared", nil},
+	} {
+		huma.Register(api, huma.Operation{OperationID: strings.TrimPrefix(op.path, "/"), Method: http.MethodGet, Path: op.path,
+			Security: op.security}, whoami)
+	}
+}
+
+func TestAccessRules(t *testing.T) {
+	keys, issue := testKeys(t)
+	other, _ := testKeys(t)
+	now := time.Now()
+	admin := issue(keys, adminID, "admin", now)
+	customer := issue(keys, customerID, "customer", now)
+	expired := issue(keys, adminID, "admin", now.Add(-time.Hour))
+	forged := issue(other, adminID, "admin", now)
+	hs256, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": auth.Issuer, "aud": auth.Audience, "sub": adminID, "role": "admin", "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}).SignedString([]byte(publicKey(t, keys)))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv, _ := newServer(t, Config{Verifier: keys}, registerRules)
+
+	// Who a request with each credential is on the operations that use bearer
+	// tokens; the public operation ignores credentials, so nobody is signed in there.
+	type who int
+	const (
+		nobody who = iota
+		asAdmin
+		asCustomer
+	)
+	const ok, unauth, forbidden = http.StatusOK, http.StatusUnauthorized, http.StatusForbidden
+	// The status on /public, /signed-in, /admin, /mixed and /undeclared, in order.
+	type statuses [5]int
+	invalid := statuses{ok, unauth, unauth, unauth, forbidden} // a credential sent must be valid
+	tests := []struct {
+		name   string
+		auth   string // the Authorization header; empty: none
+		want   statuses
+		who    who
+		reason bool // the 401 challenge names error="invalid_token"
+	}{
+		{name: "no token", want: statuses{ok, unauth, unauth, ok, forbidden}},
+		{name: "admin", auth: "Bearer " + admin, want: statuses{ok, ok, ok, ok, forbidden}, who: asAdmin},
+		{name: "customer", auth: "Bearer " + customer, want: statuses{ok, ok, forbidden, ok, forbidden}, who: asCustomer},
+		{name: "lower-case bearer scheme", auth: "bearer " + admin, want: statuses{ok, ok, ok, ok, forbidden}, who: asAdmin},
+		{name: "upper-case bearer scheme", auth: "BEARER " + customer, want: statuses{ok, ok, forbidden, ok, forbidden}, who: asCustomer},
+		{name: "expired admin token", auth: "Bearer " + expired, want: invalid, reason: true},
+		{name: "admin token forged with another key", auth: "Bearer " + forged, want: invalid, reason: true},
+		{name: "alg none admin token", auth: "Bearer " + algNone(), want: invalid, reason: true},
+		{name: "HS256 token keyed with the public key", auth: "Bearer " + hs256, want: invalid, reason: true},
+		{name: "admin token with a Basic scheme", auth: "Basic " + admin, want: invalid, reason: true},
+		{name: "Basic credentials", auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:secret")), want: invalid, reason: true},
+		{name: "admin token without a scheme", auth: admin, want: invalid, reason: true},
+		{name: "empty bearer token", auth: "Bearer ", want: invalid, reason: true},
+		{name: "garbage token", auth: "Bearer garbage", want: invalid, reason: true},
+		{name: "truncated admin token", auth: "Bearer " + admin[:len(admin)-5], want: invalid, reason: true},
+		{name: "two tokens", auth: "Bearer " + customer + " " + admin, want: invalid, reason: true},
+	}
+	paths := []string{"/public", "/signed-in", "/admin", "/mixed", "/undeclared"}
+	for _, tt := range tests {
+		for i, path := range paths {
+			t.Run(tt.name+" on "+path, func(t *testing.T) {
+				h := http.Header{}
+				if tt.auth != "" {
+					h.Set("Authorization", tt.auth)
+				}
+				r := do(t, srv, http.MethodGet, path, h, nil)
+				want := tt.want[i]
+				challenge := r.header.Get("WWW-Authenticate")
+				if want != ok {
+					r.problem(t, want)
+					switch {
+					case want != unauth && challenge != "":
+						t.Errorf("%d with WWW-Authenticate %q", want, challenge)
+					case want == unauth && !strings.HasPrefix(challenge, "Bearer "):
+						t.Errorf("401 with WWW-Authenticate %q, want a Bearer challenge", challenge)
+					case want == unauth && strings.Contains(challenge, `error="invalid_token"`) != tt.reason:
+						t.Errorf("WWW-Authenticate = %q; names invalid_token: %v, want %v", challenge, !tt.reason, tt.reason)
+					}
+					return
+				}
+				if r.status != ok {
+					t.Fatalf("status = %d, want 200; body: %s", r.status, r.body)
+				}
+				var got whoOut
+				if err := json.Unmarshal(r.body, &got.Body); err != nil {
+					t.Fatal(err)
+				}
+				var seen whoOut
+				if path != "/public" {
+					switch tt.who {
+					case asAdmin:
+						seen.Body.SignedIn, seen.Body.UserID, seen.Body.Role, seen.Body.Admin = true, adminID, "admin", true
+					case asCustomer:
+						seen.Body.SignedIn, seen.Body.UserID, seen.Body.Role = true, customerID, "customer"
+					}
+				}
+				seen.Body.RemoteAddr = got.Body.RemoteAddr // checked in TestRemoteAddr
+				if diff := cmp.Diff(seen.Body, got.Body); diff != "" {
+					t.Errorf("what the handler saw (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// TestAccessRulesWithoutVerifier checks that an API configured without a verifier
+// admits nobody to operations that need a token, even with a well-formed one.
+func TestAccessRulesWithoutVerifier(t *testing.T) {
+	keys, issue := testKeys(t)
+	admin := issue(keys, adminID, "admin", time.Now())
+	srv, _ := newServer(t, Config{}, registerRules)
+	for _, path := range []string{"/signed-in", "/admin", "/mixed"} {
+		for _, authz := range []string{"", "Bearer ", "Bearer x", "Bearer " + admin} {
+			h := http.Header{}
+			if authz != "" {
+				h.Set("Authorization", authz)
+			}
+			if path == "/mixed" && authz == "" {
+				if r := do(t, srv, http.MethodGet, path, h, nil); r.status != http.StatusOK {
+					t.Errorf("GET %s without a token: status %d, want 200", path, r.status)
+				}
+				continue
+			}
+			do(t, srv, http.MethodGet, path, h, nil).problem(t, http.StatusUnauthorized)
+		}
+	}
+}
+
+// fakeVerifier knows a fixed set of tokens.
+type fakeVerifier map[string]auth.Principal
+
+func (f fakeVerifier) Verify(token string) (auth.Principal, error) {
+	if p, ok := f[token]; ok {
+		return p, nil
+	}
+	return auth.Principal{}, auth.ErrInvalid
+}
+
+// TestAccessRulesRoles checks that a bearer requirement admits exactly the roles in
+// its scopes, whatever the Verifier.
+func TestAccessRulesRoles(t *testing.T) {
+	v := fakeVerifier{
+		"a": {UserID: "1", Role: "admin"}, "s": {UserID: "2", Role: "staff"}, "c": {UserID: "3", Role: "customer"},
+		"Admin": {UserID: "4", Role: "Admin"},
+	}
+	srv, _ := newServer(t, Config{Verifier: v}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "staff", Method: http.MethodGet, Path: "/staff",
+			Security: []map[string][]string{{BearerAuth: {"staff", "admin"}}}}, whoami)
+		huma.Register(api, huma.Operation{OperationID: "admin", Method: http.MethodGet, Path: "/admin", Security: AdminOnly}, whoami)
+	})
+	tests := []struct {
+		path, token string
+		status      int
+	}{
+		{"/staff", "a", http.StatusOK},
+		{"/staff", "s", http.StatusOK},
+		{"/staff", "c", http.StatusForbidden},
+		{"/admin", "a", http.StatusOK},
+		{"/admin", "s", http.StatusForbidden},
+		{"/admin", "Admin", http.StatusForbidden}, // roles compare exactly
+		{"/admin", "x", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		r := do(t, srv, http.MethodGet, tt.path, http.Header{"Authorization": {"Bearer " + tt.token}}, nil)
+		if r.status != tt.status {
+			t.Errorf("GET %s with the %q token: status %d, want %d; body %s", tt.path, tt.token, r.status, tt.status, r.body)
+		}
+	}
+}
+
+func TestRequireOwner(t *testing.T) {
+	with := func(p auth.Principal) context.Context { return context.WithValue(t.Context(), principalKey{}, p) }
+	tests := []struct {
+		name  string
+		ctx   context.Context
+		owner string
+		ok    bool
+	}{
+		{"owner", with(auth.Principal{UserID: customerID, Role: "customer"}), customerID, true},
+		{"admin", with(auth.Principal{UserID: adminID, Role: "admin"}), customerID, true},
+		{"admin on a resource without owner", with(auth.Principal{UserID: adminID, Role: "admin"}), "", true},
+		{"another customer", with(auth.Principal{UserID: "someone-else", Role: "customer"}), customerID, false},
+		{"customer on a resource without owner", with(auth.Principal{UserID: customerID, Role: "customer"}), "", false},
+		{"principal without user id on a resource without owner", with(auth.Principal{Role: "customer"}), "", false},
+		{"no principal", t.Context(), customerID, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := RequireOwner(tt.ctx, tt.owner)
+			if tt.ok {
+				if err != nil {
+					t.Errorf("RequireOwner = %v, want nil", err)
+				}
+				return
+			}
+			var se huma.StatusError
+			if !errors.As(err, &se) || se.GetStatus() != http.StatusNotFound {
+				t.Errorf("RequireOwner = %v, want a 404", err)
+			}
+		})
+	}
+
+	// Through the API: another customer's resource is a 404 problem, like one that
+	// does not exist.
+	keys, issue := testKeys(t)
+	now := time.Now()
+	srv, _ := newServer(t, Config{Verifier: keys}, func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "owned", Method: http.MethodGet, Path: "/owned/{owner}", Security: SignedIn},
+			func(ctx context.Context, in *struct {
+				Owner string `path:"owner"`
+			}) (*struct{}, error) {
+				return nil, RequireOwner(ctx, in.Owner)
+			})
+	})
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	customer := bearer(issue(keys, customerID, "customer", now))
+	if r := do(t, srv, http.MethodGet, "/owned/"+customerID, customer, nil); r.status != http.StatusNoContent {
+		t.Errorf("owner: status %d, want 204; body %s", r.status, r.body)
+	}
+	if r := do(t, srv, http.MethodGet, "/owned/"+customerID, bearer(issue(keys, adminID, "admin", now)), nil); r.status != http.StatusNoContent {
+		t.Errorf("admin: status %d, want 204; body %s", r.status, r.body)
+	}
+	do(t, srv, http.MethodGet, "/owned/someone-else", customer, nil).problem(t, http.StatusNotFound)
+}
+
+func TestRemoteAddr(t *testing.T) {
+	if a, ok := RemoteAddrFrom(t.Context()); ok || a != "" {
+		t.Errorf("RemoteAddrFrom outside a request = %q, %v", a, ok)
+	}
+	srv, _ := newServer(t, Config{}, registerRules)
+	r := do(t, srv, http.MethodGet, "/public", nil, nil)
+	var got whoOut
+	if err := json.Unmarshal(r.body, &got.Body); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	host, port, err := net.SplitHostPort(got.Body.RemoteAddr)
+	if err != nil || host != "127.0.0.1" || port == "" || port == "0" {
+		t.Errorf("RemoteAddrFrom in a handler = %q, want 127.0.0.1:<port>", got.Body.RemoteAddr)
+	}
+
+	// The address is the peer's: proxy headers are not trusted.
+	api := NewAPI(Config{}, slog.New(slog.DiscardHandler))
+	registerRules(api)
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/public", nil)
+	req.RemoteAddr = "192.0.2.7:4711"
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	req.Header.Set("X-Real-IP", "203.0.113.9")
+	w := httptest.NewRecorder()
+	api.Handler().ServeHTTP(w, req)
+	if err := json.Unmarshal(w.Body.Bytes(), &got.Body); err != nil {
+		t.Fatalf("%v: %s", err, w.Body.String())
+	}
+	if got.Body.RemoteAddr != "192.0.2.7:4711" {
+		t.Errorf("RemoteAddrFrom = %q, want the peer 192.0.2.7:4711", got.Body.RemoteAddr)
 	}
 }
 
@@ -226,6 +482,8 @@ func TestProblem(t *testing.T) {
 			status: http.StatusConflict, typ: "urn:agora:problem:test.conflict"},
 		{name: "precondition", err: bus.NewError(bus.KindPrecondition, "test.precondition", "changed"),
 			status: http.StatusPreconditionFailed, typ: "urn:agora:problem:test.precondition"},
+		{name: "unauthenticated", err: bus.NewError(bus.KindUnauthenticated, "test.unauthenticated", "wrong password"),
+			status: http.StatusUnauthorized, typ: "urn:agora:problem:test.unauthenticated"},
 		{name: "forbidden", err: bus.NewError(bus.KindForbidden, "test.forbidden", "not yours"),
 			status: http.StatusForbidden, typ: "urn:agora:problem:test.forbidden"},
 		{name: "unavailable", err: bus.NewError(bus.KindUnavailable, "test.unavailable", "nobody home"),
@@ -313,7 +571,7 @@ func TestProblem(t *testing.T) {
 
 func TestRequestID(t *testing.T) {
 	srv, _ := newServer(t, Config{}, func(api huma.API) {
-		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, whoami)
 	})
 	tests := []struct {
 		name string
@@ -362,7 +620,7 @@ func TestMaxInFlight(t *testing.T) {
 				<-release
 				return nil, nil
 			})
-		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, whoami)
 	})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
@@ -447,7 +705,7 @@ func TestBodyLimit(t *testing.T) {
 
 func TestRouting(t *testing.T) {
 	srv, _ := newServer(t, Config{}, func(api huma.API) {
-		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, whoami)
 		huma.Register(api, huma.Operation{OperationID: "things", Method: http.MethodPost, Path: "/things/{id}", Security: Public},
 			func(ctx context.Context, _ *struct {
 				ID string `path:"id"`
@@ -489,7 +747,7 @@ func TestPanicRecovery(t *testing.T) {
 	srv, logs := newServer(t, Config{}, func(api huma.API) {
 		huma.Register(api, huma.Operation{OperationID: "panic", Method: http.MethodGet, Path: "/panic", Security: Public},
 			func(ctx context.Context, _ *struct{}) (*struct{}, error) { panic("secret panic value") })
-		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, adminReply)
+		huma.Register(api, huma.Operation{OperationID: "public", Method: http.MethodGet, Path: "/public", Security: Public}, whoami)
 	})
 	for range 3 {
 		r := do(t, srv, http.MethodGet, "/panic", nil, nil)

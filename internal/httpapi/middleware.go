@@ -30,6 +30,7 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 		}
 		w.Header().Set(RequestIDHeader, id)
 		ctx := bus.WithCause(r.Context(), bus.Cause{ID: id, CorrelationID: id})
+		ctx = context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)
 		rec := &recorder{ResponseWriter: w}
 		r = r.WithContext(ctx)
 		defer func() {
@@ -70,6 +71,15 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 		}
 		h.ServeHTTP(rec, r)
 	})
+}
+
+type remoteAddrKey struct{}
+
+// RemoteAddrFrom returns the peer address of the request being served ("ip:port").
+// Proxy headers are not trusted: behind a proxy this is the proxy's address.
+func RemoteAddrFrom(ctx context.Context) (string, bool) {
+	a, ok := ctx.Value(remoteAddrKey{}).(string)
+	return a, ok
 }
 
 // recorder notes the status and size of a response for the access log.

@@ -19,15 +19,16 @@ const RetryAfterSeconds = 1
 // statusOf maps each bus error kind to its HTTP status: the one place where domain
 // errors become status codes.
 var statusOf = map[bus.Kind]int{
-	bus.KindInvalid:      http.StatusUnprocessableEntity,
-	bus.KindNotFound:     http.StatusNotFound,
-	bus.KindConflict:     http.StatusConflict,
-	bus.KindPrecondition: http.StatusPreconditionFailed,
-	bus.KindForbidden:    http.StatusForbidden,
-	bus.KindUnavailable:  http.StatusServiceUnavailable,
-	bus.KindOverloaded:   http.StatusServiceUnavailable,
-	bus.KindTimeout:      http.StatusGatewayTimeout,
-	bus.KindInternal:     http.StatusInternalServerError,
+	bus.KindInvalid:         http.StatusUnprocessableEntity,
+	bus.KindNotFound:        http.StatusNotFound,
+	bus.KindConflict:        http.StatusConflict,
+	bus.KindPrecondition:    http.StatusPreconditionFailed,
+	bus.KindUnauthenticated: http.StatusUnauthorized,
+	bus.KindForbidden:       http.StatusForbidden,
+	bus.KindUnavailable:     http.StatusServiceUnavailable,
+	bus.KindOverloaded:      http.StatusServiceUnavailable,
+	bus.KindTimeout:         http.StatusGatewayTimeout,
+	bus.KindInternal:        http.StatusInternalServerError,
 }
 
 // ProblemTypePrefix starts the "type" of every problem that comes from a *bus.Error;
@@ -55,6 +56,10 @@ func Problem(err error) error {
 	out := &huma.ErrorModel{Type: ProblemTypePrefix + be.Code, Title: http.StatusText(status), Status: status, Detail: be.Message}
 	if be.Field != "" {
 		out.Errors = []*huma.ErrorDetail{{Message: be.Message, Location: be.Field}}
+	}
+	if be.Kind == bus.KindUnauthenticated {
+		// RFC 9110, section 15.5.2: every 401 names the scheme to authenticate with.
+		return huma.ErrorWithHeaders(out, http.Header{"WWW-Authenticate": {`Bearer realm="agora"`}})
 	}
 	if be.Kind == bus.KindOverloaded || be.Kind == bus.KindUnavailable {
 		return huma.ErrorWithHeaders(out, http.Header{"Retry-After": {strconv.Itoa(RetryAfterSeconds)}})

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
@@ -29,10 +31,40 @@ import (
 )
 
 const (
-	adminToken   = "test-admin-token"
 	maxBodyBytes = 1 << 20
 	problemJSON  = "application/problem+json"
 )
+
+// keys sign the tests' access tokens; the API verifies with them.
+var keys = auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+
+// Access tokens for an admin and a customer, valid for the whole run, and an
+// admin token that has expired.
+var (
+	adminToken    = issue("0190a8b2-0000-7000-8000-00000000ad01", "admin", time.Now(), time.Hour)
+	customerToken = issue("0190a8b2-0000-7000-8000-00000000c001", "customer", time.Now(), time.Hour)
+	expiredToken  = issue("0190a8b2-0000-7000-8000-00000000ad01", "admin", time.Now().Add(-time.Hour), 15*time.Minute)
+)
+
+func issue(userID, role string, now time.Time, ttl time.Duration) string {
+	tok, err := keys.Issue(auth.Principal{UserID: userID, Role: role}, now, ttl)
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+// bearer is an Authorization header with tok.
+func bearer(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+
+// plus returns h with the Authorization header of tok added.
+func plus(h map[string]string, tok string) map[string]string {
+	out := map[string]string{"Authorization": "Bearer " + tok}
+	for k, v := range h {
+		out[k] = v
+	}
+	return out
+}
 
 // errs collects every log record at error level, from the edge, the bus and huma's
 // 5xx hook: a request that logs an error failed inside, whatever it answered.
@@ -68,7 +100,7 @@ func newServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatalf("bus.New: %v", err)
 	}
-	a := httpapi.NewAPI(httpapi.Config{AdminToken: adminToken, MaxBodyBytes: maxBodyBytes, MaxInFlight: 64, RequestTimeout: 5 * time.Second}, log)
+	a := httpapi.NewAPI(httpapi.Config{Verifier: keys, MaxBodyBytes: maxBodyBytes, MaxInFlight: 64, RequestTimeout: 5 * time.Second}, log)
 	api.Routes(b)(a)
 	errs.Take()
 	t.Cleanup(func() {
@@ -86,11 +118,13 @@ func (s *server) in(t *testing.T) *server {
 	return &c
 }
 
-// req describes one HTTP request. body is sent as is when it is a string, else as JSON.
+// req describes one HTTP request. body is sent as is when it is a string, else as
+// JSON. admin and customer send that user's access token; header may set another.
 type req struct {
 	method, path string
 	body         any
 	admin        bool
+	customer     bool
 	header       map[string]string
 }
 
@@ -112,8 +146,11 @@ func (s *server) do(r req) *httptest.ResponseRecorder {
 	if body != nil {
 		hr.Header.Set("Content-Type", "application/json")
 	}
-	if r.admin {
+	switch {
+	case r.admin:
 		hr.Header.Set("Authorization", "Bearer "+adminToken)
+	case r.customer:
+		hr.Header.Set("Authorization", "Bearer "+customerToken)
 	}
 	for k, v := range r.header {
 		hr.Header.Set(k, v)
@@ -227,6 +264,11 @@ func TestErrors(t *testing.T) {
 		{"get bad uuid", req{method: "GET", path: "/v1/products/not-a-uuid"}, 422, "", "path.id"},
 		{"get with wrong token", req{method: "GET", path: pPath, header: map[string]string{"Authorization": "Bearer nope"}}, 401, "", ""},
 		{"list with wrong token", req{method: "GET", path: "/v1/products", header: map[string]string{"Authorization": "Bearer nope"}}, 401, "", ""},
+		{"get with expired admin token", req{method: "GET", path: pPath, header: bearer(expiredToken)}, 401, "", ""},
+		{"list with expired admin token", req{method: "GET", path: "/v1/products", header: bearer(expiredToken)}, 401, "", ""},
+		{"get draft as customer", req{method: "GET", path: "/v1/products/" + draft.ID, customer: true}, 404, "urn:agora:problem:catalog.product_not_found", ""},
+		{"list drafts as customer", req{method: "GET", path: "/v1/products?status=draft", customer: true}, 403, "", ""},
+		{"list archived as customer", req{method: "GET", path: "/v1/products?status=archived", customer: true}, 403, "", ""},
 		{"list cursor not base64", req{method: "GET", path: "/v1/products?cursor=!!!"}, 422, "", "query.cursor"},
 		{"list cursor without prefix", req{method: "GET", path: "/v1/products?cursor=" + cursor(p.ID)}, 422, "", "query.cursor"},
 		{"list cursor not a uuid", req{method: "GET", path: "/v1/products?cursor=" + cursor("p1.not-a-uuid")}, 422, "", "query.cursor"},
@@ -245,9 +287,11 @@ func TestErrors(t *testing.T) {
 		// Create.
 		{"create without token", req{method: "POST", path: "/v1/products", body: productInput(99)}, 401, "", ""},
 		{"create with wrong token", req{method: "POST", path: "/v1/products", body: productInput(99), header: map[string]string{"Authorization": "Bearer wrong"}}, 401, "", ""},
-		{"create with token prefix of the right one", req{method: "POST", path: "/v1/products", body: productInput(99), header: map[string]string{"Authorization": "Bearer " + adminToken[:5]}}, 401, "", ""},
+		{"create with token prefix of the right one", req{method: "POST", path: "/v1/products", body: productInput(99), header: map[string]string{"Authorization": "Bearer " + adminToken[:len(adminToken)-5]}}, 401, "", ""},
 		{"create with basic auth", req{method: "POST", path: "/v1/products", body: productInput(99), header: map[string]string{"Authorization": "Basic " + adminToken}}, 401, "", ""},
 		{"create with empty bearer", req{method: "POST", path: "/v1/products", body: productInput(99), header: map[string]string{"Authorization": "Bearer "}}, 401, "", ""},
+		{"create as customer", req{method: "POST", path: "/v1/products", body: productInput(99), customer: true}, 403, "", ""},
+		{"create with expired admin token", req{method: "POST", path: "/v1/products", body: productInput(99), header: bearer(expiredToken)}, 401, "", ""},
 		{"create malformed JSON", req{method: "POST", path: "/v1/products", body: `{"sku": "X",`, admin: true}, 400, "", ""},
 		{"create JSON array", req{method: "POST", path: "/v1/products", body: `[]`, admin: true}, 422, "", "body"},
 		{"create without body", req{method: "POST", path: "/v1/products", admin: true}, 400, "", ""},
@@ -277,6 +321,8 @@ func TestErrors(t *testing.T) {
 		// Update.
 		{"patch without token", req{method: "PATCH", path: pPath, body: `{"name":"x"}`, header: current}, 401, "", ""},
 		{"patch with wrong token", req{method: "PATCH", path: pPath, body: `{"name":"x"}`, header: map[string]string{"If-Match": `"2"`, "Authorization": "Bearer wrong"}}, 401, "", ""},
+		{"patch as customer", req{method: "PATCH", path: pPath, body: `{"name":"x"}`, customer: true, header: current}, 403, "", ""},
+		{"patch with expired admin token", req{method: "PATCH", path: pPath, body: `{"name":"x"}`, header: plus(current, expiredToken)}, 401, "", ""},
 		{"patch without If-Match", req{method: "PATCH", path: pPath, body: `{"name":"x"}`, admin: true}, 428, "", "header.If-Match"},
 		{"patch with stale If-Match", req{method: "PATCH", path: pPath, body: `{"name":"x"}`, admin: true, header: map[string]string{"If-Match": `"1"`}}, 412, "urn:agora:problem:catalog.version_mismatch", ""},
 		{"patch with future If-Match", req{method: "PATCH", path: pPath, body: `{"name":"x"}`, admin: true, header: map[string]string{"If-Match": `"3"`}}, 412, "urn:agora:problem:catalog.version_mismatch", ""},
@@ -300,6 +346,8 @@ func TestErrors(t *testing.T) {
 		// Archive.
 		{"archive without token", req{method: "POST", path: archivePath}, 401, "", ""},
 		{"archive with wrong token", req{method: "POST", path: archivePath, header: map[string]string{"Authorization": "Bearer wrong"}}, 401, "", ""},
+		{"archive as customer", req{method: "POST", path: archivePath, customer: true, header: current}, 403, "", ""},
+		{"archive with expired admin token", req{method: "POST", path: archivePath, header: plus(current, expiredToken)}, 401, "", ""},
 		{"archive with stale If-Match", req{method: "POST", path: archivePath, admin: true, header: map[string]string{"If-Match": `"1"`}}, 412, "urn:agora:problem:catalog.version_mismatch", ""},
 		{"archive with garbage If-Match", req{method: "POST", path: archivePath, admin: true, header: map[string]string{"If-Match": "v2"}}, 412, "", "header.If-Match"},
 		{"archive unknown id", req{method: "POST", path: "/v1/products/" + unknown + "/archive", admin: true}, 404, "urn:agora:problem:catalog.product_not_found", ""},
@@ -377,6 +425,9 @@ func TestCreateAndGet(t *testing.T) {
 	}
 	if w = s.do(req{method: "GET", path: "/v1/products/" + p.ID}); w.Code != http.StatusNotFound {
 		t.Errorf("public get draft: status %d, want 404", w.Code)
+	}
+	if w = s.do(req{method: "GET", path: "/v1/products/" + p.ID, customer: true}); w.Code != http.StatusNotFound {
+		t.Errorf("customer get draft: status %d, want 404", w.Code)
 	}
 
 	// Created active, and without optional fields.
@@ -533,6 +584,19 @@ func TestListPagination(t *testing.T) {
 		{"admin sees every status", "limit=4", true, all},
 		{"admin, drafts", "status=draft&limit=1", true, drafts},
 	}
+	// A signed-in customer sees what the public sees.
+	w := s.do(req{method: "GET", path: "/v1/products?limit=100", customer: true})
+	if w.Code != http.StatusOK {
+		t.Fatalf("customer list: status %d, body %s", w.Code, w.Body.String())
+	}
+	var customerSees []string
+	for _, p := range decodeJSON[api.ProductList](t, w).Items {
+		customerSees = append(customerSees, p.ID)
+	}
+	if diff := cmp.Diff(active, customerSees); diff != "" {
+		t.Errorf("customer list (-active +got):\n%s", diff)
+	}
+
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string

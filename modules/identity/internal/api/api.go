@@ -1,0 +1,266 @@
+// Package api is the identity module's HTTP adapter: sign-up, sign-in, tokens, the
+// caller's own account, and account administration. It depends only on identity's
+// contract and the bus, so every process serves these routes.
+package api
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/modules/identity"
+)
+
+// Limits on sign-in and sign-up, per client IP and per account.
+type Limits struct {
+	PerIPPerMinute      int // default 20
+	PerAccountPerMinute int // default 5
+}
+
+// Credentials is the body of sign-up and sign-in.
+type Credentials struct {
+	Email    string `json:"email" format:"email" maxLength:"254" example:"customer@example.com"`
+	Password string `json:"password" minLength:"1" maxLength:"128" example:"demo-customer-password"`
+}
+
+type tokensOut struct {
+	CacheControl string `header:"Cache-Control"`
+	Pragma       string `header:"Pragma"`
+	Body         identity.Tokens
+}
+
+func tokens(t identity.Tokens) *tokensOut {
+	// RFC 6749, section 5.1: token responses must not be cached.
+	return &tokensOut{CacheControl: "no-store", Pragma: "no-cache", Body: t}
+}
+
+type userOut struct {
+	ETag string `header:"ETag"`
+	Body identity.User
+}
+
+// Routes returns identity's HTTP routes, answered through b.
+func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
+	if limits.PerIPPerMinute <= 0 {
+		limits.PerIPPerMinute = 20
+	}
+	if limits.PerAccountPerMinute <= 0 {
+		limits.PerAccountPerMinute = 5
+	}
+	perIP := httpapi.NewKeyedLimiter(limits.PerIPPerMinute, limits.PerIPPerMinute)
+	perAccount := httpapi.NewKeyedLimiter(limits.PerAccountPerMinute, limits.PerAccountPerMinute)
+	limit := func(ip, email string) error {
+		now := time.Now()
+		if ok, wait := perIP.Allow("ip:"+ip, now); !ok {
+			return httpapi.TooManyRequests(wait, "too many attempts from this address; retry later")
+		}
+		if email != "" {
+			if ok, wait := perAccount.Allow("account:"+strings.ToLower(strings.TrimSpace(email)), now); !ok {
+				return httpapi.TooManyRequests(wait, "too many attempts for this account; retry later")
+			}
+		}
+		return nil
+	}
+
+	return func(api huma.API) {
+		tags := []string{"Identity"}
+
+		huma.Register(api, huma.Operation{
+			OperationID: "register", Method: http.MethodPost, Path: "/v1/auth/register", Tags: tags,
+			Summary: "Create a customer account", DefaultStatus: http.StatusCreated, Security: httpapi.Public,
+			Description: "Passwords are 10 to 128 characters. Rate-limited per address and per account (429 with Retry-After).",
+			Errors:      []int{http.StatusConflict, http.StatusTooManyRequests},
+		}, func(ctx context.Context, in *struct{ Body Credentials }) (*userOut, error) {
+			if err := limit(clientIP(ctx), in.Body.Email); err != nil {
+				return nil, err
+			}
+			u, err := identity.RegisterRequest.Call(ctx, b, identity.Register{Email: in.Body.Email, Password: in.Body.Password})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &userOut{ETag: etag(u.Version), Body: u}, nil
+		})
+
+		huma.Register(api, huma.Operation{
+			OperationID: "login", Method: http.MethodPost, Path: "/v1/auth/login", Tags: tags,
+			Summary: "Sign in", Security: httpapi.Public,
+			Description: "Answers in the OAuth 2 token-response shape. A wrong email and a wrong password get the same answer. " +
+				"Rate-limited per address and per account (429 with Retry-After).",
+			Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+		}, func(ctx context.Context, in *struct{ Body Credentials }) (*tokensOut, error) {
+			if err := limit(clientIP(ctx), in.Body.Email); err != nil {
+				return nil, err
+			}
+			t, err := identity.LoginRequest.Call(ctx, b, identity.Login{Email: in.Body.Email, Password: in.Body.Password})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return tokens(t), nil
+		})
+
+		type refreshBody struct {
+			RefreshToken string `json:"refresh_token" minLength:"1" maxLength:"200"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "refresh", Method: http.MethodPost, Path: "/v1/auth/refresh", Tags: tags,
+			Summary: "Exchange a refresh token for new tokens", Security: httpapi.Public,
+			Description: "The refresh token is rotated: the one sent is spent. Sending a spent one again revokes every token of its family.",
+			Errors:      []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+		}, func(ctx context.Context, in *struct{ Body refreshBody }) (*tokensOut, error) {
+			if err := limit(clientIP(ctx), ""); err != nil {
+				return nil, err
+			}
+			t, err := identity.RefreshRequest.Call(ctx, b, identity.Refresh{RefreshToken: in.Body.RefreshToken})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return tokens(t), nil
+		})
+
+		huma.Register(api, huma.Operation{
+			OperationID: "logout", Method: http.MethodPost, Path: "/v1/auth/logout", Tags: tags,
+			Summary: "Sign out: revoke a refresh token and its family", Security: httpapi.Public, DefaultStatus: http.StatusNoContent,
+		}, func(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
+			if _, err := identity.LogoutRequest.Call(ctx, b, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
+				return nil, problem(err)
+			}
+			return nil, nil
+		})
+
+		huma.Register(api, huma.Operation{
+			OperationID: "get-me", Method: http.MethodGet, Path: "/v1/me", Tags: tags,
+			Summary: "The signed-in user's account", Security: httpapi.SignedIn,
+		}, func(ctx context.Context, _ *struct{}) (*userOut, error) {
+			p, _ := httpapi.PrincipalFrom(ctx)
+			u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: p.UserID})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &userOut{ETag: etag(u.Version), Body: u}, nil
+		})
+
+		type passwordBody struct {
+			CurrentPassword string `json:"current_password" minLength:"1" maxLength:"128"`
+			NewPassword     string `json:"new_password" minLength:"10" maxLength:"128"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "change-password", Method: http.MethodPost, Path: "/v1/me/password", Tags: tags,
+			Summary: "Change the signed-in user's password", Security: httpapi.SignedIn, DefaultStatus: http.StatusNoContent,
+			Description: "Signs out every session: all refresh tokens of the account are revoked.",
+			Errors:      []int{http.StatusUnprocessableEntity, http.StatusTooManyRequests},
+		}, func(ctx context.Context, in *struct{ Body passwordBody }) (*struct{}, error) {
+			p, _ := httpapi.PrincipalFrom(ctx)
+			if err := limit(clientIP(ctx), "user:"+p.UserID); err != nil {
+				return nil, err
+			}
+			_, err := identity.ChangePasswordRequest.Call(ctx, b, identity.ChangePassword{
+				UserID: p.UserID, CurrentPassword: in.Body.CurrentPassword, NewPassword: in.Body.NewPassword})
+			if errors.Is(err, identity.ErrInvalidCredentials) {
+				// The caller is signed in; a 401 here would read as an expired session.
+				err = identity.ErrInvalidInput.Withf("the current password is not right").OnField("current_password")
+			}
+			if err != nil {
+				return nil, problem(err)
+			}
+			return nil, nil
+		})
+
+		type listIn struct {
+			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+			Cursor string `query:"cursor" format:"uuid" doc:"next_cursor of the previous page"`
+		}
+		type listOut struct {
+			Body struct {
+				Items      []identity.User `json:"items"`
+				NextCursor string          `json:"next_cursor,omitempty"`
+			}
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "list-users", Method: http.MethodGet, Path: "/v1/users", Tags: tags,
+			Summary: "List accounts", Security: httpapi.AdminOnly,
+		}, func(ctx context.Context, in *listIn) (*listOut, error) {
+			page, err := identity.ListUsersRequest.Call(ctx, b, identity.ListUsers{After: in.Cursor, Limit: in.Limit})
+			if err != nil {
+				return nil, problem(err)
+			}
+			out := &listOut{}
+			out.Body.Items, out.Body.NextCursor = page.Items, page.NextAfter
+			if out.Body.Items == nil {
+				out.Body.Items = []identity.User{}
+			}
+			return out, nil
+		})
+
+		type idIn struct {
+			ID string `path:"id" format:"uuid"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "get-user", Method: http.MethodGet, Path: "/v1/users/{id}", Tags: tags,
+			Summary: "Get an account", Security: httpapi.AdminOnly,
+		}, func(ctx context.Context, in *idIn) (*userOut, error) {
+			u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: in.ID})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &userOut{ETag: etag(u.Version), Body: u}, nil
+		})
+
+		type roleIn struct {
+			ID      string `path:"id" format:"uuid"`
+			IfMatch string `header:"If-Match" doc:"required: the account's current ETag (428 without it)"`
+			Body    struct {
+				Role string `json:"role" enum:"customer,admin"`
+			}
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "set-user-role", Method: http.MethodPut, Path: "/v1/users/{id}/role", Tags: tags,
+			Summary: "Change an account's role", Security: httpapi.AdminOnly,
+			Description: "Publishes RoleChanged. Tokens already issued keep their role until they expire (15 minutes).",
+			Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
+		}, func(ctx context.Context, in *roleIn) (*userOut, error) {
+			if in.IfMatch == "" {
+				return nil, huma.NewError(http.StatusPreconditionRequired, "send If-Match with the account's current ETag",
+					&huma.ErrorDetail{Location: "header.If-Match", Message: "required"})
+			}
+			v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(strings.TrimSpace(in.IfMatch), "W/"), `"`), 10, 64)
+			if err != nil || v <= 0 {
+				return nil, huma.Error412PreconditionFailed("If-Match does not hold an ETag this account ever had")
+			}
+			u, err := identity.SetRoleRequest.Call(ctx, b, identity.SetRole{ID: in.ID, Role: in.Body.Role, ExpectedVersion: v})
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &userOut{ETag: etag(u.Version), Body: u}, nil
+		})
+	}
+}
+
+func etag(v int64) string { return `"` + strconv.FormatInt(v, 10) + `"` }
+
+// problem is identity's one mapping from errors to HTTP problems: fields are
+// reported where huma reports them, in the body.
+func problem(err error) error {
+	if be := bus.AsError(err); be.Field != "" && !strings.HasPrefix(be.Field, "body.") && be != bus.ErrInternal {
+		err = be.OnField("body." + be.Field)
+	}
+	return httpapi.Problem(err)
+}
+
+// clientIP is the peer address of the request (no proxy headers are trusted).
+func clientIP(ctx context.Context) string {
+	if addr, ok := httpapi.RemoteAddrFrom(ctx); ok {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			return host
+		}
+		return addr
+	}
+	return "unknown"
+}

@@ -1,0 +1,154 @@
+package service_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/agora-commerce/agora/internal/auth"
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/testdb"
+	"github.com/agora-commerce/agora/modules/identity"
+	"github.com/agora-commerce/agora/modules/identity/internal/accounts"
+	"github.com/agora-commerce/agora/modules/identity/service"
+)
+
+var discard = slog.New(slog.DiscardHandler)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+func newKeys(t *testing.T) *auth.Keys {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth.NewKeys(priv)
+}
+
+var demoAccounts = []struct{ email, password, role string }{
+	{"admin@example.com", "demo-admin-password", identity.RoleAdmin},
+	{"customer@example.com", "demo-customer-password", identity.RoleCustomer},
+}
+
+// eachService runs fn with an identity service on a fresh database of every back end.
+func eachService(t *testing.T, fn func(t *testing.T, s *accounts.Service, keys *auth.Keys)) {
+	testdb.Each(t, "identity", func(ctx context.Context, db *store.DB) error {
+		return modhost.MigrateDB(ctx, db, discard)
+	}, func(t *testing.T, db *store.DB) {
+		h := modhost.NewHost(db, discard)
+		keys := newKeys(t)
+		fn(t, accounts.NewService(h.DB, h.Outbox, keys, nil), keys)
+	})
+}
+
+func TestSeedDemo(t *testing.T) {
+	eachService(t, func(t *testing.T, s *accounts.Service, keys *auth.Keys) {
+		ctx := t.Context()
+		for range 2 { // the second run finds accounts and does nothing
+			if err := service.SeedDemo(ctx, s, discard); err != nil {
+				t.Fatalf("SeedDemo: %v", err)
+			}
+			if n, err := s.Count(ctx); err != nil || n != len(demoAccounts) {
+				t.Fatalf("%d accounts after SeedDemo (%v), want %d", n, err, len(demoAccounts))
+			}
+		}
+		for _, d := range demoAccounts {
+			tok, err := s.Login(ctx, identity.Login{Email: d.email, Password: d.password})
+			if err != nil {
+				t.Fatalf("Login %s: %v", d.email, err)
+			}
+			if p, err := keys.Verify(tok.AccessToken); err != nil || p.Role != d.role {
+				t.Errorf("demo %s: principal %+v, %v; want role %s", d.email, p, err, d.role)
+			}
+		}
+	})
+	t.Run("a store with an account is left alone", func(t *testing.T) {
+		eachService(t, func(t *testing.T, s *accounts.Service, _ *auth.Keys) {
+			ctx := t.Context()
+			if _, err := s.Register(ctx, identity.Register{Email: "someone@example.com", Password: "a long enough password"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := service.SeedDemo(ctx, s, discard); err != nil {
+				t.Fatalf("SeedDemo: %v", err)
+			}
+			if n, err := s.Count(ctx); err != nil || n != 1 {
+				t.Errorf("%d accounts (%v), want the one there was", n, err)
+			}
+		})
+	})
+}
+
+// moduleApp is a process that runs identity alone, with a bus in front of it.
+func moduleApp(cfg config.Config, keys *auth.Keys, populate ...any) fx.Option {
+	return fx.Options(
+		fx.Supply(cfg, discard, keys),
+		service.Module(),
+		fx.Provide(fx.Annotate(
+			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
+				return bus.New(log, bus.Limits{}, nil, hs, subs)
+			},
+			fx.ParamTags(``, `group:"bus.requests"`, `group:"bus.subscriptions"`))),
+		fx.Populate(populate...),
+	)
+}
+
+// The module serves the contract on the bus and, with Demo, seeds the demo
+// accounts at start.
+func TestModule(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Demo = true
+	keys := newKeys(t)
+	var b *bus.Bus
+	app := fxtest.New(t, moduleApp(cfg, keys, &b))
+	app.RequireStart()
+	defer app.RequireStop()
+
+	ctx := context.Background()
+	tok, err := identity.LoginRequest.Call(ctx, b, identity.Login{Email: "admin@example.com", Password: "demo-admin-password"})
+	if err != nil {
+		t.Fatalf("Login over the bus: %v", err)
+	}
+	p, err := keys.Verify(tok.AccessToken)
+	if err != nil || p.Role != identity.RoleAdmin {
+		t.Fatalf("demo admin's token: %+v, %v", p, err)
+	}
+	u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: p.UserID})
+	if err != nil || u.Email != "admin@example.com" {
+		t.Errorf("GetUser over the bus: %+v, %v", u, err)
+	}
+	_, err = identity.LoginRequest.Call(ctx, b, identity.Login{Email: "customer@example.com", Password: "wrong password"})
+	if !errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Errorf("Login with a wrong password over the bus: err = %v, want ErrInvalidCredentials", err)
+	}
+}
+
+// A process that cannot sign access tokens must not run identity.
+func TestModuleNeedsTheSigningKey(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b *bus.Bus
+	if err := fx.New(moduleApp(cfg, auth.VerifyOnly(pub), &b), fx.NopLogger).Err(); err == nil {
+		t.Fatal("identity started with keys that cannot sign")
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "identity.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("identity opened its database before failing: %v", err)
+	}
+}
