@@ -78,6 +78,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Usage: "HTTP requests handled at once; more get 503 with Retry-After"},
 		&ucli.IntFlag{Name: "bus-max-in-flight", Value: cfg.BusMaxInFlight, Destination: &cfg.BusMaxInFlight, Sources: ucli.EnvVars("AGORA_BUS_MAX_IN_FLIGHT"),
 			Usage: "requests one module handles at once; callers wait up to their deadline, then get 503"},
+		&ucli.DurationFlag{Name: "catalog-cache-ttl", Value: cfg.CatalogCacheTTL, Destination: &cfg.CatalogCacheTTL, Sources: ucli.EnvVars("AGORA_CATALOG_CACHE_TTL"),
+			Usage: "how stale a product read may be when other processes write the same catalog database (this process's own writes are never served stale); negative disables the cache"},
 		&ucli.DurationFlag{Name: "shutdown-timeout", Value: cfg.ShutdownTimeout, Destination: &cfg.ShutdownTimeout, Sources: ucli.EnvVars("AGORA_SHUTDOWN_TIMEOUT"),
 			Usage: "how long a stop waits for requests and messages in flight"},
 	}, common...)

@@ -41,6 +41,10 @@ type Config struct {
 	MigrateOnStart     bool
 	Demo               bool // fill an empty store with demo data
 
+	// CatalogCacheTTL bounds how stale a product read may be when other processes
+	// write the same catalog database; negative disables the catalog's read cache.
+	CatalogCacheTTL time.Duration
+
 	// JWTPrivateKeyFile is the Ed25519 key (PKCS#8 PEM) that signs access tokens;
 	// only the process that runs identity needs it. JWTPublicKeyFile (PKIX PEM) is
 	// enough for processes that only verify. With neither, a development key is
@@ -67,6 +71,7 @@ func Default() Config {
 		DBConnMaxLifetime:  30 * time.Minute,
 		DBStatementTimeout: 30 * time.Second,
 		MigrateOnStart:     true,
+		CatalogCacheTTL:    time.Second,
 		ModuleDatabaseURLs: map[string]string{},
 	}
 }

@@ -25,7 +25,9 @@ func Module() fx.Option {
 		modhost.Provide("catalog"),
 		fx.Provide(
 			fx.Private,
-			func(h *modhost.Host) *products.Service { return products.NewService(h.DB, h.Outbox) },
+			func(h *modhost.Host, cfg config.Config) *products.Service {
+				return products.NewService(h.DB, h.Outbox, products.Options{CacheTTL: cfg.CatalogCacheTTL})
+			},
 		),
 		fx.Provide(fx.Annotate(
 			func(s *products.Service) []bus.RequestHandler { return s.Handlers() },

@@ -18,12 +18,42 @@ type Service struct {
 	outbox *outbox.Outbox
 	repo   Repo
 	now    func() time.Time
+	cache  *readCache // nil: every read reaches the database
+	get    PreparedGet
+}
+
+// Options tunes the service. Zero values take the defaults.
+type Options struct {
+	// CacheTTL bounds how stale GetProduct may be when another process writes the
+	// same catalog database; this service's own writes are never served stale.
+	// Negative disables the cache. Default 1s.
+	CacheTTL time.Duration
+	// CacheSize is how many products the cache holds (default 10000).
+	CacheSize int
 }
 
 // NewService returns the catalog service on db, publishing through ob.
-func NewService(db *store.DB, ob *outbox.Outbox) *Service {
+func NewService(db *store.DB, ob *outbox.Outbox, opts ...Options) *Service {
+	o := Options{CacheTTL: time.Second, CacheSize: 10_000}
+	if len(opts) > 0 {
+		if opts[0].CacheTTL != 0 {
+			o.CacheTTL = opts[0].CacheTTL
+		}
+		if opts[0].CacheSize > 0 {
+			o.CacheSize = opts[0].CacheSize
+		}
+	}
 	// Microseconds: what every back end stores, so a reply equals a later read.
-	return &Service{db: db, outbox: ob, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{db: db, outbox: ob, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		cache: newReadCache(o.CacheTTL, o.CacheSize)}
+}
+
+// write runs fn in a transaction that changes product id, keeping the read cache
+// exact: the product is invalidated before the write starts and after it commits.
+func (s *Service) write(ctx context.Context, id string, fn func(tx *store.Tx) error) error {
+	s.cache.invalidate(id)
+	defer s.cache.invalidate(id)
+	return store.InTx(ctx, s.db, fn)
 }
 
 // Handlers returns the service's request handlers, for the bus.
@@ -40,9 +70,15 @@ func (s *Service) Handlers() []bus.RequestHandler {
 
 // Get answers catalog.GetProduct.
 func (s *Service) Get(ctx context.Context, q catalog.GetProduct) (catalog.Product, error) {
-	p, err := s.repo.Get(ctx, s.db, q.ID)
-	if err != nil {
-		return p, err
+	now := time.Now()
+	p, ok := s.cache.get(q.ID, now)
+	if !ok {
+		gen := s.cache.generation()
+		var err error
+		if p, err = s.get.Get(ctx, s.db.DB, q.ID); err != nil {
+			return p, err
+		}
+		s.cache.put(p, gen, now)
 	}
 	if p.Status == catalog.StatusDraft && !q.IncludeDrafts {
 		return catalog.Product{}, catalog.ErrProductNotFound.Withf("no product with id %s", q.ID)
@@ -103,7 +139,7 @@ func (s *Service) Create(ctx context.Context, c catalog.CreateProduct) (catalog.
 	if err := validate(&p); err != nil {
 		return catalog.Product{}, err
 	}
-	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
+	err := s.write(ctx, p.ID, func(tx *store.Tx) error {
 		if err := s.repo.Insert(ctx, tx, p); err != nil {
 			return err
 		}
@@ -118,7 +154,7 @@ func (s *Service) Create(ctx context.Context, c catalog.CreateProduct) (catalog.
 // Update answers catalog.UpdateProduct.
 func (s *Service) Update(ctx context.Context, u catalog.UpdateProduct) (catalog.Product, error) {
 	var out catalog.Product
-	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
+	err := s.write(ctx, u.ID, func(tx *store.Tx) error {
 		old, err := s.repo.Get(ctx, tx, u.ID)
 		if err != nil {
 			return err
@@ -180,7 +216,7 @@ func (s *Service) Update(ctx context.Context, u catalog.UpdateProduct) (catalog.
 // Archive answers catalog.ArchiveProduct.
 func (s *Service) Archive(ctx context.Context, a catalog.ArchiveProduct) (catalog.Product, error) {
 	var out catalog.Product
-	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
+	err := s.write(ctx, a.ID, func(tx *store.Tx) error {
 		p, err := s.repo.Get(ctx, tx, a.ID)
 		if err != nil {
 			return err
