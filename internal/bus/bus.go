@@ -36,18 +36,34 @@ import (
 // and its request and reply types. Declare it once in the receiving module's contract.
 type Request[Req, Resp any] struct {
 	name     string
-	copyReq  bool
-	copyResp bool
+	copyReq  func(Req) Req   // nil: values of Req share no memory
+	copyResp func(Resp) Resp // nil: values of Resp share no memory
+}
+
+// Cloner is implemented by message types that copy themselves (deeply: sharing no
+// memory with the original) faster than the bus's reflective copy.
+type Cloner[T any] interface {
+	Clone() T
 }
 
 // NewRequest declares a request type. The name's first dot-separated part is the
 // module that serves it.
 func NewRequest[Req, Resp any](name string) Request[Req, Resp] {
-	return Request[Req, Resp]{
-		name:     name,
-		copyReq:  hasReferences(reflect.TypeFor[Req]()),
-		copyResp: hasReferences(reflect.TypeFor[Resp]()),
+	return Request[Req, Resp]{name: name, copyReq: copier[Req](), copyResp: copier[Resp]()}
+}
+
+// copier returns how the bus copies values of T in one process: not at all when
+// they cannot share memory, with their own Clone method when they have one, else
+// by reflection.
+func copier[T any]() func(T) T {
+	if !hasReferences(reflect.TypeFor[T]()) {
+		return nil
 	}
+	var zero T
+	if _, ok := any(zero).(Cloner[T]); ok {
+		return func(v T) T { return any(v).(Cloner[T]).Clone() }
+	}
+	return deepCopy[T]
 }
 
 // Name returns the request's routing name.
@@ -68,8 +84,8 @@ func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, er
 			return zero, err
 		}
 		defer h.limit.release()
-		if r.copyReq {
-			req = deepCopy(req)
+		if r.copyReq != nil {
+			req = r.copyReq(req)
 		}
 		resp, err := typed.fn(ctx, req)
 		if err != nil {
@@ -80,8 +96,8 @@ func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, er
 			// so that callers see the same outcome wherever the handler runs.
 			return zero, ErrTimeout
 		}
-		if r.copyResp {
-			resp = deepCopy(resp)
+		if r.copyResp != nil {
+			resp = r.copyResp(resp)
 		}
 		return resp, nil
 	}

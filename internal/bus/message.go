@@ -80,6 +80,14 @@ func CauseFrom(ctx context.Context) (Cause, bool) {
 	return c, ok
 }
 
+func init() {
+	// Ids are identifiers, never secrets (tokens use crypto/rand directly), so they
+	// may come from uuid's buffered randomness instead of one getrandom call each:
+	// every HTTP request and message takes at least one. It must be enabled before
+	// any id is made, hence init.
+	uuid.EnableRandPool()
+}
+
 // NewID returns a new UUIDv7, time-ordered so that ids sort by creation.
 func NewID() string {
 	return uuid.Must(uuid.NewV7()).String()

@@ -31,8 +31,13 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 		w.Header().Set(RequestIDHeader, id)
 		ctx := bus.WithCause(r.Context(), bus.Cause{ID: id, CorrelationID: id})
 		ctx = context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)
+		if cfg.RequestTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
+			defer cancel()
+		}
 		rec := &recorder{ResponseWriter: w}
-		r = r.WithContext(ctx)
+		r = r.WithContext(ctx) // one copy of the request, with everything above
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -55,12 +60,6 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 			rec.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 			WriteProblem(rec, http.StatusServiceUnavailable, "the server is handling as many requests as it can; retry later")
 			return
-		}
-		if cfg.RequestTimeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
-			defer cancel()
-			r = r.WithContext(ctx)
 		}
 		// A body declared too large is refused before it is read; one that turns out
 		// too large while read is refused by huma, with the same limit (see NewAPI).

@@ -14,6 +14,7 @@
 package catalog
 
 import (
+	"maps"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
@@ -50,6 +51,13 @@ type Product struct {
 	Version     int64             `json:"version" doc:"increases by one on every change; the ETag"`
 	CreatedAt   time.Time         `json:"created_at"`
 	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+// Clone returns a copy of p that shares no memory with it (the bus uses it to keep
+// sender and receiver apart in one process).
+func (p Product) Clone() Product {
+	p.Attributes = maps.Clone(p.Attributes)
+	return p
 }
 
 // Limits on product fields, enforced by the catalog whoever sends the request.

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -54,6 +57,30 @@ const dummyHash = "$argon2id$v=19$m=32768,t=2,p=1$ZSLQr174Xq7k+QH4DWeFtg$" +
 // hashing bounds the hashes computed at once to the CPUs there are: more would
 // only queue for a core while each holds argonMemoryKiB of memory.
 var hashing = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// releaseMemory hands argon2's memory back to the operating system half a second
+// after a burst of hashing ends. Each hash takes argonMemoryKiB of heap; without
+// this the Go runtime keeps it resident for minutes, far above what an idle server
+// needs (a demo start with two hashes idled at 90 MiB instead of 27).
+var releaseMemory = debounce{wait: 500 * time.Millisecond, fn: debug.FreeOSMemory}
+
+// debounce runs fn once, wait after the last trigger of a burst.
+type debounce struct {
+	wait  time.Duration
+	fn    func()
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+func (d *debounce) trigger() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer == nil {
+		d.timer = time.AfterFunc(d.wait, d.fn)
+		return
+	}
+	d.timer.Reset(d.wait)
+}
 
 // hashes counts the argon2 computations, so tests can check that every failed
 // login costs exactly one whether or not the account exists.
@@ -130,7 +157,10 @@ func derive(ctx context.Context, h phc, password string) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-hashing }()
+	defer func() {
+		<-hashing
+		releaseMemory.trigger()
+	}()
 	hashes.Add(1)
 	return argon2.IDKey([]byte(password), h.salt, h.time, h.memory, h.threads, uint32(len(h.key))), nil
 }
