@@ -2,9 +2,9 @@ package products_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agora-commerce/agora/internal/testdb"
 	"strings"
 	"sync"
 	"testing"
@@ -41,39 +41,6 @@ func create(t *testing.T, s *products.Service, c catalog.CreateProduct) catalog.
 		t.Fatalf("Create %s: %v", c.SKU, err)
 	}
 	return p
-}
-
-type outboxRow struct {
-	Type    string `db:"type"`
-	Kind    string `db:"kind"`
-	Payload string `db:"payload"`
-}
-
-// outboxRows returns the outbox in the order it was written.
-func outboxRows(t *testing.T, h *modhost.Host) []outboxRow {
-	t.Helper()
-	var rows []outboxRow
-	if err := h.DB.SelectContext(t.Context(), &rows, `SELECT type, kind, payload FROM outbox ORDER BY rowid`); err != nil {
-		t.Fatalf("read outbox: %v", err)
-	}
-	return rows
-}
-
-func outboxTypes(rows []outboxRow) []string {
-	out := make([]string, len(rows))
-	for i, r := range rows {
-		out[i] = r.Type
-	}
-	return out
-}
-
-func decode[T any](t *testing.T, payload string) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal([]byte(payload), &v); err != nil {
-		t.Fatalf("decode %T from %s: %v", v, payload, err)
-	}
-	return v
 }
 
 func count(t *testing.T, s *products.Service) int {
@@ -205,8 +172,8 @@ func TestCreateValidation(t *testing.T) {
 			if n := count(t, s); n != 0 {
 				t.Errorf("%d products stored after a rejected create", n)
 			}
-			if rows := outboxRows(t, h); len(rows) != 0 {
-				t.Errorf("outbox has %v after a rejected create", outboxTypes(rows))
+			if rows := testdb.OutboxRows(t, h.DB); len(rows) != 0 {
+				t.Errorf("outbox has %v after a rejected create", testdb.OutboxTypes(rows))
 			}
 		})
 	}
@@ -252,14 +219,14 @@ func TestCreateWritesProductCreatedInTheSameTransaction(t *testing.T) {
 	s, h := newService(t)
 	p := create(t, s, validCreate(1))
 
-	rows := outboxRows(t, h)
-	if diff := cmp.Diff([]string{"catalog.ProductCreated"}, outboxTypes(rows)); diff != "" {
+	rows := testdb.OutboxRows(t, h.DB)
+	if diff := cmp.Diff([]string{"catalog.ProductCreated"}, testdb.OutboxTypes(rows)); diff != "" {
 		t.Fatalf("outbox types (-want +got):\n%s", diff)
 	}
 	if rows[0].Kind != string(bus.KindEvent) {
 		t.Errorf("kind = %q, want event", rows[0].Kind)
 	}
-	got := decode[catalog.ProductCreated](t, rows[0].Payload)
+	got := testdb.Decode[catalog.ProductCreated](t, rows[0].Payload)
 	if diff := cmp.Diff(catalog.ProductCreated{Product: p}, got); diff != "" {
 		t.Errorf("ProductCreated payload (-want +got):\n%s", diff)
 	}
@@ -268,7 +235,7 @@ func TestCreateWritesProductCreatedInTheSameTransaction(t *testing.T) {
 func TestCreateDuplicateSKUWritesNothing(t *testing.T) {
 	s, h := newService(t)
 	first := create(t, s, validCreate(1))
-	rowsBefore := outboxRows(t, h)
+	rowsBefore := testdb.OutboxRows(t, h.DB)
 
 	dup := validCreate(2)
 	dup.SKU = first.SKU
@@ -279,7 +246,7 @@ func TestCreateDuplicateSKUWritesNothing(t *testing.T) {
 	if n := count(t, s); n != 1 {
 		t.Errorf("%d products after the failed create, want 1", n)
 	}
-	if diff := cmp.Diff(rowsBefore, outboxRows(t, h)); diff != "" {
+	if diff := cmp.Diff(rowsBefore, testdb.OutboxRows(t, h.DB)); diff != "" {
 		t.Errorf("the failed create wrote to the outbox (-before +after):\n%s", diff)
 	}
 }
@@ -324,7 +291,7 @@ func TestWritesAreAtomicWithTheirEvents(t *testing.T) {
 			if diff := cmp.Diff([]catalog.Product{p}, page.Items); diff != "" {
 				t.Errorf("products after the failed write (-want +got):\n%s", diff)
 			}
-			if types := outboxTypes(outboxRows(t, h)); len(types) != 1 {
+			if types := testdb.OutboxTypes(testdb.OutboxRows(t, h.DB)); len(types) != 1 {
 				t.Errorf("outbox = %v, want only the first ProductCreated", types)
 			}
 		})
@@ -392,21 +359,21 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("stored product differs from the one returned (-returned +stored):\n%s", diff)
 			}
 
-			rows := outboxRows(t, h)[1:] // after ProductCreated
+			rows := testdb.OutboxRows(t, h.DB)[1:] // after ProductCreated
 			wantTypes := []string{"catalog.ProductUpdated"}
 			if tt.wantPrice != nil {
 				wantTypes = append(wantTypes, "catalog.PriceChanged")
 			}
-			if diff := cmp.Diff(wantTypes, outboxTypes(rows)); diff != "" {
+			if diff := cmp.Diff(wantTypes, testdb.OutboxTypes(rows)); diff != "" {
 				t.Fatalf("outbox types after the update (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(catalog.ProductUpdated{Product: got}, decode[catalog.ProductUpdated](t, rows[0].Payload)); diff != "" {
+			if diff := cmp.Diff(catalog.ProductUpdated{Product: got}, testdb.Decode[catalog.ProductUpdated](t, rows[0].Payload)); diff != "" {
 				t.Errorf("ProductUpdated payload (-want +got):\n%s", diff)
 			}
 			if tt.wantPrice != nil {
 				wantPC := *tt.wantPrice
 				wantPC.ProductID, wantPC.SKU, wantPC.Version = old.ID, old.SKU, got.Version
-				if diff := cmp.Diff(wantPC, decode[catalog.PriceChanged](t, rows[1].Payload)); diff != "" {
+				if diff := cmp.Diff(wantPC, testdb.Decode[catalog.PriceChanged](t, rows[1].Payload)); diff != "" {
 					t.Errorf("PriceChanged payload (-want +got):\n%s", diff)
 				}
 			}
@@ -467,7 +434,7 @@ func TestUpdateFailures(t *testing.T) {
 					t.Fatalf("Archive: %v", err)
 				}
 			}
-			rowsBefore := outboxRows(t, h)
+			rowsBefore := testdb.OutboxRows(t, h.DB)
 
 			_, err := s.Update(t.Context(), tt.u(p))
 			if !errors.Is(err, tt.want) {
@@ -483,7 +450,7 @@ func TestUpdateFailures(t *testing.T) {
 			if diff := cmp.Diff(p, got); diff != "" {
 				t.Errorf("the failed update changed the product (-before +after):\n%s", diff)
 			}
-			if diff := cmp.Diff(rowsBefore, outboxRows(t, h)); diff != "" {
+			if diff := cmp.Diff(rowsBefore, testdb.OutboxRows(t, h.DB)); diff != "" {
 				t.Errorf("the failed update wrote to the outbox (-before +after):\n%s", diff)
 			}
 		})
@@ -521,7 +488,7 @@ func TestUpdateConcurrentSameVersion(t *testing.T) {
 	if err != nil || got.Version != 2 {
 		t.Errorf("version after the race = %d (%v), want 2", got.Version, err)
 	}
-	if types := outboxTypes(outboxRows(t, h)); len(types) != 2 {
+	if types := testdb.OutboxTypes(testdb.OutboxRows(t, h.DB)); len(types) != 2 {
 		t.Errorf("outbox = %v, want ProductCreated and one ProductUpdated", types)
 	}
 }
@@ -548,15 +515,15 @@ func TestArchive(t *testing.T) {
 		}
 	}
 
-	rows := outboxRows(t, h)
-	if diff := cmp.Diff([]string{"catalog.ProductCreated", "catalog.ProductArchived", "catalog.ProductUpdated"}, outboxTypes(rows)); diff != "" {
+	rows := testdb.OutboxRows(t, h.DB)
+	if diff := cmp.Diff([]string{"catalog.ProductCreated", "catalog.ProductArchived", "catalog.ProductUpdated"}, testdb.OutboxTypes(rows)); diff != "" {
 		t.Fatalf("outbox types (-want +got):\n%s", diff)
 	}
 	wantArchived := catalog.ProductArchived{ProductID: p.ID, SKU: p.SKU, Version: first.Version}
-	if diff := cmp.Diff(wantArchived, decode[catalog.ProductArchived](t, rows[1].Payload)); diff != "" {
+	if diff := cmp.Diff(wantArchived, testdb.Decode[catalog.ProductArchived](t, rows[1].Payload)); diff != "" {
 		t.Errorf("ProductArchived payload (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(catalog.ProductUpdated{Product: first}, decode[catalog.ProductUpdated](t, rows[2].Payload)); diff != "" {
+	if diff := cmp.Diff(catalog.ProductUpdated{Product: first}, testdb.Decode[catalog.ProductUpdated](t, rows[2].Payload)); diff != "" {
 		t.Errorf("ProductUpdated payload (-want +got):\n%s", diff)
 	}
 	// Archived products stay readable by id without IncludeDrafts.
@@ -578,7 +545,7 @@ func TestArchiveFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rowsBefore := outboxRows(t, h)
+			rowsBefore := testdb.OutboxRows(t, h.DB)
 			if _, err := s.Archive(t.Context(), tt.a); !errors.Is(err, tt.want) {
 				t.Fatalf("Archive: err = %v, want %v", err, tt.want)
 			}
@@ -589,7 +556,7 @@ func TestArchiveFailures(t *testing.T) {
 			if diff := cmp.Diff(p, got); diff != "" {
 				t.Errorf("the failed archive changed the product (-before +after):\n%s", diff)
 			}
-			if diff := cmp.Diff(rowsBefore, outboxRows(t, h)); diff != "" {
+			if diff := cmp.Diff(rowsBefore, testdb.OutboxRows(t, h.DB)); diff != "" {
 				t.Errorf("the failed archive wrote to the outbox (-before +after):\n%s", diff)
 			}
 		})
@@ -861,8 +828,8 @@ func TestEventsDeliveredOnceInOrder(t *testing.T) {
 	if p3.Version != 3 {
 		t.Errorf("archived version = %d, want 3", p3.Version)
 	}
-	if rows := outboxRows(t, h); len(rows) != 0 {
-		t.Errorf("outbox still holds %v after delivery", outboxTypes(rows))
+	if rows := testdb.OutboxRows(t, h.DB); len(rows) != 0 {
+		t.Errorf("outbox still holds %v after delivery", testdb.OutboxTypes(rows))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agora-commerce/agora/internal/testdb"
 	"reflect"
 	"slices"
 	"strings"
@@ -128,39 +129,6 @@ func (f fixture) count(t *testing.T) int {
 	return n
 }
 
-type outboxRow struct {
-	Type    string `db:"type"`
-	Kind    string `db:"kind"`
-	Payload string `db:"payload"`
-}
-
-// outboxRows returns the outbox in the order it was written (ids are UUIDv7).
-func outboxRows(t *testing.T, h *modhost.Host) []outboxRow {
-	t.Helper()
-	var rows []outboxRow
-	if err := h.DB.SelectContext(t.Context(), &rows, `SELECT type, kind, payload FROM outbox ORDER BY id`); err != nil {
-		t.Fatalf("read outbox: %v", err)
-	}
-	return rows
-}
-
-func outboxTypes(rows []outboxRow) []string {
-	out := make([]string, len(rows))
-	for i, r := range rows {
-		out[i] = r.Type
-	}
-	return out
-}
-
-func decode[T any](t *testing.T, payload string) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal([]byte(payload), &v); err != nil {
-		t.Fatalf("decode %T from %s: %v", v, payload, err)
-	}
-	return v
-}
-
 // wantInvalid checks that err is ErrInvalidInput naming field.
 func wantInvalid(t *testing.T, err error, field string) {
 	t.Helper()
@@ -223,15 +191,15 @@ func TestRegister(t *testing.T) {
 func TestRegisterWritesUserRegistered(t *testing.T) {
 	eachService(t, func(t *testing.T, f fixture) {
 		u := f.register(t, "Alice@Example.com", pw)
-		rows := outboxRows(t, f.h)
-		if diff := cmp.Diff([]string{"identity.UserRegistered"}, outboxTypes(rows)); diff != "" {
+		rows := testdb.OutboxRows(t, f.h.DB)
+		if diff := cmp.Diff([]string{"identity.UserRegistered"}, testdb.OutboxTypes(rows)); diff != "" {
 			t.Fatalf("outbox types (-want +got):\n%s", diff)
 		}
 		if rows[0].Kind != string(bus.KindEvent) {
 			t.Errorf("kind = %q, want event", rows[0].Kind)
 		}
 		want := identity.UserRegistered{UserID: u.ID, Email: "alice@example.com", Role: identity.RoleCustomer}
-		if diff := cmp.Diff(want, decode[identity.UserRegistered](t, rows[0].Payload)); diff != "" {
+		if diff := cmp.Diff(want, testdb.Decode[identity.UserRegistered](t, rows[0].Payload)); diff != "" {
 			t.Errorf("UserRegistered payload (-want +got):\n%s", diff)
 		}
 		if strings.Contains(rows[0].Payload, pw) || strings.Contains(rows[0].Payload, "argon2") {
@@ -279,7 +247,7 @@ func TestRegisterDuplicateEmail(t *testing.T) {
 		if n := f.count(t); n != 1 {
 			t.Errorf("%d accounts, want 1", n)
 		}
-		if types := outboxTypes(outboxRows(t, f.h)); len(types) != 1 {
+		if types := testdb.OutboxTypes(testdb.OutboxRows(t, f.h.DB)); len(types) != 1 {
 			t.Errorf("outbox = %v, want one UserRegistered", types)
 		}
 		// The first account keeps its password.
@@ -327,8 +295,8 @@ func TestRegisterValidation(t *testing.T) {
 				if n := f.count(t); n != 0 {
 					t.Errorf("%d accounts after a rejected register", n)
 				}
-				if rows := outboxRows(t, f.h); len(rows) != 0 {
-					t.Errorf("outbox has %v after a rejected register", outboxTypes(rows))
+				if rows := testdb.OutboxRows(t, f.h.DB); len(rows) != 0 {
+					t.Errorf("outbox has %v after a rejected register", testdb.OutboxTypes(rows))
 				}
 			})
 		}
@@ -380,9 +348,9 @@ func TestCreateUser(t *testing.T) {
 				if u.Role != tt.role || u.Email != strings.ToLower(email) || u.Version != 1 {
 					t.Errorf("CreateUser returned %+v", u)
 				}
-				rows := outboxRows(t, f.h)
+				rows := testdb.OutboxRows(t, f.h.DB)
 				want := identity.UserRegistered{UserID: u.ID, Email: u.Email, Role: tt.role}
-				if diff := cmp.Diff(want, decode[identity.UserRegistered](t, rows[len(rows)-1].Payload)); diff != "" {
+				if diff := cmp.Diff(want, testdb.Decode[identity.UserRegistered](t, rows[len(rows)-1].Payload)); diff != "" {
 					t.Errorf("UserRegistered payload (-want +got):\n%s", diff)
 				}
 				p, err := f.keys.Verify(f.login(t, email, pw).AccessToken)
@@ -946,7 +914,7 @@ func TestSetRole(t *testing.T) {
 				if err != nil || u.Version != 3 {
 					t.Fatalf("SetRole: %+v, %v", u, err)
 				}
-				rowsBefore := outboxRows(t, f.h)
+				rowsBefore := testdb.OutboxRows(t, f.h.DB)
 				f.clock.Advance(time.Hour)
 
 				got, err := f.s.SetRole(ctx, tt.set(u))
@@ -973,18 +941,18 @@ func TestSetRole(t *testing.T) {
 					t.Errorf("stored user (-want +got):\n%s", diff)
 				}
 
-				rows := outboxRows(t, f.h)[len(rowsBefore):]
+				rows := testdb.OutboxRows(t, f.h.DB)[len(rowsBefore):]
 				if !tt.changed {
 					if len(rows) != 0 {
-						t.Errorf("outbox got %v, want nothing", outboxTypes(rows))
+						t.Errorf("outbox got %v, want nothing", testdb.OutboxTypes(rows))
 					}
 					return
 				}
-				if diff := cmp.Diff([]string{"identity.RoleChanged"}, outboxTypes(rows)); diff != "" {
+				if diff := cmp.Diff([]string{"identity.RoleChanged"}, testdb.OutboxTypes(rows)); diff != "" {
 					t.Fatalf("outbox types (-want +got):\n%s", diff)
 				}
 				wantEvent := identity.RoleChanged{UserID: u.ID, OldRole: u.Role, NewRole: tt.wantRole, Version: want.Version}
-				if diff := cmp.Diff(wantEvent, decode[identity.RoleChanged](t, rows[0].Payload)); diff != "" {
+				if diff := cmp.Diff(wantEvent, testdb.Decode[identity.RoleChanged](t, rows[0].Payload)); diff != "" {
 					t.Errorf("RoleChanged payload (-want +got):\n%s", diff)
 				}
 			})
@@ -1008,7 +976,7 @@ func TestSetRoleConcurrentSameVersion(t *testing.T) {
 		if got.Version != 2 || got.Role != identity.RoleAdmin {
 			t.Errorf("after the race: version %d role %s, want 2 admin", got.Version, got.Role)
 		}
-		changed := outboxTypes(outboxRows(t, f.h))
+		changed := testdb.OutboxTypes(testdb.OutboxRows(t, f.h.DB))
 		if diff := cmp.Diff([]string{"identity.UserRegistered", "identity.RoleChanged"}, changed); diff != "" {
 			t.Errorf("outbox (-want +got):\n%s", diff)
 		}
