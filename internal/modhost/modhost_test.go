@@ -1,7 +1,8 @@
-package modhost
+package modhost_test
 
 import (
 	"context"
+	"github.com/agora-commerce/agora/internal/modhost"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 func TestSQLitePathIsEscaped(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "we?ird#dir%20x")
-	h, err := Open(context.Background(), cfg, "catalog", slog.New(slog.DiscardHandler))
+	h, err := modhost.Open(context.Background(), cfg, "catalog", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestSQLitePathIsEscaped(t *testing.T) {
 func TestOpenDBRejectsUnknownURLs(t *testing.T) {
 	cfg := config.Default()
 	cfg.DatabaseURL = "mysql://root@localhost/agora"
-	if _, err := OpenDB(context.Background(), cfg, "catalog"); err == nil {
+	if _, err := modhost.OpenDB(context.Background(), cfg, "catalog"); err == nil {
 		t.Fatal("a mysql:// URL must be refused")
 	}
 }

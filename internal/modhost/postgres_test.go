@@ -1,7 +1,8 @@
-package modhost
+package modhost_test
 
 import (
 	"context"
+	"github.com/agora-commerce/agora/internal/modhost"
 	"net/url"
 	"os"
 	"strings"
@@ -45,7 +46,7 @@ func TestPostgresModuleIsolation(t *testing.T) {
 	u.User = url.UserPassword("agora_catalog", "catalog-secret")
 	cfg := config.Default()
 	cfg.ModuleDatabaseURLs = map[string]string{"catalog": u.String()}
-	h, err := Open(ctx, cfg, "catalog", testdb.Logger())
+	h, err := modhost.Open(ctx, cfg, "catalog", testdb.Logger())
 	if err != nil {
 		t.Fatalf("catalog cannot open and migrate its own schema as its own role: %v", err)
 	}

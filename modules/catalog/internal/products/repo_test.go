@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"log/slog"
 	"os"
@@ -34,16 +33,6 @@ func openHost(t *testing.T) *modhost.Host {
 	}
 	t.Cleanup(func() { _ = h.DB.Close() })
 	return h
-}
-
-// eachBackend runs fn on a fresh, migrated catalog database of every kind Agora
-// runs on: SQLite, and PostgreSQL (a fresh schema; skipped without Docker).
-func eachBackend(t *testing.T, fn func(t *testing.T, h *modhost.Host)) {
-	testdb.Each(t, "catalog", func(ctx context.Context, db *store.DB) error {
-		return modhost.MigrateDB(ctx, db, discard)
-	}, func(t *testing.T, db *store.DB) {
-		fn(t, modhost.NewHost(db, discard))
-	})
 }
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
@@ -87,7 +76,7 @@ func ids(ps []catalog.Product) []string {
 }
 
 func TestRepoInsertGetRoundTrip(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 		ctx := t.Context()
 		repo := products.Repo{}
 
@@ -145,7 +134,7 @@ func TestRepoInsertGetRoundTrip(t *testing.T) {
 }
 
 func TestRepoGetUnknown(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 		insert(t, h, newProduct(1, catalog.StatusActive))
 		_, err := (products.Repo{}).Get(t.Context(), h.DB, bus.NewID())
 		if !errors.Is(err, catalog.ErrProductNotFound) {
@@ -155,7 +144,7 @@ func TestRepoGetUnknown(t *testing.T) {
 }
 
 func TestRepoInsertDuplicateSKU(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 		ctx := t.Context()
 		repo := products.Repo{}
 		first := newProduct(1, catalog.StatusActive)
@@ -182,7 +171,7 @@ func TestRepoInsertDuplicateSKU(t *testing.T) {
 }
 
 func TestRepoGetMany(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 		var ps []catalog.Product
 		for i := range 4 {
 			ps = append(ps, newProduct(i, []catalog.Status{catalog.StatusDraft, catalog.StatusActive, catalog.StatusArchived, catalog.StatusActive}[i]))
@@ -216,7 +205,7 @@ func TestRepoGetMany(t *testing.T) {
 }
 
 func TestRepoList(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 		mk := func(i int, status catalog.Status, category, name, desc string) catalog.Product {
 			p := newProduct(i, status)
 			p.Category, p.Name, p.Description = category, name, desc
@@ -276,7 +265,7 @@ func TestRepoList(t *testing.T) {
 }
 
 func TestRepoListKeysetPagination(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 		var want []string
 		for i := range 23 {
 			status := catalog.StatusActive
@@ -291,26 +280,11 @@ func TestRepoListKeysetPagination(t *testing.T) {
 		}
 		for _, limit := range []int{1, 3, 5, len(want), len(want) + 1} {
 			t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
-				var got []string
-				after := ""
-				for pages := 0; ; pages++ {
-					if pages > len(want)+1 {
-						t.Fatalf("pagination does not end; so far %d ids", len(got))
-					}
+				got := testdb.CollectPages(t, limit, len(want)+1, func(after string, limit int) ([]string, error) {
 					page, err := (products.Repo{}).List(t.Context(), h.DB, products.ListFilter{
 						Statuses: []catalog.Status{catalog.StatusActive}, After: after, Limit: limit})
-					if err != nil {
-						t.Fatalf("List: %v", err)
-					}
-					if len(page) > limit {
-						t.Fatalf("page of %d, limit %d", len(page), limit)
-					}
-					got = append(got, ids(page)...)
-					if len(page) < limit {
-						break
-					}
-					after = page[len(page)-1].ID
-				}
+					return ids(page), err
+				})
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("ids over all pages (-want +got):\n%s", diff)
 				}
@@ -324,7 +298,7 @@ func TestRepoUpdate(t *testing.T) {
 	repo := products.Repo{}
 
 	t.Run("current version", func(t *testing.T) {
-		eachBackend(t, func(t *testing.T, h *modhost.Host) {
+		testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 			p := newProduct(1, catalog.StatusDraft)
 			insert(t, h, p)
 			next := p
@@ -357,7 +331,7 @@ func TestRepoUpdate(t *testing.T) {
 
 	for _, version := range []int64{1, 3, 10} { // the row is at 1: only 2 is next
 		t.Run(fmt.Sprint("stale version ", version), func(t *testing.T) {
-			eachBackend(t, func(t *testing.T, h *modhost.Host) {
+			testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 				p := newProduct(1, catalog.StatusDraft)
 				insert(t, h, p)
 				stale := p
@@ -380,7 +354,7 @@ func TestRepoUpdate(t *testing.T) {
 	}
 
 	t.Run("unknown id", func(t *testing.T) {
-		eachBackend(t, func(t *testing.T, h *modhost.Host) {
+		testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 			p := newProduct(1, catalog.StatusDraft)
 			p.Version = 2
 			if err := repo.Update(ctx, h.DB, p); !errors.Is(err, catalog.ErrVersionMismatch) {
@@ -393,7 +367,7 @@ func TestRepoUpdate(t *testing.T) {
 // A repo call under a cancelled context fails with the context's error, not as a
 // missing product.
 func TestRepoHonoursContext(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "catalog", func(t *testing.T, h *modhost.Host) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		if _, err := (products.Repo{}).Get(ctx, h.DB, bus.NewID()); err == nil || errors.Is(err, catalog.ErrProductNotFound) {

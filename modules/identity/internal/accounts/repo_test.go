@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -13,23 +12,10 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/modhost"
-	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/identity/internal/accounts"
 )
-
-var discard = slog.New(slog.DiscardHandler)
-
-// eachBackend runs fn on a fresh, migrated identity database of every kind Agora
-// runs on: SQLite, and PostgreSQL (a fresh schema; skipped without Docker).
-func eachBackend(t *testing.T, fn func(t *testing.T, h *modhost.Host)) {
-	testdb.Each(t, "identity", func(ctx context.Context, db *store.DB) error {
-		return modhost.MigrateDB(ctx, db, discard)
-	}, func(t *testing.T, db *store.DB) {
-		fn(t, modhost.NewHost(db, discard))
-	})
-}
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
@@ -64,7 +50,7 @@ func userIDs(us []identity.User) []string {
 }
 
 func TestRepoInsertGetRoundTrip(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 		ctx := t.Context()
 		repo := accounts.Repo{}
 		u := identity.User{ID: bus.NewID(), Email: "zoë@example.com", Role: identity.RoleAdmin, Version: 7,
@@ -101,7 +87,7 @@ func TestRepoInsertGetRoundTrip(t *testing.T) {
 }
 
 func TestRepoUnknownUser(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 		ctx := t.Context()
 		repo := accounts.Repo{}
 		insertUsers(t, h, newUser(1, identity.RoleCustomer))
@@ -121,7 +107,7 @@ func TestRepoUnknownUser(t *testing.T) {
 }
 
 func TestRepoInsertDuplicateEmail(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 		ctx := t.Context()
 		repo := accounts.Repo{}
 		first := newUser(1, identity.RoleCustomer)
@@ -142,7 +128,7 @@ func TestRepoInsertDuplicateEmail(t *testing.T) {
 }
 
 func TestRepoListKeysetPagination(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 		var want []string
 		for i := range 7 {
 			u := newUser(i, identity.RoleCustomer)
@@ -151,25 +137,10 @@ func TestRepoListKeysetPagination(t *testing.T) {
 		}
 		for _, limit := range []int{1, 2, 3, 7, 8} {
 			t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
-				var got []string
-				after := ""
-				for pages := 0; ; pages++ {
-					if pages > len(want)+1 {
-						t.Fatalf("pagination does not end; so far %d ids", len(got))
-					}
+				got := testdb.CollectPages(t, limit, len(want)+1, func(after string, limit int) ([]string, error) {
 					page, err := (accounts.Repo{}).List(t.Context(), h.DB, after, limit)
-					if err != nil {
-						t.Fatalf("List: %v", err)
-					}
-					if len(page) > limit {
-						t.Fatalf("page of %d, limit %d", len(page), limit)
-					}
-					got = append(got, userIDs(page)...)
-					if len(page) < limit {
-						break
-					}
-					after = page[len(page)-1].ID
-				}
+					return userIDs(page), err
+				})
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("ids over all pages (-want +got):\n%s", diff)
 				}
@@ -190,7 +161,7 @@ func TestRepoUpdateVersionCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			eachBackend(t, func(t *testing.T, h *modhost.Host) {
+			testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 				ctx := t.Context()
 				repo := accounts.Repo{}
 				u := newUser(1, identity.RoleCustomer)
@@ -218,7 +189,7 @@ func TestRepoUpdateVersionCheck(t *testing.T) {
 }
 
 func TestRepoReplacePasswordHash(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 		ctx := t.Context()
 		repo := accounts.Repo{}
 		u := newUser(1, identity.RoleCustomer)
@@ -253,7 +224,7 @@ func TestRepoReplacePasswordHash(t *testing.T) {
 }
 
 func TestRepoRefreshTokens(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 		ctx := t.Context()
 		repo := accounts.Repo{}
 		alice, bob := newUser(1, identity.RoleCustomer), newUser(2, identity.RoleCustomer)
@@ -337,7 +308,7 @@ func TestRepoRefreshTokens(t *testing.T) {
 // A repo call under a cancelled context fails with the context's error, not as a
 // missing user.
 func TestRepoHonoursContext(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) {
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		if _, err := (accounts.Repo{}).Get(ctx, h.DB, bus.NewID()); err == nil || errors.Is(err, identity.ErrUserNotFound) {

@@ -73,7 +73,7 @@ func newFixture(t *testing.T, h *modhost.Host) fixture {
 
 // eachService runs fn with a fresh service on every back end.
 func eachService(t *testing.T, fn func(t *testing.T, f fixture)) {
-	eachBackend(t, func(t *testing.T, h *modhost.Host) { fn(t, newFixture(t, h)) })
+	testdb.EachHost(t, "identity", func(t *testing.T, h *modhost.Host) { fn(t, newFixture(t, h)) })
 }
 
 func (f fixture) register(t *testing.T, email, password string) identity.User {
