@@ -18,6 +18,14 @@ if ! docker info >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends docker.io >&2
   fi
+  # A dockerd that was killed leaves pid files behind, and a new one refuses to
+  # start over them; remove them only when their process is gone.
+  for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+    if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+      log "removing stale $pidfile"
+      rm -f "$pidfile"
+    fi
+  done
   log "starting dockerd"
   # No iptables/NAT: containers use host networking and listen on 127.0.0.1 only.
   nohup dockerd --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false \
