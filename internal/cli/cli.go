@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,9 +123,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				Commands: []*ucli.Command{{
 					Name:  "create",
 					Usage: "create an admin account (the first admin, or another); the password comes from AGORA_ADMIN_PASSWORD or standard input",
+					// --modules is left out: the command always runs identity alone.
 					Flags: append([]ucli.Flag{
 						&ucli.StringFlag{Name: "email", Required: true, Usage: "the admin's email"},
-					}, common...),
+					}, slices.DeleteFunc(slices.Clone(common), func(f ucli.Flag) bool { return f.Names()[0] == "modules" })...),
 					Before: setup,
 					Action: func(ctx context.Context, cmd *ucli.Command) error {
 						password, err := readPassword(stdin)
