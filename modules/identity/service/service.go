@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.uber.org/fx"
 
@@ -45,8 +46,57 @@ func Module() fx.Option {
 			if cfg.Demo {
 				lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, s, log) }))
 			}
+			purge := newPurger(s, time.Hour, log)
+			lc.Append(fx.Hook{OnStart: purge.start, OnStop: purge.stop})
 		}),
 	)
+}
+
+// purger deletes refresh tokens that can never be accepted again, at start and then
+// every interval, so the table does not grow without bound.
+type purger struct {
+	s        *accounts.Service
+	interval time.Duration
+	log      *slog.Logger
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func newPurger(s *accounts.Service, interval time.Duration, log *slog.Logger) *purger {
+	return &purger{s: s, interval: interval, log: log}
+}
+
+func (p *purger) start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(p.interval)
+		defer t.Stop()
+		for {
+			if n, err := p.s.PurgeRefreshTokens(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("purging refresh tokens failed", "err", err)
+			} else if n > 0 {
+				p.log.Info("purged refresh tokens", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}
+
+func (p *purger) stop(ctx context.Context) error {
+	p.cancel()
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // The demo accounts. Their passwords are public: --demo is for trying Agora out,

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/auth"
@@ -338,3 +339,15 @@ func (s *Service) SetRole(ctx context.Context, r identity.SetRole) (identity.Use
 
 // Count returns how many accounts exist (the demo seeder fills only an empty store).
 func (s *Service) Count(ctx context.Context) (int, error) { return s.repo.Count(ctx, s.db) }
+
+// PurgeRefreshTokens deletes the refresh tokens that can never be accepted again:
+// expired ones and revoked ones. Used but unexpired tokens stay, because presenting
+// one again is how reuse is detected. It returns how many it deleted.
+func (s *Service) PurgeRefreshTokens(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(
+		`DELETE FROM refresh_tokens WHERE expires_at < ? OR revoked_at IS NOT NULL`), s.now())
+	if err != nil {
+		return 0, fmt.Errorf("identity: purge refresh tokens: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -1062,3 +1062,48 @@ func TestHandlers(t *testing.T) {
 		t.Errorf("handled requests (-want +got):\n%s", diff)
 	}
 }
+
+// Purging keeps every refresh token that could still be accepted or that reuse
+// detection needs, and deletes the revoked and the expired.
+func TestPurgeRefreshTokens(t *testing.T) {
+	eachService(t, func(t *testing.T, f fixture) {
+		ctx := t.Context()
+		f.register(t, "purge@example.com", "a long passphrase")
+		login := func() identity.Tokens {
+			tok, err := f.s.Login(ctx, identity.Login{Email: "purge@example.com", Password: "a long passphrase"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		count := func() int {
+			var n int
+			if err := f.h.DB.GetContext(ctx, &n, `SELECT count(*) FROM refresh_tokens`); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		kept := login()  // active: must survive
+		spent := login() // used once: must survive (reuse detection)
+		if _, err := f.s.Refresh(ctx, identity.Refresh{RefreshToken: spent.RefreshToken}); err != nil {
+			t.Fatal(err)
+		}
+		gone := login() // revoked by logout: must go
+		if _, err := f.s.Logout(ctx, identity.Logout{RefreshToken: gone.RefreshToken}); err != nil {
+			t.Fatal(err)
+		}
+		before := count()
+		n, err := f.s.PurgeRefreshTokens(ctx)
+		if err != nil || n != 1 || count() != before-1 {
+			t.Fatalf("purge deleted %d (%v); rows %d -> %d, want exactly the revoked one", n, err, before, count())
+		}
+		if _, err := f.s.Refresh(ctx, identity.Refresh{RefreshToken: spent.RefreshToken}); !errors.Is(err, identity.ErrInvalidToken) {
+			t.Errorf("reuse of a spent token after a purge: %v, want ErrInvalidToken", err)
+		}
+		f.clock.Advance(31 * 24 * time.Hour) // past every expiry
+		if _, err := f.s.PurgeRefreshTokens(ctx); err != nil || count() != 0 {
+			t.Errorf("after expiry %d rows remain (%v), want none", count(), err)
+		}
+		_ = kept
+	})
+}
