@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -89,7 +88,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			page, err := catalog.ListProductsRequest.Call(ctx, b, catalog.ListProducts{
 				Category: in.Category, Query: in.Q, Status: in.Status, IncludeUnpublished: admin, After: after, Limit: in.Limit})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
 			out := &listOut{Body: ProductList{Items: page.Items}}
 			if out.Body.Items == nil {
@@ -121,12 +120,12 @@ func Routes(b *bus.Bus) httpapi.Routes {
 		}, func(ctx context.Context, in *getIn) (*productOut, error) {
 			p, err := catalog.GetProductRequest.Call(ctx, b, catalog.GetProduct{ID: in.ID, IncludeDrafts: httpapi.IsAdmin(ctx)})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			if etagMatches(in.IfNoneMatch, p.Version) {
+			if httpapi.ETagMatches(in.IfNoneMatch, p.Version) {
 				return nil, huma.Status304NotModified()
 			}
-			return &productOut{ETag: etag(p.Version), Body: p}, nil
+			return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
 		})
 
 		type createIn struct {
@@ -141,9 +140,9 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				SKU: in.Body.SKU, Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category,
 				Price: in.Body.Price, Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			return &productOut{ETag: etag(p.Version), Location: "/v1/products/" + p.ID, Body: p}, nil
+			return &productOut{ETag: httpapi.ETag(p.Version), Location: "/v1/products/" + p.ID, Body: p}, nil
 		})
 
 		type patchIn struct {
@@ -158,11 +157,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Security:    httpapi.AdminOnly,
 			Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
 		}, func(ctx context.Context, in *patchIn) (*productOut, error) {
-			if in.IfMatch == "" {
-				return nil, huma.NewError(http.StatusPreconditionRequired, "send If-Match with the product's current ETag, so you cannot overwrite a change you have not seen",
-					&huma.ErrorDetail{Location: "header.If-Match", Message: "required"})
-			}
-			version, err := parseETag(in.IfMatch)
+			version, err := httpapi.IfMatchVersion(in.IfMatch, true)
 			if err != nil {
 				return nil, err
 			}
@@ -170,9 +165,9 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category, Price: in.Body.Price,
 				Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			return &productOut{ETag: etag(p.Version), Body: p}, nil
+			return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
 		})
 
 		type archiveIn struct {
@@ -185,54 +180,17 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Description: "Takes the product off sale; it stays readable by id for order history. Publishes ProductArchived. Archiving twice is not an error.",
 			Security:    httpapi.AdminOnly,
 		}, func(ctx context.Context, in *archiveIn) (*productOut, error) {
-			var version int64
-			if in.IfMatch != "" {
-				v, err := parseETag(in.IfMatch)
-				if err != nil {
-					return nil, err
-				}
-				version = v
+			version, err := httpapi.IfMatchVersion(in.IfMatch, false)
+			if err != nil {
+				return nil, err
 			}
 			p, err := catalog.ArchiveProductRequest.Call(ctx, b, catalog.ArchiveProduct{ID: in.ID, ExpectedVersion: version})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			return &productOut{ETag: etag(p.Version), Body: p}, nil
+			return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
 		})
 	}
-}
-
-// problem is the catalog's one mapping from errors to HTTP problems: fields named by
-// the catalog are reported where huma reports them, in the request body.
-func problem(err error) error {
-	var be *bus.Error
-	if errors.As(err, &be) && be.Field != "" && !strings.HasPrefix(be.Field, "body.") {
-		err = be.OnField("body." + be.Field)
-	}
-	return httpapi.Problem(err)
-}
-
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
-
-func etagMatches(header string, version int64) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == etag(version) {
-			return true
-		}
-	}
-	return false
-}
-
-func parseETag(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	if uq, err := strconv.Unquote(s); err == nil {
-		if v, err := strconv.ParseInt(uq, 10, 64); err == nil && v > 0 {
-			return v, nil
-		}
-	}
-	return 0, huma.Error412PreconditionFailed("If-Match does not hold an ETag this product ever had", &huma.ErrorDetail{
-		Location: "header.If-Match", Value: s, Message: `expected an ETag such as "3", as sent in the ETag header`})
 }
 
 const cursorPrefix = "p1."

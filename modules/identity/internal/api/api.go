@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -84,9 +83,9 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			}
 			u, err := identity.RegisterRequest.Call(ctx, b, identity.Register{Email: in.Body.Email, Password: in.Body.Password})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			return &userOut{ETag: etag(u.Version), Body: u}, nil
+			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
 		})
 
 		huma.Register(api, huma.Operation{
@@ -101,7 +100,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			}
 			t, err := identity.LoginRequest.Call(ctx, b, identity.Login{Email: in.Body.Email, Password: in.Body.Password})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
 			return tokens(t), nil
 		})
@@ -120,7 +119,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			}
 			t, err := identity.RefreshRequest.Call(ctx, b, identity.Refresh{RefreshToken: in.Body.RefreshToken})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
 			return tokens(t), nil
 		})
@@ -130,7 +129,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			Summary: "Sign out: revoke a refresh token and its family", Security: httpapi.Public, DefaultStatus: http.StatusNoContent,
 		}, func(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
 			if _, err := identity.LogoutRequest.Call(ctx, b, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
 			return nil, nil
 		})
@@ -142,9 +141,9 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			p, _ := httpapi.PrincipalFrom(ctx)
 			u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: p.UserID})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			return &userOut{ETag: etag(u.Version), Body: u}, nil
+			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
 		})
 
 		type passwordBody struct {
@@ -168,7 +167,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 				err = identity.ErrInvalidInput.Withf("the current password is not right").OnField("current_password")
 			}
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
 			return nil, nil
 		})
@@ -189,7 +188,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 		}, func(ctx context.Context, in *listIn) (*listOut, error) {
 			page, err := identity.ListUsersRequest.Call(ctx, b, identity.ListUsers{After: in.Cursor, Limit: in.Limit})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
 			out := &listOut{}
 			out.Body.Items, out.Body.NextCursor = page.Items, page.NextAfter
@@ -208,9 +207,9 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 		}, func(ctx context.Context, in *idIn) (*userOut, error) {
 			u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: in.ID})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			return &userOut{ETag: etag(u.Version), Body: u}, nil
+			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
 		})
 
 		type roleIn struct {
@@ -226,32 +225,17 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			Description: "Publishes RoleChanged. Tokens already issued keep their role until they expire (15 minutes).",
 			Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
 		}, func(ctx context.Context, in *roleIn) (*userOut, error) {
-			if in.IfMatch == "" {
-				return nil, huma.NewError(http.StatusPreconditionRequired, "send If-Match with the account's current ETag",
-					&huma.ErrorDetail{Location: "header.If-Match", Message: "required"})
-			}
-			v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(strings.TrimSpace(in.IfMatch), "W/"), `"`), 10, 64)
-			if err != nil || v <= 0 {
-				return nil, huma.Error412PreconditionFailed("If-Match does not hold an ETag this account ever had")
+			v, err := httpapi.IfMatchVersion(in.IfMatch, true)
+			if err != nil {
+				return nil, err
 			}
 			u, err := identity.SetRoleRequest.Call(ctx, b, identity.SetRole{ID: in.ID, Role: in.Body.Role, ExpectedVersion: v})
 			if err != nil {
-				return nil, problem(err)
+				return nil, httpapi.BodyProblem(err)
 			}
-			return &userOut{ETag: etag(u.Version), Body: u}, nil
+			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
 		})
 	}
-}
-
-func etag(v int64) string { return `"` + strconv.FormatInt(v, 10) + `"` }
-
-// problem is identity's one mapping from errors to HTTP problems: fields are
-// reported where huma reports them, in the body.
-func problem(err error) error {
-	if be := bus.AsError(err); be.Field != "" && !strings.HasPrefix(be.Field, "body.") && be != bus.ErrInternal {
-		err = be.OnField("body." + be.Field)
-	}
-	return httpapi.Problem(err)
 }
 
 // clientIP is the peer address of the request (no proxy headers are trusted).
