@@ -23,6 +23,10 @@ import (
 	catalogservice "github.com/agora-commerce/agora/modules/catalog/service"
 	"github.com/agora-commerce/agora/modules/identity"
 	identityservice "github.com/agora-commerce/agora/modules/identity/service"
+	inventoryservice "github.com/agora-commerce/agora/modules/inventory/service"
+	notificationsservice "github.com/agora-commerce/agora/modules/notifications/service"
+	ordersservice "github.com/agora-commerce/agora/modules/orders/service"
+	paymentsservice "github.com/agora-commerce/agora/modules/payments/service"
 )
 
 // module is how the app knows a domain module: what runs it, what serves its routes.
@@ -32,8 +36,12 @@ type module struct {
 }
 
 var modules = map[string]module{
-	"identity": {run: identityservice.Module, routes: identityservice.Routes},
-	"catalog":  {run: catalogservice.Module, routes: catalogservice.Routes},
+	"identity":      {run: identityservice.Module, routes: identityservice.Routes},
+	"catalog":       {run: catalogservice.Module, routes: catalogservice.Routes},
+	"inventory":     {run: inventoryservice.Module, routes: inventoryservice.Routes},
+	"payments":      {run: paymentsservice.Module, routes: paymentsservice.Routes},
+	"orders":        {run: ordersservice.Module, routes: ordersservice.Routes},
+	"notifications": {run: notificationsservice.Module, routes: notificationsservice.Routes},
 }
 
 // Version is the build's version, set with -ldflags "-X …/internal/app.Version=v1.2.3".

@@ -11,7 +11,7 @@ import (
 )
 
 // AllModules lists every domain module, in start order.
-var AllModules = []string{"identity", "catalog"}
+var AllModules = []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}
 
 // Config is the configuration of one Agora process.
 type Config struct {
@@ -51,6 +51,26 @@ type Config struct {
 	// generated into DataDir/jwt-signing.pem.
 	JWTPrivateKeyFile string
 	JWTPublicKeyFile  string
+
+	// ReservationTTL is how long inventory holds stock for an order whose saga does
+	// not come back; the sweeper releases it afterwards.
+	ReservationTTL time.Duration
+	// SagaStepTimeout is how long the checkout saga waits for an answer before it
+	// sends its command again; after SagaMaxAttempts it compensates.
+	SagaStepTimeout time.Duration
+	SagaMaxAttempts int
+
+	// PaymentProviderURL selects the HTTP payment provider (e.g. `agora psp`'s
+	// address); empty uses the in-process simulated provider.
+	PaymentProviderURL string
+	PaymentProviderKey string        // the provider's API key (sent as a bearer token)
+	PaymentTimeout     time.Duration // deadline of one provider call
+	PaymentRetries     int           // retries of a retryable provider failure
+
+	// SMTPURL (smtp://user:pass@host:port, or smtps://…) makes notifications send
+	// emails too; empty sends none. SMTPFrom is their sender.
+	SMTPURL  string
+	SMTPFrom string
 }
 
 // Default returns the zero-configuration settings.
@@ -73,6 +93,12 @@ func Default() Config {
 		MigrateOnStart:     true,
 		CatalogCacheTTL:    time.Second,
 		ModuleDatabaseURLs: map[string]string{},
+		ReservationTTL:     15 * time.Minute,
+		SagaStepTimeout:    30 * time.Second,
+		SagaMaxAttempts:    3,
+		PaymentTimeout:     2 * time.Second,
+		PaymentRetries:     2,
+		SMTPFrom:           "Agora <shop@localhost>",
 	}
 }
 
