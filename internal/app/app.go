@@ -32,7 +32,7 @@ import (
 // module is how the app knows a domain module: what runs it, what serves its routes.
 type module struct {
 	run    func() fx.Option
-	routes func(*bus.Bus) httpapi.Routes
+	routes any // an fx constructor of the module's httpapi.Routes (from the bus, the config…)
 }
 
 var modules = map[string]module{

@@ -81,6 +81,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Usage: "requests one module handles at once; callers wait up to their deadline, then get 503"},
 		&ucli.DurationFlag{Name: "catalog-cache-ttl", Value: cfg.CatalogCacheTTL, Destination: &cfg.CatalogCacheTTL, Sources: ucli.EnvVars("AGORA_CATALOG_CACHE_TTL"),
 			Usage: "how stale a product read may be when other processes write the same catalog database (this process's own writes are never served stale); negative disables the cache"},
+		&ucli.IntFlag{Name: "auth-per-ip-per-minute", Value: cfg.AuthPerIPPerMinute, Destination: &cfg.AuthPerIPPerMinute, Sources: ucli.EnvVars("AGORA_AUTH_PER_IP_PER_MINUTE"),
+			Usage: "sign-in and sign-up attempts allowed per client address and minute (raise it for load tests from one address)"},
 		&ucli.DurationFlag{Name: "reservation-ttl", Value: cfg.ReservationTTL, Destination: &cfg.ReservationTTL, Sources: ucli.EnvVars("AGORA_RESERVATION_TTL"),
 			Usage: "how long inventory holds stock for a checkout that does not finish"},
 		&ucli.DurationFlag{Name: "saga-step-timeout", Value: cfg.SagaStepTimeout, Destination: &cfg.SagaStepTimeout, Sources: ucli.EnvVars("AGORA_SAGA_STEP_TIMEOUT"),

@@ -52,6 +52,9 @@ type Config struct {
 	JWTPrivateKeyFile string
 	JWTPublicKeyFile  string
 
+	// AuthPerIPPerMinute bounds sign-in and sign-up attempts per client address.
+	AuthPerIPPerMinute int
+
 	// ReservationTTL is how long inventory holds stock for an order whose saga does
 	// not come back; the sweeper releases it afterwards.
 	ReservationTTL time.Duration
@@ -93,6 +96,7 @@ func Default() Config {
 		MigrateOnStart:     true,
 		CatalogCacheTTL:    time.Second,
 		ModuleDatabaseURLs: map[string]string{},
+		AuthPerIPPerMinute: 20,
 		ReservationTTL:     15 * time.Minute,
 		SagaStepTimeout:    30 * time.Second,
 		SagaMaxAttempts:    3,
