@@ -28,7 +28,8 @@ type archPackage struct {
 // Architecture rules. Each violation is reported as "importer -> imported: why".
 //
 //	(a) a package under modules/X imports from modules/Y (Y≠X) only the contract modules/Y;
-//	(b) the contract modules/X imports nothing of the project but internal/bus;
+//	(b) the contract modules/X imports nothing of the project but the message vocabulary:
+//	    internal/bus and internal/money;
 //	(c) the platform (internal/...) imports nothing under modules/, except internal/app,
 //	    which may import only modules/*/service and contract packages;
 //	(d) nothing but internal/app imports modules/*/service;
@@ -60,8 +61,8 @@ func archViolations(pkgs []archPackage) []string {
 			if inModule && toModule && to != from && !isContract(imp) {
 				bad("a", "a module may import only another module's contract package")
 			}
-			if isContract(p.Path) && imp != "internal/bus" {
-				bad("b", "a contract package may import only internal/bus from the project")
+			if isContract(p.Path) && imp != "internal/bus" && imp != "internal/money" {
+				bad("b", "a contract package may import only internal/bus and internal/money from the project")
 			}
 			if isPlatform(p.Path) && toModule {
 				switch {
@@ -270,17 +271,17 @@ func TestArchViolations(t *testing.T) {
 		{
 			name: "(b) contract imports the platform",
 			pkgs: with(archPackage{Path: "modules/payments", Imports: []string{"internal/bus", "internal/store"}}),
-			want: []string{"modules/payments -> internal/store: (b) a contract package may import only internal/bus from the project"},
+			want: []string{"modules/payments -> internal/store: (b) a contract package may import only internal/bus and internal/money from the project"},
 		},
 		{
 			name: "(b) contract imports its own internals",
 			pkgs: with(archPackage{Path: "modules/payments", Imports: []string{"modules/payments/internal/provider"}}),
-			want: []string{"modules/payments -> modules/payments/internal/provider: (b) a contract package may import only internal/bus from the project"},
+			want: []string{"modules/payments -> modules/payments/internal/provider: (b) a contract package may import only internal/bus and internal/money from the project"},
 		},
 		{
 			name: "(b) contract imports another contract",
 			pkgs: with(archPackage{Path: "modules/payments", Imports: []string{"modules/orders"}}),
-			want: []string{"modules/payments -> modules/orders: (b) a contract package may import only internal/bus from the project"},
+			want: []string{"modules/payments -> modules/orders: (b) a contract package may import only internal/bus and internal/money from the project"},
 		},
 		{
 			name: "(c) platform imports a contract",

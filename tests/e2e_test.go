@@ -129,13 +129,14 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// startAgora starts `agora serve --demo` on dataDir and waits until /readyz is 200.
-// The process is stopped, and its logs checked, when the test ends.
-func startAgora(t *testing.T, dataDir string) *agora {
+// startAgora starts `agora serve --demo` on dataDir, with env (KEY=value) added to
+// its environment, and waits until /readyz is 200. The process is stopped, and its
+// logs checked, when the test ends.
+func startAgora(t *testing.T, dataDir string, env ...string) *agora {
 	t.Helper()
 	bin := agoraBinary(t)
 	for attempt := 1; ; attempt++ {
-		a, err := tryStart(t, bin, dataDir)
+		a, err := tryStart(t, bin, dataDir, env)
 		if err == nil {
 			return a
 		}
@@ -148,7 +149,7 @@ func startAgora(t *testing.T, dataDir string) *agora {
 	}
 }
 
-func tryStart(t *testing.T, bin, dataDir string) (*agora, error) {
+func tryStart(t *testing.T, bin, dataDir string, env []string) (*agora, error) {
 	addr := freeAddr(t)
 	a := &agora{
 		t: t, base: "http://" + addr, dataDir: dataDir,
@@ -156,8 +157,8 @@ func tryStart(t *testing.T, bin, dataDir string) (*agora, error) {
 		client: &http.Client{Timeout: 15 * time.Second},
 	}
 	a.cmd = exec.Command(bin, "serve", "--demo")
-	a.cmd.Env = cleanEnv("AGORA_DATA_DIR="+dataDir, "AGORA_HTTP_ADDR="+addr, "AGORA_LOG_FORMAT=json",
-		"AGORA_SHUTDOWN_TIMEOUT="+shutdownTimeout.String())
+	a.cmd.Env = cleanEnv(append([]string{"AGORA_DATA_DIR=" + dataDir, "AGORA_HTTP_ADDR=" + addr, "AGORA_LOG_FORMAT=json",
+		"AGORA_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String()}, env...)...)
 	a.cmd.Stdout, a.cmd.Stderr = a.stdout, a.stderr
 	if err := a.cmd.Start(); err != nil {
 		t.Fatalf("start agora: %v", err)
@@ -236,6 +237,19 @@ func (a *agora) stop() int {
 		}
 	}
 	return a.cmd.ProcessState.ExitCode()
+}
+
+// kill ends the process with SIGKILL — no shutdown, as in a crash — and waits for it.
+func (a *agora) kill() {
+	a.t.Helper()
+	select {
+	case <-a.done:
+	default:
+		if err := a.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			a.t.Fatalf("SIGKILL: %v", err)
+		}
+		<-a.done
+	}
 }
 
 // cleanup stops the process and checks what it logged.

@@ -11,6 +11,15 @@
 //
 // Events (published through catalog's outbox, at least once, in commit order per product):
 // ProductCreated, ProductUpdated, PriceChanged, ProductArchived.
+//
+// Availability: every product the catalog answers with (reads and the replies to
+// writes) carries its Availability, a read model the catalog builds from the
+// inventory's StockChanged events. It is eventually consistent: it lags the
+// inventory by the inventory outbox relay's delay — normally milliseconds, at most
+// until the relay's retry succeeds when delivery fails, plus the broker's delivery
+// in a split deployment. It tells a shopper what to expect; only the inventory's
+// reservation decides whether an order gets the stock. Events carry no
+// availability: it is not the catalog's own data.
 package catalog
 
 import (
@@ -18,13 +27,12 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/money"
 )
 
-// Money is an amount in a currency's minor units (cents for EUR) and its ISO 4217 code.
-type Money struct {
-	Amount   int64  `json:"amount" minimum:"0" maximum:"100000000000" doc:"amount in minor units (e.g. cents)"`
-	Currency string `json:"currency" pattern:"^[A-Z]{3}$" example:"EUR" doc:"ISO 4217 currency code"`
-}
+// Money is an amount in a currency's minor units and its ISO 4217 code; every
+// module shares the one type.
+type Money = money.Money
 
 // Status is a product's publication state. Only active products are sold and shown
 // to the public; archived ones stay readable by id for order history.
@@ -51,13 +59,35 @@ type Product struct {
 	Version     int64             `json:"version" doc:"increases by one on every change; the ETag"`
 	CreatedAt   time.Time         `json:"created_at"`
 	UpdatedAt   time.Time         `json:"updated_at"`
+	// Availability is the product's stock as last heard from the inventory; nil
+	// only in events, which carry the catalog's own data alone.
+	Availability *Availability `json:"availability,omitempty" doc:"stock as last heard from the inventory (eventually consistent)"`
 }
 
 // Clone returns a copy of p that shares no memory with it (the bus uses it to keep
 // sender and receiver apart in one process).
 func (p Product) Clone() Product {
 	p.Attributes = maps.Clone(p.Attributes)
+	if p.Availability != nil {
+		a := *p.Availability
+		p.Availability = &a
+	}
 	return p
+}
+
+// Availability statuses.
+const (
+	AvailabilityInStock    = "in_stock"
+	AvailabilityOutOfStock = "out_of_stock"
+	AvailabilityUnknown    = "unknown" // the inventory has said nothing about the product yet
+)
+
+// Availability is a product's stock as the catalog last heard it from the
+// inventory (see the package comment: it may lag behind).
+type Availability struct {
+	Status    string    `json:"status" enum:"in_stock,out_of_stock,unknown"`
+	Available int64     `json:"available" minimum:"0" doc:"units that could be ordered, as of as_of"`
+	AsOf      time.Time `json:"as_of,omitzero" doc:"when the inventory's numbers were these; absent when unknown"`
 }
 
 // Limits on product fields, enforced by the catalog whoever sends the request.

@@ -22,13 +22,12 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/money"
 )
 
-// Money is an amount in a currency's minor units and its ISO 4217 code.
-type Money struct {
-	Amount   int64  `json:"amount" minimum:"0"`
-	Currency string `json:"currency" pattern:"^[A-Z]{3}$" example:"EUR"`
-}
+// Money is an amount in a currency's minor units and its ISO 4217 code; every
+// module shares the one type.
+type Money = money.Money
 
 // Limits on carts and orders.
 const (

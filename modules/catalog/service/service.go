@@ -19,7 +19,8 @@ import (
 )
 
 // Module runs the catalog in this process: its own database, its request handlers
-// on the bus, and, with --demo, the demo products in an empty catalog.
+// on the bus, its availability read model (fed by inventory.StockChanged), and,
+// with --demo, the demo products in an empty catalog.
 func Module() fx.Option {
 	return fx.Module("catalog",
 		modhost.Provide("catalog"),
@@ -29,10 +30,16 @@ func Module() fx.Option {
 				return products.NewService(h.DB, h.Outbox, products.Options{CacheTTL: cfg.CatalogCacheTTL})
 			},
 		),
-		fx.Provide(fx.Annotate(
-			func(s *products.Service) []bus.RequestHandler { return s.Handlers() },
-			fx.ResultTags(`group:"bus.requests,flatten"`),
-		)),
+		fx.Provide(
+			fx.Annotate(
+				func(s *products.Service) []bus.RequestHandler { return s.Handlers() },
+				fx.ResultTags(`group:"bus.requests,flatten"`),
+			),
+			fx.Annotate(
+				func(s *products.Service) []bus.Subscription { return s.Subscriptions() },
+				fx.ResultTags(`group:"bus.subscriptions,flatten"`),
+			),
+		),
 		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, s *products.Service, log *slog.Logger) {
 			if cfg.Demo {
 				lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, s, log) }))

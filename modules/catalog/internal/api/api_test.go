@@ -398,7 +398,7 @@ func TestCreateAndGet(t *testing.T) {
 	p := decodeJSON[catalog.Product](t, w)
 	want := catalog.Product{ID: p.ID, SKU: in.SKU, Name: in.Name, Description: in.Description, Category: in.Category,
 		Price: in.Price, Attributes: in.Attributes, ImageURL: in.ImageURL, Status: catalog.StatusDraft, Version: 1,
-		CreatedAt: p.CreatedAt, UpdatedAt: p.CreatedAt}
+		CreatedAt: p.CreatedAt, UpdatedAt: p.CreatedAt, Availability: &catalog.Availability{Status: catalog.AvailabilityUnknown}}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("created product (-want +got):\n%s", diff)
 	}

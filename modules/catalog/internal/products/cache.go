@@ -1,7 +1,6 @@
 package products
 
 import (
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +47,7 @@ func (c *readCache) get(id string, now time.Time) (catalog.Product, bool) {
 	if !ok || now.Sub(e.at) > c.ttl {
 		return catalog.Product{}, false
 	}
-	p := e.p
-	p.Attributes = maps.Clone(e.p.Attributes)
-	return p, true
+	return e.p.Clone(), true
 }
 
 // generation is read before a database read; put stores that read's result only if
@@ -66,7 +63,7 @@ func (c *readCache) put(p catalog.Product, gen uint64, now time.Time) {
 	if c == nil || c.gen.Load() != gen {
 		return
 	}
-	p.Attributes = maps.Clone(p.Attributes)
+	p = p.Clone()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {

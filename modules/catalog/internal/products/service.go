@@ -5,6 +5,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -12,7 +14,8 @@ import (
 )
 
 // Service handles the catalog's requests. Every change is written together with the
-// events it publishes, in one transaction.
+// events it publishes, in one transaction. Every product it answers with carries
+// its availability from the read model (see Subscriptions); events do not.
 type Service struct {
 	db     *store.DB
 	outbox *outbox.Outbox
@@ -78,6 +81,9 @@ func (s *Service) Get(ctx context.Context, q catalog.GetProduct) (catalog.Produc
 		if p, err = s.get.Get(ctx, s.db.DB, q.ID); err != nil {
 			return p, err
 		}
+		if err := s.attach(ctx, s.db, &p); err != nil {
+			return catalog.Product{}, err
+		}
 		s.cache.put(p, gen, now)
 	}
 	if p.Status == catalog.StatusDraft && !q.IncludeDrafts {
@@ -92,7 +98,10 @@ func (s *Service) GetMany(ctx context.Context, q catalog.GetProducts) (catalog.P
 		return catalog.Products{}, catalog.ErrInvalidProduct.Withf("at most %d ids per request", catalog.MaxBatch).OnField("ids")
 	}
 	ps, err := s.repo.GetMany(ctx, s.db, q.IDs)
-	return catalog.Products{Products: ps}, err
+	if err != nil {
+		return catalog.Products{}, err
+	}
+	return catalog.Products{Products: ps}, s.withAvailability(ctx, s.db, ps)
 }
 
 // List answers catalog.ListProducts.
@@ -111,6 +120,9 @@ func (s *Service) List(ctx context.Context, q catalog.ListProducts) (catalog.Pro
 	// One extra row tells whether there is a next page.
 	f.Limit++
 	items, err := s.repo.List(ctx, s.db, f)
+	if err == nil {
+		err = s.withAvailability(ctx, s.db, items)
+	}
 	if err != nil {
 		return catalog.ProductPage{}, err
 	}
@@ -139,16 +151,20 @@ func (s *Service) Create(ctx context.Context, c catalog.CreateProduct) (catalog.
 	if err := validate(&p); err != nil {
 		return catalog.Product{}, err
 	}
+	out := p
 	err := s.write(ctx, p.ID, func(tx *store.Tx) error {
 		if err := s.repo.Insert(ctx, tx, p); err != nil {
 			return err
 		}
-		return s.outbox.Add(ctx, tx, catalog.ProductCreatedEvent.With(catalog.ProductCreated{Product: p}))
+		if err := s.outbox.Add(ctx, tx, catalog.ProductCreatedEvent.With(catalog.ProductCreated{Product: p})); err != nil {
+			return err
+		}
+		return s.attach(ctx, tx, &out)
 	})
 	if err != nil {
 		return catalog.Product{}, err
 	}
-	return p, nil
+	return out, nil
 }
 
 // Update answers catalog.UpdateProduct.
@@ -208,9 +224,22 @@ func (s *Service) Update(ctx context.Context, u catalog.UpdateProduct) (catalog.
 				ProductID: p.ID, SKU: p.SKU, Old: old.Price, New: p.Price, Version: p.Version}))
 		}
 		out = p
-		return s.outbox.Add(ctx, tx, msgs...)
+		if err := s.outbox.Add(ctx, tx, msgs...); err != nil {
+			return err
+		}
+		return s.attach(ctx, tx, &out)
 	})
 	return out, err
+}
+
+// attach sets p's availability, reading it in q.
+func (s *Service) attach(ctx context.Context, q sqlx.ExtContext, p *catalog.Product) error {
+	one := []catalog.Product{*p}
+	if err := s.withAvailability(ctx, q, one); err != nil {
+		return err
+	}
+	*p = one[0]
+	return nil
 }
 
 // Archive answers catalog.ArchiveProduct.
@@ -226,7 +255,7 @@ func (s *Service) Archive(ctx context.Context, a catalog.ArchiveProduct) (catalo
 		}
 		if p.Status == catalog.StatusArchived {
 			out = p
-			return nil
+			return s.attach(ctx, tx, &out)
 		}
 		p.Status = catalog.StatusArchived
 		p.Version++
@@ -235,9 +264,12 @@ func (s *Service) Archive(ctx context.Context, a catalog.ArchiveProduct) (catalo
 			return err
 		}
 		out = p
-		return s.outbox.Add(ctx, tx,
+		if err := s.outbox.Add(ctx, tx,
 			catalog.ProductArchivedEvent.With(catalog.ProductArchived{ProductID: p.ID, SKU: p.SKU, Version: p.Version}),
-			catalog.ProductUpdatedEvent.With(catalog.ProductUpdated{Product: p}))
+			catalog.ProductUpdatedEvent.With(catalog.ProductUpdated{Product: p})); err != nil {
+			return err
+		}
+		return s.attach(ctx, tx, &out)
 	})
 	return out, err
 }

@@ -1,0 +1,212 @@
+// Package api is the inventory's HTTP adapter, for admins. It depends only on the
+// inventory's contract and the bus, so every process serves these routes — asking
+// the process that runs the inventory when it is not this one.
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/modules/inventory"
+)
+
+// AdjustmentInput is the body of a stock adjustment.
+type AdjustmentInput struct {
+	Delta     int64  `json:"delta" minimum:"-1000000" maximum:"1000000" doc:"units received (positive) or written off (negative); 0 only to set low_stock_threshold"`
+	Reason    string `json:"reason" minLength:"1" maxLength:"500" example:"received from supplier" doc:"why: kept in the audit trail"`
+	Threshold *int64 `json:"low_stock_threshold,omitempty" minimum:"0" maximum:"1000000000" doc:"a new low-stock threshold"`
+}
+
+// ItemList is a page of items.
+type ItemList struct {
+	Items      []inventory.Item `json:"items"`
+	NextCursor string           `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+}
+
+// AdjustmentList is a page of an item's adjustments, newest first.
+type AdjustmentList struct {
+	Items      []inventory.Adjustment `json:"items"`
+	NextCursor string                 `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+}
+
+type itemOut struct {
+	ETag string `header:"ETag"`
+	Body inventory.Item
+}
+
+type listOut[T any] struct {
+	Link string `header:"Link" doc:"rel=next link to the next page"`
+	Body T
+}
+
+// Routes returns the inventory's HTTP routes, answered through b.
+func Routes(b *bus.Bus) httpapi.Routes {
+	return func(api huma.API) {
+		tags := []string{"Inventory"}
+
+		type listIn struct {
+			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+			Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "list-inventory", Method: http.MethodGet, Path: "/v1/inventory", Tags: tags,
+			Summary: "List stock", Description: "Every item's stock, in SKU order, by pages.",
+			Security: httpapi.AdminOnly,
+		}, func(ctx context.Context, in *listIn) (*listOut[ItemList], error) {
+			after, err := decodeCursor(in.Cursor, itemCursor, validCursorSKU)
+			if err != nil {
+				return nil, err
+			}
+			page, err := inventory.ListItemsRequest.Call(ctx, b, inventory.ListItems{After: after, Limit: in.Limit})
+			if err != nil {
+				return nil, httpapi.Problem(err)
+			}
+			out := &listOut[ItemList]{Body: ItemList{Items: page.Items}}
+			if out.Body.Items == nil {
+				out.Body.Items = []inventory.Item{}
+			}
+			if page.NextAfter != "" {
+				out.Body.NextCursor = encodeCursor(itemCursor, page.NextAfter)
+				out.Link = nextLink("/v1/inventory", out.Body.NextCursor, in.Limit)
+			}
+			return out, nil
+		})
+
+		type getIn struct {
+			SKU         string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
+			IfNoneMatch string `header:"If-None-Match" doc:"the ETag you hold; 304 if it is current"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "get-inventory-item", Method: http.MethodGet, Path: "/v1/inventory/{sku}", Tags: tags,
+			Summary: "Get an item's stock", Description: "Sends an ETag (the item's version); If-None-Match gives 304.",
+			Security:  httpapi.AdminOnly,
+			Responses: map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
+		}, func(ctx context.Context, in *getIn) (*itemOut, error) {
+			it, err := inventory.GetItemRequest.Call(ctx, b, inventory.GetItem{SKU: in.SKU})
+			if err != nil {
+				return nil, httpapi.Problem(err)
+			}
+			if httpapi.ETagMatches(in.IfNoneMatch, it.Version) {
+				return nil, huma.Status304NotModified()
+			}
+			return &itemOut{ETag: httpapi.ETag(it.Version), Body: it}, nil
+		})
+
+		type adjustIn struct {
+			SKU     string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
+			IfMatch string `header:"If-Match" doc:"optional: adjust only if the item is at this ETag"`
+			Body    AdjustmentInput
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "adjust-inventory", Method: http.MethodPost, Path: "/v1/inventory/{sku}/adjustments", Tags: tags,
+			Summary: "Adjust an item's stock",
+			Description: "Changes the units on hand by delta, with a reason kept in the audit trail. On hand may not " +
+				"fall below what is reserved for orders (409). With If-Match, only if the item is at that ETag (412). " +
+				"Publishes StockChanged, and StockLow when available stock falls to the threshold.",
+			Security: httpapi.AdminOnly,
+			Errors:   []int{http.StatusConflict, http.StatusPreconditionFailed},
+		}, func(ctx context.Context, in *adjustIn) (*itemOut, error) {
+			version, err := httpapi.IfMatchVersion(in.IfMatch, false)
+			if err != nil {
+				return nil, err
+			}
+			p, _ := httpapi.PrincipalFrom(ctx) // AdminOnly: there is one
+			it, err := inventory.AdjustRequest.Call(ctx, b, inventory.Adjust{SKU: in.SKU, Delta: in.Body.Delta,
+				Reason: in.Body.Reason, Actor: p.UserID, ExpectedVersion: version, SetLowMark: in.Body.Threshold})
+			if err != nil {
+				return nil, httpapi.BodyProblem(renameField(err))
+			}
+			return &itemOut{ETag: httpapi.ETag(it.Version), Body: it}, nil
+		})
+
+		type adjustmentsIn struct {
+			SKU    string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
+			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+			Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "list-inventory-adjustments", Method: http.MethodGet, Path: "/v1/inventory/{sku}/adjustments", Tags: tags,
+			Summary: "List an item's adjustments", Description: "The audit trail of an item's stock, newest first, by pages.",
+			Security: httpapi.AdminOnly,
+		}, func(ctx context.Context, in *adjustmentsIn) (*listOut[AdjustmentList], error) {
+			before, err := decodeCursor(in.Cursor, adjustmentCursor, validCursorID)
+			if err != nil {
+				return nil, err
+			}
+			page, err := inventory.ListAdjustmentsRequest.Call(ctx, b, inventory.ListAdjustments{SKU: in.SKU, Before: before, Limit: in.Limit})
+			if err != nil {
+				return nil, httpapi.Problem(err)
+			}
+			out := &listOut[AdjustmentList]{Body: AdjustmentList{Items: page.Items}}
+			if out.Body.Items == nil {
+				out.Body.Items = []inventory.Adjustment{}
+			}
+			if page.NextBefore != "" {
+				out.Body.NextCursor = encodeCursor(adjustmentCursor, page.NextBefore)
+				out.Link = nextLink("/v1/inventory/"+in.SKU+"/adjustments", out.Body.NextCursor, in.Limit)
+			}
+			return out, nil
+		})
+	}
+}
+
+// renameField names the contract's set_low_mark as the body names it.
+func renameField(err error) error {
+	var be *bus.Error
+	if errors.As(err, &be) && be.Field == "set_low_mark" {
+		return be.OnField("low_stock_threshold")
+	}
+	return err
+}
+
+func nextLink(path, cursor string, limit int) string {
+	q := url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(limit)}}
+	return fmt.Sprintf(`<%s?%s>; rel="next"`, path, q.Encode())
+}
+
+// Cursors are opaque to clients: a prefix that says what they page over, and the
+// last key of the previous page.
+const (
+	itemCursor       = "i1."
+	adjustmentCursor = "a1."
+)
+
+func validCursorSKU(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	return strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
+}
+
+func validCursorID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+func encodeCursor(prefix, key string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(prefix + key))
+}
+
+func decodeCursor(c, prefix string, valid func(string) bool) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	key, ok := strings.CutPrefix(string(raw), prefix)
+	if err == nil && ok && valid(key) {
+		return key, nil
+	}
+	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
+		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
+}
