@@ -3,15 +3,69 @@
 package service
 
 import (
-	"github.com/danielgtaylor/huma/v2"
+	"context"
+	"log/slog"
+	"time"
+
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/modules/payments/internal/api"
+	"github.com/agora-commerce/agora/modules/payments/internal/ledger"
+	"github.com/agora-commerce/agora/modules/payments/internal/provider"
 )
 
-// Module runs the payments module in this process. (Placeholder: being built.)
-func Module() fx.Option { return fx.Options() }
+// Module runs the payments module in this process: its own database, its command
+// subscriptions and request handlers on the bus, and the worker pool that calls
+// the payment provider — the HTTP provider at cfg.PaymentProviderURL, or without
+// one the simulated provider in process — through timeouts, retries and a circuit
+// breaker.
+func Module() fx.Option {
+	return fx.Module("payments",
+		modhost.Provide("payments"),
+		fx.Provide(
+			fx.Private,
+			func(h *modhost.Host, cfg config.Config, log *slog.Logger) *ledger.Service {
+				raw, name := Provider(cfg)
+				prov := provider.NewResilient(raw, provider.Options{
+					Timeout: cfg.PaymentTimeout, Retries: cfg.PaymentRetries, Log: log.With("module", "payments")})
+				// A worker's lease on an operation outlasts a call with all its retries
+				// (each attempt's deadline plus at most 2s of backoff), with room to
+				// spare, so that two workers do not make one call twice (which the
+				// idempotency key would make harmless, but not free).
+				lease := max(ledgerLease, 2*time.Duration(cfg.PaymentRetries+1)*(cfg.PaymentTimeout+2*time.Second))
+				return ledger.NewService(h.DB, h.Outbox, prov, ledger.Options{ProviderName: name, Lease: lease}, log)
+			},
+		),
+		fx.Provide(
+			fx.Annotate(func(s *ledger.Service) []bus.RequestHandler { return s.Handlers() },
+				fx.ResultTags(`group:"bus.requests,flatten"`)),
+			fx.Annotate(func(s *ledger.Service) []bus.Subscription { return s.Subscriptions() },
+				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
+		),
+		fx.Invoke(func(lc fx.Lifecycle, s *ledger.Service) {
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error { s.Start(); return nil },
+				OnStop:  s.Stop,
+			})
+		}),
+	)
+}
+
+const ledgerLease = 30 * time.Second
+
+// Provider returns the payment provider cfg selects, unwrapped, and its name: the
+// HTTP provider at cfg.PaymentProviderURL, or the in-process simulator.
+func Provider(cfg config.Config) (provider.Provider, string) {
+	if cfg.PaymentProviderURL != "" {
+		return provider.NewHTTP(cfg.PaymentProviderURL, cfg.PaymentProviderKey, nil), "http"
+	}
+	return provider.NewSimulated(psp.NewSimulator(psp.Config{})), "simulated"
+}
 
 // Routes returns the payments module's HTTP routes; every process serves them.
-func Routes(b *bus.Bus) httpapi.Routes { return func(huma.API) {} }
+func Routes(b *bus.Bus) httpapi.Routes { return api.Routes(b) }

@@ -1,0 +1,199 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/testdb"
+	"github.com/agora-commerce/agora/internal/testlog"
+	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/internal/ledger"
+	"github.com/agora-commerce/agora/modules/payments/internal/provider"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+// world is the payments module running as in production — its database, its
+// outbox relay, the bus, its command subscriptions and worker pool — in front of a
+// simulated provider, with a recorder of the events it publishes.
+type world struct {
+	h      *modhost.Host
+	sim    *psp.Simulator
+	prov   *provider.Resilient
+	svc    *ledger.Service
+	bus    *bus.Bus
+	events *recorder
+}
+
+// fastProvider returns the resilience options of tests: short deadlines and backoffs.
+func fastProvider() provider.Options {
+	return provider.Options{Timeout: 100 * time.Millisecond, Retries: 2, BaseBackoff: time.Millisecond,
+		MaxBackoff: 5 * time.Millisecond, BreakerFailures: 1000, BreakerOpenFor: time.Hour}
+}
+
+func fastLedger() ledger.Options {
+	return ledger.Options{PollInterval: 10 * time.Millisecond, RetryBase: time.Millisecond, RetryMax: 10 * time.Millisecond}
+}
+
+// newWorld starts the module on h. wrap (may be nil) wraps the raw simulated
+// provider, to inject faults below the resilience layer.
+func newWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap func(provider.Provider) provider.Provider) *world {
+	t.Helper()
+	w := &world{h: h, sim: psp.NewSimulator(psp.Config{SlowLatency: 50 * time.Millisecond}), events: &recorder{}}
+	var raw provider.Provider = provider.NewSimulated(w.sim)
+	if wrap != nil {
+		raw = wrap(raw)
+	}
+	w.prov = provider.NewResilient(raw, po)
+	w.svc = ledger.NewService(h.DB, h.Outbox, w.prov, fastLedger(), testdb.Logger())
+	b, err := bus.New(testdb.Logger(), bus.Limits{}, nil, w.svc.Handlers(), append(w.svc.Subscriptions(), w.events.subscriptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.bus = b
+	h.Relay.Start(b)
+	w.svc.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.svc.Stop(ctx); err != nil {
+			t.Errorf("stop workers: %v", err)
+		}
+		if err := h.Relay.Stop(ctx); err != nil {
+			t.Errorf("stop relay: %v", err)
+		}
+	})
+	return w
+}
+
+// send sends commands to payments the way another module does: through an
+// outbox, which the relay delivers to the bus.
+func (w *world) send(t *testing.T, cmds ...bus.Outgoing) {
+	t.Helper()
+	err := store.InTx(t.Context(), w.h.DB, func(tx *store.Tx) error { return w.h.Outbox.Add(t.Context(), tx, cmds...) })
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+func (w *world) payment(t *testing.T, orderID string) payments.Payment {
+	t.Helper()
+	p, err := payments.GetPaymentRequest.Call(t.Context(), w.bus, payments.GetPayment{OrderID: orderID})
+	if err != nil {
+		t.Fatalf("GetPayment %s: %v", orderID, err)
+	}
+	return p
+}
+
+// waitStatus waits until orderID's payment has status.
+func (w *world) waitStatus(t *testing.T, orderID string, status payments.Status) payments.Payment {
+	t.Helper()
+	var p payments.Payment
+	testlog.Eventually(t, "payment "+orderID+" "+string(status), func() bool {
+		var err error
+		p, err = payments.GetPaymentRequest.Call(t.Context(), w.bus, payments.GetPayment{OrderID: orderID})
+		return err == nil && p.Status == status
+	})
+	return p
+}
+
+// pendingOps returns how many provider calls are still to be made.
+func (w *world) pendingOps(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := w.h.DB.GetContext(t.Context(), &n, `SELECT COUNT(*) FROM payment_operations WHERE state = 'pending'`); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// settle waits until no provider call is pending and the outbox is delivered.
+func (w *world) settle(t *testing.T) {
+	t.Helper()
+	testlog.Eventually(t, "payments to settle", func() bool {
+		return w.pendingOps(t) == 0 && len(testdb.OutboxRows(t, w.h.DB)) == 0
+	})
+}
+
+func authorize(order, token string, amount int64) bus.Outgoing {
+	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{OrderID: order, CustomerID: "cust-" + order,
+		Amount: payments.Money{Amount: amount, Currency: "EUR"}, PaymentToken: token})
+}
+
+func capture(order string) bus.Outgoing {
+	return payments.CapturePaymentCommand.With(payments.CapturePayment{OrderID: order})
+}
+
+func void(order string) bus.Outgoing {
+	return payments.VoidPaymentCommand.With(payments.VoidPayment{OrderID: order, Reason: "out of stock"})
+}
+
+func refund(order, id string, amount int64) bus.Outgoing {
+	return payments.RefundPaymentCommand.With(payments.RefundPayment{OrderID: order, RefundID: id, Amount: amount, Reason: "returned"})
+}
+
+// recorder keeps every event payments publishes.
+type recorder struct {
+	mu  sync.Mutex
+	got []bus.Envelope
+}
+
+func (r *recorder) subscriptions() []bus.Subscription {
+	var subs []bus.Subscription
+	for _, typ := range []string{
+		payments.PaymentAuthorizedEvent.Name(), payments.PaymentDeclinedEvent.Name(), payments.PaymentCapturedEvent.Name(),
+		payments.PaymentVoidedEvent.Name(), payments.RefundIssuedEvent.Name(), payments.RefundFailedEvent.Name(),
+	} {
+		subs = append(subs, bus.Subscription{Type: typ, Consumer: "test.recorder", Handle: func(_ context.Context, env bus.Envelope) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.got = append(r.got, env)
+			return nil
+		}})
+	}
+	return subs
+}
+
+// of returns the events of orderID, in order, as "Type" strings and their envelopes.
+func (r *recorder) of(orderID string) []bus.Envelope {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []bus.Envelope
+	for _, env := range r.got {
+		var p struct {
+			OrderID string `json:"order_id"`
+		}
+		if json.Unmarshal(env.Payload, &p) == nil && p.OrderID == orderID {
+			out = append(out, env)
+		}
+	}
+	return out
+}
+
+func (r *recorder) types(orderID string) []string {
+	var out []string
+	for _, env := range r.of(orderID) {
+		out = append(out, env.Type)
+	}
+	return out
+}
+
+// wait waits for the n-th event of orderID and returns it.
+func (r *recorder) wait(t *testing.T, orderID string, n int) bus.Envelope {
+	t.Helper()
+	testlog.Eventually(t, "event of "+orderID, func() bool { return len(r.of(orderID)) >= n })
+	return r.of(orderID)[n-1]
+}
+
+func decode[T any](t *testing.T, env bus.Envelope) T {
+	t.Helper()
+	return testdb.Decode[T](t, string(env.Payload))
+}

@@ -1,0 +1,345 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/modules/payments"
+)
+
+// errInvariant is a movement the ledger refuses: it would capture without an
+// authorization, capture twice, or refund more than was captured. The database's
+// CHECK constraints refuse the same; the code refuses first, with a clearer error.
+var errInvariant = errors.New("payments ledger: invariant violated")
+
+// payment is a row of payments.
+type payment struct {
+	OrderID        string `db:"order_id"`
+	CustomerID     string `db:"customer_id"`
+	Status         string `db:"status"`
+	Amount         int64  `db:"amount"`
+	Currency       string `db:"currency"`
+	Token          string `db:"payment_token"`
+	Authorized     int64  `db:"authorized"`
+	Captured       int64  `db:"captured"`
+	Refunded       int64  `db:"refunded"`
+	ProviderAuthID string `db:"provider_auth_id"`
+	Reason         string `db:"reason"`
+	CreatedAt      int64  `db:"created_at"`
+	UpdatedAt      int64  `db:"updated_at"`
+}
+
+// entry is a row of payment_entries.
+type entry struct {
+	ID          string `db:"id"`
+	OrderID     string `db:"order_id"`
+	Kind        string `db:"kind"`
+	Amount      int64  `db:"amount"`
+	Currency    string `db:"currency"`
+	ProviderRef string `db:"provider_ref"`
+	Reason      string `db:"reason"`
+	CreatedAt   int64  `db:"created_at"`
+}
+
+// Ledger entry kinds.
+const (
+	kindAuthorized = "authorized"
+	kindCaptured   = "captured"
+	kindVoided     = "voided"
+	kindRefunded   = "refunded"
+)
+
+func (p *payment) money(amount int64) payments.Money {
+	return payments.Money{Amount: amount, Currency: p.Currency}
+}
+
+func (p *payment) entry(kind string, amount int64, ref, reason string, now time.Time) entry {
+	return entry{ID: bus.NewID(), OrderID: p.OrderID, Kind: kind, Amount: amount, Currency: p.Currency,
+		ProviderRef: ref, Reason: reason, CreatedAt: now.UnixMilli()}
+}
+
+// authorize records that the provider holds the payment's amount under authID.
+func (p *payment) authorize(authID string, now time.Time) (entry, error) {
+	if p.Status != string(payments.StatusAuthorizing) {
+		return entry{}, fmt.Errorf("%w: authorize a payment that is %s", errInvariant, p.Status)
+	}
+	p.Status, p.Authorized, p.ProviderAuthID, p.Token = string(payments.StatusAuthorized), p.Amount, authID, ""
+	return p.entry(kindAuthorized, p.Amount, authID, "", now), nil
+}
+
+// capture records that the whole authorization was taken. It refuses a payment
+// that is not authorized (so also a second capture).
+func (p *payment) capture(now time.Time) (entry, error) {
+	if p.Status != string(payments.StatusAuthorized) || p.Captured != 0 || p.Authorized <= 0 {
+		return entry{}, fmt.Errorf("%w: capture a payment that is %s (captured %d of %d)", errInvariant, p.Status, p.Captured, p.Authorized)
+	}
+	p.Status, p.Captured = string(payments.StatusCaptured), p.Authorized
+	return p.entry(kindCaptured, p.Captured, p.ProviderAuthID, "", now), nil
+}
+
+// void records that the authorization was released: nothing is held any more.
+// A captured payment cannot be voided.
+func (p *payment) void(ref, reason string, now time.Time) (entry, error) {
+	if p.Captured != 0 {
+		return entry{}, fmt.Errorf("%w: void a captured payment", errInvariant)
+	}
+	released := p.Authorized
+	p.Status, p.Authorized, p.Token = string(payments.StatusVoided), 0, ""
+	return p.entry(kindVoided, released, ref, reason, now), nil
+}
+
+// refund records that amount was given back; it refuses more than what is
+// captured and not yet refunded.
+func (p *payment) refund(amount int64, ref, reason string, now time.Time) (entry, error) {
+	if amount <= 0 || p.Refunded+amount > p.Captured {
+		return entry{}, fmt.Errorf("%w: refund %d of a payment with %d captured, %d refunded", errInvariant, amount, p.Captured, p.Refunded)
+	}
+	p.Refunded += amount
+	if p.Refunded == p.Captured {
+		p.Status = string(payments.StatusRefunded)
+	}
+	return p.entry(kindRefunded, amount, ref, reason, now), nil
+}
+
+// contract returns the payment as the contract shows it.
+func (p *payment) contract(entries []entry) payments.Payment {
+	out := payments.Payment{OrderID: p.OrderID, CustomerID: p.CustomerID, Status: payments.Status(p.Status),
+		Amount: p.money(p.Amount), Authorized: p.Authorized, Captured: p.Captured, Refunded: p.Refunded, Reason: p.Reason,
+		Entries: make([]payments.Entry, 0, len(entries)), CreatedAt: time.UnixMilli(p.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(p.UpdatedAt).UTC()}
+	for _, e := range entries {
+		out.Entries = append(out.Entries, payments.Entry{Kind: e.Kind, Amount: payments.Money{Amount: e.Amount, Currency: e.Currency},
+			ProviderRef: e.ProviderRef, Reason: e.Reason, CreatedAt: time.UnixMilli(e.CreatedAt).UTC()})
+	}
+	return out
+}
+
+// repo holds the module's SQL. Its methods take sqlx.ExtContext so that they run
+// inside or outside a transaction.
+type repo struct{ dialect store.Dialect }
+
+const paymentColumns = `order_id, customer_id, status, amount, currency, payment_token, authorized, captured, refunded,
+	provider_auth_id, reason, created_at, updated_at`
+
+// payment returns the payment of orderID, locked until the end of the transaction
+// on PostgreSQL when lock is set (SQLite transactions already hold the write lock).
+// It returns payments.ErrPaymentNotFound when there is none.
+func (r repo) payment(ctx context.Context, q sqlx.ExtContext, orderID string, lock bool) (payment, error) {
+	query := `SELECT ` + paymentColumns + ` FROM payments WHERE order_id = ?`
+	if lock && r.dialect == store.Postgres {
+		query += " FOR UPDATE"
+	}
+	var p payment
+	err := sqlx.GetContext(ctx, q, &p, q.Rebind(query), orderID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, payments.ErrPaymentNotFound
+	}
+	if err != nil {
+		return p, fmt.Errorf("payments: read payment %s: %w", orderID, err)
+	}
+	return p, nil
+}
+
+func (r repo) insertPayment(ctx context.Context, q sqlx.ExtContext, p payment) error {
+	_, err := sqlx.NamedExecContext(ctx, q, `INSERT INTO payments (`+paymentColumns+`) VALUES (:order_id, :customer_id, :status,
+		:amount, :currency, :payment_token, :authorized, :captured, :refunded, :provider_auth_id, :reason, :created_at, :updated_at)`, p)
+	if err != nil {
+		return fmt.Errorf("payments: insert payment %s: %w", p.OrderID, err)
+	}
+	return nil
+}
+
+// updatePayment writes p's state, stamping its update time.
+func (r repo) updatePayment(ctx context.Context, q sqlx.ExtContext, p *payment, now time.Time) error {
+	p.UpdatedAt = now.UnixMilli()
+	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, customer_id = :customer_id,
+		payment_token = :payment_token, authorized = :authorized, captured = :captured, refunded = :refunded,
+		provider_auth_id = :provider_auth_id, reason = :reason, updated_at = :updated_at WHERE order_id = :order_id`, p)
+	if err != nil {
+		return fmt.Errorf("payments: update payment %s: %w", p.OrderID, err)
+	}
+	return nil
+}
+
+func (r repo) addEntry(ctx context.Context, q sqlx.ExtContext, e entry) error {
+	_, err := sqlx.NamedExecContext(ctx, q, `INSERT INTO payment_entries (id, order_id, kind, amount, currency, provider_ref, reason, created_at)
+		VALUES (:id, :order_id, :kind, :amount, :currency, :provider_ref, :reason, :created_at)`, e)
+	if err != nil {
+		return fmt.Errorf("payments: add %s entry to %s: %w", e.Kind, e.OrderID, err)
+	}
+	return nil
+}
+
+// hasEntry reports whether orderID's ledger has an entry of kind.
+func (r repo) hasEntry(ctx context.Context, q sqlx.ExtContext, orderID, kind string) (bool, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT COUNT(*) FROM payment_entries WHERE order_id = ? AND kind = ?`), orderID, kind)
+	return n > 0, err
+}
+
+func (r repo) entries(ctx context.Context, q sqlx.ExtContext, orderID string) ([]entry, error) {
+	var es []entry
+	err := sqlx.SelectContext(ctx, q, &es, q.Rebind(`SELECT id, order_id, kind, amount, currency, provider_ref, reason, created_at
+		FROM payment_entries WHERE order_id = ? ORDER BY id`), orderID)
+	if err != nil {
+		return nil, fmt.Errorf("payments: read entries of %s: %w", orderID, err)
+	}
+	return es, nil
+}
+
+// Operation kinds and states.
+const (
+	opAuthorize = "authorize"
+	opCapture   = "capture"
+	opVoid      = "void"
+	opRefund    = "refund"
+
+	statePending = "pending"
+	stateDone    = "done"
+	stateFailed  = "failed"
+)
+
+// operation is a row of payment_operations: a provider call to make.
+type operation struct {
+	Key           string `db:"op_key"`
+	OrderID       string `db:"order_id"`
+	Op            string `db:"op"`
+	RefundID      string `db:"refund_id"`
+	Amount        int64  `db:"amount"`
+	Reason        string `db:"reason"`
+	State         string `db:"state"`
+	Outcome       string `db:"outcome"`
+	Attempts      int    `db:"attempts"`
+	CauseID       string `db:"cause_id"`
+	CorrelationID string `db:"correlation_id"`
+}
+
+// opKey returns the operation's key, which is also its provider idempotency key.
+func opKey(orderID, op, refundID string) string {
+	if refundID != "" {
+		return orderID + ":" + op + ":" + refundID
+	}
+	return orderID + ":" + op
+}
+
+const operationColumns = `op_key, order_id, op, refund_id, amount, reason, state, outcome, attempts, cause_id, correlation_id`
+
+// operation returns the operation with key, and whether there is one.
+func (r repo) operation(ctx context.Context, q sqlx.ExtContext, key string) (operation, bool, error) {
+	var o operation
+	err := sqlx.GetContext(ctx, q, &o, q.Rebind(`SELECT `+operationColumns+` FROM payment_operations WHERE op_key = ?`), key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, false, nil
+	}
+	if err != nil {
+		return o, false, fmt.Errorf("payments: read operation %s: %w", key, err)
+	}
+	return o, true, nil
+}
+
+// schedule records o as pending and due now: a new operation, or one done before
+// that must run again (a void re-armed by a late authorization). The cause of the
+// work under ctx becomes the cause of the operation's events.
+func (r repo) schedule(ctx context.Context, q sqlx.ExtContext, o operation, now time.Time) error {
+	cause, _ := bus.CauseFrom(ctx)
+	ms := now.UnixMilli()
+	_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO payment_operations
+		(op_key, order_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+		ON CONFLICT (op_key) DO UPDATE SET state = 'pending', outcome = '', next_attempt_at = excluded.next_attempt_at,
+			updated_at = excluded.updated_at`),
+		o.Key, o.OrderID, o.Op, o.RefundID, o.Amount, o.Reason, ms, cause.ID, cause.CorrelationID, ms, ms)
+	if err != nil {
+		return fmt.Errorf("payments: schedule %s: %w", o.Key, err)
+	}
+	return nil
+}
+
+// pendingRefunds returns the sum of orderID's refunds not yet made.
+func (r repo) pendingRefunds(ctx context.Context, q sqlx.ExtContext, orderID string) (int64, error) {
+	var n sql.NullInt64
+	err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT SUM(amount) FROM payment_operations
+		WHERE order_id = ? AND op = 'refund' AND state = 'pending'`), orderID)
+	return n.Int64, err
+}
+
+// hasPending reports whether orderID has a pending operation of kind op.
+func (r repo) hasPending(ctx context.Context, q sqlx.ExtContext, orderID, op string) (bool, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT COUNT(*) FROM payment_operations
+		WHERE order_id = ? AND op = ? AND state = 'pending'`), orderID, op)
+	return n > 0, err
+}
+
+// wakePending makes orderID's pending operations due now (an operation waiting for
+// the authorization's outcome need not wait for its next scan).
+func (r repo) wakePending(ctx context.Context, q sqlx.ExtContext, orderID string, now time.Time) error {
+	_, err := q.ExecContext(ctx, q.Rebind(`UPDATE payment_operations SET next_attempt_at = ?
+		WHERE order_id = ? AND state = 'pending' AND next_attempt_at > ?`), now.UnixMilli(), orderID, now.UnixMilli())
+	return err
+}
+
+// claim leases up to limit due pending operations to owner until leaseUntil,
+// counting an attempt on each. Several workers (replicas) may claim at once: each
+// operation goes to one of them until its lease ends.
+func (r repo) claim(ctx context.Context, db *store.DB, owner string, now, leaseUntil time.Time, limit int) ([]operation, error) {
+	lock := ""
+	if db.Dialect == store.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var ops []operation
+	err := store.InTx(ctx, db, func(tx *store.Tx) error {
+		return tx.SelectContext(ctx, &ops, tx.Rebind(`UPDATE payment_operations
+			SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+			WHERE op_key IN (SELECT op_key FROM payment_operations
+			                 WHERE state = 'pending' AND next_attempt_at <= ? AND lease_until < ?
+			                 ORDER BY next_attempt_at LIMIT ?`+lock+`)
+			  AND state = 'pending' AND lease_until < ?
+			RETURNING `+operationColumns),
+			owner, leaseUntil.UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit, now.UnixMilli())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payments: claim operations: %w", err)
+	}
+	return ops, nil
+}
+
+// finish ends o (done or failed, with why), releasing its lease.
+func (r repo) finish(ctx context.Context, q sqlx.ExtContext, o operation, state, outcome string, now time.Time) error {
+	_, err := q.ExecContext(ctx, q.Rebind(`UPDATE payment_operations
+		SET state = ?, outcome = ?, lease_owner = '', lease_until = 0, updated_at = ? WHERE op_key = ?`),
+		state, outcome, now.UnixMilli(), o.Key)
+	if err != nil {
+		return fmt.Errorf("payments: finish %s: %w", o.Key, err)
+	}
+	return nil
+}
+
+// retryLater puts o back in line at next, releasing its lease and keeping why it
+// has to wait.
+func (r repo) retryLater(ctx context.Context, q sqlx.ExtContext, o operation, next time.Time, lastErr string) error {
+	if len(lastErr) > 1000 {
+		lastErr = strings.ToValidUTF8(lastErr[:1000], "")
+	}
+	_, err := q.ExecContext(ctx, q.Rebind(`UPDATE payment_operations
+		SET next_attempt_at = ?, last_error = ?, lease_owner = '', lease_until = 0, updated_at = ? WHERE op_key = ? AND state = 'pending'`),
+		next.UnixMilli(), lastErr, time.Now().UTC().UnixMilli(), o.Key)
+	if err != nil {
+		return fmt.Errorf("payments: reschedule %s: %w", o.Key, err)
+	}
+	return nil
+}
+
+// release gives up owner's leases, so the next worker takes those operations at once.
+func (r repo) release(ctx context.Context, db *store.DB, owner string) error {
+	_, err := db.ExecContext(ctx, db.Rebind(`UPDATE payment_operations SET lease_owner = '', lease_until = 0
+		WHERE lease_owner = ? AND state = 'pending'`), owner)
+	return err
+}

@@ -1,0 +1,397 @@
+// Package ledger is the payments module's domain: a ledger per order of money
+// authorized, captured, voided and refunded, the command handlers that record what
+// is asked of it, and the worker pool that makes the provider calls.
+//
+// A command never calls the provider inside its transaction: its handler records
+// the intent (the payment, and a pending operation keyed by the provider's
+// idempotency key "<order_id>:<op>[:<refund_id>]") and commits; a worker then
+// claims the operation, calls the provider, and records the outcome together with
+// its event in one transaction. Operations a crash interrupted are still pending
+// and are claimed again when their lease ends, with the same key: the provider
+// answers the resumed call as it answered (or would have answered) the first one.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/outbox"
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/internal/provider"
+)
+
+// Consumer is the inbox consumer name of the module's command handlers.
+const Consumer = "payments"
+
+// Why a refund failed (RefundFailed.Reason).
+const (
+	RefundNotCaptured     = "not_captured"     // nothing was captured for the order
+	RefundExceedsCaptured = "exceeds_captured" // more than what is captured and not yet refunded
+	RefundRefused         = "provider_refused" // the provider refused it
+)
+
+// Messages tells a customer why a payment was declined, by reason.
+var Messages = map[string]string{
+	payments.DeclineCardDeclined:        "your card was declined; please use another card",
+	payments.DeclineInsufficientFunds:   "your card has insufficient funds; please use another card",
+	payments.DeclineInvalidToken:        "the payment details are not valid; please enter them again",
+	payments.DeclineProviderTimeout:     "the payment provider did not answer in time; nothing was charged; please try again",
+	payments.DeclineProviderError:       "the payment could not be processed; please try again later",
+	payments.DeclineProviderUnavailable: "the payment provider is unavailable; please try again later",
+}
+
+// Options tune a Service. Zero values take the defaults.
+type Options struct {
+	Workers      int           // provider calls made at once (default 64)
+	PollInterval time.Duration // how often to look for due operations without a wake-up (default 1s)
+	// Lease is how long a claimed operation is a worker's before another may take it
+	// (default 30s). It should outlast a call with its retries; if it does not, a
+	// second call is made with the same key, which costs a call and nothing else.
+	Lease        time.Duration
+	RetryBase    time.Duration // first delay before a capture, void or refund is tried again (default 200ms)
+	RetryMax     time.Duration // cap on that delay (default 1m)
+	ProviderName string        // "simulated" or "http", for ProviderStatus
+}
+
+func (o Options) withDefaults() Options {
+	if o.Workers <= 0 {
+		o.Workers = 64
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 200 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = time.Minute
+	}
+	if o.ProviderName == "" {
+		o.ProviderName = "simulated"
+	}
+	return o
+}
+
+// Service is the payments ledger: its command subscriptions, its request handlers
+// and its worker pool.
+type Service struct {
+	db    *store.DB
+	ob    *outbox.Outbox
+	prov  provider.Provider
+	opts  Options
+	log   *slog.Logger
+	repo  repo
+	owner string
+	wake  chan struct{}
+
+	mu    sync.Mutex
+	stop  context.CancelFunc // ends the claim loop
+	abort context.CancelFunc // cancels the provider calls in flight
+	done  chan struct{}
+	calls sync.WaitGroup
+}
+
+// NewService returns the ledger in db, emitting through ob and calling prov. Start
+// its worker pool with Start.
+func NewService(db *store.DB, ob *outbox.Outbox, prov provider.Provider, opts Options, log *slog.Logger) *Service {
+	return &Service{db: db, ob: ob, prov: prov, opts: opts.withDefaults(), log: log.With("module", "payments"),
+		repo: repo{dialect: db.Dialect}, owner: bus.NewID(), wake: make(chan struct{}, 1)}
+}
+
+// Subscriptions returns the module's command handlers.
+func (s *Service) Subscriptions() []bus.Subscription {
+	return []bus.Subscription{
+		outbox.SubscribeCommand(s.db, payments.AuthorizePaymentCommand, Consumer, s.onAuthorize),
+		outbox.SubscribeCommand(s.db, payments.CapturePaymentCommand, Consumer, s.onCapture),
+		outbox.SubscribeCommand(s.db, payments.VoidPaymentCommand, Consumer, s.onVoid),
+		outbox.SubscribeCommand(s.db, payments.RefundPaymentCommand, Consumer, s.onRefund),
+	}
+}
+
+// Handlers returns the module's request handlers.
+func (s *Service) Handlers() []bus.RequestHandler {
+	return []bus.RequestHandler{
+		payments.GetPaymentRequest.Handle(s.Get),
+		payments.ProviderStatusRequest.Handle(func(context.Context, payments.ProviderStatus) (payments.ProviderState, error) {
+			return s.ProviderState(), nil
+		}),
+	}
+}
+
+// Get returns an order's payment and its ledger, or payments.ErrPaymentNotFound.
+func (s *Service) Get(ctx context.Context, q payments.GetPayment) (payments.Payment, error) {
+	if q.OrderID == "" || len(q.OrderID) > maxID {
+		return payments.Payment{}, payments.ErrPaymentNotFound // nothing is ever stored under such an id
+	}
+	p, err := s.repo.payment(ctx, s.db, q.OrderID, false)
+	if err != nil {
+		return payments.Payment{}, err
+	}
+	es, err := s.repo.entries(ctx, s.db, q.OrderID)
+	if err != nil {
+		return payments.Payment{}, err
+	}
+	return p.contract(es), nil
+}
+
+// ProviderState returns which provider the ledger calls and its breaker's state.
+func (s *Service) ProviderState() payments.ProviderState {
+	state := "closed"
+	if b, ok := s.prov.(interface{ BreakerState() string }); ok {
+		state = b.BreakerState()
+	}
+	return payments.ProviderState{Provider: s.opts.ProviderName, Breaker: state}
+}
+
+// Limits on what a command may carry.
+const (
+	maxID    = 64
+	maxToken = 256
+	maxText  = 500
+)
+
+var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// errInvalidCommand is a command that can never be carried out. The handler
+// returns it, so the relay parks the message as a dead letter for an operator:
+// the sender has a bug, and answering with an event would hide it.
+var errInvalidCommand = bus.ErrInvalidMessage
+
+func checkID(field, v string) error {
+	if v == "" || len(v) > maxID {
+		return errInvalidCommand.Withf("%s must be 1 to %d characters", field, maxID).OnField(field)
+	}
+	return nil
+}
+
+func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m bus.Message[payments.AuthorizePayment]) error {
+	c := m.Body
+	if err := checkID("order_id", c.OrderID); err != nil {
+		return err
+	}
+	switch {
+	case len(c.CustomerID) > maxID:
+		return errInvalidCommand.Withf("customer_id is longer than %d characters", maxID).OnField("customer_id")
+	case c.Amount.Amount <= 0:
+		return errInvalidCommand.Withf("amount must be positive").OnField("amount.amount")
+	case !currencyRE.MatchString(c.Amount.Currency):
+		return errInvalidCommand.Withf("currency must be an ISO 4217 code").OnField("amount.currency")
+	case len(c.PaymentToken) > maxToken:
+		return errInvalidCommand.Withf("payment_token is longer than %d characters", maxToken).OnField("payment_token")
+	}
+	now := time.Now().UTC()
+	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	if errors.Is(err, payments.ErrPaymentNotFound) {
+		p = payment{OrderID: c.OrderID, CustomerID: c.CustomerID, Status: string(payments.StatusAuthorizing),
+			Amount: c.Amount.Amount, Currency: c.Amount.Currency, Token: c.PaymentToken, CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
+		if err := s.repo.insertPayment(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.schedule(ctx, tx, operation{Key: opKey(c.OrderID, opAuthorize, ""), OrderID: c.OrderID, Op: opAuthorize}, now)
+	}
+	if err != nil {
+		return err
+	}
+	// Asked again: answer with the outcome already known (the pending call will
+	// answer if there is none yet).
+	if p.Amount != c.Amount.Amount || p.Currency != c.Amount.Currency {
+		s.log.WarnContext(ctx, "authorize for an order already paid with another amount: the first amount stands",
+			"order_id", c.OrderID, "first", p.Amount, "asked", c.Amount.Amount)
+	}
+	switch payments.Status(p.Status) {
+	case payments.StatusAuthorized, payments.StatusCaptured, payments.StatusRefunded:
+		return s.ob.Add(ctx, tx, authorizedEvent(p))
+	case payments.StatusDeclined:
+		return s.ob.Add(ctx, tx, declinedEvent(p))
+	case payments.StatusVoided:
+		return s.ob.Add(ctx, tx, voidedEvent(p))
+	}
+	return nil
+}
+
+func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m bus.Message[payments.CapturePayment]) error {
+	c := m.Body
+	if err := checkID("order_id", c.OrderID); err != nil {
+		return err
+	}
+	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	if errors.Is(err, payments.ErrPaymentNotFound) {
+		s.log.WarnContext(ctx, "capture of an order with no payment: nothing to capture", "order_id", c.OrderID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch payments.Status(p.Status) {
+	case payments.StatusAuthorizing, payments.StatusAuthorized:
+		// While the authorization is pending, the capture waits for it.
+		if voiding, err := s.repo.hasPending(ctx, tx, c.OrderID, opVoid); err != nil || voiding {
+			if voiding {
+				s.log.WarnContext(ctx, "capture of a payment being voided: not captured", "order_id", c.OrderID)
+			}
+			return err
+		}
+		return s.schedule(ctx, tx, operation{Key: opKey(c.OrderID, opCapture, ""), OrderID: c.OrderID, Op: opCapture}, time.Now().UTC())
+	case payments.StatusCaptured, payments.StatusRefunded:
+		return s.ob.Add(ctx, tx, capturedEvent(p))
+	default:
+		s.log.WarnContext(ctx, "capture of a payment with nothing authorized: not captured", "order_id", c.OrderID, "status", p.Status)
+		return nil
+	}
+}
+
+func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m bus.Message[payments.VoidPayment]) error {
+	c := m.Body
+	if err := checkID("order_id", c.OrderID); err != nil {
+		return err
+	}
+	c.Reason = truncate(c.Reason, maxText)
+	now := time.Now().UTC()
+	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	if errors.Is(err, payments.ErrPaymentNotFound) {
+		// Voided before it was ever authorized: record it, so that an authorize
+		// arriving late is answered with the void rather than a charge.
+		p = payment{OrderID: c.OrderID, Status: string(payments.StatusVoided), Reason: c.Reason,
+			CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
+		if err := s.repo.insertPayment(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.ob.Add(ctx, tx, voidedEvent(p))
+	}
+	if err != nil {
+		return err
+	}
+	switch payments.Status(p.Status) {
+	case payments.StatusAuthorizing, payments.StatusDeclined:
+		// Nothing is held (yet). If the pending authorization succeeds after all,
+		// its worker sees the void and releases it at the provider.
+		p.Status = string(payments.StatusVoided)
+		if err := s.repo.updatePayment(ctx, tx, &p, now); err != nil {
+			return err
+		}
+		return s.ob.Add(ctx, tx, voidedEvent(p))
+	case payments.StatusVoided:
+		return s.ob.Add(ctx, tx, voidedEvent(p))
+	case payments.StatusAuthorized:
+		if capturing, err := s.repo.hasPending(ctx, tx, c.OrderID, opCapture); err != nil || capturing {
+			if capturing {
+				s.log.WarnContext(ctx, "void of a payment being captured: not voided", "order_id", c.OrderID)
+			}
+			return err
+		}
+		return s.schedule(ctx, tx, operation{Key: opKey(c.OrderID, opVoid, ""), OrderID: c.OrderID, Op: opVoid, Reason: c.Reason}, now)
+	default:
+		s.log.WarnContext(ctx, "void of a captured payment: not voided (refund it instead)", "order_id", c.OrderID)
+		return nil
+	}
+}
+
+func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m bus.Message[payments.RefundPayment]) error {
+	c := m.Body
+	if err := checkID("order_id", c.OrderID); err != nil {
+		return err
+	}
+	if err := checkID("refund_id", c.RefundID); err != nil {
+		return err
+	}
+	if c.Amount < 0 {
+		return errInvalidCommand.Withf("amount must not be negative").OnField("amount")
+	}
+	c.Reason = truncate(c.Reason, maxText)
+	failed := func(p payment, reason string) error {
+		return s.ob.Add(ctx, tx, payments.RefundFailedEvent.With(payments.RefundFailed{
+			OrderID: c.OrderID, CustomerID: p.CustomerID, RefundID: c.RefundID, Reason: reason}))
+	}
+	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	if errors.Is(err, payments.ErrPaymentNotFound) {
+		return failed(payment{}, RefundNotCaptured)
+	}
+	if err != nil {
+		return err
+	}
+	key := opKey(c.OrderID, opRefund, c.RefundID)
+	if o, ok, err := s.repo.operation(ctx, tx, key); err != nil {
+		return err
+	} else if ok {
+		// This refund id was asked for before: answer as then.
+		switch o.State {
+		case stateDone:
+			return s.ob.Add(ctx, tx, refundIssuedEvent(p, o))
+		case stateFailed:
+			return failed(p, o.Outcome)
+		}
+		return nil // still pending: its worker will answer
+	}
+	if p.Captured == 0 {
+		return failed(p, RefundNotCaptured)
+	}
+	pending, err := s.repo.pendingRefunds(ctx, tx, c.OrderID)
+	if err != nil {
+		return err
+	}
+	left := p.Captured - p.Refunded - pending
+	amount := c.Amount
+	if amount == 0 {
+		amount = left
+	}
+	if amount <= 0 || amount > left {
+		return failed(p, RefundExceedsCaptured)
+	}
+	return s.schedule(ctx, tx, operation{Key: key, OrderID: c.OrderID, Op: opRefund, RefundID: c.RefundID, Amount: amount, Reason: c.Reason},
+		time.Now().UTC())
+}
+
+// schedule records o as due now and wakes the worker pool once tx commits.
+func (s *Service) schedule(ctx context.Context, tx *store.Tx, o operation, now time.Time) error {
+	if err := s.repo.schedule(ctx, tx, o, now); err != nil {
+		return err
+	}
+	tx.OnCommit(s.Notify)
+	return nil
+}
+
+func authorizedEvent(p payment) bus.Outgoing {
+	return payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{OrderID: p.OrderID, CustomerID: p.CustomerID,
+		Amount: p.money(p.Amount), ProviderRef: p.ProviderAuthID})
+}
+
+func declinedEvent(p payment) bus.Outgoing {
+	return payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{OrderID: p.OrderID, CustomerID: p.CustomerID,
+		Reason: p.Reason, Message: Messages[p.Reason]})
+}
+
+func capturedEvent(p payment) bus.Outgoing {
+	return payments.PaymentCapturedEvent.With(payments.PaymentCaptured{OrderID: p.OrderID, CustomerID: p.CustomerID,
+		Amount: p.money(p.Captured)})
+}
+
+func voidedEvent(p payment) bus.Outgoing {
+	return payments.PaymentVoidedEvent.With(payments.PaymentVoided{OrderID: p.OrderID, CustomerID: p.CustomerID})
+}
+
+func refundIssuedEvent(p payment, o operation) bus.Outgoing {
+	return payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: p.OrderID, CustomerID: p.CustomerID,
+		RefundID: o.RefundID, Amount: p.money(o.Amount), TotalRefunded: p.Refunded, Reason: o.Reason})
+}
+
+// truncate shortens s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// String names an operation in logs.
+func (o operation) String() string { return fmt.Sprintf("%s (attempt %d)", o.Key, o.Attempts) }

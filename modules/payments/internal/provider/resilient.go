@@ -1,0 +1,166 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/agora-commerce/agora/modules/payments"
+)
+
+// Options tune Resilient. Zero values take the defaults.
+type Options struct {
+	Timeout         time.Duration // deadline of one attempt (default 2s)
+	Retries         int           // attempts after the first, on retryable errors only (default 0; negative: 0)
+	BaseBackoff     time.Duration // delay before the first retry, doubled each time, with jitter (default 100ms)
+	MaxBackoff      time.Duration // cap on the delay (default 2s)
+	BreakerFailures uint32        // consecutive failed attempts that open the breaker (default 5)
+	BreakerOpenFor  time.Duration // how long it stays open before trying again (default 10s)
+	Log             *slog.Logger  // nil: discard
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	o.Retries = max(o.Retries, 0)
+	if o.BaseBackoff <= 0 {
+		o.BaseBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 2 * time.Second
+	}
+	if o.BreakerFailures == 0 {
+		o.BreakerFailures = 5
+	}
+	if o.BreakerOpenFor <= 0 {
+		o.BreakerOpenFor = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Resilient wraps a Provider with what a remote dependency needs: a deadline on
+// every attempt, retries with exponential backoff and jitter on retryable errors
+// only (never on a decline or another refusal), and a circuit breaker that, after
+// BreakerFailures failed attempts in a row, fails calls at once with ClassUnavailable
+// for BreakerOpenFor, then lets one call through to see whether the provider is back.
+//
+// A retried call carries the same idempotency key, so it has no second effect.
+type Resilient struct {
+	p  Provider
+	o  Options
+	cb *gobreaker.CircuitBreaker[any]
+}
+
+// NewResilient wraps p.
+func NewResilient(p Provider, o Options) *Resilient {
+	o = o.withDefaults()
+	r := &Resilient{p: p, o: o}
+	r.cb = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+		Name:    "payment-provider",
+		Timeout: o.BreakerOpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= o.BreakerFailures
+		},
+		// The provider is healthy when it answers, even when the answer is no.
+		IsSuccessful: func(err error) bool {
+			c := ClassOf(err)
+			return c == 0 || c == ClassDeclined || c == ClassPermanent || c == ClassNotFound
+		},
+		// A caller that gave up (shutting down) says nothing about the provider.
+		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			o.Log.Warn("payment provider circuit breaker changed state", "from", from.String(), "to", to.String())
+		},
+	})
+	return r
+}
+
+var errCallerGone = errors.New("provider: the caller gave up")
+
+// BreakerState returns the circuit breaker's state: closed, half-open or open.
+func (r *Resilient) BreakerState() string { return r.cb.State().String() }
+
+// Authorize implements Provider.
+func (r *Resilient) Authorize(ctx context.Context, amount payments.Money, token, key string) (Authorization, error) {
+	return call(ctx, r, func(ctx context.Context) (Authorization, error) { return r.p.Authorize(ctx, amount, token, key) })
+}
+
+// Capture implements Provider.
+func (r *Resilient) Capture(ctx context.Context, authID, key string) (Authorization, error) {
+	return call(ctx, r, func(ctx context.Context) (Authorization, error) { return r.p.Capture(ctx, authID, key) })
+}
+
+// Void implements Provider.
+func (r *Resilient) Void(ctx context.Context, authID, key string) (Authorization, error) {
+	return call(ctx, r, func(ctx context.Context) (Authorization, error) { return r.p.Void(ctx, authID, key) })
+}
+
+// Refund implements Provider.
+func (r *Resilient) Refund(ctx context.Context, authID string, amount int64, key string) (Refund, error) {
+	return call(ctx, r, func(ctx context.Context) (Refund, error) { return r.p.Refund(ctx, authID, amount, key) })
+}
+
+// AuthorizationByKey implements Provider.
+func (r *Resilient) AuthorizationByKey(ctx context.Context, key string) (Authorization, error) {
+	return call(ctx, r, func(ctx context.Context) (Authorization, error) { return r.p.AuthorizationByKey(ctx, key) })
+}
+
+// call runs fn through the breaker, each attempt under its own deadline, retrying
+// retryable failures. When ctx ends it returns ctx's error, unclassified.
+func call[T any](ctx context.Context, r *Resilient, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	for attempt := 0; ; attempt++ {
+		v, err := r.cb.Execute(func() (any, error) {
+			actx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+			defer cancel()
+			v, err := fn(actx)
+			if err != nil && ctx.Err() != nil {
+				return nil, errors.Join(errCallerGone, ctx.Err())
+			}
+			if err != nil && actx.Err() != nil {
+				err = fromContext(err) // however the adapter said it, the attempt ran out of time
+			}
+			return v, err
+		})
+		switch {
+		case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+			return zero, &Error{Class: ClassUnavailable, Err: err}
+		case err == nil:
+			return v.(T), nil
+		case ctx.Err() != nil:
+			return zero, ctx.Err()
+		case ClassOf(err) != ClassRetryable || attempt >= r.o.Retries:
+			return zero, err
+		}
+		delay := Backoff(r.o.BaseBackoff, r.o.MaxBackoff, attempt)
+		r.o.Log.Debug("payment provider call failed; retrying", "attempt", attempt+1, "retry_in", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return zero, ctx.Err()
+		}
+	}
+}
+
+// Backoff returns the delay before retry number attempt+1 (attempt counts from
+// 0): base doubled per attempt, capped at maxDelay, with "equal jitter" so that
+// many callers spread out.
+func Backoff(base, maxDelay time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 0; i < attempt && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	half := d / 2
+	return half + rand.N(half+1)
+}

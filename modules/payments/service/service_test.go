@@ -1,0 +1,157 @@
+package service_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/agora-commerce/agora/internal/auth"
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/internal/testlog"
+	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/service"
+)
+
+var discard = slog.New(slog.DiscardHandler)
+
+// start runs the module as a process runs it, with cfg, and returns its bus.
+func start(t *testing.T, cfg config.Config) *bus.Bus {
+	t.Helper()
+	var b *bus.Bus
+	app := fxtest.New(t,
+		fx.Supply(cfg, discard),
+		service.Module(),
+		fx.Provide(fx.Annotate(
+			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
+				return bus.New(log, bus.Limits{}, nil, hs, subs)
+			},
+			fx.ParamTags(``, `group:"bus.requests"`, `group:"bus.subscriptions"`))),
+		fx.Populate(&b),
+	)
+	app.RequireStart()
+	t.Cleanup(app.RequireStop)
+	return b
+}
+
+func authorizeAndWait(t *testing.T, b *bus.Bus) payments.Payment {
+	t.Helper()
+	order := bus.NewID()
+	env, err := bus.NewEnvelope(t.Context(), bus.KindCommand, payments.AuthorizePaymentCommand.Name(), payments.AuthorizePayment{
+		OrderID: order, CustomerID: bus.NewID(), Amount: payments.Money{Amount: 1999, Currency: "EUR"}, PaymentToken: psp.TokenVisa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Deliver(t.Context(), env); err != nil {
+		t.Fatalf("deliver AuthorizePayment: %v", err)
+	}
+	var p payments.Payment
+	testlog.Eventually(t, "the payment to be authorized", func() bool {
+		p, err = payments.GetPaymentRequest.Call(t.Context(), b, payments.GetPayment{OrderID: order})
+		return err == nil && p.Status == payments.StatusAuthorized
+	})
+	return p
+}
+
+// TestModuleChoosesTheProvider: without a provider URL the module authorizes with
+// the in-process simulator; with one, over HTTP with the API key.
+func TestModuleChoosesTheProvider(t *testing.T) {
+	t.Run("simulated", func(t *testing.T) {
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir()
+		b := start(t, cfg)
+		authorizeAndWait(t, b)
+		st, err := payments.ProviderStatusRequest.Call(t.Context(), b, payments.ProviderStatus{})
+		if err != nil || st != (payments.ProviderState{Provider: "simulated", Breaker: "closed"}) {
+			t.Errorf("ProviderStatus = %+v, %v", st, err)
+		}
+	})
+	t.Run("http", func(t *testing.T) {
+		sim := psp.NewSimulator(psp.Config{})
+		srv := httptest.NewServer(psp.Handler(sim, "sk_test"))
+		defer srv.Close()
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir()
+		cfg.PaymentProviderURL, cfg.PaymentProviderKey = srv.URL, "sk_test"
+		b := start(t, cfg)
+		p := authorizeAndWait(t, b)
+		auths := sim.Authorizations()
+		if len(auths) != 1 || auths[0].ID != p.Entries[0].ProviderRef {
+			t.Errorf("the provider holds %+v; the ledger says %+v", auths, p.Entries)
+		}
+		st, err := payments.ProviderStatusRequest.Call(t.Context(), b, payments.ProviderStatus{})
+		if err != nil || st != (payments.ProviderState{Provider: "http", Breaker: "closed"}) {
+			t.Errorf("ProviderStatus = %+v, %v", st, err)
+		}
+	})
+}
+
+func TestRoutes(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	b := start(t, cfg)
+	p := authorizeAndWait(t, b)
+
+	keys := auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	token := func(role string) string {
+		tok, err := keys.Issue(auth.Principal{UserID: bus.NewID(), Role: role}, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	api := httpapi.NewAPI(httpapi.Config{Verifier: keys, MaxBodyBytes: 1 << 20, MaxInFlight: 8, RequestTimeout: 5 * time.Second}, discard)
+	service.Routes(b)(api)
+	h := api.Handler()
+
+	tests := []struct {
+		name, path, token string
+		want              int
+	}{
+		{"payment", "/v1/payments/" + p.OrderID, token("admin"), http.StatusOK},
+		{"payment as customer", "/v1/payments/" + p.OrderID, token("customer"), http.StatusForbidden},
+		{"payment signed out", "/v1/payments/" + p.OrderID, "", http.StatusUnauthorized},
+		{"unknown payment", "/v1/payments/" + bus.NewID(), token("admin"), http.StatusNotFound},
+		{"not an order id", "/v1/payments/nope", token("admin"), http.StatusUnprocessableEntity},
+		{"provider", "/v1/ops/payment-provider", token("admin"), http.StatusOK},
+		{"provider as customer", "/v1/ops/payment-provider", token("customer"), http.StatusForbidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequestWithContext(context.Background(), http.MethodGet, tc.path, nil)
+			if tc.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Fatalf("%d %s, want %d", w.Code, w.Body, tc.want)
+			}
+			if tc.name == "payment" {
+				var got payments.Payment
+				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.OrderID != p.OrderID || got.Status != payments.StatusAuthorized || got.Authorized != 1999 || len(got.Entries) != 1 {
+					t.Errorf("payment %+v", got)
+				}
+			}
+			if tc.name == "provider" {
+				var got payments.ProviderState
+				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.Breaker != "closed" {
+					t.Errorf("provider state %s (%v)", w.Body, err)
+				}
+			}
+		})
+	}
+}
