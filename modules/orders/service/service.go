@@ -3,15 +3,46 @@
 package service
 
 import (
-	"github.com/danielgtaylor/huma/v2"
+	"log/slog"
+
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/modules/orders/internal/api"
+	"github.com/agora-commerce/agora/modules/orders/internal/checkout"
+	"github.com/agora-commerce/agora/modules/orders/internal/saga"
 )
 
-// Module runs the orders module in this process. (Placeholder: being built.)
-func Module() fx.Option { return fx.Options() }
+// Module runs the orders module in this process: its own database, its request
+// handlers and the checkout saga's subscriptions on the bus, and the sweep that
+// times out saga steps. It asks the catalog for prices over the bus.
+func Module() fx.Option {
+	return fx.Module("orders",
+		modhost.Provide("orders"),
+		fx.Provide(
+			fx.Private,
+			func() *checkout.BusCatalog { return &checkout.BusCatalog{} },
+			func(h *modhost.Host, cfg config.Config, cat *checkout.BusCatalog, log *slog.Logger) *checkout.Service {
+				return checkout.NewService(h.DB, h.Outbox, cat, checkout.Options{Timing: saga.Timing{
+					StepTimeout: cfg.SagaStepTimeout, MaxAttempts: cfg.SagaMaxAttempts, ReservationTTL: cfg.ReservationTTL,
+				}}, log.With("module", "orders"))
+			},
+		),
+		fx.Provide(
+			fx.Annotate(func(s *checkout.Service) []bus.RequestHandler { return s.Handlers() },
+				fx.ResultTags(`group:"bus.requests,flatten"`)),
+			fx.Annotate(func(s *checkout.Service) []bus.Subscription { return s.Subscriptions() },
+				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
+		),
+		fx.Invoke(func(lc fx.Lifecycle, s *checkout.Service, cat *checkout.BusCatalog, b *bus.Bus) {
+			cat.Bind(b)
+			lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
+		}),
+	)
+}
 
 // Routes returns the orders module's HTTP routes; every process serves them.
-func Routes(b *bus.Bus) httpapi.Routes { return func(huma.API) {} }
+func Routes(b *bus.Bus) httpapi.Routes { return api.Routes(b) }

@@ -1,0 +1,462 @@
+// Package api is the orders module's HTTP adapter: the cart, checkout, orders, the
+// order status stream and the admin views of checkout sagas. It depends only on the
+// orders contract and the bus, so every process serves these routes — asking the
+// process that runs orders when it is not this one. Who the customer is always comes
+// from the access token, never from a body.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/sse"
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/modules/orders"
+)
+
+// CartItemInput is the body of a cart item change.
+type CartItemInput struct {
+	Quantity int64 `json:"quantity" minimum:"1" maximum:"100" doc:"units of the product in the cart"`
+}
+
+// PlaceOrderInput is the body of a checkout.
+type PlaceOrderInput struct {
+	PaymentToken string `json:"payment_token" minLength:"1" maxLength:"100" example:"tok_visa" doc:"the payment provider's token for the customer's card"`
+}
+
+// RefundInput is the body of an admin's refund.
+type RefundInput struct {
+	Amount int64  `json:"amount,omitempty" minimum:"0" doc:"minor units to refund; 0 or absent: all that is left"`
+	Reason string `json:"reason" minLength:"1" maxLength:"500"`
+}
+
+// OrderList is a page of orders, newest first.
+type OrderList struct {
+	Items      []orders.Order `json:"items"`
+	NextCursor string         `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+}
+
+// SagaList is a page of checkout sagas, oldest first.
+type SagaList struct {
+	Items      []orders.Saga `json:"items"`
+	NextCursor string        `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+}
+
+// OrderStatus is an order after a change, as the status event of the order stream
+// carries it.
+type OrderStatus orders.Order
+
+// streamWait is how long each long poll of the order stream waits for a change.
+const streamWait = 25 * time.Second
+
+type orderOut struct {
+	Body orders.Order
+}
+
+type cartOut struct {
+	Body orders.Cart
+}
+
+// customer returns the signed-in caller's user id.
+func customer(ctx context.Context) (string, error) {
+	p, ok := httpapi.PrincipalFrom(ctx)
+	if !ok || p.UserID == "" {
+		return "", huma.Error401Unauthorized("sign in first")
+	}
+	return p.UserID, nil
+}
+
+// ownedOrder returns order id if the caller owns it or is an admin; anyone else
+// gets the 404 of an order that does not exist.
+func ownedOrder(ctx context.Context, b *bus.Bus, id string) (orders.Order, error) {
+	o, err := orders.GetOrderRequest.Call(ctx, b, orders.GetOrder{ID: id})
+	if err != nil {
+		return o, httpapi.Problem(err)
+	}
+	if err := httpapi.RequireOwner(ctx, o.CustomerID); err != nil {
+		return orders.Order{}, err
+	}
+	return o, nil
+}
+
+// Routes returns the orders module's HTTP routes, answered through b.
+func Routes(b *bus.Bus) httpapi.Routes {
+	return func(api huma.API) {
+		cartRoutes(api, b)
+		orderRoutes(api, b)
+		streamRoute(api, b)
+		sagaRoutes(api, b)
+	}
+}
+
+func cartRoutes(api huma.API, b *bus.Bus) {
+	tags := []string{"Cart"}
+	huma.Register(api, huma.Operation{
+		OperationID: "get-cart", Method: http.MethodGet, Path: "/v1/cart", Tags: tags,
+		Summary:     "Get your cart",
+		Description: "Your cart priced now. Lines whose price changed since you last looked carry previous_price, products no longer sold are unavailable, and notices say so; what you see here counts as seen.",
+		Security:    httpapi.SignedIn,
+	}, func(ctx context.Context, _ *struct{}) (*cartOut, error) {
+		id, err := customer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c, err := orders.GetCartRequest.Call(ctx, b, orders.GetCart{CustomerID: id})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		return &cartOut{Body: c}, nil
+	})
+
+	type setIn struct {
+		ProductID string `path:"product_id" format:"uuid" doc:"the product's id"`
+		Body      CartItemInput
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "set-cart-item", Method: http.MethodPut, Path: "/v1/cart/items/{product_id}", Tags: tags,
+		Summary:     "Put a product in your cart",
+		Description: "Sets the quantity of a product in your cart, adding it at its current price. A cart holds up to 50 products, all in one currency.",
+		Security:    httpapi.SignedIn,
+	}, func(ctx context.Context, in *setIn) (*cartOut, error) {
+		id, err := customer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c, err := orders.SetCartItemRequest.Call(ctx, b, orders.SetCartItem{CustomerID: id, ProductID: in.ProductID, Quantity: in.Body.Quantity})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		return &cartOut{Body: c}, nil
+	})
+
+	type removeIn struct {
+		ProductID string `path:"product_id" format:"uuid" doc:"the product's id"`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "remove-cart-item", Method: http.MethodDelete, Path: "/v1/cart/items/{product_id}", Tags: tags,
+		Summary:     "Remove a product from your cart",
+		Description: "Removing a product that is not in the cart is not an error. Answers the cart.",
+		Security:    httpapi.SignedIn,
+	}, func(ctx context.Context, in *removeIn) (*cartOut, error) {
+		id, err := customer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c, err := orders.RemoveCartItemRequest.Call(ctx, b, orders.RemoveCartItem{CustomerID: id, ProductID: in.ProductID})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		return &cartOut{Body: c}, nil
+	})
+}
+
+// RequestHash is the hash a checkout's idempotency key is bound to: the SHA-256 of
+// its body in canonical JSON (the body struct's encoding, whatever the client sent).
+func RequestHash(in PlaceOrderInput) string {
+	raw, _ := json.Marshal(in) // a struct of strings always encodes
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func orderRoutes(api huma.API, b *bus.Bus) {
+	tags := []string{"Orders"}
+
+	type placeIn struct {
+		IdempotencyKey string `header:"Idempotency-Key" required:"true" minLength:"1" maxLength:"200" doc:"required: a key unique to this checkout; retrying with the same key and body answers the same order"`
+		Body           PlaceOrderInput
+	}
+	type placeOut struct {
+		Location string `header:"Location"`
+		Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
+		Body     orders.Order
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "place-order", Method: http.MethodPost, Path: "/v1/orders", Tags: tags,
+		Summary: "Check out your cart",
+		Description: "Prices the cart and stores it as a pending order, then reserves stock and authorizes the payment " +
+			"asynchronously: follow the order at Location or its event stream. 409 when prices changed since you last " +
+			"viewed the cart (the cart is re-priced: review it and check out again). The same Idempotency-Key with the " +
+			"same body answers the same order (Idempotent-Replayed: true); with another body, 422.",
+		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
+		Errors: []int{http.StatusConflict},
+	}, func(ctx context.Context, in *placeIn) (*placeOut, error) {
+		id, err := customer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		placed, err := orders.PlaceOrderRequest.Call(ctx, b, orders.PlaceOrder{CustomerID: id, PaymentToken: in.Body.PaymentToken,
+			IdempotencyKey: in.IdempotencyKey, RequestHash: RequestHash(in.Body)})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		out := &placeOut{Location: "/v1/orders/" + placed.Order.ID, Body: placed.Order}
+		if placed.Replayed {
+			out.Replayed = "true"
+		}
+		return out, nil
+	})
+
+	type listIn struct {
+		Status orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
+		Limit  int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
+		Cursor string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	}
+	type listOut struct {
+		Link string `header:"Link" doc:"rel=next link to the next page"`
+		Body OrderList
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "list-orders", Method: http.MethodGet, Path: "/v1/orders", Tags: tags,
+		Summary: "List your orders", Description: "Your orders, newest first, by pages.",
+		Security: httpapi.SignedIn,
+	}, func(ctx context.Context, in *listIn) (*listOut, error) {
+		id, err := customer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		before, err := decodeCursor(in.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		page, err := orders.ListOrdersRequest.Call(ctx, b, orders.ListOrders{CustomerID: id, Status: in.Status, Before: before, Limit: in.Limit})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		out := &listOut{Body: OrderList{Items: page.Items}}
+		if out.Body.Items == nil {
+			out.Body.Items = []orders.Order{}
+		}
+		if page.NextBefore != "" {
+			out.Body.NextCursor = encodeCursor(page.NextBefore)
+			q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+			if in.Status != "" {
+				q.Set("status", string(in.Status))
+			}
+			out.Link = fmt.Sprintf(`</v1/orders?%s>; rel="next"`, q.Encode())
+		}
+		return out, nil
+	})
+
+	type idIn struct {
+		ID string `path:"id" format:"uuid" doc:"the order's id"`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "get-order", Method: http.MethodGet, Path: "/v1/orders/{id}", Tags: tags,
+		Summary: "Get an order", Description: "Your order (admins: any order). Another customer's order is a 404.",
+		Security: httpapi.SignedIn,
+	}, func(ctx context.Context, in *idIn) (*orderOut, error) {
+		o, err := ownedOrder(ctx, b, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &orderOut{Body: o}, nil
+	})
+
+	huma.Register(api, huma.Operation{
+		OperationID: "cancel-order", Method: http.MethodPost, Path: "/v1/orders/{id}/cancel", Tags: tags,
+		Summary: "Cancel an order",
+		Description: "A pending order is cancelled at once (the reservation released, the authorization voided). A " +
+			"confirmed order is cancelled, refunded in full and restocked — once its payment is captured, if it is " +
+			"still being completed. A rejected or cancelled order cannot be cancelled (409).",
+		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
+		Errors: []int{http.StatusConflict},
+	}, func(ctx context.Context, in *idIn) (*orderOut, error) {
+		if _, err := ownedOrder(ctx, b, in.ID); err != nil {
+			return nil, err
+		}
+		p, _ := httpapi.PrincipalFrom(ctx)
+		reason := ""
+		if p.Role == "admin" {
+			reason = "cancelled by the shop"
+		}
+		o, err := orders.CancelOrderRequest.Call(ctx, b, orders.CancelOrder{ID: in.ID, Actor: p.UserID, Reason: reason})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		return &orderOut{Body: o}, nil
+	})
+
+	type refundIn struct {
+		ID             string `path:"id" format:"uuid" doc:"the order's id"`
+		IdempotencyKey string `header:"Idempotency-Key" maxLength:"200" doc:"optional: the refund's id; the same key refunds once"`
+		Body           RefundInput
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "refund-order", Method: http.MethodPost, Path: "/v1/orders/{id}/refunds", Tags: tags,
+		Summary: "Refund an order",
+		Description: "Refunds some or all of a confirmed, captured order without restocking it (a goodwill refund). " +
+			"The refund is made asynchronously; the order's refunded amount grows when it is. 409 for orders that " +
+			"cannot be refunded.",
+		Security: httpapi.AdminOnly, DefaultStatus: http.StatusAccepted,
+		Errors: []int{http.StatusConflict},
+	}, func(ctx context.Context, in *refundIn) (*orderOut, error) {
+		p, _ := httpapi.PrincipalFrom(ctx)
+		refundID := in.IdempotencyKey
+		if refundID == "" {
+			refundID = bus.NewID()
+		}
+		o, err := orders.RefundOrderRequest.Call(ctx, b, orders.RefundOrder{ID: in.ID, RefundID: refundID,
+			Amount: in.Body.Amount, Reason: in.Body.Reason, Actor: p.UserID})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		return &orderOut{Body: o}, nil
+	})
+}
+
+type streamOrderKey struct{}
+
+func streamRoute(api huma.API, b *bus.Bus) {
+	type streamIn struct {
+		ID string `path:"id" format:"uuid" doc:"the order's id"`
+	}
+	// The owner check runs before the stream starts, so that another customer's
+	// order is a plain 404 rather than an empty stream.
+	owner := func(ctx huma.Context, next func(huma.Context)) {
+		o, err := ownedOrder(ctx.Context(), b, ctx.Param("id"))
+		if err != nil {
+			writeErr(api, ctx, err)
+			return
+		}
+		next(huma.WithValue(ctx, streamOrderKey{}, o))
+	}
+	sse.Register(api, huma.Operation{
+		OperationID: "stream-order", Method: http.MethodGet, Path: "/v1/orders/{id}/events", Tags: []string{"Orders"},
+		Summary: "Follow an order",
+		Description: "Server-sent events: first an `order` event with the order as it is, then a `status` event with the " +
+			"order after each change; the stream ends once the order is no longer pending. Each event's id is the " +
+			"order's version. Reconnect to resume (the first event brings you up to date).",
+		Security:    httpapi.SignedIn,
+		Middlewares: huma.Middlewares{owner},
+	}, map[string]any{"order": orders.Order{}, "status": OrderStatus{}}, func(ctx context.Context, in *streamIn, send sse.Sender) {
+		o, ok := ctx.Value(streamOrderKey{}).(orders.Order)
+		if !ok {
+			return
+		}
+		if send(sse.Message{ID: int(o.Version), Data: o}) != nil {
+			return
+		}
+		for !o.Terminal() && ctx.Err() == nil {
+			next, err := orders.WaitOrderRequest.Call(ctx, b, orders.WaitOrder{ID: o.ID, AfterVersion: o.Version, Wait: streamWait})
+			if err != nil {
+				return // the request's deadline, or the orders module is unreachable: the client reconnects
+			}
+			if next.Version <= o.Version {
+				// Nothing changed: a comment keeps proxies from closing the idle stream.
+				if send.Comment("waiting") != nil {
+					return
+				}
+				continue
+			}
+			o = next
+			if send(sse.Message{ID: int(o.Version), Data: OrderStatus(o)}) != nil {
+				return
+			}
+		}
+	})
+}
+
+// writeErr writes err as the problem an operation would answer.
+func writeErr(api huma.API, ctx huma.Context, err error) {
+	var se huma.StatusError
+	if errors.As(httpapi.Problem(err), &se) {
+		ctx.SetHeader("Content-Type", "application/problem+json")
+		ctx.SetStatus(se.GetStatus())
+		_ = api.Marshal(ctx.BodyWriter(), "application/problem+json", se)
+		return
+	}
+	_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "internal error", err)
+}
+
+func sagaRoutes(api huma.API, b *bus.Bus) {
+	tags := []string{"Operations"}
+	type listIn struct {
+		State  orders.SagaState `query:"state" enum:"reserving,authorizing,completing,compensating,completed,rejected,cancelled" doc:"only sagas in this state"`
+		Limit  int              `query:"limit" minimum:"1" maximum:"100" default:"20"`
+		Cursor string           `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	}
+	type listOut struct {
+		Link string `header:"Link" doc:"rel=next link to the next page"`
+		Body SagaList
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "list-sagas", Method: http.MethodGet, Path: "/v1/ops/sagas", Tags: tags,
+		Summary: "List checkout sagas", Description: "Checkout sagas, oldest first, optionally in one state (say, the ones still compensating).",
+		Security: httpapi.AdminOnly,
+	}, func(ctx context.Context, in *listIn) (*listOut, error) {
+		after, err := decodeCursor(in.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		page, err := orders.ListSagasRequest.Call(ctx, b, orders.ListSagas{State: in.State, After: after, Limit: in.Limit})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		out := &listOut{Body: SagaList{Items: page.Items}}
+		if out.Body.Items == nil {
+			out.Body.Items = []orders.Saga{}
+		}
+		if page.NextAfter != "" {
+			out.Body.NextCursor = encodeCursor(page.NextAfter)
+			q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+			if in.State != "" {
+				q.Set("state", string(in.State))
+			}
+			out.Link = fmt.Sprintf(`</v1/ops/sagas?%s>; rel="next"`, q.Encode())
+		}
+		return out, nil
+	})
+
+	type getIn struct {
+		OrderID string `path:"order_id" format:"uuid" doc:"the order's id"`
+	}
+	type getOut struct {
+		Body orders.Saga
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "get-saga", Method: http.MethodGet, Path: "/v1/ops/sagas/{order_id}", Tags: tags,
+		Summary: "Get an order's checkout saga", Description: "The saga's state, deadline, attempts and full history.",
+		Security: httpapi.AdminOnly,
+	}, func(ctx context.Context, in *getIn) (*getOut, error) {
+		s, err := orders.GetSagaRequest.Call(ctx, b, orders.GetSaga{OrderID: in.OrderID})
+		if err != nil {
+			return nil, httpapi.Problem(err)
+		}
+		return &getOut{Body: s}, nil
+	})
+}
+
+const cursorPrefix = "o1."
+
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
+}
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := strings.CutPrefix(string(raw), cursorPrefix)
+	if err == nil && ok {
+		if _, perr := uuid.Parse(id); perr == nil {
+			return id, nil
+		}
+	}
+	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
+		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
+}
