@@ -268,3 +268,41 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// A process restarted with the in-process simulator forgets what it authorized; it
+// must still capture, void and refund what the earlier run authorized, and refuse
+// ids it could never have made.
+func TestRestartedSimulatorKnowsEarlierAuthorizations(t *testing.T) {
+	ctx := t.Context()
+	first := psp.NewSimulator(psp.Config{})
+	a, err := first.Authorize(ctx, 1250, "EUR", psp.TokenVisa, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := first.Authorize(ctx, 700, "EUR", psp.TokenVisa, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := psp.NewSimulator(psp.Config{})
+	c, err := restarted.Capture(ctx, a.ID, 0, "c")
+	if err != nil || c.Captured != 1250 || c.Currency != "EUR" {
+		t.Fatalf("capture after restart: %+v, %v", c, err)
+	}
+	if _, err := restarted.Refund(ctx, a.ID, 1251, "r0"); code(err) != psp.CodeAmountTooLarge {
+		t.Errorf("refund beyond the authorization after restart: %v", err)
+	}
+	if v, err := restarted.Void(ctx, b.ID, "v"); err != nil || v.State != psp.StateVoided {
+		t.Errorf("void after restart: %+v, %v", v, err)
+	}
+	// Refund of one captured before the restart: the simulator bounds it by the amount.
+	again := psp.NewSimulator(psp.Config{})
+	if r, err := again.Refund(ctx, a.ID, 1250, "r1"); err != nil || r.Amount != 1250 {
+		t.Errorf("refund after a second restart: %+v, %v", r, err)
+	}
+	for _, id := range []string{"auth_nothex", "auth_x_0_EUR", "auth_x_-5_EUR", "re_x_10_EUR", "auth_x_10_EURO"} {
+		if _, err := again.Capture(ctx, id, 0, "k-"+id); code(err) != psp.CodeNotFound {
+			t.Errorf("capture of %q: %v, want not found", id, err)
+		}
+	}
+}

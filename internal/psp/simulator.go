@@ -23,6 +23,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -83,6 +85,8 @@ type Authorization struct {
 	Captured  int64     `json:"captured"`
 	Refunded  int64     `json:"refunded"`
 	CreatedAt time.Time `json:"created_at"`
+
+	restored bool // re-created from its id by a simulator that had not made it
 }
 
 // Refund is money given back from a captured authorization.
@@ -216,7 +220,7 @@ func (s *Simulator) Capture(ctx context.Context, authID string, amount int64, ke
 	v, err := s.once(ctx, key, fmt.Sprintf("capture|%s|%d", authID, amount), func() (any, string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		a, ok := s.auths[authID]
+		a, ok := s.lookup(authID)
 		switch {
 		case !ok:
 			return nil, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
@@ -246,7 +250,7 @@ func (s *Simulator) Void(ctx context.Context, authID, key string) (Authorization
 	v, err := s.once(ctx, key, "void|"+authID, func() (any, string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		a, ok := s.auths[authID]
+		a, ok := s.lookup(authID)
 		switch {
 		case !ok:
 			return nil, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
@@ -271,7 +275,12 @@ func (s *Simulator) Refund(ctx context.Context, authID string, amount int64, key
 	v, err := s.once(ctx, key, fmt.Sprintf("refund|%s|%d", authID, amount), func() (any, string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		a, ok := s.auths[authID]
+		a, ok := s.lookup(authID)
+		if ok && a.restored && a.State == StateAuthorized {
+			// Restored after a restart, its capture forgotten: the caller's ledger
+			// knows it was captured; the amount bounds the refund.
+			a.State, a.Captured = StateCaptured, a.Amount
+		}
 		switch {
 		case !ok:
 			return nil, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
@@ -392,11 +401,33 @@ func retryable(err error) bool {
 
 // newAuth records a new authorization.
 func (s *Simulator) newAuth(amount int64, currency string) *Authorization {
-	a := &Authorization{ID: newID("auth"), Amount: amount, Currency: currency, State: StateAuthorized, CreatedAt: time.Now().UTC()}
+	a := &Authorization{ID: newID("auth") + "_" + strconv.FormatInt(amount, 10) + "_" + currency, Amount: amount, Currency: currency, State: StateAuthorized, CreatedAt: time.Now().UTC()}
 	s.mu.Lock()
 	s.auths[a.ID] = a
 	s.mu.Unlock()
 	return a
+}
+
+// lookup returns the authorization authID, under s.mu. The simulator keeps its
+// state in memory only; so that a process restarted with the in-process simulator
+// can still capture, void and refund what an earlier run authorized, an
+// authorization's id carries its amount and currency, and an id this simulator did
+// not make is restored from them (as authorized). A real provider keeps its state.
+func (s *Simulator) lookup(authID string) (*Authorization, bool) {
+	if a, ok := s.auths[authID]; ok {
+		return a, true
+	}
+	parts := strings.Split(authID, "_")
+	if len(parts) != 4 || parts[0] != "auth" || len(parts[3]) != 3 {
+		return nil, false
+	}
+	amount, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || amount <= 0 {
+		return nil, false
+	}
+	a := &Authorization{ID: authID, Amount: amount, Currency: parts[3], State: StateAuthorized, CreatedAt: time.Now().UTC(), restored: true}
+	s.auths[authID] = a
+	return a, true
 }
 
 func newID(prefix string) string {
