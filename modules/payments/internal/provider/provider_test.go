@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -253,5 +254,35 @@ func TestBreakerClosesWhenProviderRecovers(t *testing.T) {
 	}
 	if got := p.BreakerState(); got != "closed" {
 		t.Errorf("breaker %s after a success, want closed", got)
+	}
+}
+
+// A provider that fails every other call never fails many times in a row, yet it
+// is down for half the customers: the failure ratio of a busy window opens the
+// breaker — and a few failures among many successes do not.
+func TestBreakerOpensOnFailureRatio(t *testing.T) {
+	s := newServer(t, psp.Config{}, "", nil)
+	p := provider.NewResilient(provider.NewHTTP(s.srv.URL, "", nil), fast(0)) // 100 in a row needed
+	ctx := t.Context()
+	for i := range 60 { // one failure in ten: stays closed
+		tok := psp.TokenVisa
+		if i%10 == 0 {
+			tok = psp.TokenError
+		}
+		_, _ = p.Authorize(ctx, eur(100), tok, fmt.Sprintf("few-%d", i))
+	}
+	if got := p.BreakerState(); got != "closed" {
+		t.Fatalf("after 6 failures in 60: breaker %s, want closed", got)
+	}
+	p = provider.NewResilient(provider.NewHTTP(s.srv.URL, "", nil), fast(0)) // a fresh window
+	for i := 0; p.BreakerState() == "closed"; i++ {
+		if i == 200 {
+			t.Fatal("half the calls failing for 200 calls did not open the breaker")
+		}
+		tok := psp.TokenVisa
+		if i%2 == 0 {
+			tok = psp.TokenError
+		}
+		_, _ = p.Authorize(ctx, eur(100), tok, fmt.Sprintf("half-%d", i))
 	}
 }

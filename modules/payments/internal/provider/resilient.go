@@ -18,7 +18,7 @@ type Options struct {
 	Retries         int           // attempts after the first, on retryable errors only (default 0; negative: 0)
 	BaseBackoff     time.Duration // delay before the first retry, doubled each time, with jitter (default 100ms)
 	MaxBackoff      time.Duration // cap on the delay (default 2s)
-	BreakerFailures uint32        // consecutive failed attempts that open the breaker (default 5)
+	BreakerFailures uint32        // consecutive failed attempts that open the breaker (default 20)
 	BreakerOpenFor  time.Duration // how long it stays open before trying again (default 10s)
 	Log             *slog.Logger  // nil: discard
 }
@@ -35,7 +35,10 @@ func (o Options) withDefaults() Options {
 		o.MaxBackoff = 2 * time.Second
 	}
 	if o.BreakerFailures == 0 {
-		o.BreakerFailures = 5
+		// One card that makes the provider fail (three failed attempts with the
+		// default retries) must not shut every customer out; an outage fails every
+		// attempt and gets there within a second of traffic.
+		o.BreakerFailures = 20
 	}
 	if o.BreakerOpenFor <= 0 {
 		o.BreakerOpenFor = 10 * time.Second
@@ -49,8 +52,9 @@ func (o Options) withDefaults() Options {
 // Resilient wraps a Provider with what a remote dependency needs: a deadline on
 // every attempt, retries with exponential backoff and jitter on retryable errors
 // only (never on a decline or another refusal), and a circuit breaker that, after
-// BreakerFailures failed attempts in a row, fails calls at once with ClassUnavailable
-// for BreakerOpenFor, then lets one call through to see whether the provider is back.
+// BreakerFailures failed attempts in a row (or half the attempts of a busy window),
+// fails calls at once with ClassUnavailable for BreakerOpenFor, then lets one call
+// through to see whether the provider is back.
 //
 // A retried call carries the same idempotency key, so it has no second effect.
 type Resilient struct {
@@ -66,8 +70,12 @@ func NewResilient(p Provider, o Options) *Resilient {
 	r.cb = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:    "payment-provider",
 		Timeout: o.BreakerOpenFor,
+		// Counts start again every breakerWindow while closed, so the failure
+		// ratio is of recent attempts.
+		Interval: breakerWindow,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.ConsecutiveFailures >= o.BreakerFailures
+			return c.ConsecutiveFailures >= o.BreakerFailures ||
+				c.Requests >= breakerMinRequests && c.TotalFailures*2 >= c.Requests
 		},
 		// The provider is healthy when it answers, even when the answer is no.
 		IsSuccessful: func(err error) bool {
@@ -82,6 +90,14 @@ func NewResilient(p Provider, o Options) *Resilient {
 	})
 	return r
 }
+
+// The breaker also opens when at least half of the attempts in a window fail, once
+// the window has breakerMinRequests: a provider failing every other call is down
+// for the customers too.
+const (
+	breakerWindow      = 30 * time.Second
+	breakerMinRequests = 50
+)
 
 var errCallerGone = errors.New("provider: the caller gave up")
 
