@@ -131,7 +131,7 @@ func TestCheckoutInvariantsUnderFaults(t *testing.T) {
 		"AGORA_PAYMENT_RETRIES=1", "AGORA_AUTH_PER_IP_PER_MINUTE=100000", "AGORA_SAGA_STEP_TIMEOUT=5s")
 	s := newShop(func() string { return a.base })
 	products, initial := stockUp(t, a, s, 9, 25) // few units: some checkouts must find them gone
-	probe := products[8:]                         // kept for the checkouts made while the breaker is open
+	probe := products[8:]                        // kept for the checkouts made while the breaker is open
 	products = products[:8]
 	customers := signUpMany(t, s, 24)
 
