@@ -3,15 +3,63 @@
 package service
 
 import (
-	"github.com/danielgtaylor/huma/v2"
+	"context"
+	"log/slog"
+
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/modules/notifications/internal/api"
+	"github.com/agora-commerce/agora/modules/notifications/internal/mailer"
+	"github.com/agora-commerce/agora/modules/notifications/internal/notices"
 )
 
-// Module runs the notifications module in this process. (Placeholder: being built.)
-func Module() fx.Option { return fx.Options() }
+// Module runs the notifications module in this process: its own database, its
+// subscriptions to order and refund events, its request handlers and, when
+// AGORA_SMTP_URL is set, the emailer that sends each notification as email.
+func Module() fx.Option {
+	return fx.Module("notifications",
+		modhost.Provide("notifications"),
+		fx.Provide(
+			fx.Private,
+			newEmailer,
+			func(h *modhost.Host, e *notices.Emailer) *notices.Service { return notices.NewService(h.DB, e) },
+		),
+		fx.Provide(
+			fx.Annotate(func(s *notices.Service) []bus.RequestHandler { return s.Handlers() },
+				fx.ResultTags(`group:"bus.requests,flatten"`)),
+			fx.Annotate(func(s *notices.Service) []bus.Subscription { return s.Subscriptions() },
+				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
+		),
+		fx.Invoke(func(lc fx.Lifecycle, e *notices.Emailer, b *bus.Bus) {
+			if e == nil {
+				return
+			}
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error { e.Start(b); return nil },
+				OnStop:  e.Stop,
+			})
+		}),
+	)
+}
+
+// newEmailer returns the emailer cfg asks for: nil (no email) without an SMTP URL,
+// else one sending through that server. A URL or sender that cannot work fails the
+// start, saying why without showing the password.
+func newEmailer(h *modhost.Host, cfg config.Config, log *slog.Logger) (*notices.Emailer, error) {
+	if cfg.SMTPURL == "" {
+		return nil, nil
+	}
+	m, err := mailer.New(mailer.Config{URL: cfg.SMTPURL, From: cfg.SMTPFrom})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("notifications will be emailed", "smtp", m.Redacted(), "from", cfg.SMTPFrom)
+	return notices.NewEmailer(h.DB, m, notices.EmailConfig{}, log), nil
+}
 
 // Routes returns the notifications module's HTTP routes; every process serves them.
-func Routes(b *bus.Bus) httpapi.Routes { return func(huma.API) {} }
+func Routes(b *bus.Bus) httpapi.Routes { return api.Routes(b) }

@@ -1,0 +1,93 @@
+// Package api is the notifications module's HTTP adapter. It depends only on the
+// module's contract and the bus, so every process serves these routes — asking the
+// process that runs notifications when it is not this one.
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/modules/notifications"
+)
+
+// NotificationList is a page of notifications.
+type NotificationList struct {
+	Items      []notifications.Notification `json:"items"`
+	NextCursor string                       `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+}
+
+// Routes returns the notifications module's HTTP routes, answered through b.
+func Routes(b *bus.Bus) httpapi.Routes {
+	return func(api huma.API) {
+		type listIn struct {
+			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+			Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+		}
+		type listOut struct {
+			Link string `header:"Link" doc:"rel=next link to the next page"`
+			Body NotificationList
+		}
+		huma.Register(api, huma.Operation{
+			OperationID: "list-notifications", Method: http.MethodGet, Path: "/v1/notifications",
+			Tags: []string{"Notifications"}, Summary: "List my notifications",
+			Description: "The signed-in customer's notifications (order confirmed, rejected or cancelled; refund issued), newest first, by pages. " +
+				"email_status says whether each was also sent by email.",
+			Security: httpapi.SignedIn,
+		}, func(ctx context.Context, in *listIn) (*listOut, error) {
+			p, ok := httpapi.PrincipalFrom(ctx)
+			if !ok {
+				return nil, huma.Error401Unauthorized("sign in first")
+			}
+			before, err := decodeCursor(in.Cursor)
+			if err != nil {
+				return nil, err
+			}
+			page, err := notifications.ListNotificationsRequest.Call(ctx, b, notifications.ListNotifications{
+				CustomerID: p.UserID, Before: before, Limit: in.Limit})
+			if err != nil {
+				return nil, httpapi.Problem(err)
+			}
+			out := &listOut{Body: NotificationList{Items: page.Items}}
+			if out.Body.Items == nil {
+				out.Body.Items = []notifications.Notification{}
+			}
+			if page.NextBefore != "" {
+				out.Body.NextCursor = encodeCursor(page.NextBefore)
+				q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+				out.Link = fmt.Sprintf(`</v1/notifications?%s>; rel="next"`, q.Encode())
+			}
+			return out, nil
+		})
+	}
+}
+
+const cursorPrefix = "n1."
+
+func encodeCursor(before string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + before))
+}
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := strings.CutPrefix(string(raw), cursorPrefix)
+	if err == nil && ok {
+		if _, perr := uuid.Parse(id); perr == nil {
+			return id, nil
+		}
+	}
+	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
+		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
+}

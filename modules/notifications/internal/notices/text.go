@@ -1,0 +1,155 @@
+package notices
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/agora-commerce/agora/modules/orders"
+	"github.com/agora-commerce/agora/modules/payments"
+)
+
+// The kinds of notification, as stored and as the contract's Kind enumerates them.
+const (
+	KindOrderConfirmed = "order_confirmed"
+	KindOrderRejected  = "order_rejected"
+	KindOrderCancelled = "order_cancelled"
+	KindRefundIssued   = "refund_issued"
+)
+
+// maxReasonLen bounds the reasons other modules send, as quoted in a notification.
+const maxReasonLen = 300
+
+// draft is a notification before it is stored: what an event says, in words.
+type draft struct {
+	CustomerID string
+	Kind       string
+	OrderID    string
+	Ref        string // tells apart notifications of one kind for one order (a refund's id)
+	Title      string
+	Body       string
+}
+
+func confirmed(e orders.OrderConfirmed) draft {
+	o := e.Order
+	ref := ShortID(o.ID)
+	var units int64
+	for _, l := range o.Lines {
+		units += l.Quantity
+	}
+	items := "items"
+	if units == 1 {
+		items = "item"
+	}
+	return draft{CustomerID: o.CustomerID, Kind: KindOrderConfirmed, OrderID: o.ID,
+		Title: "Order " + ref + " is confirmed",
+		Body: "Thank you for your order " + ref + ". It is confirmed: " + strconv.FormatInt(units, 10) + " " + items +
+			", total " + FormatMoney(o.Total.Amount, o.Total.Currency) + ". We will let you know if anything changes."}
+}
+
+func rejected(e orders.OrderRejected) draft {
+	o := e.Order
+	ref := ShortID(o.ID)
+	return draft{CustomerID: o.CustomerID, Kind: KindOrderRejected, OrderID: o.ID,
+		Title: "Order " + ref + " could not be completed",
+		Body: "We could not complete your order " + ref + " (total " + FormatMoney(o.Total.Amount, o.Total.Currency) + ")" +
+			because(o.Reason) + " No payment has been taken."}
+}
+
+func cancelled(e orders.OrderCancelled) draft {
+	o := e.Order
+	ref := ShortID(o.ID)
+	after := " No payment has been taken."
+	if e.Refunded {
+		after = " Your payment is being refunded; we will tell you when the refund is issued."
+	}
+	return draft{CustomerID: o.CustomerID, Kind: KindOrderCancelled, OrderID: o.ID,
+		Title: "Order " + ref + " is cancelled",
+		Body: "Your order " + ref + " (total " + FormatMoney(o.Total.Amount, o.Total.Currency) + ") has been cancelled" +
+			because(o.Reason) + after}
+}
+
+func refunded(e payments.RefundIssued) draft {
+	ref := ShortID(e.OrderID)
+	amount := FormatMoney(e.Amount.Amount, e.Amount.Currency)
+	body := "We have refunded " + amount + " for your order " + ref + because(e.Reason)
+	if e.TotalRefunded > e.Amount.Amount {
+		body += " In all, " + FormatMoney(e.TotalRefunded, e.Amount.Currency) + " has been refunded for this order."
+	}
+	body += " It may take a few days to show on your statement."
+	return draft{CustomerID: e.CustomerID, Kind: KindRefundIssued, OrderID: e.OrderID, Ref: e.RefundID,
+		Title: "Refund of " + amount + " for order " + ref,
+		Body:  body}
+}
+
+// because ends a sentence with ": <reason>." or just ".".
+func because(reason string) string {
+	reason = cleanReason(reason)
+	if reason == "" {
+		return "."
+	}
+	return ": " + strings.TrimRight(reason, ".") + "."
+}
+
+// cleanReason makes a reason from another module fit for a customer's eyes: valid
+// UTF-8 on one line, without control characters, at most maxReasonLen characters.
+func cleanReason(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if utf8.RuneCountInString(s) > maxReasonLen {
+		s = string([]rune(s)[:maxReasonLen-1]) + "…"
+	}
+	return s
+}
+
+// ShortID is how a customer sees an order's id: "#" and its last eight hex digits,
+// upper-case. The last ones, because a UUIDv7 begins with its timestamp, so orders
+// placed within a minute would share their first eight.
+func ShortID(id string) string {
+	hex := strings.ReplaceAll(id, "-", "")
+	if len(hex) > 8 {
+		hex = hex[len(hex)-8:]
+	}
+	return "#" + strings.ToUpper(hex)
+}
+
+// minorDigits lists the ISO 4217 currencies whose minor unit is not a hundredth.
+var minorDigits = map[string]int{
+	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+	"RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+	"CLF": 4, "UYW": 4,
+}
+
+// FormatMoney writes an amount in minor units with its currency code, in the
+// currency's own number of decimals and with thousands separated: "EUR 1,234.50",
+// "JPY 1,500".
+func FormatMoney(amount int64, currency string) string {
+	digits, ok := minorDigits[currency]
+	if !ok {
+		digits = 2
+	}
+	sign := ""
+	u := uint64(amount)
+	if amount < 0 {
+		sign, u = "-", uint64(-(amount+1))+1 // no overflow at MinInt64
+	}
+	s := strconv.FormatUint(u, 10)
+	if len(s) <= digits {
+		s = strings.Repeat("0", digits-len(s)+1) + s
+	}
+	whole, frac := s[:len(s)-digits], s[len(s)-digits:]
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if digits > 0 {
+		b.WriteByte('.')
+		b.WriteString(frac)
+	}
+	return strings.TrimSpace(currency + " " + sign + b.String())
+}
