@@ -40,6 +40,12 @@ type DB struct {
 	*sqlx.DB
 	Module  string
 	Dialect Dialect
+
+	// writer serializes InTx's write transactions on SQLite, which allows one
+	// writer at a time: waiting here is a queue, where waiting in SQLite's busy
+	// handler is a sleep-and-retry loop that wastes most of a busy second. Nil on
+	// PostgreSQL.
+	writer chan struct{}
 }
 
 // Options tunes a DB's connection pool. Zero values take the defaults.
@@ -81,6 +87,10 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
+	// Reads through a memory map and a 32 MB page cache per connection: fewer
+	// read system calls, which dominate a small transaction's cost otherwise.
+	q.Add("_pragma", "mmap_size(268435456)")
+	q.Add("_pragma", "cache_size(-32000)")
 	q.Add("_txlock", "immediate")
 	q.Add("_time_format", "sqlite")
 	// The path is part of a URI: escape what would end it or change its meaning.
@@ -98,7 +108,7 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s at %s: %w", module, path, err)
 	}
-	return &DB{DB: db, Module: module, Dialect: SQLite}, nil
+	return &DB{DB: db, Module: module, Dialect: SQLite, writer: make(chan struct{}, 1)}, nil
 }
 
 // Tx is a transaction with hooks that run after a successful commit.
@@ -115,6 +125,14 @@ func (t *Tx) OnCommit(f func()) { t.onCommit = append(t.onCommit, f) }
 // commit's error (wrapped) if the commit fails; it rolls back when fn returns an
 // error or panics (re-panicking after the rollback).
 func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
+	if db.writer != nil {
+		select {
+		case db.writer <- struct{}{}:
+			defer func() { <-db.writer }()
+		case <-ctx.Done():
+			return fmt.Errorf("store: begin %s tx: %w", db.Module, context.Cause(ctx))
+		}
+	}
 	sqltx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin %s tx: %w", db.Module, err)
