@@ -27,6 +27,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	clone "github.com/huandu/go-clone"
@@ -38,6 +39,16 @@ type Request[Req, Resp any] struct {
 	name     string
 	copyReq  func(Req) Req   // nil: values of Req share no memory
 	copyResp func(Resp) Resp // nil: values of Resp share no memory
+	parks    bool            // see Parked
+}
+
+// Parked returns r declared as a long poll: its handler mostly waits (for a change,
+// up to a deadline) rather than works. Parked requests do not take the module's
+// work slots (Limits.MaxInFlight) — a thousand waiting streams must not starve the
+// module's real work — but have their own, larger bound (Limits.MaxParked).
+func (r Request[Req, Resp]) Parked() Request[Req, Resp] {
+	r.parks = true
+	return r
 }
 
 // Cloner is implemented by message types that copy themselves (deeply: sharing no
@@ -123,7 +134,7 @@ func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, er
 // the fx group "bus.requests" (see Handlers); a request has one handler per process.
 func (r Request[Req, Resp]) Handle(fn func(context.Context, Req) (Resp, error)) RequestHandler {
 	h := &requestHandler[Req, Resp]{name: r.name, fn: fn}
-	return RequestHandler{Name: r.name, impl: h, serve: h.serveEncoded}
+	return RequestHandler{Name: r.name, impl: h, serve: h.serveEncoded, parks: r.parks}
 }
 
 type requestHandler[Req, Resp any] struct {
@@ -148,6 +159,7 @@ type RequestHandler struct {
 	Name  string
 	impl  any
 	serve func(ctx context.Context, payload []byte) ([]byte, error)
+	parks bool
 }
 
 // Event declares a durable publish–subscribe message and its payload type.
@@ -212,6 +224,31 @@ type Subscription struct {
 	Type     string // the message type, e.g. "catalog.ProductCreated"
 	Consumer string // unique per handler: "<module>.<handler>", e.g. "orders.price-cache"
 	Handle   func(ctx context.Context, env Envelope) error
+
+	// Group, when set, can handle envelopes of all the subscriptions that share it
+	// together (package outbox groups one consumer's subscriptions on one database,
+	// so a batch costs one transaction instead of one per message). Group values
+	// must be comparable. Unit is what the group needs of this subscription.
+	Group BatchGroup
+	Unit  any
+}
+
+// BatchGroup handles a batch of envelopes for the subscriptions that share it, in
+// order, and returns one error (nil: its effect is committed) per item.
+type BatchGroup interface {
+	HandleBatch(ctx context.Context, items []BatchItem) []error
+}
+
+// BatchItem is one envelope for one subscription in a batch.
+type BatchItem struct {
+	Sub Subscription
+	Env Envelope
+}
+
+// Context returns ctx with the item's envelope as the cause of the work done under it,
+// as DeliverTo does for a single delivery.
+func (i BatchItem) Context(ctx context.Context) context.Context {
+	return WithCause(ctx, Cause{ID: i.Env.ID, CorrelationID: i.Env.CorrelationID})
 }
 
 // Transport carries envelopes between processes. The in-process configuration
@@ -237,6 +274,9 @@ type Limits struct {
 	// MaxWait caps how long a caller waits for a slot when its context has a later
 	// deadline or none (default 2s).
 	MaxWait time.Duration
+	// MaxParked is how many parked requests (long polls, see Request.Parked) one
+	// module holds at once (default 10000).
+	MaxParked int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -248,6 +288,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxWait <= 0 {
 		l.MaxWait = 2 * time.Second
+	}
+	if l.MaxParked <= 0 {
+		l.MaxParked = 10000
 	}
 	return l
 }
@@ -278,10 +321,13 @@ func New(log *slog.Logger, limits Limits, transport Transport, handlers []Reques
 		if _, dup := b.requests[h.Name]; dup {
 			return nil, fmt.Errorf("bus: two handlers for request %q", h.Name)
 		}
-		mod := ModuleOf(h.Name)
+		mod, lim := ModuleOf(h.Name), limits
+		if h.parks {
+			mod, lim = mod+" (parked)", Limits{MaxInFlight: limits.MaxParked, MaxWaiting: 1, MaxWait: limits.MaxWait}
+		}
 		l, ok := perModule[mod]
 		if !ok {
-			l = newLimiter(limits)
+			l = newLimiter(lim)
 			perModule[mod] = l
 		}
 		b.requests[h.Name] = localRequest{impl: h.impl, serve: h.serve, limit: l}
@@ -362,6 +408,64 @@ func (b *Bus) Deliver(ctx context.Context, env Envelope) error {
 		errs = append(errs, ErrNoHandler.Withf("no process handles command %s", env.Type))
 	}
 	return errors.Join(errs...)
+}
+
+// DeliverBatch is Deliver for many envelopes at once, in order, returning one error
+// per envelope. Envelopes for subscriptions that share a BatchGroup are handed to it
+// together (one transaction for the batch); the groups, which are different
+// receivers, run concurrently. Each subscription still sees its envelopes in order.
+func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
+	errs := make([][]error, len(envs))
+	type slot struct {
+		items []BatchItem
+		index []int
+	}
+	groups := map[BatchGroup]*slot{}
+	var order []BatchGroup
+	for i, env := range envs {
+		for _, s := range b.subs[env.Type] {
+			if s.Group == nil {
+				if err := b.DeliverTo(ctx, s, env); err != nil {
+					errs[i] = append(errs[i], fmt.Errorf("%s: %w", s.Consumer, err))
+				}
+				continue
+			}
+			g, ok := groups[s.Group]
+			if !ok {
+				g = &slot{}
+				groups[s.Group] = g
+				order = append(order, s.Group)
+			}
+			g.items = append(g.items, BatchItem{Sub: s, Env: env})
+			g.index = append(g.index, i)
+		}
+	}
+	results := make([][]error, len(order))
+	var wg sync.WaitGroup
+	for n, grp := range order {
+		wg.Go(func() { results[n] = grp.HandleBatch(ctx, groups[grp].items) })
+	}
+	wg.Wait()
+	for n, grp := range order {
+		g := groups[grp]
+		for k, err := range results[n] {
+			if err != nil {
+				errs[g.index[k]] = append(errs[g.index[k]], fmt.Errorf("%s: %w", g.items[k].Sub.Consumer, err))
+			}
+		}
+	}
+	out := make([]error, len(envs))
+	for i, env := range envs {
+		if b.transport != nil {
+			if err := b.transport.Publish(ctx, env); err != nil {
+				errs[i] = append(errs[i], fmt.Errorf("publish: %w", err))
+			}
+		} else if env.Kind == KindCommand && len(b.subs[env.Type]) == 0 {
+			errs[i] = append(errs[i], ErrNoHandler.Withf("no process handles command %s", env.Type))
+		}
+		out[i] = errors.Join(errs[i]...)
+	}
+	return out
 }
 
 // DeliverTo hands a durable envelope to one subscription, under a context whose

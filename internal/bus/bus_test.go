@@ -1063,3 +1063,40 @@ func TestCallWithNilInterfaceRequest(t *testing.T) {
 		t.Fatalf("Call(nil) = %q, %v", got, err)
 	}
 }
+
+// Parked requests (long polls) have their own bound: while they wait they take none
+// of the module's work slots, and past MaxParked they are refused.
+func TestParkedRequestsDoNotTakeWorkSlots(t *testing.T) {
+	limits := Limits{MaxInFlight: 1, MaxWaiting: 1, MaxWait: time.Hour, MaxParked: 2}
+	blk := newBlocker()
+	parked := NewRequest[sumReq, sumResp]("calc.Wait").Parked()
+	b := newBus(t, limits, nil, []RequestHandler{
+		parked.Handle(blk.handle),
+		sumRequest.Handle(sumHandler),
+	}, nil)
+	ctx := t.Context()
+
+	first := callAsyncTo(ctx, b, parked, sumReq{A: 1})
+	second := callAsyncTo(ctx, b, parked, sumReq{A: 2})
+	blk.waitEntered(t)
+	blk.waitEntered(t) // both parked handlers hold their slots
+	// The module's one work slot is free: its other requests go through at once.
+	for i := range 3 {
+		if r := await(t, "work request", callAsync(ctx, b, sumReq{A: i, B: 1})); r.err != nil || r.resp.Sum != i+1 {
+			t.Errorf("work request while two are parked = %+v; want Sum %d", r, i+1)
+		}
+	}
+	// MaxParked is full: the next parked request waits (MaxWaiting 1), then a
+	// fourth is refused.
+	third := callAsyncTo(ctx, b, parked, sumReq{A: 3})
+	testlog.Eventually(t, "the third parked caller to wait", func() bool { return waiting(b, parked.Name()) == 1 })
+	if r := await(t, "fourth parked", callAsyncTo(ctx, b, parked, sumReq{A: 4})); !errors.Is(r.err, ErrOverloaded) {
+		t.Errorf("fourth parked request: %v; want ErrOverloaded", r.err)
+	}
+	close(blk.release)
+	for _, ch := range []<-chan result{first, second, third} {
+		if r := await(t, "parked caller", ch); r.err != nil {
+			t.Errorf("parked caller: %v", r.err)
+		}
+	}
+}

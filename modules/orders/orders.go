@@ -247,7 +247,7 @@ var (
 	RemoveCartItemRequest = bus.NewRequest[RemoveCartItem, Cart]("orders.RemoveCartItem")
 	PlaceOrderRequest     = bus.NewRequest[PlaceOrder, PlacedOrder]("orders.PlaceOrder")
 	GetOrderRequest       = bus.NewRequest[GetOrder, Order]("orders.GetOrder")
-	WaitOrderRequest      = bus.NewRequest[WaitOrder, Order]("orders.WaitOrder")
+	WaitOrderRequest      = bus.NewRequest[WaitOrder, Order]("orders.WaitOrder").Parked()
 	ListOrdersRequest     = bus.NewRequest[ListOrders, OrderPage]("orders.ListOrders")
 	CancelOrderRequest    = bus.NewRequest[CancelOrder, Order]("orders.CancelOrder")
 	RefundOrderRequest    = bus.NewRequest[RefundOrder, Order]("orders.RefundOrder")

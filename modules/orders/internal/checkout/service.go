@@ -52,7 +52,7 @@ func (c *BusCatalog) GetProducts(ctx context.Context, ids []string) ([]catalog.P
 type Options struct {
 	Timing       saga.Timing   // default: 30s steps, 3 attempts, 15m reservations
 	SweepEvery   time.Duration // how often the timeout sweep looks for sagas past their deadline (default 500ms)
-	PollInterval time.Duration // how often WaitOrder re-reads the order, for changes made by other replicas (default 500ms)
+	PollInterval time.Duration // how often WaitOrder re-reads the order, for changes made by other replicas (default 2s)
 	MaxWait      time.Duration // the longest WaitOrder waits (default 25s)
 	KeyRetention time.Duration // how long checkout idempotency keys are kept (default 7 days)
 }
@@ -71,7 +71,7 @@ func (o Options) withDefaults() Options {
 		o.SweepEvery = 500 * time.Millisecond
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = 500 * time.Millisecond
+		o.PollInterval = 2 * time.Second
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 25 * time.Second
