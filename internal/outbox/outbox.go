@@ -59,27 +59,75 @@ func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...bus.Outgoing) er
 // recorded for this consumer is acknowledged without running handle again.
 // Whatever handle writes with tx (its state, new outbox messages) commits atomically
 // with that record.
+//
+// A relay that delivers a batch hands every message of the batch for db's
+// subscriptions to one transaction, each message under its own savepoint: one
+// commit for the batch, and a failing message undoes only its own effect.
 func Subscribe(db *store.DB, msgType, consumer string, handle func(ctx context.Context, tx *store.Tx, env bus.Envelope) error) bus.Subscription {
+	h := txHandler(handle)
 	return bus.Subscription{
 		Type:     msgType,
 		Consumer: consumer,
 		Handle: func(ctx context.Context, env bus.Envelope) error {
-			return store.InTx(ctx, db, func(tx *store.Tx) error {
-				res, err := tx.ExecContext(ctx, tx.Rebind(
-					`INSERT INTO inbox (message_id, consumer, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`),
-					env.ID, consumer, time.Now().UTC().UnixMilli())
-				if err != nil {
-					return fmt.Errorf("inbox: record %s: %w", env.ID, err)
-				}
-				if n, err := res.RowsAffected(); err != nil {
-					return err
-				} else if n == 0 {
-					return nil // seen before: its effect is already committed
-				}
-				return handle(ctx, tx, env)
-			})
+			return store.InTx(ctx, db, func(tx *store.Tx) error { return h.once(ctx, tx, consumer, env) })
 		},
+		Group: dbGroup{db},
+		Unit:  h,
 	}
+}
+
+// txHandler is a subscription's effect, run inside the receiver's transaction.
+type txHandler func(ctx context.Context, tx *store.Tx, env bus.Envelope) error
+
+// once runs h for env unless consumer's inbox already has it, recording it in tx.
+func (h txHandler) once(ctx context.Context, tx *store.Tx, consumer string, env bus.Envelope) error {
+	res, err := tx.ExecContext(ctx, tx.Rebind(
+		`INSERT INTO inbox (message_id, consumer, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`),
+		env.ID, consumer, time.Now().UTC().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("inbox: record %s: %w", env.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return nil // seen before: its effect is already committed
+	}
+	return h(ctx, tx, env)
+}
+
+// dbGroup batches the subscriptions whose effects live in one database.
+type dbGroup struct{ db *store.DB }
+
+// HandleBatch implements bus.BatchGroup: every item in one transaction, each under
+// a savepoint, so that a failing item rolls back its own effect and nothing else.
+// When the transaction itself fails, every item fails with it (and is redelivered).
+func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error {
+	errs := make([]error, len(items))
+	err := store.InTx(ctx, g.db, func(tx *store.Tx) error {
+		for i, it := range items {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT delivery"); err != nil {
+				return err
+			}
+			if err := it.Sub.Unit.(txHandler).once(it.Context(ctx), tx, it.Sub.Consumer, it.Env); err != nil {
+				errs[i] = err
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT delivery"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT delivery"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
 }
 
 // SubscribeEvent is Subscribe for a typed event.

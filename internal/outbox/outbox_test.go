@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1238,5 +1239,58 @@ func TestStopBoundedByContext(t *testing.T) {
 		}
 		// It counts as a failed attempt and is retried later.
 		testlog.Eventually(t, "the failure to be recorded", func() bool { return rowByID(t, w.sender, ids[0]).Attempts == 1 })
+	})
+}
+
+// A relay delivering to the bus hands a whole batch to each receiving database in
+// one transaction; a message whose handler fails undoes only its own effect (its
+// savepoint) and is retried, while the others of the batch commit once.
+func TestBatchDeliveryIsolatesFailures(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be testdb.Backend) {
+		w := newWorld(t, be)
+		var failing atomic.Bool
+		failing.Store(true)
+		var current string
+		// The handler writes its effect, then fails for the order "bad".
+		wrapped := outbox.SubscribeEvent(w.receiver, reserved, "orders.reservations",
+			func(ctx context.Context, tx *store.Tx, m bus.Message[stockReserved]) error {
+				current = m.Body.OrderID
+				if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO effects (seq, consumer, message_id, order_id, qty) VALUES (?, ?, ?, ?, ?)`),
+					effectSeq.Add(1), "orders.reservations", m.ID, m.Body.OrderID, m.Body.Qty); err != nil {
+					return err
+				}
+				if failing.Load() && current == "bad" {
+					return errors.New("handler failed")
+				}
+				return nil
+			})
+		b, err := bus.New(discard, bus.Limits{}, nil, nil, []bus.Subscription{wrapped})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := testCtx(t)
+		relay := outbox.NewRelay(w.sender, outbox.RelayConfig{BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}, discard)
+		ids := add(t, ctx, w.sender, outbox.New(w.sender, relay), stockReserved{"o1", 1}, stockReserved{"bad", 2}, stockReserved{"o2", 3})
+
+		if n, err := relay.Drain(ctx, b); n != 3 || err != nil { // the failure is rescheduled, not an error of Drain
+			t.Fatalf("first Drain = %d, %v; want 3 claimed", n, err)
+		}
+		want := []effect{{"orders.reservations", ids[0], "o1", 1}, {"orders.reservations", ids[2], "o2", 3}}
+		if diff := cmp.Diff(want, w.effects(t)); diff != "" {
+			t.Errorf("effects after a batch with one failure (-want +got):\n%s", diff)
+		}
+		if got := outboxIDs(t, w.sender); !slices.Equal(got, []string{ids[1]}) {
+			t.Errorf("outbox after the batch = %v; want only the failed %s", got, ids[1])
+		}
+
+		failing.Store(false)
+		testlog.Eventually(t, "the failed message to be retried", func() bool {
+			_, _ = relay.Drain(ctx, b)
+			return len(outboxIDs(t, w.sender)) == 0
+		})
+		want = append(want, effect{"orders.reservations", ids[1], "bad", 2})
+		if diff := cmp.Diff(want, w.effects(t)); diff != "" {
+			t.Errorf("effects after the retry (-want +got):\n%s", diff)
+		}
 	})
 }

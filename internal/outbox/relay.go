@@ -59,6 +59,14 @@ type Deliverer interface {
 	Deliver(ctx context.Context, env bus.Envelope) error
 }
 
+// BatchDeliverer is a Deliverer that takes a whole batch at once, returning one
+// error per envelope (*bus.Bus is one): the relay then costs each receiver one
+// transaction per batch rather than one per message.
+type BatchDeliverer interface {
+	Deliverer
+	DeliverBatch(ctx context.Context, envs []bus.Envelope) []error
+}
+
 // Relay drains one module's outbox into a Deliverer. Several relays (replicas) may
 // drain one outbox: each claims a batch with a lease, so a message is delivered by
 // one relay at a time, and a crashed relay's claims expire and are taken over.
@@ -209,20 +217,36 @@ func (r *Relay) drain(ctx, deliverCtx context.Context, to Deliverer) (int, error
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	var delivered []string
 	var errs []error
-	for _, w := range rows {
-		if ctx.Err() != nil {
-			break // unfinished claims are released by Stop
-		}
-		if err := to.Deliver(deliverCtx, w.envelope()); err != nil {
+	outcome := func(w row, err error) {
+		if err != nil {
 			errs = append(errs, r.failed(deliverCtx, w, err))
-			continue
+			return
 		}
 		delivered = append(delivered, w.ID)
+	}
+	if bd, ok := to.(BatchDeliverer); ok {
+		envs := make([]bus.Envelope, len(rows))
+		for i, w := range rows {
+			envs[i] = w.envelope()
+		}
+		for i, err := range bd.DeliverBatch(deliverCtx, envs) {
+			outcome(rows[i], err)
+		}
+	} else {
+		for _, w := range rows {
+			if ctx.Err() != nil {
+				break // unfinished claims are released by Stop
+			}
+			outcome(w, to.Deliver(deliverCtx, w.envelope()))
+		}
 	}
 	if len(delivered) > 0 {
 		q, args, err := sqlx.In(`DELETE FROM outbox WHERE lease_owner = ? AND id IN (?)`, r.owner, delivered)
 		if err == nil {
-			_, err = r.db.ExecContext(context.WithoutCancel(ctx), r.db.Rebind(q), args...)
+			err = store.InTx(context.WithoutCancel(ctx), r.db, func(tx *store.Tx) error {
+				_, err := tx.ExecContext(context.WithoutCancel(ctx), tx.Rebind(q), args...)
+				return err
+			})
 		}
 		if err != nil {
 			// The messages were delivered; their lease will expire and they will be
