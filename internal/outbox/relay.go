@@ -193,6 +193,9 @@ func (r *Relay) Drain(ctx context.Context, to Deliverer) (int, error) {
 // starting deliveries when ctx ends, but a delivery already started ends only with
 // deliverCtx.
 func (r *Relay) drain(ctx, deliverCtx context.Context, to Deliverer) (int, error) {
+	// Delivering accepted work goes before accepting new work, on every database
+	// the delivery writes to.
+	ctx, deliverCtx = store.WithPriority(ctx), store.WithPriority(deliverCtx)
 	now := time.Now().UTC()
 	var rows []row
 	// On PostgreSQL, concurrent relays skip each other's locked rows instead of

@@ -42,10 +42,11 @@ type DB struct {
 	Dialect Dialect
 
 	// writer serializes InTx's write transactions on SQLite, which allows one
-	// writer at a time: waiting here is a queue, where waiting in SQLite's busy
-	// handler is a sleep-and-retry loop that wastes most of a busy second. Nil on
-	// PostgreSQL.
-	writer chan struct{}
+	// writer at a time: waiting here is a queue (with priorities, see
+	// WithPriority), where waiting in SQLite's busy handler is a sleep-and-retry
+	// loop that wastes most of a busy second. Nil on PostgreSQL.
+	writer *writeLock
+	stmts  *stmtCache // nil on PostgreSQL
 }
 
 // Options tunes a DB's connection pool. Zero values take the defaults.
@@ -108,12 +109,14 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s at %s: %w", module, path, err)
 	}
-	return &DB{DB: db, Module: module, Dialect: SQLite, writer: make(chan struct{}, 1)}, nil
+	return &DB{DB: db, Module: module, Dialect: SQLite, writer: &writeLock{},
+		stmts: &stmtCache{m: map[string]*sqlx.Stmt{}, preparing: map[string]bool{}}}, nil
 }
 
 // Tx is a transaction with hooks that run after a successful commit.
 type Tx struct {
 	*sqlx.Tx
+	db       *DB
 	onCommit []func()
 }
 
@@ -126,18 +129,16 @@ func (t *Tx) OnCommit(f func()) { t.onCommit = append(t.onCommit, f) }
 // error or panics (re-panicking after the rollback).
 func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
 	if db.writer != nil {
-		select {
-		case db.writer <- struct{}{}:
-			defer func() { <-db.writer }()
-		case <-ctx.Done():
-			return fmt.Errorf("store: begin %s tx: %w", db.Module, context.Cause(ctx))
+		if err := db.writer.lock(ctx); err != nil {
+			return fmt.Errorf("store: begin %s tx: %w", db.Module, err)
 		}
+		defer db.writer.unlock()
 	}
 	sqltx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin %s tx: %w", db.Module, err)
 	}
-	tx := &Tx{Tx: sqltx}
+	tx := &Tx{Tx: sqltx, db: db}
 	committed := false
 	defer func() {
 		if !committed {

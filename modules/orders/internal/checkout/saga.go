@@ -97,6 +97,7 @@ func (s *Service) Start(context.Context) error {
 
 func (s *Service) run(ctx context.Context) {
 	defer close(s.done)
+	ctx = store.WithPriority(ctx) // sagas in flight go before new checkouts
 	t := time.NewTicker(s.opts.SweepEvery)
 	defer t.Stop()
 	var lastPurge time.Time

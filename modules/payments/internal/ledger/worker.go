@@ -65,6 +65,8 @@ func (s *Service) Stop(ctx context.Context) error {
 }
 
 func (s *Service) run(ctx, callCtx context.Context) {
+	// Recording a provider's answer is work in progress: it goes before new work.
+	ctx, callCtx = store.WithPriority(ctx), store.WithPriority(callCtx)
 	defer close(s.done)
 	slots := make(chan struct{}, s.opts.Workers)
 	ticker := time.NewTicker(s.opts.PollInterval)
