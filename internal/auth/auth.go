@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -41,7 +42,24 @@ var ErrInvalid = errors.New("auth: invalid access token")
 type Keys struct {
 	private ed25519.PrivateKey // nil in verify-only processes
 	public  ed25519.PublicKey
+
+	// verified remembers tokens that passed Verify, until they expire: a token
+	// cannot change, and checking an Ed25519 signature costs more than the rest of
+	// a small request. Bounded; emptied when full.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+type verifiedToken struct {
+	p       Principal
+	expires time.Time
+}
+
+// verifyLeeway is the clock skew Verify tolerates on a token's times.
+const verifyLeeway = 5 * time.Second
+
+// maxVerified bounds the cache of verified tokens (about 3 MB at its fullest).
+const maxVerified = 10000
 
 // NewKeys returns keys from an Ed25519 private key.
 func NewKeys(private ed25519.PrivateKey) *Keys {
@@ -155,12 +173,34 @@ func (k *Keys) Issue(p Principal, now time.Time, ttl time.Duration) (string, err
 // with the public key as secret), issuer, audience and expiry, and returns whom it
 // speaks for. Every failure is ErrInvalid.
 func (k *Keys) Verify(token string) (Principal, error) {
+	now := time.Now()
+	k.mu.Lock()
+	v, ok := k.verified[token]
+	k.mu.Unlock()
+	if ok && now.Before(v.expires) {
+		return v.p, nil
+	}
+	p, expires, err := k.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	k.mu.Lock()
+	if k.verified == nil || len(k.verified) >= maxVerified {
+		k.verified = make(map[string]verifiedToken)
+	}
+	k.verified[token] = verifiedToken{p: p, expires: expires}
+	k.mu.Unlock()
+	return p, nil
+}
+
+// verify checks token fully and returns its principal and when it stops being accepted.
+func (k *Keys) verify(token string) (Principal, time.Time, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k.public, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithIssuer(Issuer), jwt.WithAudience(Audience), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
-	if err != nil || c.Subject == "" || c.Role == "" {
-		return Principal{}, ErrInvalid
+		jwt.WithIssuer(Issuer), jwt.WithAudience(Audience), jwt.WithExpirationRequired(), jwt.WithLeeway(verifyLeeway))
+	if err != nil || c.Subject == "" || c.Role == "" || c.ExpiresAt == nil {
+		return Principal{}, time.Time{}, ErrInvalid
 	}
-	return Principal{UserID: c.Subject, Role: c.Role}, nil
+	return Principal{UserID: c.Subject, Role: c.Role}, c.ExpiresAt.Add(verifyLeeway), nil
 }

@@ -453,3 +453,34 @@ func TestLoadFiles(t *testing.T) {
 		}
 	}
 }
+
+// A verified token is remembered only until it expires: a cached token that has
+// expired since is refused like any other, and one with a bad signature never
+// becomes valid by resembling a cached one.
+func TestVerifyCacheHonoursExpiry(t *testing.T) {
+	keys := auth.NewKeys(newKey(t))
+	p := auth.Principal{UserID: "u", Role: "customer"}
+	// Expired 4.5 s ago: inside the 5 s leeway for another half second.
+	tok, _ := keys.Issue(p, time.Now().Add(-time.Hour-4500*time.Millisecond), time.Hour)
+	if got, err := keys.Verify(tok); err != nil || got != p {
+		t.Fatalf("Verify = %+v, %v", got, err)
+	}
+	if got, err := keys.Verify(tok); err != nil || got != p { // from the cache
+		t.Fatalf("second Verify = %+v, %v", got, err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if _, err := keys.Verify(tok); !errors.Is(err, auth.ErrInvalid) {
+		t.Errorf("a cached token past its expiry: err = %v, want ErrInvalid", err)
+	}
+	fresh, _ := keys.Issue(p, time.Now(), time.Hour)
+	if _, err := keys.Verify(fresh); err != nil {
+		t.Fatal(err)
+	}
+	tampered := fresh[:len(fresh)-2] + "AA"
+	if tampered == fresh {
+		tampered = fresh[:len(fresh)-2] + "BB"
+	}
+	if _, err := keys.Verify(tampered); !errors.Is(err, auth.ErrInvalid) {
+		t.Errorf("a tampered copy of a cached token: err = %v, want ErrInvalid", err)
+	}
+}
