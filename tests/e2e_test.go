@@ -134,9 +134,20 @@ func freeAddr(t *testing.T) string {
 // logs checked, when the test ends.
 func startAgora(t *testing.T, dataDir string, env ...string) *agora {
 	t.Helper()
+	return startAgoraWith(t, startOptions{}, dataDir, env...)
+}
+
+// startOptions vary what startAgoraWith does; the zero value is startAgora's.
+type startOptions struct {
+	noLogin bool // do not sign in as the demo admin (identity may run nowhere)
+}
+
+// startAgoraWith is startAgora with options.
+func startAgoraWith(t *testing.T, opts startOptions, dataDir string, env ...string) *agora {
+	t.Helper()
 	bin := agoraBinary(t)
 	for attempt := 1; ; attempt++ {
-		a, err := tryStart(t, bin, dataDir, env)
+		a, err := tryStart(t, bin, dataDir, env, opts)
 		if err == nil {
 			return a
 		}
@@ -149,7 +160,7 @@ func startAgora(t *testing.T, dataDir string, env ...string) *agora {
 	}
 }
 
-func tryStart(t *testing.T, bin, dataDir string, env []string) (*agora, error) {
+func tryStart(t *testing.T, bin, dataDir string, env []string, opts startOptions) (*agora, error) {
 	addr := freeAddr(t)
 	a := &agora{
 		t: t, base: "http://" + addr, dataDir: dataDir,
@@ -191,6 +202,9 @@ func tryStart(t *testing.T, bin, dataDir string, env []string) (*agora, error) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if opts.noLogin {
+		return a, nil
 	}
 	tok, err := a.login("admin@example.com", "demo-admin-password")
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/internal/natsbus"
+	"github.com/agora-commerce/agora/internal/telemetry"
 	catalogservice "github.com/agora-commerce/agora/modules/catalog/service"
 	"github.com/agora-commerce/agora/modules/identity"
 	identityservice "github.com/agora-commerce/agora/modules/identity/service"
@@ -60,8 +62,11 @@ func BuildVersion() string {
 
 // Options returns the fx options of a process configured by cfg.
 func Options(cfg config.Config, log *slog.Logger) fx.Option {
+	proc := modhost.NewProcess(cfg, BuildVersion())
 	opts := []fx.Option{
-		fx.Supply(cfg, log),
+		fx.Supply(cfg, log, &proc),
+		// First, so that tracing is flushed last when the app stops.
+		telemetry.Module(telemetry.Config{Version: proc.Version, Modules: proc.Modules, Transport: proc.Transport}),
 		fx.WithLogger(func() fxevent.Logger {
 			l := &fxevent.SlogLogger{Logger: log}
 			l.UseLogLevel(slog.LevelDebug)
@@ -71,7 +76,8 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			func(cfg config.Config, log *slog.Logger) (*auth.Keys, error) {
 				return auth.Load(cfg.DataDir, cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, log)
 			},
-			fx.Annotate(newBus, fx.ParamTags(``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
+			newTransport,
+			fx.Annotate(newBus, fx.ParamTags(``, ``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
 			fx.Annotate(newAPI, fx.ParamTags(``, ``, ``, ``, `group:"http.routes"`, `group:"health.checks"`)),
 			fx.Annotate(func(b *bus.Bus) httpapi.Check { return httpapi.Check{Name: "bus", Check: b.Ping} },
 				fx.ResultTags(`group:"health.checks"`)),
@@ -82,11 +88,20 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		if cfg.Runs(name) {
 			opts = append(opts, m.run())
 		}
-		// Every process serves every module's routes, asking over the bus.
-		opts = append(opts, fx.Provide(fx.Annotate(m.routes, fx.ResultTags(`group:"http.routes"`))))
+		// Every process serves every module's routes (unless narrowed by
+		// HTTPModules), asking modules that run elsewhere over the bus.
+		if cfg.ServesHTTP(name) {
+			opts = append(opts, fx.Provide(fx.Annotate(m.routes, fx.ResultTags(`group:"http.routes"`))))
+		}
 	}
+	// Last, so that it starts after every module (their databases, relays) and stops
+	// before them: no message from another process arrives at a closed database.
+	opts = append(opts, fx.Invoke(serveTransport))
 	opts = append(opts, fx.Provide(fx.Annotate(func(b *bus.Bus) httpapi.Routes {
 		return modhost.OpsRoutes(b, config.AllModules)
+	}, fx.ResultTags(`group:"http.routes"`))))
+	opts = append(opts, fx.Provide(fx.Annotate(func(b *bus.Bus) httpapi.Routes {
+		return modhost.TopologyRoutes(b, proc, config.AllModules)
 	}, fx.ResultTags(`group:"http.routes"`))))
 	return fx.Options(opts...)
 }
@@ -122,13 +137,54 @@ func Serve(cfg config.Config, log *slog.Logger) fx.Option {
 	)
 }
 
-func newBus(log *slog.Logger, cfg config.Config, handlers []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
-	return bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, nil, handlers, subs)
+// newTransport connects to the broker when cfg.BusURL names one (nil otherwise:
+// the in-process bus). Its streams are set up when the app starts, before any
+// relay publishes; the connection closes after the relays stopped and before the
+// databases close (it is constructed after them, for the bus).
+func newTransport(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*natsbus.Transport, error) {
+	switch {
+	case cfg.BusURL == "":
+		return nil, nil
+	case !strings.HasPrefix(cfg.BusURL, "nats://") && !strings.HasPrefix(cfg.BusURL, "tls://"):
+		return nil, fmt.Errorf("bus URL %q: want nats://host:port (or empty for the in-process bus)", cfg.BusURL)
+	}
+	t, err := natsbus.Connect(natsbus.Config{URL: cfg.BusURL, Name: "agora[" + strings.Join(cfg.Modules, ",") + "]"}, log)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{OnStart: t.Setup, OnStop: func(context.Context) error { return t.Close() }})
+	return t, nil
 }
 
-func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, keys *auth.Keys, routes []httpapi.Routes, checks []httpapi.Check) (*httpapi.API, error) {
+func newBus(log *slog.Logger, cfg config.Config, t *natsbus.Transport, handlers []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
+	var tr bus.Transport
+	if t != nil {
+		tr = t
+	}
+	return bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, tr, handlers, subs)
+}
+
+// serveTransport makes this process's request handlers and subscriptions reachable
+// from other processes, from start to stop.
+func serveTransport(lc fx.Lifecycle, b *bus.Bus, t *natsbus.Transport) {
+	if t == nil {
+		return
+	}
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error { return t.Serve(ctx, b) },
+		OnStop:  t.Stop,
+	})
+}
+
+func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, keys *auth.Keys, routes []httpapi.Routes, checks []httpapi.Check,
+	tel *telemetry.Telemetry) (*httpapi.API, error) {
 	httpapi.InstallErrorHook(log)
-	api := httpapi.NewAPI(httpConfig(cfg, keys), log)
+	hc := httpConfig(cfg, keys)
+	hc.Observer = tel.HTTPObserver()
+	api := httpapi.NewAPI(hc, log)
+	// Outside /v1 and the OpenAPI document: for scrapers, not API clients (see
+	// Telemetry.MetricsHandler for who may read it).
+	api.Mux().Handle("GET /metrics", tel.MetricsHandler(cfg.MetricsToken))
 	for _, r := range routes {
 		r(api)
 	}

@@ -86,6 +86,9 @@ func (r Request[Req, Resp]) Name() string { return r.name }
 // passes. Whether a request is safe to retry is stated where it is declared.
 func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, error) {
 	var zero Resp
+	if b.obs != nil {
+		return r.callObserved(ctx, b, req)
+	}
 	if h, ok := b.requests[r.name]; ok {
 		typed, ok := h.impl.(*requestHandler[Req, Resp])
 		if !ok {
@@ -98,13 +101,12 @@ func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, er
 		if r.copyReq != nil {
 			req = r.copyReq(req)
 		}
+		// As reply does; written out here so that the cheapest path is one frame.
 		resp, err := typed.fn(ctx, req)
 		if err != nil {
 			return zero, b.handlerError(ctx, r.name, err)
 		}
 		if ctx.Err() != nil {
-			// Over a wire a reply after the deadline is dropped; in one process too,
-			// so that callers see the same outcome wherever the handler runs.
 			return zero, ErrTimeout
 		}
 		if r.copyResp != nil {
@@ -112,6 +114,56 @@ func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, er
 		}
 		return resp, nil
 	}
+	return r.callRemote(ctx, b, req)
+}
+
+// callObserved is Call on an instrumented bus: the observer sees the call and,
+// when the handler runs here, its handling (kept apart so that a bus without an
+// observer pays nothing for it).
+func (r Request[Req, Resp]) callObserved(ctx context.Context, b *Bus, req Req) (_ Resp, err error) {
+	h, local := b.requests[r.name]
+	ctx, end := b.obs.Observe(ctx, Op{Role: Send, Kind: KindRequest, Type: r.name, Remote: !local})
+	defer func() { end(err) }()
+	if !local {
+		return r.callRemote(ctx, b, req)
+	}
+	typed, ok := h.impl.(*requestHandler[Req, Resp])
+	if !ok {
+		return r.reply(ctx, b, *new(Resp), fmt.Errorf("bus: request %q registered with other types", r.name))
+	}
+	if err := h.limit.acquire(ctx); err != nil {
+		return *new(Resp), err
+	}
+	defer h.limit.release()
+	if r.copyReq != nil {
+		req = r.copyReq(req)
+	}
+	hctx, done := b.handling(ctx, Op{Role: Handle, Kind: KindRequest, Type: r.name})
+	resp, err := typed.fn(hctx, req)
+	done(err)
+	return r.reply(ctx, b, resp, err)
+}
+
+// reply is what the caller of a local handler receives, given what it returned.
+func (r Request[Req, Resp]) reply(ctx context.Context, b *Bus, resp Resp, err error) (Resp, error) {
+	var zero Resp
+	if err != nil {
+		return zero, b.handlerError(ctx, r.name, err)
+	}
+	if ctx.Err() != nil {
+		// Over a wire a reply after the deadline is dropped; in one process too,
+		// so that callers see the same outcome wherever the handler runs.
+		return zero, ErrTimeout
+	}
+	if r.copyResp != nil {
+		resp = r.copyResp(resp)
+	}
+	return resp, nil
+}
+
+// callRemote sends req through the transport.
+func (r Request[Req, Resp]) callRemote(ctx context.Context, b *Bus, req Req) (Resp, error) {
+	var zero Resp
 	if b.transport == nil {
 		return zero, ErrNoHandler.Withf("no process serves %s (module %q is not running here)", r.name, ModuleOf(r.name))
 	}
@@ -231,6 +283,8 @@ type Subscription struct {
 	// must be comparable. Unit is what the group needs of this subscription.
 	Group BatchGroup
 	Unit  any
+
+	obs Observer // set by Bus.Instrument
 }
 
 // BatchGroup handles a batch of envelopes for the subscriptions that share it, in
@@ -302,6 +356,7 @@ type Bus struct {
 	subs      map[string][]Subscription
 	transport Transport
 	log       *slog.Logger
+	obs       Observer // nil: not instrumented (see Instrument)
 }
 
 type localRequest struct {
@@ -368,6 +423,17 @@ func (b *Bus) LocalRequestTypes() []string {
 	return out
 }
 
+// SubscribedTypes lists the message types this process subscribes to, sorted.
+// Network transports use it to consume those types from the broker.
+func (b *Bus) SubscribedTypes() []string {
+	out := make([]string, 0, len(b.subs))
+	for typ := range b.subs {
+		out = append(out, typ)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // ServeEncoded answers an encoded request with a local handler. Network transports
 // call it for requests that arrive from other processes.
 func (b *Bus) ServeEncoded(ctx context.Context, env Envelope) ([]byte, error) {
@@ -380,7 +446,9 @@ func (b *Bus) ServeEncoded(ctx context.Context, env Envelope) ([]byte, error) {
 	}
 	defer h.limit.release()
 	ctx = WithCause(ctx, Cause{ID: env.ID, CorrelationID: env.CorrelationID})
+	ctx, end := b.handling(ctx, Op{Role: Handle, Kind: KindRequest, Type: env.Type, Headers: env.Headers, Remote: true})
 	out, err := h.serve(ctx, env.Payload)
+	end(err)
 	if err != nil {
 		return nil, b.handlerError(ctx, env.Type, err)
 	}
@@ -407,7 +475,9 @@ func (b *Bus) Deliver(ctx context.Context, env Envelope) error {
 		// A command must reach its receiver; an event nobody here listens to is done.
 		errs = append(errs, ErrNoHandler.Withf("no process handles command %s", env.Type))
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	b.sent(ctx, env, err)
+	return err
 }
 
 // DeliverBatch is Deliver for many envelopes at once, in order, returning one error
@@ -464,6 +534,7 @@ func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
 			errs[i] = append(errs[i], ErrNoHandler.Withf("no process handles command %s", env.Type))
 		}
 		out[i] = errors.Join(errs[i]...)
+		b.sent(ctx, env, out[i])
 	}
 	return out
 }
@@ -471,8 +542,10 @@ func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
 // DeliverTo hands a durable envelope to one subscription, under a context whose
 // cause is that envelope.
 func (b *Bus) DeliverTo(ctx context.Context, s Subscription, env Envelope) error {
-	ctx = WithCause(ctx, Cause{ID: env.ID, CorrelationID: env.CorrelationID})
-	return s.Handle(ctx, env)
+	ctx, end := s.begin(WithCause(ctx, Cause{ID: env.ID, CorrelationID: env.CorrelationID}), env)
+	err := s.Handle(ctx, env)
+	end(err)
+	return err
 }
 
 // Subscriptions returns this process's subscriptions to a message type.

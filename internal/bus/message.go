@@ -108,5 +108,6 @@ func NewEnvelope(ctx context.Context, kind MessageKind, typ string, payload any)
 	if env.CorrelationID == "" {
 		env.CorrelationID = env.ID
 	}
+	injectTrace(ctx, &env)
 	return env, nil
 }

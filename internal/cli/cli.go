@@ -30,7 +30,7 @@ import (
 // process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg := config.Default()
-	var modules string
+	var modules, httpModules string
 	common := []ucli.Flag{
 		&ucli.StringFlag{Name: "data-dir", Value: cfg.DataDir, Destination: &cfg.DataDir, Sources: ucli.EnvVars("AGORA_DATA_DIR"),
 			Usage: "directory for the modules' SQLite files and generated keys"},
@@ -77,6 +77,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Usage: "largest request body accepted (413 above)"},
 		&ucli.IntFlag{Name: "http-max-in-flight", Value: cfg.MaxInFlight, Destination: &cfg.MaxInFlight, Sources: ucli.EnvVars("AGORA_HTTP_MAX_IN_FLIGHT"),
 			Usage: "HTTP requests handled at once; more get 503 with Retry-After"},
+		&ucli.StringFlag{Name: "metrics-token", Destination: &cfg.MetricsToken, Sources: ucli.EnvVars("AGORA_METRICS_TOKEN"),
+			Usage: "bearer token that /metrics requires; empty: /metrics answers the loopback address only"},
+		&ucli.StringFlag{Name: "bus-url", Destination: &cfg.BusURL, Sources: ucli.EnvVars("AGORA_BUS_URL"),
+			Usage: "connect this process to the others through NATS (nats://host:port, e.g. `agora broker`'s); empty: every module in this process, in-process bus"},
+		&ucli.StringFlag{Name: "http-modules", Value: "all", Destination: &httpModules, Sources: ucli.EnvVars("AGORA_HTTP_MODULES"),
+			Usage: "modules whose HTTP routes this process serves (all, none, or a comma-separated list); routes of modules running elsewhere ask them over the bus"},
 		&ucli.IntFlag{Name: "bus-max-in-flight", Value: cfg.BusMaxInFlight, Destination: &cfg.BusMaxInFlight, Sources: ucli.EnvVars("AGORA_BUS_MAX_IN_FLIGHT"),
 			Usage: "requests one module handles at once; callers wait up to their deadline, then get 503"},
 		&ucli.DurationFlag{Name: "catalog-cache-ttl", Value: cfg.CatalogCacheTTL, Destination: &cfg.CatalogCacheTTL, Sources: ucli.EnvVars("AGORA_CATALOG_CACHE_TTL"),
@@ -112,6 +118,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return ctx, err
 		}
 		cfg.Modules = m
+		if cmd.IsSet("http-modules") {
+			if cfg.HTTPModules, err = config.ParseModules(httpModules); err != nil {
+				return ctx, fmt.Errorf("http modules: %w", err)
+			}
+		}
 		log, err = logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 		return ctx, err
 	}
@@ -157,6 +168,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 					},
 				}},
 			},
+			brokerCommand(stdout, stderr),
 			pspCommand(stdout, stderr),
 			loadgenCommand(stdout, stderr),
 			{

@@ -26,7 +26,19 @@ type Config struct {
 	MaxInFlight     int // HTTP requests handled at once before 503
 	ShutdownTimeout time.Duration
 
+	// MetricsToken, when set, is the bearer token /metrics requires; when empty,
+	// /metrics answers only requests from the loopback address.
+	MetricsToken string
+
 	BusMaxInFlight int // requests one module handles at once before callers wait
+
+	// BusURL selects the network transport: nats://host:port (comma-separate the
+	// servers of a cluster) connects this process's bus to the other processes
+	// through NATS; empty keeps every message in this process.
+	BusURL string
+	// HTTPModules narrows which modules' HTTP routes this process serves (default:
+	// all of them, asking modules that run elsewhere over the bus).
+	HTTPModules []string
 
 	// DatabaseURL selects PostgreSQL for every module (postgres://…); empty means
 	// one SQLite file per module under DataDir. ModuleDatabaseURLs overrides it per
@@ -89,6 +101,7 @@ func Default() Config {
 		MaxInFlight:        1024,
 		ShutdownTimeout:    15 * time.Second,
 		BusMaxInFlight:     256,
+		HTTPModules:        slices.Clone(AllModules),
 		DBMaxOpenConns:     8,
 		DBMaxIdleConns:     8,
 		DBConnMaxLifetime:  30 * time.Minute,
@@ -137,6 +150,9 @@ func (c Config) DatabaseURLFor(module string) string {
 	}
 	return c.DatabaseURL
 }
+
+// ServesHTTP reports whether this process serves module's HTTP routes.
+func (c Config) ServesHTTP(module string) bool { return slices.Contains(c.HTTPModules, module) }
 
 // Runs reports whether module runs in this process.
 func (c Config) Runs(module string) bool { return slices.Contains(c.Modules, module) }

@@ -25,6 +25,7 @@ type Config struct {
 	MaxInFlight    int
 	Version        string
 	Verifier       Verifier // checks access tokens; nil refuses every token
+	Observer       Observer // sees every request (metrics, tracing); may be nil
 }
 
 // Routes registers a module's operations on the API. Modules provide one to the fx

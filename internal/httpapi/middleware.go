@@ -31,6 +31,10 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 		w.Header().Set(RequestIDHeader, id)
 		ctx := bus.WithCause(r.Context(), bus.Cause{ID: id, CorrelationID: id})
 		ctx = context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)
+		var observed func(route string, status int, took time.Duration)
+		if cfg.Observer != nil {
+			ctx, observed = cfg.Observer.Begin(ctx, r)
+		}
 		if cfg.RequestTimeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
@@ -51,6 +55,13 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 			log.LogAttrs(ctx, slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", rec.status),
 				slog.Int64("bytes", rec.bytes), slog.Float64("took_ms", float64(time.Since(start).Microseconds())/1000))
+			if observed != nil {
+				status := rec.status
+				if status == 0 {
+					status = http.StatusOK // a handler that wrote nothing answered 200
+				}
+				observed(r.Pattern, status, time.Since(start))
+			}
 		}()
 
 		select {

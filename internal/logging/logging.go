@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/internal/bus"
 )
 
@@ -37,7 +39,7 @@ func New(w io.Writer, level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q: want auto, json or text", format)
 	}
-	return slog.New(contextHandler{h}), nil
+	return slog.New(contextHandler{Handler: h}), nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -49,20 +51,44 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// contextHandler adds the ids of the work a context belongs to.
-type contextHandler struct{ slog.Handler }
+// contextHandler adds what a context says about the work it belongs to: the
+// request or message that caused it (cause_id, correlation_id), its trace
+// (trace_id, span_id, when the work is traced) and the module whose handler runs
+// it (module, unless the logger already names one).
+type contextHandler struct {
+	slog.Handler
+	hasModule bool // a "module" attribute was added with WithAttrs
+}
+
+// Wrap returns h adding those attributes; New's loggers have it already.
+func Wrap(h slog.Handler) slog.Handler { return contextHandler{Handler: h} }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if ctx == nil {
+		return h.Handler.Handle(ctx, r)
+	}
 	if c, ok := bus.CauseFrom(ctx); ok {
 		r.AddAttrs(slog.String("cause_id", c.ID), slog.String("correlation_id", c.CorrelationID))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	if !h.hasModule {
+		if m, ok := bus.ModuleFrom(ctx); ok {
+			r.AddAttrs(slog.String("module", m))
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return contextHandler{h.Handler.WithAttrs(as)}
+	has := h.hasModule
+	for _, a := range as {
+		has = has || a.Key == "module"
+	}
+	return contextHandler{Handler: h.Handler.WithAttrs(as), hasModule: has}
 }
 
 func (h contextHandler) WithGroup(name string) slog.Handler {
-	return contextHandler{h.Handler.WithGroup(name)}
+	return contextHandler{Handler: h.Handler.WithGroup(name), hasModule: h.hasModule}
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
@@ -110,6 +112,19 @@ func Provide(module string) fx.Option {
 			fx.Annotate(func(h *Host) []bus.RequestHandler {
 				return opsHandlers(module, h.DeadLetters)
 			}, fx.ResultTags(`group:"bus.requests,flatten"`)),
+			// Which process runs the module, for the topology view.
+			fx.Annotate(func(cfg config.Config, p *Process) bus.RequestHandler {
+				if p == nil {
+					np := NewProcess(cfg, "")
+					p = &np
+				}
+				return processRequest(module).Handle(func(context.Context, struct{}) (Process, error) { return *p, nil })
+			}, fx.ParamTags(``, `optional:"true"`), fx.ResultTags(`group:"bus.requests"`)),
+			// The module's connection pool (go_sql_*{db_name="<module>"}) and its
+			// outbox backlog, for /metrics.
+			fx.Annotate(func(h *Host) []prometheus.Collector {
+				return []prometheus.Collector{collectors.NewDBStatsCollector(h.DB.DB.DB, module), h.DeadLetters.Collector()}
+			}, fx.ResultTags(`group:"metrics.collectors,flatten"`)),
 		),
 		fx.Invoke(func(lc fx.Lifecycle, h *Host, b *bus.Bus) {
 			lc.Append(fx.Hook{

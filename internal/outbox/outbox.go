@@ -90,6 +90,7 @@ func (h txHandler) once(ctx context.Context, tx *store.Tx, consumer string, env 
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n == 0 {
+		bus.MarkDuplicate(ctx)
 		return nil // seen before: its effect is already committed
 	}
 	return h(ctx, tx, env)
@@ -108,7 +109,10 @@ func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT delivery"); err != nil {
 				return err
 			}
-			if err := it.Sub.Unit.(txHandler).once(it.Context(ctx), tx, it.Sub.Consumer, it.Env); err != nil {
+			ictx, end := it.Begin(ctx)
+			err := it.Sub.Unit.(txHandler).once(ictx, tx, it.Sub.Consumer, it.Env)
+			end(err)
+			if err != nil {
 				errs[i] = err
 				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT delivery"); err != nil {
 					return err

@@ -128,6 +128,8 @@ func (t *Tx) OnCommit(f func()) { t.onCommit = append(t.onCommit, f) }
 // commit's error (wrapped) if the commit fails; it rolls back when fn returns an
 // error or panics (re-panicking after the rollback).
 func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
+	ctx, end := traceTx(ctx, db)
+	defer end(&err)
 	if db.writer != nil {
 		if err := db.writer.lock(ctx); err != nil {
 			return fmt.Errorf("store: begin %s tx: %w", db.Module, err)

@@ -5,6 +5,7 @@ package service
 import (
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
@@ -25,10 +26,11 @@ func Module() fx.Option {
 		fx.Provide(
 			fx.Private,
 			func() *checkout.BusCatalog { return &checkout.BusCatalog{} },
-			func(h *modhost.Host, cfg config.Config, cat *checkout.BusCatalog, log *slog.Logger) *checkout.Service {
+			checkout.NewMetrics,
+			func(h *modhost.Host, cfg config.Config, cat *checkout.BusCatalog, m *checkout.Metrics, log *slog.Logger) *checkout.Service {
 				return checkout.NewService(h.DB, h.Outbox, cat, checkout.Options{Timing: saga.Timing{
 					StepTimeout: cfg.SagaStepTimeout, MaxAttempts: cfg.SagaMaxAttempts, ReservationTTL: cfg.ReservationTTL,
-				}}, log.With("module", "orders"))
+				}, SagaEnded: m.SagaEnded}, log.With("module", "orders"))
 			},
 		),
 		fx.Provide(
@@ -36,6 +38,9 @@ func Module() fx.Option {
 				fx.ResultTags(`group:"bus.requests,flatten"`)),
 			fx.Annotate(func(s *checkout.Service) []bus.Subscription { return s.Subscriptions() },
 				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
+			// Sagas by state and their duration, for /metrics.
+			fx.Annotate(func(m *checkout.Metrics, s *checkout.Service) []prometheus.Collector { return m.Collectors(s) },
+				fx.ResultTags(`group:"metrics.collectors,flatten"`)),
 		),
 		fx.Invoke(func(lc fx.Lifecycle, s *checkout.Service, cat *checkout.BusCatalog, b *bus.Bus) {
 			cat.Bind(b)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
@@ -46,6 +47,7 @@ func Module() fx.Option {
 				fx.ResultTags(`group:"bus.requests,flatten"`)),
 			fx.Annotate(func(s *ledger.Service) []bus.Subscription { return s.Subscriptions() },
 				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
+			fx.Annotate(breakerGauge, fx.ResultTags(`group:"metrics.collectors"`)),
 		),
 		fx.Invoke(func(lc fx.Lifecycle, s *ledger.Service) {
 			lc.Append(fx.Hook{
@@ -57,6 +59,24 @@ func Module() fx.Option {
 }
 
 const ledgerLease = 30 * time.Second
+
+// breakerGauge exposes the payment provider's circuit breaker, read at scrape
+// time: 0 closed (calls go through), 1 half-open (probing), 2 open (failing fast).
+func breakerGauge(s *ledger.Service) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "agora_payments_breaker_state",
+		Help:        "The payment provider's circuit breaker: 0 closed, 1 half-open, 2 open.",
+		ConstLabels: prometheus.Labels{"provider": s.ProviderState().Provider},
+	}, func() float64 {
+		switch s.ProviderState().Breaker {
+		case "half-open":
+			return 1
+		case "open":
+			return 2
+		}
+		return 0
+	})
+}
 
 // Provider returns the payment provider cfg selects, unwrapped, and its name: the
 // HTTP provider at cfg.PaymentProviderURL, or the in-process simulator.

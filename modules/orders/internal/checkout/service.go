@@ -55,6 +55,9 @@ type Options struct {
 	PollInterval time.Duration // how often WaitOrder re-reads the order, for changes made by other replicas (default 2s)
 	MaxWait      time.Duration // the longest WaitOrder waits (default 25s)
 	KeyRetention time.Duration // how long checkout idempotency keys are kept (default 7 days)
+	// SagaEnded, if set, is called once a saga's move to a terminal state has
+	// committed, with that state and the saga's age (for metrics).
+	SagaEnded func(state orders.SagaState, took time.Duration)
 }
 
 func (o Options) withDefaults() Options {
@@ -727,6 +730,10 @@ func (s *Service) apply(ctx context.Context, tx *store.Tx, id string, msg any) (
 	}
 	if err := s.repo.UpdateSaga(ctx, tx, r.Saga); err != nil {
 		return orders.Order{}, err
+	}
+	if ended := s.opts.SagaEnded; ended != nil && saga.Terminal(r.Saga.State) && !saga.Terminal(sg.State) {
+		state, took := r.Saga.State, r.Saga.UpdatedAt.Sub(r.Saga.CreatedAt)
+		tx.OnCommit(func() { ended(state, took) })
 	}
 	if r.OrderChanged {
 		if err := s.repo.UpdateOrder(ctx, tx, r.Order); err != nil {
