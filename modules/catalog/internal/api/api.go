@@ -5,15 +5,11 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
@@ -81,7 +77,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if in.Status != "" && in.Status != catalog.StatusActive && !admin {
 				return nil, huma.Error403Forbidden("only admins can list draft or archived products")
 			}
-			after, err := decodeCursor(in.Cursor)
+			after, err := productCursor.Decode(in.Cursor)
 			if err != nil {
 				return nil, err
 			}
@@ -95,14 +91,14 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				out.Body.Items = []catalog.Product{}
 			}
 			if page.NextAfter != "" {
-				out.Body.NextCursor = encodeCursor(page.NextAfter)
+				out.Body.NextCursor = productCursor.Encode(page.NextAfter)
 				q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
 				for k, v := range map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)} {
 					if v != "" {
 						q.Set(k, v)
 					}
 				}
-				out.Link = fmt.Sprintf(`</v1/products?%s>; rel="next"`, q.Encode())
+				out.Link = httpapi.NextLink("/v1/products", q)
 			}
 			return out, nil
 		})
@@ -193,23 +189,4 @@ func Routes(b *bus.Bus) httpapi.Routes {
 	}
 }
 
-const cursorPrefix = "p1."
-
-func encodeCursor(after string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + after))
-}
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	id, ok := strings.CutPrefix(string(raw), cursorPrefix)
-	if err == nil && ok {
-		if _, perr := uuid.Parse(id); perr == nil {
-			return id, nil
-		}
-	}
-	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
-		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
-}
+var productCursor = httpapi.Cursor{Prefix: "p1."}

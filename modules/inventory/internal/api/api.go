@@ -5,16 +5,13 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
@@ -64,7 +61,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Summary: "List stock", Description: "Every item's stock, in SKU order, by pages.",
 			Security: httpapi.AdminOnly,
 		}, func(ctx context.Context, in *listIn) (*listOut[ItemList], error) {
-			after, err := decodeCursor(in.Cursor, itemCursor, validCursorSKU)
+			after, err := itemCursor.Decode(in.Cursor)
 			if err != nil {
 				return nil, err
 			}
@@ -77,8 +74,8 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				out.Body.Items = []inventory.Item{}
 			}
 			if page.NextAfter != "" {
-				out.Body.NextCursor = encodeCursor(itemCursor, page.NextAfter)
-				out.Link = nextLink("/v1/inventory", out.Body.NextCursor, in.Limit)
+				out.Body.NextCursor = itemCursor.Encode(page.NextAfter)
+				out.Link = httpapi.NextLink("/v1/inventory", nextPage(out.Body.NextCursor, in.Limit))
 			}
 			return out, nil
 		})
@@ -140,7 +137,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Summary: "List an item's adjustments", Description: "The audit trail of an item's stock, newest first, by pages.",
 			Security: httpapi.AdminOnly,
 		}, func(ctx context.Context, in *adjustmentsIn) (*listOut[AdjustmentList], error) {
-			before, err := decodeCursor(in.Cursor, adjustmentCursor, validCursorID)
+			before, err := adjustmentCursor.Decode(in.Cursor)
 			if err != nil {
 				return nil, err
 			}
@@ -153,8 +150,8 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				out.Body.Items = []inventory.Adjustment{}
 			}
 			if page.NextBefore != "" {
-				out.Body.NextCursor = encodeCursor(adjustmentCursor, page.NextBefore)
-				out.Link = nextLink("/v1/inventory/"+in.SKU+"/adjustments", out.Body.NextCursor, in.Limit)
+				out.Body.NextCursor = adjustmentCursor.Encode(page.NextBefore)
+				out.Link = httpapi.NextLink("/v1/inventory/"+in.SKU+"/adjustments", nextPage(out.Body.NextCursor, in.Limit))
 			}
 			return out, nil
 		})
@@ -170,16 +167,11 @@ func renameField(err error) error {
 	return err
 }
 
-func nextLink(path, cursor string, limit int) string {
-	q := url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(limit)}}
-	return fmt.Sprintf(`<%s?%s>; rel="next"`, path, q.Encode())
-}
-
 // Cursors are opaque to clients: a prefix that says what they page over, and the
 // last key of the previous page.
-const (
-	itemCursor       = "i1."
-	adjustmentCursor = "a1."
+var (
+	itemCursor       = httpapi.Cursor{Prefix: "i1.", Valid: validCursorSKU}
+	adjustmentCursor = httpapi.Cursor{Prefix: "a1."}
 )
 
 func validCursorSKU(s string) bool {
@@ -189,24 +181,7 @@ func validCursorSKU(s string) bool {
 	return strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
 }
 
-func validCursorID(s string) bool {
-	_, err := uuid.Parse(s)
-	return err == nil
-}
-
-func encodeCursor(prefix, key string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(prefix + key))
-}
-
-func decodeCursor(c, prefix string, valid func(string) bool) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	key, ok := strings.CutPrefix(string(raw), prefix)
-	if err == nil && ok && valid(key) {
-		return key, nil
-	}
-	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
-		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
+// nextPage is the query of a list's next page.
+func nextPage(cursor string, limit int) url.Values {
+	return url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(limit)}}
 }

@@ -5,15 +5,11 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
@@ -48,7 +44,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if !ok {
 				return nil, huma.Error401Unauthorized("sign in first")
 			}
-			before, err := decodeCursor(in.Cursor)
+			before, err := notificationCursor.Decode(in.Cursor)
 			if err != nil {
 				return nil, err
 			}
@@ -62,32 +58,13 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				out.Body.Items = []notifications.Notification{}
 			}
 			if page.NextBefore != "" {
-				out.Body.NextCursor = encodeCursor(page.NextBefore)
+				out.Body.NextCursor = notificationCursor.Encode(page.NextBefore)
 				q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-				out.Link = fmt.Sprintf(`</v1/notifications?%s>; rel="next"`, q.Encode())
+				out.Link = httpapi.NextLink("/v1/notifications", q)
 			}
 			return out, nil
 		})
 	}
 }
 
-const cursorPrefix = "n1."
-
-func encodeCursor(before string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + before))
-}
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	id, ok := strings.CutPrefix(string(raw), cursorPrefix)
-	if err == nil && ok {
-		if _, perr := uuid.Parse(id); perr == nil {
-			return id, nil
-		}
-	}
-	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
-		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
-}
+var notificationCursor = httpapi.Cursor{Prefix: "n1."}

@@ -8,20 +8,16 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/sse"
-	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
@@ -228,7 +224,7 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 		if err != nil {
 			return nil, err
 		}
-		before, err := decodeCursor(in.Cursor)
+		before, err := orderCursor.Decode(in.Cursor)
 		if err != nil {
 			return nil, err
 		}
@@ -241,12 +237,12 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 			out.Body.Items = []orders.Order{}
 		}
 		if page.NextBefore != "" {
-			out.Body.NextCursor = encodeCursor(page.NextBefore)
+			out.Body.NextCursor = orderCursor.Encode(page.NextBefore)
 			q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
 			if in.Status != "" {
 				q.Set("status", string(in.Status))
 			}
-			out.Link = fmt.Sprintf(`</v1/orders?%s>; rel="next"`, q.Encode())
+			out.Link = httpapi.NextLink("/v1/orders", q)
 		}
 		return out, nil
 	})
@@ -398,7 +394,7 @@ func sagaRoutes(api huma.API, b *bus.Bus) {
 		Summary: "List checkout sagas", Description: "Checkout sagas, oldest first, optionally in one state (say, the ones still compensating).",
 		Security: httpapi.AdminOnly,
 	}, func(ctx context.Context, in *listIn) (*listOut, error) {
-		after, err := decodeCursor(in.Cursor)
+		after, err := orderCursor.Decode(in.Cursor)
 		if err != nil {
 			return nil, err
 		}
@@ -411,12 +407,12 @@ func sagaRoutes(api huma.API, b *bus.Bus) {
 			out.Body.Items = []orders.Saga{}
 		}
 		if page.NextAfter != "" {
-			out.Body.NextCursor = encodeCursor(page.NextAfter)
+			out.Body.NextCursor = orderCursor.Encode(page.NextAfter)
 			q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
 			if in.State != "" {
 				q.Set("state", string(in.State))
 			}
-			out.Link = fmt.Sprintf(`</v1/ops/sagas?%s>; rel="next"`, q.Encode())
+			out.Link = httpapi.NextLink("/v1/ops/sagas", q)
 		}
 		return out, nil
 	})
@@ -440,23 +436,5 @@ func sagaRoutes(api huma.API, b *bus.Bus) {
 	})
 }
 
-const cursorPrefix = "o1."
-
-func encodeCursor(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
-}
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	id, ok := strings.CutPrefix(string(raw), cursorPrefix)
-	if err == nil && ok {
-		if _, perr := uuid.Parse(id); perr == nil {
-			return id, nil
-		}
-	}
-	return "", huma.Error422UnprocessableEntity("the cursor is not valid", &huma.ErrorDetail{
-		Location: "query.cursor", Value: c, Message: "use the next_cursor of a previous page, unchanged"})
-}
+// orderCursor pages over orders and sagas alike: both are keyed by the order id.
+var orderCursor = httpapi.Cursor{Prefix: "o1."}
