@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,43 +29,23 @@ const (
 	runtimeImageEnv = "AGORA_TEST_RUNTIME_IMAGE"
 )
 
-// TestContainerImage builds the project's image from its Dockerfile, runs it against
+// TestContainerImage runs the project's image (built from its Dockerfile) against
 // PostgreSQL, and checks that it becomes ready and serves the demo catalog.
 func TestContainerImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the project's image")
-	}
-	testdb.RequireDocker(t)
+	image := projectImage(t)
 	pgURL := testdb.PostgresURL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	args := map[string]*string{}
-	for env, arg := range map[string]string{goImageEnv: "GO_IMAGE", runtimeImageEnv: "RUNTIME_IMAGE"} {
-		if v := os.Getenv(env); v != "" {
-			args[arg] = &v
-		}
-	}
-	if out, err := exec.Command("go", "env", "GOPROXY").Output(); err == nil {
-		proxy := strings.TrimSpace(string(out))
-		args["GOPROXY"] = &proxy
-	}
 	port, err := testdb.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var buildLog strings.Builder
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
-			FromDockerfile: testcontainers.FromDockerfile{
-				Context:        repoRoot(t),
-				BuildArgs:      args,
-				BuildLogWriter: &buildLog,
-				// The build downloads modules through the same proxy as the host.
-				BuildOptionsModifier: func(o *client.ImageBuildOptions) { o.NetworkMode = "host" },
-			},
-			Cmd: []string{"serve", "--demo"},
+			Image: image,
+			Cmd:   []string{"serve", "--demo"},
 			Env: map[string]string{
 				"AGORA_DATABASE_URL": pgURL,
 				"AGORA_HTTP_ADDR":    addr, // host networking: loopback only
@@ -75,13 +56,8 @@ func TestContainerImage(t *testing.T) {
 		Started: true,
 	})
 	testcontainers.CleanupContainer(t, ctr)
-	t.Cleanup(func() {
-		// The build stage stays behind as an untagged image of about a gigabyte;
-		// remove it (and only it: it carries the stage label).
-		_ = exec.Command("docker", "image", "prune", "-f", "--filter", "label=org.agora.stage=build").Run()
-	})
 	if err != nil {
-		t.Fatalf("build or start the image: %v\nbuild log (tail):\n%s", err, tail(buildLog.String(), 3000))
+		t.Fatalf("start the image: %v", err)
 	}
 
 	get := func(path string) (int, []byte) {
@@ -110,6 +86,85 @@ func TestContainerImage(t *testing.T) {
 	if status, body := get("/v1/products/" + page.Items[0].ID); status != http.StatusOK || !strings.Contains(string(body), page.Items[0].Name) {
 		t.Fatalf("GET /v1/products/{id} = %d %s", status, body)
 	}
+}
+
+// The project's image is built once per test run, on first use, and shared by every
+// test that runs it (the build takes a minute or more).
+var projectImg struct {
+	once  sync.Once
+	image string
+	err   error
+}
+
+// projectImageRef names the image the tests build. Rebuilding moves the tag; the
+// image it leaves behind is pruned by its label.
+const (
+	projectImageRef   = "agora-test/agora:e2e"
+	projectImageLabel = "org.agora.test-image"
+)
+
+// projectImage builds the project's image from its Dockerfile (once per test run)
+// and returns its reference. It skips the test in -short mode and, without Docker,
+// unless AGORA_TEST_REQUIRE_DOCKER=1.
+func projectImage(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the project's image")
+	}
+	testdb.RequireDocker(t)
+	root := repoRoot(t)
+	projectImg.once.Do(func() { projectImg.image, projectImg.err = buildProjectImage(root) })
+	if projectImg.err != nil {
+		t.Fatal(projectImg.err)
+	}
+	return projectImg.image
+}
+
+func buildProjectImage(root string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	args := map[string]*string{}
+	for env, arg := range map[string]string{goImageEnv: "GO_IMAGE", runtimeImageEnv: "RUNTIME_IMAGE"} {
+		if v := os.Getenv(env); v != "" {
+			args[arg] = &v
+		}
+	}
+	if out, err := exec.Command("go", "env", "GOPROXY").Output(); err == nil {
+		proxy := strings.TrimSpace(string(out))
+		args["GOPROXY"] = &proxy
+	}
+	repo, tag, _ := strings.Cut(projectImageRef, ":")
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	var buildLog strings.Builder
+	image, err := p.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+		Context:        root,
+		Repo:           repo,
+		Tag:            tag,
+		BuildArgs:      args,
+		BuildLogWriter: &buildLog,
+		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
+			// The build downloads modules through the same proxy as the host.
+			o.NetworkMode = "host"
+			if o.Labels == nil {
+				o.Labels = map[string]string{}
+			}
+			o.Labels[projectImageLabel] = "true"
+		},
+	}})
+	// The build stage stays behind as an untagged image of about a gigabyte, and a
+	// rebuild leaves the previous image untagged; remove both (and only them: each
+	// carries its label, and prune keeps tagged images).
+	for _, label := range []string{"org.agora.stage=build", projectImageLabel} {
+		_ = exec.Command("docker", "image", "prune", "-f", "--filter", "label="+label).Run()
+	}
+	if err != nil {
+		return "", fmt.Errorf("build the project's image: %v\nbuild log (tail):\n%s", err, tail(buildLog.String(), 3000))
+	}
+	return image, nil
 }
 
 func tail(s string, n int) string {
