@@ -305,6 +305,13 @@ func (i BatchItem) Context(ctx context.Context) context.Context {
 	return WithCause(ctx, Cause{ID: i.Env.ID, CorrelationID: i.Env.CorrelationID})
 }
 
+// BatchPublisher is a Transport that hands many durable envelopes to the broker at
+// once, returning one error per envelope (nil: the broker stored it).
+// DeliverBatch uses it when the transport has it.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, envs []Envelope) []error
+}
+
 // Transport carries envelopes between processes. The in-process configuration
 // has none: every request is served locally or fails with ErrNoHandler.
 type Transport interface {
@@ -515,6 +522,10 @@ func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
 	for n, grp := range order {
 		wg.Go(func() { results[n] = grp.HandleBatch(ctx, groups[grp].items) })
 	}
+	var published []error // the broker's answers, when the transport takes batches
+	if bp, ok := b.transport.(BatchPublisher); ok {
+		wg.Go(func() { published = bp.PublishBatch(ctx, envs) })
+	}
 	wg.Wait()
 	for n, grp := range order {
 		g := groups[grp]
@@ -527,7 +538,13 @@ func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
 	out := make([]error, len(envs))
 	for i, env := range envs {
 		if b.transport != nil {
-			if err := b.transport.Publish(ctx, env); err != nil {
+			err := error(nil)
+			if published != nil {
+				err = published[i]
+			} else {
+				err = b.transport.Publish(ctx, env)
+			}
+			if err != nil {
 				errs[i] = append(errs[i], fmt.Errorf("publish: %w", err))
 			}
 		} else if env.Kind == KindCommand && len(b.subs[env.Type]) == 0 {

@@ -402,6 +402,51 @@ func (t *Transport) serveRequest(msg *nats.Msg) {
 // Publish implements bus.Transport: it returns nil only once the broker has
 // stored env (or already had it, within the duplicate window).
 func (t *Transport) Publish(ctx context.Context, env bus.Envelope) error {
+	msg, msgID := t.durableMsg(env)
+	ctx, cancel := withDefaultDeadline(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := t.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(t.cfg.Stream)); err != nil {
+		return fmt.Errorf("natsbus: publish %s %s: %w", env.Type, env.ID, err)
+	}
+	return nil
+}
+
+// PublishBatch implements bus.BatchPublisher: every envelope is sent at once and
+// the broker's acknowledgements are awaited together, so a relay's batch costs one
+// round trip rather than one per message. Each error is that envelope's, as Publish
+// would have returned it.
+func (t *Transport) PublishBatch(ctx context.Context, envs []bus.Envelope) []error {
+	ctx, cancel := withDefaultDeadline(ctx, 5*time.Second)
+	defer cancel()
+	errs := make([]error, len(envs))
+	futures := make([]jetstream.PubAckFuture, len(envs))
+	for i, env := range envs {
+		msg, msgID := t.durableMsg(env)
+		f, err := t.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(t.cfg.Stream))
+		if err != nil {
+			errs[i] = fmt.Errorf("natsbus: publish %s %s: %w", env.Type, env.ID, err)
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs[i] = fmt.Errorf("natsbus: publish %s %s: %w", envs[i].Type, envs[i].ID, err)
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("natsbus: publish %s %s: %w", envs[i].Type, envs[i].ID, context.Cause(ctx))
+		}
+	}
+	return errs
+}
+
+// durableMsg encodes env for the stream, with the message id the broker
+// de-duplicates on.
+func (t *Transport) durableMsg(env bus.Envelope) (*nats.Msg, string) {
 	msg := envelopeMsg(messagePrefix+env.Type, env)
 	msgID := env.ID
 	if local := t.localConsumers(env.Type); len(local) > 0 {
@@ -410,12 +455,7 @@ func (t *Transport) Publish(ctx context.Context, env bus.Envelope) error {
 		sum := sha256.Sum256([]byte(joined))
 		msgID += "~" + hex.EncodeToString(sum[:6])
 	}
-	ctx, cancel := withDefaultDeadline(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := t.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(t.cfg.Stream)); err != nil {
-		return fmt.Errorf("natsbus: publish %s %s: %w", env.Type, env.ID, err)
-	}
-	return nil
+	return msg, msgID
 }
 
 // localConsumers returns the consumers of typ in this process (which bus.Deliver
