@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -298,20 +299,33 @@ func (r *otlpReceiver) all() []span {
 }
 
 // traceTopology is one way to run Agora for the tracing test: it starts the
-// processes with env added (the OTLP endpoint) and returns the one that serves HTTP.
+// processes with env added (the OTLP endpoint) and returns the one that serves
+// HTTP. processes is how many distinct processes the checkout's trace must span.
 type traceTopology struct {
-	name  string
-	start func(t *testing.T, env ...string) *agora
+	name      string
+	start     func(t *testing.T, env ...string) *agora
+	processes int
 }
 
 // TestOneTracePerCheckout runs one checkout with tracing exported to a receiver
 // the test runs, and finds one trace that holds the HTTP request and the work of
-// orders, inventory and payments, each span after (and under) what caused it.
+// orders, inventory and payments, each span after (and under) what caused it —
+// through the payments worker's provider calls, in one process and across many.
 func TestOneTracePerCheckout(t *testing.T) {
 	topologies := []traceTopology{
-		{name: "single", start: func(t *testing.T, env ...string) *agora { return startAgora(t, t.TempDir(), env...) }},
-		// The split topology (modules in separate processes over NATS) slots in
-		// here once the processes can be started from tests.
+		{name: "single", processes: 1, start: func(t *testing.T, env ...string) *agora { return startAgora(t, t.TempDir(), env...) }},
+		// Every module in its own process with NATS between them; the checkout
+		// enters at the last (notifications), which runs none of the modules it
+		// needs. Every process inherits the OTLP settings (cleanEnv keeps OTEL_*),
+		// so each exports its own spans: the entry's HTTP span, orders, inventory
+		// and payments make four processes at least.
+		{name: "split", processes: 4, start: func(t *testing.T, env ...string) *agora {
+			for _, kv := range env {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+			return startSplit(t, splitLayout, false).entry
+		}},
 	}
 	for _, top := range topologies {
 		t.Run(top.name, func(t *testing.T) {
@@ -319,12 +333,15 @@ func TestOneTracePerCheckout(t *testing.T) {
 			a := top.start(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50")
 			s := newShop(func() string { return a.base })
 			o := checkoutOnce(t, a, s, "trace-"+top.name)
-			checkTrace(t, rcv, o.ID)
+			checkTrace(t, rcv, o.ID, top.processes)
 		})
 	}
 }
 
-func checkTrace(t *testing.T, rcv *otlpReceiver, orderID string) {
+// checkTrace finds the trace of the checkout of orderID in what rcv received and
+// checks that it is one trace, complete and in causal order, spanning at least
+// processes processes.
+func checkTrace(t *testing.T, rcv *otlpReceiver, orderID string, processes int) {
 	t.Helper()
 	// The checkout's HTTP span: POST /v1/orders, and the trace it roots.
 	var root span
@@ -344,6 +361,19 @@ func checkTrace(t *testing.T, rcv *otlpReceiver, orderID string) {
 				s.Attrs["messaging.destination.name"] == typ
 		}
 	}
+	// The work the checkout leads to, up to the capture of its payment: each
+	// message handled, wherever it runs, in whichever trace it landed.
+	steps := []struct{ module, typ string }{
+		{"inventory", "inventory.ReserveStock"},
+		{"orders", "inventory.StockReserved"},
+		{"payments", "payments.AuthorizePayment"},
+		{"orders", "payments.PaymentAuthorized"}, // after the payments worker's provider call
+		{"inventory", "inventory.CommitReservation"},
+		{"payments", "payments.CapturePayment"},
+		{"orders", "payments.PaymentCaptured"}, // after the worker's second call
+	}
+	// correlated are the spans of the checkout's correlation id, in any trace.
+	var correlated []span
 	testlog.Eventually(t, "the checkout's spans to arrive", func() bool {
 		all := rcv.all()
 		for _, s := range all {
@@ -361,10 +391,57 @@ func checkTrace(t *testing.T, rcv *otlpReceiver, orderID string) {
 				byID[s.SpanID] = s
 			}
 		}
-		_, inv := has(consumer("inventory", "inventory.ReserveStock"))
-		_, pay := has(consumer("payments", "payments.AuthorizePayment"))
-		return inv && pay
+		place, ok := has(func(s span) bool { return s.Name == "handle orders.PlaceOrder" })
+		if !ok || place.Attrs["agora.correlation_id"] == "" {
+			return false
+		}
+		correlated = nil
+		for _, s := range all {
+			if s.Attrs["agora.correlation_id"] == place.Attrs["agora.correlation_id"] {
+				correlated = append(correlated, s)
+			}
+		}
+		for _, step := range steps {
+			found := false
+			for _, s := range correlated {
+				found = found || consumer(step.module, step.typ)(s)
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
 	})
+	// Processes export on their own schedules: give the last parents a moment to
+	// arrive before judging the trace's shape (the checks below say what is missing).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		complete := true
+		for _, s := range trace {
+			_, ok := byID[s.ParentID]
+			complete = complete && (ok || s.SpanID == root.SpanID)
+		}
+		if complete {
+			break
+		}
+		all := rcv.all()
+		trace, byID = nil, map[string]span{}
+		for _, s := range all {
+			if s.TraceID == root.TraceID {
+				trace = append(trace, s)
+				byID[s.SpanID] = s
+			}
+		}
+	}
+
+	// One trace: everything the checkout's correlation id marks is in the HTTP
+	// request's trace — none of it (the worker's calls and what follows them
+	// included) started a trace of its own.
+	for _, s := range correlated {
+		if s.TraceID != root.TraceID {
+			t.Errorf("span %q (module %s, process %q) is in trace %s, not the checkout's %s",
+				s.Name, s.Attrs["agora.module"], s.Modules, s.TraceID, root.TraceID)
+		}
+	}
 
 	// Every span but the root hangs from a span of the same trace, and starts no
 	// earlier than its parent: the causal order.
@@ -408,16 +485,46 @@ func checkTrace(t *testing.T, rcv *otlpReceiver, orderID string) {
 	if got := ancestors(authorize); !containsInOrder(got, "process inventory.StockReserved", "process inventory.ReserveStock", "POST /v1/orders") {
 		t.Errorf("payments' AuthorizePayment span descends from %v; want the saga's StockReserved under ReserveStock under the HTTP request", got)
 	}
+	// Through the payments worker: its provider call hangs from the command that
+	// asked for it, and the event its outcome publishes from the call.
+	authorized, _ := has(consumer("orders", "payments.PaymentAuthorized"))
+	if got := ancestors(authorized); !containsInOrder(got, "payment authorize", "process payments.AuthorizePayment", "process inventory.StockReserved", "POST /v1/orders") {
+		t.Errorf("orders' PaymentAuthorized span descends from %v; want the worker's authorize call under the AuthorizePayment command under the HTTP request", got)
+	}
+	captured, _ := has(consumer("orders", "payments.PaymentCaptured"))
+	if got := ancestors(captured); !containsInOrder(got, "payment capture", "process payments.CapturePayment", "process payments.PaymentAuthorized", "POST /v1/orders") {
+		t.Errorf("orders' PaymentCaptured span descends from %v; want the worker's capture call under CapturePayment under the saga's PaymentAuthorized", got)
+	}
+	commit, _ := has(consumer("inventory", "inventory.CommitReservation"))
+	if got := ancestors(commit); !containsInOrder(got, "process payments.PaymentAuthorized", "payment authorize", "POST /v1/orders") {
+		t.Errorf("inventory's CommitReservation span descends from %v; want the saga's PaymentAuthorized under the worker's call", got)
+	}
 	if _, ok := has(func(s span) bool { return strings.HasPrefix(s.Name, "db.tx ") }); !ok {
 		t.Errorf("no database transaction span in the trace: %v", names(trace))
 	}
+
+	// Each module's work is done by a process that runs it, and the trace spans
+	// as many processes as the topology has for the checkout.
+	procs := map[string]bool{}
 	for _, s := range trace {
 		if s.Modules == "" {
 			t.Errorf("span %q comes from a resource without agora.modules", s.Name)
-			break
+			continue
+		}
+		procs[s.Modules] = true
+	}
+	for _, w := range []struct {
+		s      span
+		module string
+	}{{place, "orders"}, {reserve, "inventory"}, {authorize, "payments"}, {authorized, "orders"}, {captured, "orders"}} {
+		if w.s.SpanID != "" && !slices.Contains(strings.Split(w.s.Modules, ","), w.module) {
+			t.Errorf("span %q was sent by a process running %q, not %s", w.s.Name, w.s.Modules, w.module)
 		}
 	}
-	t.Logf("order %s: trace %s has %d spans", orderID, root.TraceID, len(trace))
+	if len(procs) < processes {
+		t.Errorf("the trace spans %d processes %v; want at least %d", len(procs), procs, processes)
+	}
+	t.Logf("order %s: trace %s has %d spans from %d processes", orderID, root.TraceID, len(trace), len(procs))
 }
 
 func names(spans []span) []string {

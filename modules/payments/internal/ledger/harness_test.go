@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/psp"
@@ -47,16 +49,29 @@ func fastLedger() ledger.Options {
 // provider, to inject faults below the resilience layer.
 func newWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap func(provider.Provider) provider.Provider) *world {
 	t.Helper()
+	return newTracedWorld(t, h, po, wrap, nil)
+}
+
+// newTracedWorld is newWorld with tracing through tp when it is not nil: the
+// bus's handlers run under spans that continue their senders' traces, and the
+// worker pool makes its spans with tp.
+func newTracedWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap func(provider.Provider) provider.Provider, tp trace.TracerProvider) *world {
+	t.Helper()
 	w := &world{h: h, sim: psp.NewSimulator(psp.Config{SlowLatency: 50 * time.Millisecond}), events: &recorder{}}
 	var raw provider.Provider = provider.NewSimulated(w.sim)
 	if wrap != nil {
 		raw = wrap(raw)
 	}
 	w.prov = provider.NewResilient(raw, po)
-	w.svc = ledger.NewService(h.DB, h.Outbox, w.prov, fastLedger(), testdb.Logger())
+	opts := fastLedger()
+	opts.Tracer = tp
+	w.svc = ledger.NewService(h.DB, h.Outbox, w.prov, opts, testdb.Logger())
 	b, err := bus.New(testdb.Logger(), bus.Limits{}, nil, w.svc.Handlers(), append(w.svc.Subscriptions(), w.events.subscriptions()...))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tp != nil {
+		b.Instrument(handlerSpans{tp.Tracer("test")})
 	}
 	w.bus = b
 	h.Relay.Start(b)
@@ -196,4 +211,17 @@ func (r *recorder) wait(t *testing.T, orderID string, n int) bus.Envelope {
 func decode[T any](t *testing.T, env bus.Envelope) T {
 	t.Helper()
 	return testdb.Decode[T](t, string(env.Payload))
+}
+
+// handlerSpans is the least of what telemetry's bus observer does for tracing: a
+// handler of a durable message runs under a span that continues the trace its
+// envelope carries.
+type handlerSpans struct{ tracer trace.Tracer }
+
+func (o handlerSpans) Observe(ctx context.Context, op bus.Op) (context.Context, func(error)) {
+	if op.Role != bus.Handle || op.Headers == nil {
+		return ctx, func(error) {}
+	}
+	ctx, span := o.tracer.Start(bus.ExtractTrace(ctx, op.Headers), "process "+op.Type)
+	return ctx, func(error) { span.End() }
 }

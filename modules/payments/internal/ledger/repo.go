@@ -219,6 +219,7 @@ type operation struct {
 	Attempts      int    `db:"attempts"`
 	CauseID       string `db:"cause_id"`
 	CorrelationID string `db:"correlation_id"`
+	TraceParent   string `db:"traceparent"` // the scheduling work's trace context; "" when untraced
 }
 
 // opKey returns the operation's key, which is also its provider idempotency key.
@@ -229,7 +230,7 @@ func opKey(orderID, op, refundID string) string {
 	return orderID + ":" + op
 }
 
-const operationColumns = `op_key, order_id, op, refund_id, amount, reason, state, outcome, attempts, cause_id, correlation_id`
+const operationColumns = `op_key, order_id, op, refund_id, amount, reason, state, outcome, attempts, cause_id, correlation_id, traceparent`
 
 // operation returns the operation with key, and whether there is one.
 func (r repo) operation(ctx context.Context, q sqlx.ExtContext, key string) (operation, bool, error) {
@@ -246,16 +247,17 @@ func (r repo) operation(ctx context.Context, q sqlx.ExtContext, key string) (ope
 
 // schedule records o as pending and due now: a new operation, or one done before
 // that must run again (a void re-armed by a late authorization). The cause of the
-// work under ctx becomes the cause of the operation's events.
+// work under ctx becomes the cause of the operation's events, and its span the
+// parent of the operation's (see traceParent).
 func (r repo) schedule(ctx context.Context, q sqlx.ExtContext, o operation, now time.Time) error {
 	cause, _ := bus.CauseFrom(ctx)
 	ms := now.UnixMilli()
 	_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO payment_operations
-		(op_key, order_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+		(op_key, order_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, traceparent, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (op_key) DO UPDATE SET state = 'pending', outcome = '', next_attempt_at = excluded.next_attempt_at,
 			updated_at = excluded.updated_at`),
-		o.Key, o.OrderID, o.Op, o.RefundID, o.Amount, o.Reason, ms, cause.ID, cause.CorrelationID, ms, ms)
+		o.Key, o.OrderID, o.Op, o.RefundID, o.Amount, o.Reason, ms, cause.ID, cause.CorrelationID, traceParent(ctx), ms, ms)
 	if err != nil {
 		return fmt.Errorf("payments: schedule %s: %w", o.Key, err)
 	}

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -59,6 +61,9 @@ type Options struct {
 	RetryBase    time.Duration // first delay before a capture, void or refund is tried again (default 200ms)
 	RetryMax     time.Duration // cap on that delay (default 1m)
 	ProviderName string        // "simulated" or "http", for ProviderStatus
+	// Tracer makes the spans of the worker's operations (default: the global
+	// OpenTelemetry provider, which is a no-op unless tracing is on).
+	Tracer trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {

@@ -105,10 +105,14 @@ func (s *Service) run(ctx, callCtx context.Context) {
 	}
 }
 
-// perform makes o's provider call and records its outcome. A call cut short by
-// Stop leaves o pending, to be resumed with the same key.
+// perform makes o's provider call and records its outcome, in the trace of the
+// work that scheduled o. A call cut short by Stop leaves o pending, to be resumed
+// with the same key.
 func (s *Service) perform(ctx context.Context, o operation) {
-	ctx = bus.WithCause(ctx, bus.Cause{ID: o.CauseID, CorrelationID: o.CorrelationID})
+	ctx = bus.WithModule(bus.WithCause(ctx, bus.Cause{ID: o.CauseID, CorrelationID: o.CorrelationID}), "payments")
+	ctx, end := s.traceOperation(ctx, o)
+	var err error
+	defer func() { end(err) }()
 	p, err := s.repo.payment(ctx, s.db, o.OrderID, false)
 	if err == nil {
 		switch o.Op {
