@@ -157,7 +157,10 @@ func Connect(cfg Config, log *slog.Logger) (*Transport, error) {
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(cfg.ReconnectBuffer),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close at shutdown, not a lost broker
+			}
 			t.log.Warn("bus disconnected from the broker; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
