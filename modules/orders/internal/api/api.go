@@ -215,20 +215,13 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 		Link string `header:"Link" doc:"rel=next link to the next page"`
 		Body OrderList
 	}
-	huma.Register(api, huma.Operation{
-		OperationID: "list-orders", Method: http.MethodGet, Path: "/v1/orders", Tags: tags,
-		Summary: "List your orders", Description: "Your orders, newest first, by pages.",
-		Security: httpapi.SignedIn,
-	}, func(ctx context.Context, in *listIn) (*listOut, error) {
-		id, err := customer(ctx)
-		if err != nil {
-			return nil, err
-		}
+	// list answers a page of orders: customerID's, or everyone's when it is empty.
+	list := func(ctx context.Context, path, customerID string, in listIn) (*listOut, error) {
 		before, err := orderCursor.Decode(in.Cursor)
 		if err != nil {
 			return nil, err
 		}
-		page, err := orders.ListOrdersRequest.Call(ctx, b, orders.ListOrders{CustomerID: id, Status: in.Status, Before: before, Limit: in.Limit})
+		page, err := orders.ListOrdersRequest.Call(ctx, b, orders.ListOrders{CustomerID: customerID, Status: in.Status, Before: before, Limit: in.Limit})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -242,9 +235,37 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 			if in.Status != "" {
 				q.Set("status", string(in.Status))
 			}
-			out.Link = httpapi.NextLink("/v1/orders", q)
+			if customerID != "" && path != "/v1/orders" {
+				q.Set("customer_id", customerID)
+			}
+			out.Link = httpapi.NextLink(path, q)
 		}
 		return out, nil
+	}
+
+	huma.Register(api, huma.Operation{
+		OperationID: "list-orders", Method: http.MethodGet, Path: "/v1/orders", Tags: tags,
+		Summary: "List your orders", Description: "Your orders, newest first, by pages.",
+		Security: httpapi.SignedIn,
+	}, func(ctx context.Context, in *listIn) (*listOut, error) {
+		id, err := customer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return list(ctx, "/v1/orders", id, *in)
+	})
+	type opsListIn struct {
+		CustomerID string        `query:"customer_id" format:"uuid" doc:"only this customer's orders"`
+		Status     orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
+		Limit      int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
+		Cursor     string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "list-all-orders", Method: http.MethodGet, Path: "/v1/ops/orders", Tags: tags,
+		Summary: "List every customer's orders", Description: "All orders (or one customer's), newest first, by pages. Admins only.",
+		Security: httpapi.AdminOnly,
+	}, func(ctx context.Context, in *opsListIn) (*listOut, error) {
+		return list(ctx, "/v1/ops/orders", in.CustomerID, listIn{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor})
 	})
 
 	type idIn struct {

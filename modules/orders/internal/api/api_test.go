@@ -284,6 +284,29 @@ func TestOrderRoutes(t *testing.T) {
 		t.Errorf("bob lists %d orders", len(list.Items))
 	}
 
+	// Admins list everyone's orders, or one customer's, under /v1/ops/orders.
+	if r := s.do(http.MethodGet, "/v1/ops/orders", aliceToken, nil); r.status != http.StatusForbidden {
+		t.Errorf("all orders as a customer: %d", r.status)
+	}
+	r = s.do(http.MethodGet, "/v1/ops/orders?limit=2&customer_id="+aliceID, adminToken, nil)
+	var all api.OrderList
+	r.decode(t, &all)
+	link := r.header.Get("Link")
+	if r.status != 200 || len(all.Items) != 2 || all.NextCursor == "" ||
+		!strings.Contains(link, "/v1/ops/orders?") || !strings.Contains(link, "customer_id="+aliceID) {
+		t.Fatalf("admin's first page of alice's orders: %d %s %s", r.status, link, r.body)
+	}
+	r = s.do(http.MethodGet, "/v1/ops/orders?customer_id="+bobID, adminToken, nil)
+	r.decode(t, &all)
+	if r.status != 200 || len(all.Items) != 0 {
+		t.Errorf("admin's list of bob's orders: %d %s", r.status, r.body)
+	}
+	r = s.do(http.MethodGet, "/v1/ops/orders?limit=100", adminToken, nil)
+	r.decode(t, &all)
+	if r.status != 200 || len(all.Items) < 3 {
+		t.Errorf("admin's list of every order: %d, %d orders", r.status, len(all.Items))
+	}
+
 	// Admin saga views.
 	w.WaitSaga(t, o.ID, orders.SagaCancelled)
 	if r := s.do(http.MethodGet, "/v1/ops/sagas", aliceToken, nil); r.status != http.StatusForbidden {
