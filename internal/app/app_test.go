@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,4 +67,27 @@ func TestStartAndStop(t *testing.T) {
 		t.Errorf("/readyz = %d, want 200", resp.StatusCode)
 	}
 	a.RequireStop()
+}
+
+// TestHTTPModulesNarrowsRoutes checks AGORA_HTTP_MODULES: a process serves the routes
+// of the modules it names and no others (404), whatever modules run in it.
+func TestHTTPModulesNarrowsRoutes(t *testing.T) {
+	cfg := testConfig(t, []string{"catalog"})
+	cfg.HTTPModules = []string{"catalog"}
+	var api *httpapi.API
+	a := fxtest.New(t, app.Options(cfg, slog.New(slog.DiscardHandler)), fx.Populate(&api))
+	a.RequireStart()
+	defer a.RequireStop()
+	for path, want := range map[string]int{
+		"/v1/products": http.StatusOK,       // catalog: served here
+		"/v1/cart":     http.StatusNotFound, // orders: not this process's routes
+		"/v1/me":       http.StatusNotFound, // identity
+		"/healthz":     http.StatusOK,       // the platform's own routes stay
+	} {
+		rec := httptest.NewRecorder()
+		api.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s = %d, want %d", path, rec.Code, want)
+		}
+	}
 }
