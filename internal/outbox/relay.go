@@ -20,7 +20,7 @@ import (
 
 // RelayConfig tunes a relay. Zero values take the defaults.
 type RelayConfig struct {
-	BatchSize    int           // messages claimed at once (default 100)
+	BatchSize    int           // messages claimed at once (default 500)
 	PollInterval time.Duration // how often to look without a wake-up (default 1s)
 	Lease        time.Duration // how long a claim holds before another relay may take it (default 30s)
 	MaxAttempts  int           // failed deliveries before a message is parked as dead (default 10)
@@ -31,7 +31,7 @@ type RelayConfig struct {
 
 func (c RelayConfig) withDefaults() RelayConfig {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 100
+		c.BatchSize = 500
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second

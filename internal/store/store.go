@@ -41,11 +41,10 @@ type DB struct {
 	Module  string
 	Dialect Dialect
 
-	// writer serializes InTx's write transactions on SQLite, which allows one
-	// writer at a time: waiting here is a queue (with priorities, see
-	// WithPriority), where waiting in SQLite's busy handler is a sleep-and-retry
-	// loop that wastes most of a busy second. Nil on PostgreSQL.
-	writer *writeLock
+	// writer runs InTx's write transactions on SQLite, which allows one writer at a
+	// time, committing those that queue up together (see committer). Nil on
+	// PostgreSQL, where transactions run concurrently.
+	writer *committer
 	stmts  *stmtCache // nil on PostgreSQL
 }
 
@@ -109,7 +108,7 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s at %s: %w", module, path, err)
 	}
-	return &DB{DB: db, Module: module, Dialect: SQLite, writer: &writeLock{},
+	return &DB{DB: db, Module: module, Dialect: SQLite, writer: &committer{},
 		stmts: &stmtCache{m: map[string]*sqlx.Stmt{}, preparing: map[string]bool{}}}, nil
 }
 
@@ -126,15 +125,14 @@ func (t *Tx) OnCommit(f func()) { t.onCommit = append(t.onCommit, f) }
 
 // InTx runs fn in a transaction. It commits when fn returns nil and returns the
 // commit's error (wrapped) if the commit fails; it rolls back when fn returns an
-// error or panics (re-panicking after the rollback).
+// error or panics (re-panicking after the rollback). On SQLite, transactions that
+// wait for the writer are committed together, fn's effects under a savepoint of
+// their own (see committer); to fn that is the same.
 func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
 	ctx, end := traceTx(ctx, db)
 	defer end(&err)
 	if db.writer != nil {
-		if err := db.writer.lock(ctx); err != nil {
-			return fmt.Errorf("store: begin %s tx: %w", db.Module, err)
-		}
-		defer db.writer.unlock()
+		return db.writer.run(ctx, db, fn)
 	}
 	sqltx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
