@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
 )
 
@@ -209,7 +209,7 @@ func (c *consumer) failed(ctx context.Context, m jetstream.Msg, env bus.Envelope
 		c.deadLetter(ctx, m, env, cause)
 		return
 	}
-	delay := backoff(200*time.Millisecond, 30*time.Second, int(delivered))
+	delay := backoff.Delay(200*time.Millisecond, 30*time.Second, int(delivered))
 	c.t.log.Warn("bus message failed; will redeliver", "consumer", c.name, "id", env.ID, "type", env.Type,
 		"delivery", delivered, "retry_in", delay, "err", cause)
 	_ = m.NakWithDelay(delay)
@@ -240,16 +240,4 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, env bus.Enve
 	c.t.log.Error("bus message dead-lettered", "consumer", c.name, "id", env.ID, "type", env.Type,
 		"stream", c.t.cfg.Stream+"_DEAD", "err", cause)
 	_ = m.TermWithReason("dead-lettered by agora")
-}
-
-// backoff returns the delay before delivery number attempt+1: exponential from
-// base, capped at max, with equal jitter.
-func backoff(base, max time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	half := d / 2
-	return half + rand.N(half+1)
 }

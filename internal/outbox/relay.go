@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/store"
 )
@@ -274,7 +274,7 @@ func (r *Relay) failed(ctx context.Context, w row, cause error) error {
 			SET attempts = ?, last_error = ?, dead_at = ?, lease_owner = '', lease_until = 0
 			WHERE id = ? AND lease_owner = ?`), attempts, msg, now.UnixMilli(), w.ID, r.owner)
 	} else {
-		delay := backoff(r.cfg.BaseBackoff, r.cfg.MaxBackoff, attempts)
+		delay := backoff.Delay(r.cfg.BaseBackoff, r.cfg.MaxBackoff, attempts)
 		r.log.Warn("outbox delivery failed; will retry", "id", w.ID, "type", w.Type, "attempt", attempts, "retry_in", delay, "err", cause)
 		_, err = r.db.ExecContext(context.WithoutCancel(ctx), r.db.Rebind(`UPDATE outbox
 			SET attempts = ?, last_error = ?, next_attempt_at = ?, lease_owner = '', lease_until = 0
@@ -284,18 +284,6 @@ func (r *Relay) failed(ctx context.Context, w row, cause error) error {
 		return fmt.Errorf("outbox: record failure of %s: %w", w.ID, err)
 	}
 	return nil
-}
-
-// backoff returns the delay before retry number attempt: exponential from base,
-// capped at max, with "equal jitter" so retries of many messages spread out.
-func backoff(base, max time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	half := d / 2
-	return half + rand.N(half+1)
 }
 
 func (r *Relay) sweepInbox(ctx context.Context) {

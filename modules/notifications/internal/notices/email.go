@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/identity"
@@ -221,7 +221,7 @@ func (e *Emailer) send(ctx context.Context, b *bus.Bus, c EmailClaim) {
 	}
 	var retryAt time.Time
 	if !mailer.IsPermanent(err) && c.Attempts < e.cfg.MaxAttempts {
-		retryAt = time.Now().Add(e.backoff(c.Attempts))
+		retryAt = time.Now().Add(backoff.Delay(e.cfg.BaseBackoff, e.cfg.MaxBackoff, c.Attempts))
 	}
 	if retryAt.IsZero() {
 		e.log.Warn("email failed for good", "notification", c.ID, "attempts", c.Attempts, "err", err)
@@ -253,14 +253,3 @@ func (e *Emailer) attempt(ctx context.Context, b *bus.Bus, c EmailClaim) error {
 
 // signature ends every email.
 const signature = "\n\n-- \nAgora. You receive this email because you placed an order with us.\n"
-
-// backoff returns the delay before attempt+1: BaseBackoff doubled per attempt made,
-// capped at MaxBackoff, with up to 25% jitter so retries of a burst spread out.
-func (e *Emailer) backoff(attempts int) time.Duration {
-	d := e.cfg.BaseBackoff
-	for i := 1; i < attempts && d < e.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, e.cfg.MaxBackoff)
-	return d + rand.N(d/4+1)
-}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -158,7 +159,7 @@ func (s *Service) record(ctx context.Context, o operation, fn func(tx *store.Tx,
 
 // retryLater puts o back in line after a backoff that grows with its attempts.
 func (s *Service) retryLater(ctx context.Context, o operation, cause error) error {
-	next := time.Now().UTC().Add(provider.Backoff(s.opts.RetryBase, s.opts.RetryMax, o.Attempts-1))
+	next := time.Now().UTC().Add(backoff.Delay(s.opts.RetryBase, s.opts.RetryMax, o.Attempts))
 	return s.repo.retryLater(context.WithoutCancel(ctx), s.db, o, next, cause.Error())
 }
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/modules/payments"
 )
 
@@ -156,7 +156,7 @@ func call[T any](ctx context.Context, r *Resilient, fn func(context.Context) (T,
 		case ClassOf(err) != ClassRetryable || attempt >= r.o.Retries:
 			return zero, err
 		}
-		delay := Backoff(r.o.BaseBackoff, r.o.MaxBackoff, attempt)
+		delay := backoff.Delay(r.o.BaseBackoff, r.o.MaxBackoff, attempt+1)
 		r.o.Log.Debug("payment provider call failed; retrying", "attempt", attempt+1, "retry_in", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
@@ -166,17 +166,4 @@ func call[T any](ctx context.Context, r *Resilient, fn func(context.Context) (T,
 			return zero, ctx.Err()
 		}
 	}
-}
-
-// Backoff returns the delay before retry number attempt+1 (attempt counts from
-// 0): base doubled per attempt, capped at maxDelay, with "equal jitter" so that
-// many callers spread out.
-func Backoff(base, maxDelay time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 0; i < attempt && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	half := d / 2
-	return half + rand.N(half+1)
 }
