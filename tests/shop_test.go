@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,7 +89,7 @@ func (s *shop) call(ctx context.Context, method, path, token string, body, out a
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return res.Header, fmt.Errorf("%s %s: decode %s: %w", method, path, b, err)
+			return res.Header, &httpError{Method: method, Path: path, Status: res.StatusCode, Body: "undecodable: " + string(b)}
 		}
 	}
 	return res.Header, nil
@@ -399,5 +398,5 @@ func (q *seq) next(prefix string) string {
 // isTransient reports whether err is a connection failure (the process is down or
 // restarting) rather than an answer.
 func isTransient(err error) bool {
-	return err != nil && statusOf(err) == 0 && !strings.Contains(err.Error(), "decode")
+	return err != nil && statusOf(err) == 0
 }

@@ -68,7 +68,7 @@ func (c *stmtCache) close() {
 
 // ExecContext runs query with a cached prepared statement where it can.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := db.prepared(ctx, query); s != nil {
+	if s := db.prepared(query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
 	return db.DB.ExecContext(ctx, query, args...)
@@ -76,7 +76,7 @@ func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 
 // QueryContext runs query with a cached prepared statement where it can.
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := db.prepared(ctx, query); s != nil {
+	if s := db.prepared(query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
 	return db.DB.QueryContext(ctx, query, args...)
@@ -84,7 +84,7 @@ func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql
 
 // QueryxContext runs query with a cached prepared statement where it can.
 func (db *DB) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	if s := db.prepared(ctx, query); s != nil {
+	if s := db.prepared(query); s != nil {
 		return s.QueryxContext(ctx, args...)
 	}
 	return db.DB.QueryxContext(ctx, query, args...)
@@ -92,7 +92,7 @@ func (db *DB) QueryxContext(ctx context.Context, query string, args ...any) (*sq
 
 // QueryRowxContext runs query with a cached prepared statement where it can.
 func (db *DB) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	if s := db.prepared(ctx, query); s != nil {
+	if s := db.prepared(query); s != nil {
 		return s.QueryRowxContext(ctx, args...)
 	}
 	return db.DB.QueryRowxContext(ctx, query, args...)
@@ -108,7 +108,7 @@ func (db *DB) SelectContext(ctx context.Context, dest any, query string, args ..
 	return sqlx.SelectContext(ctx, db, dest, query, args...)
 }
 
-func (db *DB) prepared(ctx context.Context, query string) *sqlx.Stmt {
+func (db *DB) prepared(query string) *sqlx.Stmt {
 	if db.stmts == nil {
 		return nil
 	}
@@ -126,7 +126,7 @@ func (db *DB) Close() error {
 // ExecContext runs query in the transaction with the database's cached prepared
 // statement where it can.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := t.db.prepared(ctx, query); s != nil {
+	if s := t.db.prepared(query); s != nil {
 		return t.StmtxContext(ctx, s).ExecContext(ctx, args...)
 	}
 	return t.Tx.ExecContext(ctx, query, args...)
@@ -134,7 +134,7 @@ func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 
 // QueryContext runs query in the transaction through the statement cache.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := t.db.prepared(ctx, query); s != nil {
+	if s := t.db.prepared(query); s != nil {
 		return t.StmtxContext(ctx, s).QueryContext(ctx, args...)
 	}
 	return t.Tx.QueryContext(ctx, query, args...)
@@ -142,7 +142,7 @@ func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 
 // QueryxContext runs query in the transaction through the statement cache.
 func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	if s := t.db.prepared(ctx, query); s != nil {
+	if s := t.db.prepared(query); s != nil {
 		return t.StmtxContext(ctx, s).QueryxContext(ctx, args...)
 	}
 	return t.Tx.QueryxContext(ctx, query, args...)
@@ -150,7 +150,7 @@ func (t *Tx) QueryxContext(ctx context.Context, query string, args ...any) (*sql
 
 // QueryRowxContext runs query in the transaction through the statement cache.
 func (t *Tx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	if s := t.db.prepared(ctx, query); s != nil {
+	if s := t.db.prepared(query); s != nil {
 		return t.StmtxContext(ctx, s).QueryRowxContext(ctx, args...)
 	}
 	return t.Tx.QueryRowxContext(ctx, query, args...)
