@@ -492,47 +492,25 @@ func (b *Bus) Deliver(ctx context.Context, env Envelope) error {
 // together (one transaction for the batch); the groups, which are different
 // receivers, run concurrently. Each subscription still sees its envelopes in order.
 func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
-	errs := make([][]error, len(envs))
-	type slot struct {
-		items []BatchItem
-		index []int
-	}
-	groups := map[BatchGroup]*slot{}
-	var order []BatchGroup
+	var items []BatchItem
+	var owner []int // the envelope of each item
 	for i, env := range envs {
 		for _, s := range b.subs[env.Type] {
-			if s.Group == nil {
-				if err := b.DeliverTo(ctx, s, env); err != nil {
-					errs[i] = append(errs[i], fmt.Errorf("%s: %w", s.Consumer, err))
-				}
-				continue
-			}
-			g, ok := groups[s.Group]
-			if !ok {
-				g = &slot{}
-				groups[s.Group] = g
-				order = append(order, s.Group)
-			}
-			g.items = append(g.items, BatchItem{Sub: s, Env: env})
-			g.index = append(g.index, i)
+			items = append(items, BatchItem{Sub: s, Env: env})
+			owner = append(owner, i)
 		}
 	}
-	results := make([][]error, len(order))
+	var handled, published []error // published: the broker's answers, when the transport takes batches
 	var wg sync.WaitGroup
-	for n, grp := range order {
-		wg.Go(func() { results[n] = grp.HandleBatch(ctx, groups[grp].items) })
-	}
-	var published []error // the broker's answers, when the transport takes batches
+	wg.Go(func() { handled = b.HandleItems(ctx, items) })
 	if bp, ok := b.transport.(BatchPublisher); ok {
 		wg.Go(func() { published = bp.PublishBatch(ctx, envs) })
 	}
 	wg.Wait()
-	for n, grp := range order {
-		g := groups[grp]
-		for k, err := range results[n] {
-			if err != nil {
-				errs[g.index[k]] = append(errs[g.index[k]], fmt.Errorf("%s: %w", g.items[k].Sub.Consumer, err))
-			}
+	errs := make([][]error, len(envs))
+	for k, err := range handled {
+		if err != nil {
+			errs[owner[k]] = append(errs[owner[k]], fmt.Errorf("%s: %w", items[k].Sub.Consumer, err))
 		}
 	}
 	out := make([]error, len(envs))
@@ -554,6 +532,43 @@ func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
 		b.sent(ctx, env, out[i])
 	}
 	return out
+}
+
+// HandleItems hands each item's envelope to its subscription and returns one error
+// per item (nil: its effect is committed). Items of subscriptions that share a
+// BatchGroup go to it together, in order (one transaction); the groups, which are
+// different receivers, run concurrently; items without a group are delivered one by
+// one. DeliverBatch uses it for this process's subscribers, and network transports
+// for what they receive.
+func (b *Bus) HandleItems(ctx context.Context, items []BatchItem) []error {
+	errs := make([]error, len(items))
+	groups := map[BatchGroup][]int{}
+	var order []BatchGroup
+	for i, it := range items {
+		if it.Sub.Group == nil {
+			errs[i] = b.DeliverTo(ctx, it.Sub, it.Env)
+			continue
+		}
+		if _, seen := groups[it.Sub.Group]; !seen {
+			order = append(order, it.Sub.Group)
+		}
+		groups[it.Sub.Group] = append(groups[it.Sub.Group], i)
+	}
+	var wg sync.WaitGroup
+	for _, g := range order {
+		wg.Go(func() {
+			idx := groups[g]
+			part := make([]BatchItem, len(idx))
+			for k, i := range idx {
+				part[k] = items[i]
+			}
+			for k, err := range g.HandleBatch(ctx, part) {
+				errs[idx[k]] = err
+			}
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 // DeliverTo hands a durable envelope to one subscription, under a context whose

@@ -141,8 +141,6 @@ func (c *consumer) handle(batch []jetstream.Msg) {
 		msg jetstream.Msg
 		env bus.Envelope
 	}
-	groups := map[bus.BatchGroup][]int{}
-	var order []bus.BatchGroup
 	var items []bus.BatchItem
 	var work []pending
 	for _, m := range batch {
@@ -164,28 +162,8 @@ func (c *consumer) handle(batch []jetstream.Msg) {
 		}
 		work = append(work, pending{m, env})
 		items = append(items, bus.BatchItem{Sub: sub, Env: env})
-		if _, seen := groups[sub.Group]; !seen {
-			order = append(order, sub.Group)
-		}
-		groups[sub.Group] = append(groups[sub.Group], len(items)-1)
 	}
-	errs := make([]error, len(items))
-	for _, g := range order {
-		idx := groups[g]
-		if g == nil {
-			for _, i := range idx {
-				errs[i] = c.t.b.DeliverTo(ctx, items[i].Sub, items[i].Env)
-			}
-			continue
-		}
-		part := make([]bus.BatchItem, len(idx))
-		for k, i := range idx {
-			part[k] = items[i]
-		}
-		for k, err := range g.HandleBatch(ctx, part) {
-			errs[idx[k]] = err
-		}
-	}
+	errs := c.t.b.HandleItems(ctx, items)
 	for i, w := range work {
 		if errs[i] == nil {
 			if err := w.msg.Ack(); err != nil {
