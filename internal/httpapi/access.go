@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -99,6 +101,13 @@ func accessRules(api huma.API, v Verifier) func(huma.Context, func(huma.Context)
 		var err error = auth.ErrInvalid
 		if ok && strings.EqualFold(scheme, "Bearer") && v != nil {
 			p, err = v.Verify(strings.TrimSpace(token))
+		}
+		if errors.Is(err, auth.ErrUnavailable) {
+			// Identity's keys or revocations have not reached this process yet:
+			// the token may be good, so this is no verdict on it.
+			ctx.SetHeader("Retry-After", strconv.Itoa(RetryAfterSeconds))
+			_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "access tokens cannot be verified yet; retry later")
+			return
 		}
 		if err != nil {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="agora", error="invalid_token"`)
