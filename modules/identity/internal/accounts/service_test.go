@@ -308,9 +308,9 @@ func TestRegisterAtLimits(t *testing.T) {
 	local := strings.Repeat("a", identity.MaxEmailLen-len("@example.com"))
 	tests := []struct{ name, email, password string }{
 		{"email of 254 characters", local + "@example.com", pw},
-		{"password of 10 multi-byte characters", "b@example.com", strings.Repeat("ü", identity.MinPasswordLen)},
-		{"password of 128 characters", "c@example.com", strings.Repeat("p", identity.MaxPasswordLen)},
-		{"password of spaces and symbols", "d@example.com", "  ¡!  \t  ☃  "},
+		{"password of 10 multi-byte characters", "b@example.com", strings.Repeat("ü", identity.MinPasswordLen-1) + "é"},
+		{"password of 128 characters", "c@example.com", strings.Repeat("p", identity.MaxPasswordLen-1) + "q"},
+		{"password of spaces and symbols", "d@example.com", "  ¡!  \u00a0  ☃  "},
 	}
 	eachService(t, func(t *testing.T, f fixture) {
 		for _, tt := range tests {

@@ -44,16 +44,6 @@ func newEmail(raw string) (string, error) {
 	return email, nil
 }
 
-// validatePassword checks a new password's length in characters. Any characters
-// are allowed: a password is hashed, never shown.
-func validatePassword(field, password string) error {
-	n := utf8.RuneCountInString(password)
-	if !utf8.ValidString(password) || n < identity.MinPasswordLen || n > identity.MaxPasswordLen {
-		return invalid(field, "%s must be %d to %d characters", field, identity.MinPasswordLen, identity.MaxPasswordLen)
-	}
-	return nil
-}
-
 func validateRole(role string) error {
 	if role != identity.RoleCustomer && role != identity.RoleAdmin {
 		return invalid("role", "role must be %s or %s", identity.RoleCustomer, identity.RoleAdmin)
