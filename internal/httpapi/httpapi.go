@@ -41,8 +41,9 @@ type API struct {
 }
 
 // NewAPI builds the API: huma on a net/http ServeMux, the OpenAPI document at
-// /openapi.json and /openapi.yaml, the access-rule middleware, and the catch-all that
-// answers unknown paths with problem+json. Register routes on it, then serve Handler.
+// /openapi.json and /openapi.yaml, the access-rule middleware, bounds on what every
+// problem answer echoes (boundProblems), and the catch-all that answers unknown
+// paths with problem+json. Register routes on it, then serve Handler.
 func NewAPI(cfg Config, log *slog.Logger) *API {
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Agora", cfg.Version)
@@ -65,6 +66,7 @@ func NewAPI(cfg Config, log *slog.Logger) *API {
 			op.MaxBodyBytes = cfg.MaxBodyBytes + 1
 		})
 	}
+	hc.Transformers = append(hc.Transformers, boundProblems)
 	api := humago.New(mux, hc)
 	api.UseMiddleware(accessRules(api, cfg.Verifier))
 	a := &API{API: api, mux: mux}
@@ -97,10 +99,10 @@ func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
 		for _, m := range allow {
 			w.Header().Add("Allow", m)
 		}
-		WriteProblem(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+		WriteProblem(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, truncateText(r.URL.Path, maxMessageBytes)))
 		return
 	}
-	WriteProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	WriteProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, truncateText(r.URL.Path, maxMessageBytes)))
 }
 
 // Server serves an API until stopped.
