@@ -41,9 +41,10 @@ type API struct {
 }
 
 // NewAPI builds the API: huma on a net/http ServeMux, the OpenAPI document at
-// /openapi.json and /openapi.yaml, the access-rule middleware, bounds on what every
-// problem answer echoes (boundProblems), and the catch-all that answers unknown
-// paths with problem+json. Register routes on it, then serve Handler.
+// /openapi.json and /openapi.yaml, the edge rate limits (RateLimited) and access
+// rules as middleware, bounds on what every problem answer echoes (boundProblems),
+// and the catch-all that answers unknown paths with problem+json. Register routes on
+// it, then serve Handler.
 func NewAPI(cfg Config, log *slog.Logger) *API {
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Agora", cfg.Version)
@@ -68,7 +69,8 @@ func NewAPI(cfg Config, log *slog.Logger) *API {
 	}
 	hc.Transformers = append(hc.Transformers, boundProblems)
 	api := humago.New(mux, hc)
-	api.UseMiddleware(accessRules(api, cfg.Verifier))
+	// Rate limits first: a refused request costs no token check and no body work.
+	api.UseMiddleware(edgeLimits(api), accessRules(api, cfg.Verifier))
 	a := &API{API: api, mux: mux}
 	mux.HandleFunc("/", a.notFound)
 	a.handler = chain(mux, log, cfg)

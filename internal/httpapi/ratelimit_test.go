@@ -3,8 +3,12 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +255,70 @@ func TestLimiterToProblem(t *testing.T) {
 				t.Errorf("wait %v gave Retry-After %d; a client that waited that long was refused again (wait %v more)", wait, secs, again)
 			}
 		})
+	}
+}
+
+// countingBody notes whether anything read it.
+type countingBody struct {
+	io.Reader
+	read bool
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	b.read = true
+	return b.Reader.Read(p)
+}
+
+// TestRateLimitedOperation checks the edge limit an operation declares with
+// RateLimited: per client address, refused with a 429 problem and Retry-After, and
+// before the body is read; operations that declare none are not limited, and the
+// limit is documented.
+func TestRateLimitedOperation(t *testing.T) {
+	api := NewAPI(Config{MaxBodyBytes: 1 << 20}, slog.New(slog.DiscardHandler))
+	type in struct {
+		Body struct {
+			Name string `json:"name"`
+		}
+	}
+	ok := func(context.Context, *in) (*struct{}, error) { return nil, nil }
+	huma.Register(api, RateLimited(huma.Operation{OperationID: "limited", Method: http.MethodPost, Path: "/limited", Security: Public}, 60, 2), ok)
+	huma.Register(api, huma.Operation{OperationID: "free", Method: http.MethodPost, Path: "/free", Security: Public}, ok)
+
+	send := func(path, addr string) (*httptest.ResponseRecorder, *countingBody) {
+		body := &countingBody{Reader: strings.NewReader(`{"name":"x"}`)}
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, path, body)
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		api.Handler().ServeHTTP(w, req)
+		return w, body
+	}
+	for i := range 2 {
+		if w, _ := send("/limited", "192.0.2.1:1000"); w.Code != http.StatusNoContent {
+			t.Fatalf("request %d within the burst: %d %s", i+1, w.Code, w.Body)
+		}
+	}
+	w, body := send("/limited", "192.0.2.1:2000") // another port: the same client
+	r := response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+	r.problem(t, http.StatusTooManyRequests)
+	if secs, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || secs < 1 {
+		t.Errorf("Retry-After %q, want whole seconds", w.Header().Get("Retry-After"))
+	}
+	if body.read {
+		t.Error("the refused request's body was read")
+	}
+	if w, _ := send("/limited", "192.0.2.2:1000"); w.Code != http.StatusNoContent {
+		t.Errorf("another address: %d, want 204", w.Code)
+	}
+	for range 5 {
+		if w, _ := send("/free", "192.0.2.1:1000"); w.Code != http.StatusNoContent {
+			t.Fatalf("an operation without a limit: %d", w.Code)
+		}
+	}
+	if _, ok := api.OpenAPI().Paths["/limited"].Post.Responses["429"]; !ok {
+		t.Error("the limited operation does not document its 429")
+	}
+	if !IsRateLimited(api.OpenAPI().Paths["/limited"].Post) || IsRateLimited(api.OpenAPI().Paths["/free"].Post) {
+		t.Error("IsRateLimited does not tell the two operations apart")
 	}
 }

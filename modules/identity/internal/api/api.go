@@ -69,15 +69,19 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 		return nil
 	}
 
+	// Public routes with a body are also limited at the edge, before their body is
+	// read: never below the configured sign-in limit, so raising that raises this.
+	edgePerMinute, edgeBurst := max(httpapi.EdgePerIPPerMinute, limits.PerIPPerMinute), max(httpapi.EdgeBurst, limits.PerIPPerMinute)
+
 	return func(api huma.API) {
 		tags := []string{"Identity"}
 
-		huma.Register(api, huma.Operation{
+		huma.Register(api, httpapi.RateLimited(huma.Operation{
 			OperationID: "register", Method: http.MethodPost, Path: "/v1/auth/register", Tags: tags,
 			Summary: "Create a customer account", DefaultStatus: http.StatusCreated, Security: httpapi.Public,
 			Description: "Passwords are 10 to 128 characters. Rate-limited per address and per account (429 with Retry-After).",
 			Errors:      []int{http.StatusConflict, http.StatusTooManyRequests},
-		}, func(ctx context.Context, in *struct{ Body Credentials }) (*userOut, error) {
+		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body Credentials }) (*userOut, error) {
 			if err := limit(clientIP(ctx), in.Body.Email); err != nil {
 				return nil, err
 			}
@@ -88,13 +92,13 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
 		})
 
-		huma.Register(api, huma.Operation{
+		huma.Register(api, httpapi.RateLimited(huma.Operation{
 			OperationID: "login", Method: http.MethodPost, Path: "/v1/auth/login", Tags: tags,
 			Summary: "Sign in", Security: httpapi.Public,
 			Description: "Answers in the OAuth 2 token-response shape. A wrong email and a wrong password get the same answer. " +
 				"Rate-limited per address and per account (429 with Retry-After).",
 			Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
-		}, func(ctx context.Context, in *struct{ Body Credentials }) (*tokensOut, error) {
+		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body Credentials }) (*tokensOut, error) {
 			if err := limit(clientIP(ctx), in.Body.Email); err != nil {
 				return nil, err
 			}
@@ -108,12 +112,12 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 		type refreshBody struct {
 			RefreshToken string `json:"refresh_token" minLength:"1" maxLength:"200"`
 		}
-		huma.Register(api, huma.Operation{
+		huma.Register(api, httpapi.RateLimited(huma.Operation{
 			OperationID: "refresh", Method: http.MethodPost, Path: "/v1/auth/refresh", Tags: tags,
 			Summary: "Exchange a refresh token for new tokens", Security: httpapi.Public,
 			Description: "The refresh token is rotated: the one sent is spent. Sending a spent one again revokes every token of its family.",
 			Errors:      []int{http.StatusUnauthorized, http.StatusTooManyRequests},
-		}, func(ctx context.Context, in *struct{ Body refreshBody }) (*tokensOut, error) {
+		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body refreshBody }) (*tokensOut, error) {
 			if err := limit(clientIP(ctx), ""); err != nil {
 				return nil, err
 			}
@@ -124,10 +128,10 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			return tokens(t), nil
 		})
 
-		huma.Register(api, huma.Operation{
+		huma.Register(api, httpapi.RateLimited(huma.Operation{
 			OperationID: "logout", Method: http.MethodPost, Path: "/v1/auth/logout", Tags: tags,
 			Summary: "Sign out: revoke a refresh token and its family", Security: httpapi.Public, DefaultStatus: http.StatusNoContent,
-		}, func(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
+		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
 			if _, err := identity.LogoutRequest.Call(ctx, b, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
