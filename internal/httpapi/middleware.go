@@ -19,7 +19,8 @@ const RequestIDHeader = "X-Request-ID"
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // chain wraps h with the edge middleware, outermost first: recover, request id and
-// access log, concurrency limit, deadline, declared body size.
+// access log, concurrency limit, deadline, declared body size, and text that is not
+// UTF-8 or holds NUL (see checkRequestText and checkedBody).
 func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 	sem := make(chan struct{}, max(cfg.MaxInFlight, 1))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +53,7 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 					WriteProblem(rec, http.StatusInternalServerError, "internal error")
 				}
 			}
+			// Never the URL, a header or the body: they may carry secrets.
 			log.LogAttrs(ctx, slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", rec.status),
 				slog.Int64("bytes", rec.bytes), slog.Float64("took_ms", float64(time.Since(start).Microseconds())/1000))
@@ -72,15 +74,30 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 			WriteProblem(rec, http.StatusServiceUnavailable, "the server is handling as many requests as it can; retry later")
 			return
 		}
-		// A body declared too large is refused before it is read; one that turns out
-		// too large while read is refused by huma, with the same limit (see NewAPI).
-		if cfg.MaxBodyBytes > 0 && r.ContentLength > cfg.MaxBodyBytes {
-			WriteProblem(rec, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, cfg.MaxBodyBytes))
-			return
+		if admit(rec, r, cfg) {
+			h.ServeHTTP(rec, r)
 		}
-		h.ServeHTTP(rec, r)
 	})
+}
+
+// admit answers a request the edge refuses and reports whether to serve it. A body
+// declared too large is refused before it is read; one that turns out too large
+// while read is refused by huma, with the same limit (see NewAPI). The body is
+// checked for text as huma reads it, after the operation's own middleware.
+func admit(w http.ResponseWriter, r *http.Request, cfg Config) bool {
+	if cfg.MaxBodyBytes > 0 && r.ContentLength > cfg.MaxBodyBytes {
+		WriteProblem(w, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, cfg.MaxBodyBytes))
+		return false
+	}
+	if err := checkRequestText(r); err != nil {
+		writeBadText(w, err.(*BadTextError))
+		return false
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &checkedBody{body: r.Body, limit: cfg.MaxBodyBytes}
+	}
+	return true
 }
 
 type remoteAddrKey struct{}

@@ -68,14 +68,26 @@ func Problem(err error) error {
 }
 
 // InstallErrorHook makes every 5xx that huma writes say nothing internal and log
-// its cause. Call it once at start; huma's error constructor is package-global.
+// its cause, and turns a body that failed the edge's text check while huma read it
+// (a *BadTextError, see checkedBody) into the 400 the edge answers for bad text
+// anywhere else. Call it once at start; huma's error constructor is package-global.
+// What problems may echo is bounded for every route by the API's transformer
+// (boundProblems), not here: errors built without this constructor pass there too.
 func InstallErrorHook(log *slog.Logger) {
 	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
-		if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
+		if status < 500 {
+			return huma.NewError(status, msg, errs...)
+		}
+		if bt, ok := asBadText(errs); ok {
+			return badTextProblem(bt)
+		}
+		if status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
 			var c context.Context = context.Background()
 			if ctx != nil {
 				c = ctx.Context()
 			}
+			// The errors are the handler's or the store's, never the request's body
+			// or headers, which may carry secrets.
 			log.ErrorContext(c, "request failed", "status", status, "msg", msg, "err", errors.Join(errs...))
 			return huma.NewError(status, http.StatusText(status))
 		}
@@ -85,8 +97,29 @@ func InstallErrorHook(log *slog.Logger) {
 
 // WriteProblem writes a problem+json answer outside huma (middleware, catch-alls).
 func WriteProblem(w http.ResponseWriter, status int, detail string) {
+	writeProblemBody(w, status, detail)
+}
+
+// writeProblemBody writes a problem+json answer with errs as its details and
+// returns the number of body bytes written. It is never cached: a problem may be
+// about one caller's request.
+func writeProblemBody(w http.ResponseWriter, status int, detail string, errs ...*huma.ErrorDetail) int {
+	body, _ := json.Marshal(huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail, Errors: errs})
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail})
+	n, _ := w.Write(append(body, '\n'))
+	return n
+}
+
+// badTextProblem is the 400 for text that is not valid UTF-8 or holds NUL.
+func badTextProblem(bt *BadTextError) *huma.ErrorModel {
+	return &huma.ErrorModel{Title: http.StatusText(http.StatusBadRequest), Status: http.StatusBadRequest, Detail: bt.Error(),
+		Errors: []*huma.ErrorDetail{{Location: bt.Where, Message: "expected valid UTF-8 without NUL"}}}
+}
+
+// writeBadText answers a request whose text the edge refused.
+func writeBadText(w http.ResponseWriter, bt *BadTextError) {
+	p := badTextProblem(bt)
+	writeProblemBody(w, p.Status, p.Detail, p.Errors...)
 }
