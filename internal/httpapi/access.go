@@ -53,15 +53,17 @@ func IsAdmin(ctx context.Context) bool {
 }
 
 // RequireOwner is the one owner check every module uses for resources that belong
-// to a user (carts, orders, payments): it returns nil when the caller owns the
-// resource or is an admin, and otherwise a 404 — the same answer as for a resource
-// that does not exist, so another customer's data is neither shown nor confirmed.
-func RequireOwner(ctx context.Context, ownerID string) error {
+// to a user (orders, their event streams): it returns nil when the caller owns the
+// resource or is an admin, and otherwise Problem(notFound), where notFound is the
+// very error the module answers for a resource that does not exist. The two answers
+// are then the same bytes, so another customer's data is neither shown nor
+// confirmed to exist.
+func RequireOwner(ctx context.Context, ownerID string, notFound error) error {
 	p, ok := PrincipalFrom(ctx)
 	if ok && (p.Role == "admin" || (ownerID != "" && p.UserID == ownerID)) {
 		return nil
 	}
-	return huma.Error404NotFound("not found")
+	return Problem(notFound)
 }
 
 func accessRules(api huma.API, v Verifier) func(huma.Context, func(huma.Context)) {

@@ -76,14 +76,19 @@ func customer(ctx context.Context) (string, error) {
 	return p.UserID, nil
 }
 
-// ownedOrder returns order id if the caller owns it or is an admin; anyone else
-// gets the 404 of an order that does not exist.
+// ownedOrder returns order id if the caller owns it or is an admin. Anyone else gets
+// exactly the answer for an order that does not exist: both are built here from the
+// same error, so they cannot drift apart and tell one from the other.
 func ownedOrder(ctx context.Context, b *bus.Bus, id string) (orders.Order, error) {
+	notFound := orders.ErrOrderNotFound.Withf("no order with id %s", id)
 	o, err := orders.GetOrderRequest.Call(ctx, b, orders.GetOrder{ID: id})
+	if errors.Is(err, orders.ErrOrderNotFound) {
+		err = notFound
+	}
 	if err != nil {
 		return o, httpapi.Problem(err)
 	}
-	if err := httpapi.RequireOwner(ctx, o.CustomerID); err != nil {
+	if err := httpapi.RequireOwner(ctx, o.CustomerID, notFound); err != nil {
 		return orders.Order{}, err
 	}
 	return o, nil
@@ -342,9 +347,16 @@ func streamRoute(api huma.API, b *bus.Bus) {
 		ID string `path:"id" format:"uuid" doc:"the order's id"`
 	}
 	// The owner check runs before the stream starts, so that another customer's
-	// order is a plain 404 rather than an empty stream.
+	// order is a plain 404 rather than an empty stream. Middleware runs before huma
+	// validates the path, so an id that is not a UUID is passed on unchecked: huma
+	// then refuses it (422) as it does on every other route, and no store sees it.
 	owner := func(ctx huma.Context, next func(huma.Context)) {
-		o, err := ownedOrder(ctx.Context(), b, ctx.Param("id"))
+		id := ctx.Param("id")
+		if !isUUID(id) {
+			next(ctx)
+			return
+		}
+		o, err := ownedOrder(ctx.Context(), b, id)
 		if err != nil {
 			writeErr(api, ctx, err)
 			return
@@ -385,6 +397,16 @@ func streamRoute(api huma.API, b *bus.Bus) {
 			}
 		}
 	})
+}
+
+// uuidSchema is the schema of order ids in paths (format:"uuid").
+var uuidSchema = &huma.Schema{Type: huma.TypeString, Format: "uuid"}
+
+// isUUID reports whether id is a UUID, by huma's own check of format:"uuid".
+func isUUID(id string) bool {
+	var res huma.ValidateResult
+	huma.Validate(nil, uuidSchema, huma.NewPathBuffer(nil, 0), huma.ModeWriteToServer, id, &res)
+	return len(res.Errors) == 0
 }
 
 // writeErr writes err as the problem an operation would answer.

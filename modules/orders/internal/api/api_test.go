@@ -398,3 +398,72 @@ func readEvents(r io.Reader) <-chan event {
 	}()
 	return out
 }
+
+// TestAnotherCustomersOrderIsNotFound checks that no owner-scoped order route tells
+// another customer's order from one that does not exist: both answers are the same
+// bytes once the ids are the same, on every route that takes an order id.
+func TestAnotherCustomersOrderIsNotFound(t *testing.T) {
+	s := newServer(t)
+	w := s.world
+	tee := w.Catalog.Add("TEE-M", "Classic Tee", 1500)
+	w.Fill(t, aliceID, []catalog.Product{tee})
+	o := w.Place(t, aliceID, "tok_visa")
+	w.WaitSaga(t, o.ID, orders.SagaCompleted)
+	const unknown = "0190a8b2-0000-7000-8000-000000000999"
+
+	for _, route := range []struct{ method, path string }{
+		{http.MethodGet, "/v1/orders/%s"},
+		{http.MethodPost, "/v1/orders/%s/cancel"},
+		{http.MethodGet, "/v1/orders/%s/events"},
+	} {
+		path := func(id string) string { return strings.Replace(route.path, "%s", id, 1) }
+		var body any
+		if route.method == http.MethodPost {
+			body = map[string]any{}
+		}
+		other := s.do(route.method, path(o.ID), bobToken, body)
+		missing := s.do(route.method, path(unknown), bobToken, body)
+		if other.status != http.StatusNotFound || missing.status != http.StatusNotFound {
+			t.Errorf("%s %s: another customer's order %d, an unknown one %d; want 404 for both", route.method, route.path, other.status, missing.status)
+		}
+		// The answer for alice's order, with its id replaced by the unknown one.
+		got := strings.ReplaceAll(string(other.body), o.ID, unknown)
+		if got != string(missing.body) {
+			t.Errorf("%s %s: another customer's order answers\n  %s\nan unknown order answers\n  %s", route.method, route.path, got, missing.body)
+		}
+		for _, h := range []string{"Content-Type", "Cache-Control"} {
+			if other.header.Get(h) != missing.header.Get(h) {
+				t.Errorf("%s %s: %s %q for another customer's order, %q for an unknown one", route.method, route.path, h, other.header.Get(h), missing.header.Get(h))
+			}
+		}
+	}
+}
+
+// TestOrderStreamRefusesMalformedIDs checks that the event stream validates its id
+// before it looks the order up, as GET /v1/orders/{id} does: a 4xx problem, never a
+// store error (on PostgreSQL such ids were 500s).
+func TestOrderStreamRefusesMalformedIDs(t *testing.T) {
+	s := newServer(t)
+	for _, tc := range []struct {
+		name, id string
+		status   int
+	}{
+		{"not a uuid", "not-a-uuid", http.StatusUnprocessableEntity},
+		{"NUL", "%00", http.StatusBadRequest},
+		{"invalid UTF-8", "%ff%fe", http.StatusBadRequest},
+		{"too long", strings.Repeat("a", 300), http.StatusUnprocessableEntity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := s.do(http.MethodGet, "/v1/orders/"+tc.id+"/events", aliceToken, nil)
+			stream.problem(t)
+			if stream.status != tc.status {
+				t.Fatalf("stream: %d %s, want %d", stream.status, stream.body, tc.status)
+			}
+			// The same answer as the order itself.
+			get := s.do(http.MethodGet, "/v1/orders/"+tc.id, aliceToken, nil)
+			if get.status != stream.status || string(get.body) != string(stream.body) {
+				t.Errorf("stream answers %d %s; the order route %d %s", stream.status, stream.body, get.status, get.body)
+			}
+		})
+	}
+}
