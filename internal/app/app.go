@@ -73,9 +73,6 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			return l
 		}),
 		fx.Provide(
-			func(cfg config.Config, log *slog.Logger) (*auth.Keys, error) {
-				return auth.Load(cfg.DataDir, cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile, log)
-			},
 			newTransport,
 			fx.Annotate(newBus, fx.ParamTags(``, ``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
 			fx.Annotate(newAPI, fx.ParamTags(``, ``, ``, ``, `group:"http.routes"`, `group:"health.checks"`)),
@@ -94,6 +91,9 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			opts = append(opts, fx.Provide(fx.Annotate(m.routes, fx.ResultTags(`group:"http.routes"`))))
 		}
 	}
+	// Every process verifies access tokens, with identity's keys and revocations:
+	// after the modules, so that where identity runs here it is ready to answer.
+	opts = append(opts, identityservice.Verification())
 	// Last, so that it starts after every module (their databases, relays) and stops
 	// before them: no message from another process arrives at a closed database.
 	opts = append(opts, fx.Invoke(serveTransport))

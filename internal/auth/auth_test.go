@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +29,6 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 	}
 	return priv
 }
-
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // claims returns valid claims for a token issued now, for tests to spoil.
 func claims(now time.Time) jwt.MapClaims {
@@ -261,95 +258,33 @@ func publicPEM(t *testing.T, k *auth.Keys) []byte {
 	return b
 }
 
-func TestLoadGeneratesDevKey(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data") // does not exist yet
-	var logs bytes.Buffer
-	first, err := auth.Load(dir, "", "", slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatalf("first Load: %v", err)
-	}
-	if !first.CanSign() {
-		t.Error("the generated key cannot sign")
-	}
-	path := filepath.Join(dir, "jwt-signing.pem")
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatalf("Load did not write %s: %v", path, err)
-	}
-	if mode := fi.Mode().Perm(); mode != 0o600 {
-		t.Errorf("%s has mode %v, want 0600", path, mode)
-	}
-	if !strings.Contains(logs.String(), "AGORA_JWT_PRIVATE_KEY_FILE") {
-		t.Errorf("generating a key was not logged with the way to set one; log: %s", logs.String())
-	}
-	written, _ := os.ReadFile(path)
-
-	logs.Reset()
-	second, err := auth.Load(dir, "", "", slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatalf("second Load: %v", err)
-	}
-	if !bytes.Equal(publicPEM(t, first), publicPEM(t, second)) {
-		t.Error("the second Load has another key: the generated one was not reused")
-	}
-	if logs.Len() != 0 {
-		t.Errorf("reusing the key logged: %s", logs.String())
-	}
-	if again, _ := os.ReadFile(path); !bytes.Equal(written, again) {
-		t.Error("the second Load rewrote the key file")
-	}
-	// Tokens outlive a restart.
-	tok, err := first.Issue(auth.Principal{UserID: "u", Role: "admin"}, time.Now(), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := second.Verify(tok); err != nil {
-		t.Errorf("a token from before the restart does not verify: %v", err)
-	}
-}
-
-// TestLoadKeepsACorruptKeyFile checks that a key file that cannot be read is an
-// error, not a reason to generate (and overwrite with) a new key.
-func TestLoadKeepsACorruptKeyFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "jwt-signing.pem")
-	if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := auth.Load(dir, "", "", discard()); err == nil {
-		t.Error("Load accepted a corrupt key file")
-	}
-	if b, _ := os.ReadFile(path); string(b) != "not a key" {
-		t.Errorf("Load overwrote the corrupt key file: %q", b)
-	}
-}
-
-func TestLoadEphemeral(t *testing.T) {
+// TestLoadWithoutFilesMakesNoKey checks that a process given no key file never
+// makes a signing key of its own (which would make it refuse every token identity
+// signs): it holds no key until identity's set is published to it.
+func TestLoadWithoutFilesMakesNoKey(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir) // anything written relative to the working directory lands here
-	a, err := auth.Load("", "", "", discard())
+	k, err := auth.Load("", "")
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	b, err := auth.Load("", "", "", discard())
-	if err != nil {
-		t.Fatalf("Load: %v", err)
+	if k.CanSign() || k.HasKeys() {
+		t.Errorf("Load without files: CanSign %v, HasKeys %v; want neither", k.CanSign(), k.HasKeys())
 	}
-	if !a.CanSign() {
-		t.Error("the ephemeral key cannot sign")
+	if _, err := k.Issue(auth.Principal{UserID: "u", Role: "customer"}, time.Now(), time.Minute); err == nil {
+		t.Error("keys without files issued a token")
 	}
-	if bytes.Equal(publicPEM(t, a), publicPEM(t, b)) {
-		t.Error("two ephemeral keys are the same")
+	other := auth.NewKeys(newKey(t))
+	tok, _ := other.Issue(auth.Principal{UserID: "u", Role: "customer"}, time.Now(), time.Minute)
+	if _, err := k.Verify(tok); !errors.Is(err, auth.ErrInvalid) {
+		t.Errorf("keys without any key verified a token: %v", err)
 	}
-	tok, err := a.Issue(auth.Principal{UserID: "u", Role: "customer"}, time.Now(), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Verify(tok); err != nil {
-		t.Errorf("the ephemeral key does not verify its own token: %v", err)
+	k.SetPublished(other.PublicKeys())
+	if _, err := k.Verify(tok); err != nil {
+		t.Errorf("after the set was published: %v", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Errorf("an ephemeral key wrote files: %v", entries)
+		t.Errorf("Load without files wrote files: %v", entries)
 	}
 }
 
@@ -375,8 +310,7 @@ func TestLoadFiles(t *testing.T) {
 	}
 
 	t.Run("public key file verifies only", func(t *testing.T) {
-		dataDir := t.TempDir()
-		k, err := auth.Load(dataDir, "", pubFile, discard())
+		k, err := auth.Load("", pubFile)
 		if err != nil {
 			t.Fatalf("Load(public): %v", err)
 		}
@@ -392,14 +326,10 @@ func TestLoadFiles(t *testing.T) {
 		if !bytes.Equal(publicPEM(t, k), publicPEM(t, signer)) {
 			t.Error("PublicPEM does not round trip through Load")
 		}
-		if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
-			t.Errorf("a verify-only Load wrote into the data dir: %v", entries)
-		}
 	})
 
 	t.Run("private key file signs", func(t *testing.T) {
-		dataDir := t.TempDir()
-		k, err := auth.Load(dataDir, privFile, "", discard())
+		k, err := auth.Load(privFile, "")
 		if err != nil {
 			t.Fatalf("Load(private): %v", err)
 		}
@@ -409,13 +339,10 @@ func TestLoadFiles(t *testing.T) {
 		if _, err := k.Verify(tok); err != nil {
 			t.Errorf("Verify: %v", err)
 		}
-		if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
-			t.Errorf("Load with a key file wrote into the data dir: %v", entries)
-		}
 	})
 
 	t.Run("private key file wins over the public one", func(t *testing.T) {
-		k, err := auth.Load("", privFile, pubFile, discard())
+		k, err := auth.Load(privFile, pubFile)
 		if err != nil || !k.CanSign() {
 			t.Errorf("Load(private, public): CanSign %v, err %v", k != nil && k.CanSign(), err)
 		}
@@ -438,18 +365,18 @@ func TestLoadFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		if name != "private key as public" {
-			if k, err := auth.Load("", path, "", discard()); err == nil {
+			if k, err := auth.Load(path, ""); err == nil {
 				t.Errorf("%s: Load(private) = %v, want an error", name, k)
 			}
 		}
 		if name != "public key as private" {
-			if k, err := auth.Load("", "", path, discard()); err == nil {
+			if k, err := auth.Load("", path); err == nil {
 				t.Errorf("%s: Load(public) = %v, want an error", name, k)
 			}
 		}
 	}
 	for _, args := range [][2]string{{filepath.Join(dir, "missing.pem"), ""}, {"", filepath.Join(dir, "missing.pem")}} {
-		if _, err := auth.Load(t.TempDir(), args[0], args[1], discard()); err == nil {
+		if _, err := auth.Load(args[0], args[1]); err == nil {
 			t.Errorf("Load(%q, %q) of a missing file succeeded", args[0], args[1])
 		}
 	}

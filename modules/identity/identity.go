@@ -8,8 +8,15 @@
 //     are not idempotent (each issues new tokens); Refresh rotates the refresh token,
 //     and presenting a used one revokes its whole family (reuse detection).
 //   - GetUser, ListUsers, SetRole: accounts (SetRole carries the version it expects).
+//   - GetKeys, RotateKeys: the public keys access tokens are verified with (a JWKS),
+//     which every process fetches instead of being given a key file.
+//   - WatchRevocations: the feed of revoked tokens, a long poll every process follows.
 //
-// Events (through identity's outbox): UserRegistered, RoleChanged.
+// Access tokens carry their subject's token version. Logout, a password change, a
+// role change and a reused refresh token raise it, and every process that verifies
+// tokens refuses older versions from then on (see docs/adr/0012).
+//
+// Events (through identity's outbox): UserRegistered, RoleChanged, TokensRevoked.
 package identity
 
 import (
@@ -115,6 +122,53 @@ type SetRole struct {
 // Done is the empty reply.
 type Done struct{}
 
+// GetKeys asks for the public keys that verify access tokens.
+type GetKeys struct{}
+
+// RotateKeys makes identity sign with a new key from now on. The previous keys stay
+// published until every token they signed has expired, so no token is refused by
+// the rotation.
+type RotateKeys struct{}
+
+// JWK is one public key in the JSON Web Key format (RFC 7517; Ed25519 keys as in
+// RFC 8037). Kid is the key's RFC 7638 thumbprint.
+type JWK struct {
+	Kty string `json:"kty" enum:"OKP"`
+	Crv string `json:"crv" enum:"Ed25519"`
+	X   string `json:"x" doc:"the public key, base64url without padding"`
+	Kid string `json:"kid" doc:"the key id that access tokens name in their header"`
+	Use string `json:"use" enum:"sig"`
+	Alg string `json:"alg" enum:"EdDSA"`
+}
+
+// KeySet is a JSON Web Key Set: the keys access tokens may be signed with, the
+// current signing key first.
+type KeySet struct {
+	Keys []JWK `json:"keys"`
+}
+
+// WatchRevocations asks for the revocations after the cursor After (0: every
+// revocation still in effect), waiting up to Wait (at most 25 s; 0: answer at
+// once) for one to happen.
+type WatchRevocations struct {
+	After int64         `json:"after"`
+	Wait  time.Duration `json:"wait"`
+}
+
+// Revocation says: refuse the access tokens of UserID with a token version below
+// MinVersion, until Until (when the last of them has expired).
+type Revocation struct {
+	UserID     string    `json:"user_id"`
+	MinVersion int64     `json:"min_version"`
+	Until      time.Time `json:"until"`
+}
+
+// RevocationFeed is a page of the revocation feed; ask again with After = Cursor.
+type RevocationFeed struct {
+	Items  []Revocation `json:"items"`
+	Cursor int64        `json:"cursor"`
+}
+
 // The identity module's requests.
 var (
 	RegisterRequest       = bus.NewRequest[Register, User]("identity.Register")
@@ -126,6 +180,10 @@ var (
 	GetUserRequest        = bus.NewRequest[GetUser, User]("identity.GetUser")
 	ListUsersRequest      = bus.NewRequest[ListUsers, UserPage]("identity.ListUsers")
 	SetRoleRequest        = bus.NewRequest[SetRole, User]("identity.SetRole")
+	GetKeysRequest        = bus.NewRequest[GetKeys, KeySet]("identity.GetKeys")
+	RotateKeysRequest     = bus.NewRequest[RotateKeys, KeySet]("identity.RotateKeys")
+	// WatchRevocationsRequest is a long poll: it waits for a revocation.
+	WatchRevocationsRequest = bus.NewRequest[WatchRevocations, RevocationFeed]("identity.WatchRevocations").Parked()
 )
 
 // UserRegistered is published when an account is created.
@@ -143,10 +201,20 @@ type RoleChanged struct {
 	Version int64  `json:"version"`
 }
 
+// TokensRevoked is published when a user's access tokens are revoked: tokens with
+// a version below MinVersion are refused from then on. Reason is one of logout,
+// password_changed, role_changed, refresh_token_reused.
+type TokensRevoked struct {
+	UserID     string `json:"user_id"`
+	MinVersion int64  `json:"min_version"`
+	Reason     string `json:"reason"`
+}
+
 // The identity module's events.
 var (
 	UserRegisteredEvent = bus.NewEvent[UserRegistered]("identity.UserRegistered")
 	RoleChangedEvent    = bus.NewEvent[RoleChanged]("identity.RoleChanged")
+	TokensRevokedEvent  = bus.NewEvent[TokensRevoked]("identity.TokensRevoked")
 )
 
 // Errors identity returns. Credential errors are deliberately generic: they never

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
@@ -9,5 +11,10 @@ import (
 
 // Routes returns identity's HTTP routes; every process serves them.
 func Routes(b *bus.Bus, cfg config.Config) httpapi.Routes {
-	return api.Routes(b, api.Limits{PerIPPerMinute: cfg.AuthPerIPPerMinute})
+	accounts := api.Routes(b, api.Limits{PerIPPerMinute: cfg.AuthPerIPPerMinute})
+	keys := api.KeyRoutes(b)
+	return func(a huma.API) {
+		accounts(a)
+		keys(a)
+	}
 }

@@ -17,17 +17,23 @@ import (
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/identity/internal/accounts"
+	"github.com/agora-commerce/agora/modules/identity/internal/signing"
 )
 
-// Module runs identity in this process: its own database, its request handlers on
-// the bus, and, with --demo, the demo accounts in an empty store. It needs the
-// *auth.Keys of the process, with the private key: identity signs access tokens.
+// keyReload is how often identity reads its signing keys again, to follow a
+// rotation that another identity replica made.
+const keyReload = 30 * time.Second
+
+// Module runs identity in this process: its own database, its signing keys (from
+// the database, or the file AGORA_JWT_PRIVATE_KEY_FILE), its request handlers on
+// the bus, and, with --demo, the demo accounts in an empty store. It signs with the
+// process's *auth.Keys (see Verification).
 func Module() fx.Option {
 	return fx.Module("identity",
 		// First, so a process that cannot sign fails before it opens the database.
-		fx.Invoke(func(keys *auth.Keys) error {
-			if !keys.CanSign() {
-				return errors.New("identity: the process that runs identity needs the private key that signs access tokens (AGORA_JWT_PRIVATE_KEY_FILE), not only the public key")
+		fx.Invoke(func(cfg config.Config) error {
+			if cfg.JWTPrivateKeyFile == "" && cfg.JWTPublicKeyFile != "" {
+				return errors.New("identity: the process that runs identity signs access tokens: give it AGORA_JWT_PRIVATE_KEY_FILE, or no key file (keys in its database), not only a public key")
 			}
 			return nil
 		}),
@@ -37,66 +43,64 @@ func Module() fx.Option {
 			func(h *modhost.Host, keys *auth.Keys) *accounts.Service {
 				return accounts.NewService(h.DB, h.Outbox, keys, nil)
 			},
+			func(h *modhost.Host, keys *auth.Keys, cfg config.Config) *signing.Keyring {
+				db := h.DB
+				if cfg.JWTPrivateKeyFile != "" {
+					db = nil // the file is the key
+				}
+				return signing.New(db, keys, accounts.AccessTTL+auth.Leeway)
+			},
 		),
 		fx.Provide(fx.Annotate(
-			func(s *accounts.Service) []bus.RequestHandler { return s.Handlers() },
+			func(s *accounts.Service, r *signing.Keyring) []bus.RequestHandler {
+				return append(s.Handlers(), r.Handlers()...)
+			},
 			fx.ResultTags(`group:"bus.requests,flatten"`),
 		)),
-		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, s *accounts.Service, log *slog.Logger) {
-			if cfg.Demo {
-				lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, s, log) }))
-			}
-			purge := newPurger(s, time.Hour, log)
-			lc.Append(fx.Hook{OnStart: purge.start, OnStop: purge.stop})
-		}),
+		fx.Invoke(start),
 	)
 }
 
-// purger deletes refresh tokens that can never be accepted again, at start and then
-// every interval, so the table does not grow without bound.
-type purger struct {
-	s        *accounts.Service
-	interval time.Duration
-	log      *slog.Logger
-	cancel   context.CancelFunc
-	done     chan struct{}
-}
-
-func newPurger(s *accounts.Service, interval time.Duration, log *slog.Logger) *purger {
-	return &purger{s: s, interval: interval, log: log}
-}
-
-func (p *purger) start(context.Context) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan struct{})
-	go func() {
-		defer close(p.done)
-		t := time.NewTicker(p.interval)
-		defer t.Stop()
-		for {
-			if n, err := p.s.PurgeRefreshTokens(ctx); err != nil && ctx.Err() == nil {
-				p.log.Warn("purging refresh tokens failed", "err", err)
-			} else if n > 0 {
-				p.log.Info("purged refresh tokens", "count", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+// start loads the signing keys before anything is served, seeds the demo, and runs
+// identity's upkeep: reloading keys, purging what no token needs any more.
+func start(lc fx.Lifecycle, cfg config.Config, s *accounts.Service, ring *signing.Keyring, keys *auth.Keys, log *slog.Logger) {
+	lc.Append(fx.StartHook(func(ctx context.Context) error {
+		if err := ring.Load(ctx); err != nil {
+			return err
 		}
-	}()
-	return nil
+		// Here the keys come from the keyring, not over the bus.
+		keys.SetSource(func(ctx context.Context) ([]auth.PublicKey, error) {
+			err := ring.Load(ctx)
+			return keys.PublicKeys(), err
+		})
+		return nil
+	}))
+	if cfg.Demo {
+		lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, s, log) }))
+	}
+	reload := modhost.NewLoop("identity key reload", keyReload, log, ring.Load)
+	purge := modhost.NewLoop("identity purge", time.Hour, log, func(ctx context.Context) error {
+		return purgeAll(ctx, s, ring, log)
+	})
+	lc.Append(fx.Hook{OnStart: reload.Start, OnStop: reload.Stop})
+	lc.Append(fx.Hook{OnStart: purge.Start, OnStop: purge.Stop})
 }
 
-func (p *purger) stop(ctx context.Context) error {
-	p.cancel()
-	select {
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// purgeAll deletes refresh tokens, revocations and signing keys that can never
+// be used again, so that no table grows without bound.
+func purgeAll(ctx context.Context, s *accounts.Service, ring *signing.Keyring, log *slog.Logger) error {
+	for what, purge := range map[string]func(context.Context) (int64, error){
+		"refresh tokens": s.PurgeRefreshTokens, "revocations": s.PurgeRevocations, "signing keys": ring.Purge,
+	} {
+		n, err := purge(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Info("purged "+what, "count", n)
+		}
 	}
+	return nil
 }
 
 // The demo accounts. Their passwords are public: --demo is for trying Agora out,

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/fx"
@@ -136,19 +139,80 @@ func TestModule(t *testing.T) {
 	}
 }
 
-// A process that cannot sign access tokens must not run identity.
+// A process given only the public key cannot sign access tokens, so it must not
+// run identity; it fails before it opens the database.
 func TestModuleNeedsTheSigningKey(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg.JWTPublicKeyFile = filepath.Join(cfg.DataDir, "jwt-public.pem")
 	var b *bus.Bus
-	if err := fx.New(moduleApp(cfg, auth.VerifyOnly(pub), &b), fx.NopLogger).Err(); err == nil {
-		t.Fatal("identity started with keys that cannot sign")
+	if err := fx.New(moduleApp(cfg, auth.NewVerifier(), &b), fx.NopLogger).Err(); err == nil {
+		t.Fatal("identity started with only a public key")
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "identity.db")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("identity opened its database before failing: %v", err)
 	}
+}
+
+// Identity keeps its signing keys in its database: it makes the first at its first
+// start, signs with the same key after a restart, and after a rotation signs with
+// a new key while the old one stays published, so tokens of both verify.
+func TestModuleKeys(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Demo = true
+	start := func() (*auth.Keys, *bus.Bus, func()) {
+		keys := auth.NewVerifier()
+		var b *bus.Bus
+		app := fxtest.New(t, moduleApp(cfg, keys, &b))
+		app.RequireStart()
+		return keys, b, app.RequireStop
+	}
+	login := func(b *bus.Bus) string {
+		tok, err := identity.LoginRequest.Call(t.Context(), b, identity.Login{Email: "admin@example.com", Password: "demo-admin-password"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	keys, b, stop := start()
+	first := login(b)
+	set, err := identity.GetKeysRequest.Call(t.Context(), b, identity.GetKeys{})
+	if err != nil || len(set.Keys) != 1 || set.Keys[0].Kid != keys.PublicKeys()[0].ID {
+		t.Fatalf("GetKeys after the first start = %+v, %v", set, err)
+	}
+	stop()
+
+	keys, b, stop = start() // a restart on the same database
+	defer stop()
+	if _, err := keys.Verify(first); err != nil {
+		t.Fatalf("a token from before the restart: %v", err)
+	}
+	rotated, err := identity.RotateKeysRequest.Call(t.Context(), b, identity.RotateKeys{})
+	if err != nil || len(rotated.Keys) != 2 || rotated.Keys[1].Kid != set.Keys[0].Kid {
+		t.Fatalf("RotateKeys = %+v, %v; want a new key first and the old one after", rotated, err)
+	}
+	second := login(b)
+	if kidOf(t, second) != rotated.Keys[0].Kid {
+		t.Errorf("after the rotation tokens are signed with %s, want %s", kidOf(t, second), rotated.Keys[0].Kid)
+	}
+	for name, tok := range map[string]string{"old key": first, "new key": second} {
+		if _, err := keys.Verify(tok); err != nil {
+			t.Errorf("a token of the %s: %v", name, err)
+		}
+	}
+}
+
+func kidOf(t *testing.T, token string) string {
+	t.Helper()
+	header, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Kid string }
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Kid
 }

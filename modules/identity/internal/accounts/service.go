@@ -19,8 +19,8 @@ import (
 
 // Lifetimes of the tokens a login or refresh issues.
 const (
-	// AccessTTL is short because an access token is verified without asking
-	// identity: a changed role or a logout reaches it only when it expires.
+	// AccessTTL is short because it bounds what a process must remember of
+	// revocations (and what a token is worth to a thief while it lasts).
 	AccessTTL = 15 * time.Minute
 	// RefreshTTL bounds each refresh token; every refresh issues a new one.
 	RefreshTTL = 30 * 24 * time.Hour
@@ -38,6 +38,8 @@ type Service struct {
 	keys   *auth.Keys
 	repo   Repo
 	now    func() time.Time
+
+	revoked signal // notified when a revocation commits, for WatchRevocations
 }
 
 // NewService returns the identity service on db, publishing through ob and signing
@@ -63,6 +65,7 @@ func (s *Service) Handlers() []bus.RequestHandler {
 		identity.GetUserRequest.Handle(s.GetUser),
 		identity.ListUsersRequest.Handle(s.ListUsers),
 		identity.SetRoleRequest.Handle(s.SetRole),
+		identity.WatchRevocationsRequest.Handle(s.WatchRevocations),
 	}
 }
 
@@ -81,7 +84,7 @@ func (s *Service) create(ctx context.Context, email, password, role string) (ide
 	if err != nil {
 		return identity.User{}, err
 	}
-	if err := validatePassword("password", password); err != nil {
+	if err := validatePassword("password", password, email); err != nil {
 		return identity.User{}, err
 	}
 	if err := validateRole(role); err != nil {
@@ -181,7 +184,10 @@ func (s *Service) Refresh(ctx context.Context, r identity.Refresh) (identity.Tok
 		if !spent {
 			// Reuse. Commit the revocation, and answer ErrInvalidToken after.
 			reused = true
-			return s.repo.RevokeFamily(ctx, tx, t.FamilyID, now)
+			if err := s.repo.RevokeFamily(ctx, tx, t.FamilyID, now); err != nil {
+				return err
+			}
+			return s.revokeAccess(ctx, tx, t.UserID, ReasonRefreshReused)
 		}
 		u, err := s.repo.Get(ctx, tx, t.UserID)
 		if err != nil {
@@ -203,7 +209,11 @@ func (s *Service) Refresh(ctx context.Context, r identity.Refresh) (identity.Tok
 // access token.
 func (s *Service) issue(ctx context.Context, tx *store.Tx, u identity.User, family string) (identity.Tokens, error) {
 	now := s.now()
-	access, err := s.keys.Issue(auth.Principal{UserID: u.ID, Role: u.Role}, now, AccessTTL)
+	version, err := s.repo.tokenVersion(ctx, tx, u.ID)
+	if err != nil {
+		return identity.Tokens{}, err
+	}
+	access, err := s.keys.IssueVersion(auth.Principal{UserID: u.ID, Role: u.Role}, version, now, AccessTTL)
 	if err != nil {
 		return identity.Tokens{}, err
 	}
@@ -227,25 +237,30 @@ func hashRefreshToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Logout answers identity.Logout: it revokes the family of the refresh token. An
-// unknown token is not an error (the client is logged out either way).
+// Logout answers identity.Logout: it revokes the family of the refresh token and
+// the user's access tokens (those of the user's other sessions too: their clients
+// refresh). An unknown or revoked token is not an error (the client is logged out
+// either way).
 func (s *Service) Logout(ctx context.Context, l identity.Logout) (identity.Done, error) {
 	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
 		t, err := s.repo.RefreshTokenByHash(ctx, tx, hashRefreshToken(l.RefreshToken))
 		if errors.Is(err, errNoToken) {
 			return nil
 		}
-		if err != nil {
+		if err != nil || t.RevokedAt.Valid {
 			return err
 		}
-		return s.repo.RevokeFamily(ctx, tx, t.FamilyID, s.now())
+		if err := s.repo.RevokeFamily(ctx, tx, t.FamilyID, s.now()); err != nil {
+			return err
+		}
+		return s.revokeAccess(ctx, tx, t.UserID, ReasonLogout)
 	})
 	return identity.Done{}, err
 }
 
 // ChangePassword answers identity.ChangePassword. A wrong current password is
-// ErrInvalidCredentials; on success every refresh token of the account is revoked,
-// so other sessions end when their access tokens expire.
+// ErrInvalidCredentials; on success every refresh token and access token of the
+// account is revoked: every session ends, the caller's too.
 func (s *Service) ChangePassword(ctx context.Context, c identity.ChangePassword) (identity.Done, error) {
 	cred, err := s.repo.CredentialsByID(ctx, s.db, c.UserID)
 	if err != nil {
@@ -261,7 +276,7 @@ func (s *Service) ChangePassword(ctx context.Context, c identity.ChangePassword)
 	if !ok {
 		return identity.Done{}, identity.ErrInvalidCredentials
 	}
-	if err := validatePassword("new_password", c.NewPassword); err != nil {
+	if err := validatePassword("new_password", c.NewPassword, cred.User.Email); err != nil {
 		return identity.Done{}, err
 	}
 	hash, err := hashPassword(ctx, c.NewPassword)
@@ -277,7 +292,10 @@ func (s *Service) ChangePassword(ctx context.Context, c identity.ChangePassword)
 			// The password changed since we checked it: the one given is no longer current.
 			return identity.ErrInvalidCredentials
 		}
-		return s.repo.RevokeUser(ctx, tx, cred.User.ID, s.now())
+		if err := s.repo.RevokeUser(ctx, tx, cred.User.ID, s.now()); err != nil {
+			return err
+		}
+		return s.revokeAccess(ctx, tx, cred.User.ID, ReasonPasswordChanged)
 	})
 	return identity.Done{}, err
 }
@@ -307,7 +325,9 @@ func (s *Service) ListUsers(ctx context.Context, l identity.ListUsers) (identity
 }
 
 // SetRole answers identity.SetRole. Setting the role an account has is no change:
-// the account is returned as it is, with no new version and no event.
+// the account is returned as it is, with no new version and no event. A change
+// revokes the account's access tokens, so the old role is not used again; its
+// refresh tokens stay valid and bring tokens with the new role.
 func (s *Service) SetRole(ctx context.Context, r identity.SetRole) (identity.User, error) {
 	if err := validateRole(r.Role); err != nil {
 		return identity.User{}, err
@@ -331,8 +351,12 @@ func (s *Service) SetRole(ctx context.Context, r identity.SetRole) (identity.Use
 			return err
 		}
 		out = u
-		return s.outbox.Add(ctx, tx, identity.RoleChangedEvent.With(identity.RoleChanged{
+		err = s.outbox.Add(ctx, tx, identity.RoleChangedEvent.With(identity.RoleChanged{
 			UserID: u.ID, OldRole: old, NewRole: u.Role, Version: u.Version}))
+		if err != nil {
+			return err
+		}
+		return s.revokeAccess(ctx, tx, u.ID, ReasonRoleChanged)
 	})
 	return out, err
 }

@@ -948,7 +948,8 @@ func TestSetRole(t *testing.T) {
 					}
 					return
 				}
-				if diff := cmp.Diff([]string{"identity.RoleChanged"}, testdb.OutboxTypes(rows)); diff != "" {
+				// A role change also revokes the account's access tokens (the old role).
+				if diff := cmp.Diff([]string{"identity.RoleChanged", "identity.TokensRevoked"}, testdb.OutboxTypes(rows)); diff != "" {
 					t.Fatalf("outbox types (-want +got):\n%s", diff)
 				}
 				wantEvent := identity.RoleChanged{UserID: u.ID, OldRole: u.Role, NewRole: tt.wantRole, Version: want.Version}
@@ -977,7 +978,7 @@ func TestSetRoleConcurrentSameVersion(t *testing.T) {
 			t.Errorf("after the race: version %d role %s, want 2 admin", got.Version, got.Role)
 		}
 		changed := testdb.OutboxTypes(testdb.OutboxRows(t, f.h.DB))
-		if diff := cmp.Diff([]string{"identity.UserRegistered", "identity.RoleChanged"}, changed); diff != "" {
+		if diff := cmp.Diff([]string{"identity.UserRegistered", "identity.RoleChanged", "identity.TokensRevoked"}, changed); diff != "" {
 			t.Errorf("outbox (-want +got):\n%s", diff)
 		}
 		won := 0
@@ -1055,6 +1056,7 @@ func TestHandlers(t *testing.T) {
 		identity.RegisterRequest.Name(), identity.LoginRequest.Name(), identity.RefreshRequest.Name(),
 		identity.LogoutRequest.Name(), identity.ChangePasswordRequest.Name(), identity.CreateUserRequest.Name(),
 		identity.GetUserRequest.Name(), identity.ListUsersRequest.Name(), identity.SetRoleRequest.Name(),
+		identity.WatchRevocationsRequest.Name(),
 	}
 	slices.Sort(got)
 	slices.Sort(want)
