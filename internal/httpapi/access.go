@@ -88,6 +88,10 @@ func accessRules(api huma.API, v Verifier) func(huma.Context, func(huma.Context)
 			}
 		}
 		authz := ctx.Header("Authorization")
+		if !public || (usesBearer && authz != "") {
+			// A personal or admin answer (or a refusal of one): no cache keeps it.
+			ctx.SetHeader("Cache-Control", "no-store")
+		}
 		if authz == "" || !usesBearer {
 			if !public {
 				ctx.SetHeader("WWW-Authenticate", `Bearer realm="agora"`)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
@@ -18,13 +19,15 @@ const RequestIDHeader = "X-Request-ID"
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// chain wraps h with the edge middleware, outermost first: recover, request id and
-// access log, concurrency limit, deadline, declared body size, and text that is not
-// UTF-8 or holds NUL (see checkRequestText and checkedBody).
+// chain wraps h with the edge middleware, outermost first: security headers,
+// recover, request id and access log, concurrency limit, deadline, declared body
+// size, and text that is not UTF-8 or holds NUL (see checkRequestText and
+// checkedBody).
 func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 	sem := make(chan struct{}, max(cfg.MaxInFlight, 1))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		setSecurityHeaders(w.Header())
 		id := r.Header.Get(RequestIDHeader)
 		if !validRequestID.MatchString(id) {
 			id = bus.NewID()
@@ -41,7 +44,7 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 			ctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
 			defer cancel()
 		}
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{ResponseWriter: w, method: r.Method, path: r.URL.Path}
 		r = r.WithContext(ctx) // one copy of the request, with everything above
 		defer func() {
 			if p := recover(); p != nil {
@@ -100,6 +103,14 @@ func admit(w http.ResponseWriter, r *http.Request, cfg Config) bool {
 	return true
 }
 
+// setSecurityHeaders sets what every answer carries: no content sniffing (a JSON
+// error must never be run as a script or page) and no Referer to other sites.
+// Handlers may narrow or relax them (the docs page sends its own policies).
+func setSecurityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
 type remoteAddrKey struct{}
 
 // RemoteAddrFrom returns the peer address of the request being served ("ip:port").
@@ -109,28 +120,63 @@ func RemoteAddrFrom(ctx context.Context) (string, bool) {
 	return a, ok
 }
 
-// recorder notes the status and size of a response for the access log.
+// recorder notes the status and size of a response for the access log. It also
+// keeps every error problem+json: an error answer written as plain text or HTML
+// (http.NotFound, http.Error, the mux's own 405, a handler mounted on the mux) is
+// replaced by a problem with the same status and headers.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
-	wrote  bool
+	method, path string
+	status       int
+	bytes        int64
+	wrote        bool
+	replaced     bool // the handler's own body is dropped: a problem was sent instead
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.status, r.wrote = code, true
+	if r.wrote {
+		r.ResponseWriter.WriteHeader(code)
+		return
+	}
+	r.status, r.wrote = code, true
+	if code >= 400 && !structured(r.Header().Get("Content-Type")) {
+		r.replaced = true
+		r.Header().Del("Content-Length")
+		n := writeProblemBody(r.ResponseWriter, code, r.plainDetail(code))
+		r.bytes += int64(n)
+		return
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if !r.wrote {
-		r.status, r.wrote = http.StatusOK, true
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.replaced {
+		return len(b), nil
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
 	return n, err
+}
+
+// plainDetail is the detail of a problem that replaces a plain-text error.
+func (r *recorder) plainDetail(code int) string {
+	path := truncateText(r.path, maxMessageBytes)
+	switch code {
+	case http.StatusNotFound:
+		return fmt.Sprintf("no route for %s %s", r.method, path)
+	case http.StatusMethodNotAllowed:
+		return fmt.Sprintf("method %s is not allowed on %s", r.method, path)
+	}
+	return http.StatusText(code)
+}
+
+// structured reports whether a Content-Type is JSON or CBOR (problem or not), the
+// formats the API answers errors in.
+func structured(contentType string) bool {
+	return strings.Contains(contentType, "json") || strings.Contains(contentType, "cbor")
 }
 
 // Flush lets streamed responses (server-sent events) through.
