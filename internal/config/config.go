@@ -57,10 +57,10 @@ type Config struct {
 	// write the same catalog database; negative disables the catalog's read cache.
 	CatalogCacheTTL time.Duration
 
-	// JWTPrivateKeyFile is the Ed25519 key (PKCS#8 PEM) that signs access tokens;
-	// only the process that runs identity needs it. JWTPublicKeyFile (PKIX PEM) is
-	// enough for processes that only verify. With neither, a development key is
-	// generated into DataDir/jwt-signing.pem.
+	// JWTPrivateKeyFile is an Ed25519 key (PKCS#8 PEM) that signs access tokens,
+	// for the process that runs identity; without it identity keeps its keys in its
+	// database. JWTPublicKeyFile (PKIX PEM) fixes the key of a process that only
+	// verifies; without it the process fetches identity's key set over the bus.
 	JWTPrivateKeyFile string
 	JWTPublicKeyFile  string
 
