@@ -842,7 +842,7 @@ func TestE2EShutdownAndRestart(t *testing.T) {
 
 	// Same data dir, --demo again: the demo is not seeded twice, nothing is lost.
 	b := startAgora(t, dir)
-	// The signing key is kept in the data dir: a token issued before the restart
+	// The signing key is kept in identity's database: a token issued before the restart
 	// still verifies after it.
 	b.do(http.MethodGet, "/v1/me", nil, "Authorization", "Bearer "+token).want(t, http.StatusOK, nil)
 	if n := b.logged("demo catalog created"); n != 0 {
