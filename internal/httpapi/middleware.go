@@ -93,8 +93,8 @@ func admit(w http.ResponseWriter, r *http.Request, cfg Config) bool {
 			fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, cfg.MaxBodyBytes))
 		return false
 	}
-	if err := checkRequestText(r); err != nil {
-		writeBadText(w, err.(*BadTextError))
+	if bt := checkRequestText(r); bt != nil {
+		writeBadText(w, bt)
 		return false
 	}
 	if r.Body != nil && r.Body != http.NoBody {

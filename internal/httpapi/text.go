@@ -28,9 +28,9 @@ func (e *BadTextError) Error() string {
 }
 
 // checkRequestText returns a *BadTextError for the first part of r, body aside,
-// that is not valid text. Query strings are checked as they decode: that is what
-// handlers see. A query that does not decode at all is left to them.
-func checkRequestText(r *http.Request) error {
+// that is not valid text, or nil. Query strings are checked as they decode: that is
+// what handlers see. A query that does not decode at all is left to them.
+func checkRequestText(r *http.Request) *BadTextError {
 	if !validText(r.URL.Path) {
 		return &BadTextError{Where: "path"}
 	}
