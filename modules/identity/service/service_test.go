@@ -25,6 +25,7 @@ import (
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/identity/internal/accounts"
+	"github.com/agora-commerce/agora/modules/identity/internal/signing"
 	"github.com/agora-commerce/agora/modules/identity/service"
 )
 
@@ -200,6 +201,18 @@ func TestModuleKeys(t *testing.T) {
 		if _, err := keys.Verify(tok); err != nil {
 			t.Errorf("a token of the %s: %v", name, err)
 		}
+	}
+	// Rotating again and again keeps the set bounded: the rotation is refused.
+	for range 2 {
+		if _, err := identity.RotateKeysRequest.Call(t.Context(), b, identity.RotateKeys{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := identity.RotateKeysRequest.Call(t.Context(), b, identity.RotateKeys{}); !errors.Is(err, signing.ErrTooManyKeys) {
+		t.Errorf("a fifth published key: err = %v, want ErrTooManyKeys", err)
+	}
+	if n := len(keys.PublicKeys()); n != signing.MaxPublished {
+		t.Errorf("%d keys published, want %d", n, signing.MaxPublished)
 	}
 }
 

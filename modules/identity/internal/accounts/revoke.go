@@ -59,6 +59,15 @@ func (s *Service) revokeAccess(ctx context.Context, tx *store.Tx, userID, reason
 		UserID: userID, MinVersion: version, Reason: reason}))
 }
 
+// lockUser locks the account's row until tx ends (a write that changes nothing:
+// portable, where SELECT … FOR UPDATE is not).
+func (Repo) lockUser(ctx context.Context, q sqlx.ExtContext, userID string) error {
+	if _, err := q.ExecContext(ctx, q.Rebind(`UPDATE users SET token_version = token_version WHERE id = ?`), userID); err != nil {
+		return fmt.Errorf("identity: lock account %s: %w", userID, err)
+	}
+	return nil
+}
+
 // tokenVersion returns the token version access tokens of userID are issued at.
 func (Repo) tokenVersion(ctx context.Context, q sqlx.ExtContext, userID string) (int64, error) {
 	var v int64

@@ -187,3 +187,33 @@ func TestPurgeRevocations(t *testing.T) {
 		}
 	})
 }
+
+// Refreshes and logouts of one family at once (both tokens of it, the spent and
+// the current) all end in an answer the contract names — never a deadlock, which
+// PostgreSQL answers with an error when two of them lock the family's rows in
+// opposite orders — and leave the family revoked.
+func TestRefreshAndLogoutRace(t *testing.T) {
+	eachService(t, func(t *testing.T, f fixture) {
+		u := f.register(t, "alice@example.com", pw)
+		for round := range 5 {
+			spent := f.login(t, u.Email, pw)
+			current := f.refresh(t, spent.RefreshToken)
+			const n = 6 // within the pool (8, one holding the lock), so every one reaches the lock
+			errs := make([]error, n)
+			race(t, f.h, "users", "id", u.ID, n, func(i int) {
+				tok := []string{spent.RefreshToken, current.RefreshToken}[i%2]
+				if i%4 < 2 {
+					_, errs[i] = f.s.Refresh(t.Context(), identity.Refresh{RefreshToken: tok})
+				} else {
+					_, errs[i] = f.s.Logout(t.Context(), identity.Logout{RefreshToken: tok})
+				}
+			})
+			for i, err := range errs {
+				if err != nil && !errors.Is(err, identity.ErrInvalidToken) {
+					t.Errorf("round %d, request %d: %v", round, i, err)
+				}
+			}
+			f.wantRefreshFails(t, "the family's current token", current.RefreshToken)
+		}
+	})
+}

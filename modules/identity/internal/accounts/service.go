@@ -163,7 +163,7 @@ func (s *Service) Refresh(ctx context.Context, r identity.Refresh) (identity.Tok
 	reused := false
 	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
 		now := s.now()
-		t, err := s.repo.RefreshTokenByHash(ctx, tx, hashRefreshToken(r.RefreshToken))
+		t, err := s.lockedRefreshToken(ctx, tx, r.RefreshToken)
 		if errors.Is(err, errNoToken) {
 			return identity.ErrInvalidToken
 		}
@@ -229,6 +229,23 @@ func (s *Service) issue(ctx context.Context, tx *store.Tx, u identity.User, fami
 		RefreshToken: refresh}, nil
 }
 
+// lockedRefreshToken returns the stored refresh token, read again after its
+// account's row is locked for tx. Every transaction that changes an account's
+// tokens locks the account first (a refresh, a logout, a password or role change),
+// so two of them on one family wait for each other instead of locking its rows in
+// opposite orders (a deadlock on PostgreSQL), and each sees the other's outcome.
+func (s *Service) lockedRefreshToken(ctx context.Context, tx *store.Tx, token string) (RefreshToken, error) {
+	hash := hashRefreshToken(token)
+	t, err := s.repo.RefreshTokenByHash(ctx, tx, hash)
+	if err != nil {
+		return RefreshToken{}, err
+	}
+	if err := s.repo.lockUser(ctx, tx, t.UserID); err != nil {
+		return RefreshToken{}, err
+	}
+	return s.repo.RefreshTokenByHash(ctx, tx, hash)
+}
+
 // hashRefreshToken is what is stored of a refresh token: its SHA-256, in hex. The
 // token has 256 random bits, so an unsalted fast hash is enough to make a leaked
 // table useless.
@@ -243,7 +260,7 @@ func hashRefreshToken(token string) string {
 // either way).
 func (s *Service) Logout(ctx context.Context, l identity.Logout) (identity.Done, error) {
 	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
-		t, err := s.repo.RefreshTokenByHash(ctx, tx, hashRefreshToken(l.RefreshToken))
+		t, err := s.lockedRefreshToken(ctx, tx, l.RefreshToken)
 		if errors.Is(err, errNoToken) {
 			return nil
 		}

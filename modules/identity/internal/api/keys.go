@@ -40,7 +40,8 @@ func KeyRoutes(b *bus.Bus) httpapi.Routes {
 			Summary: "Rotate the key that signs access tokens",
 			Description: "A new key signs every token from now on. The previous keys stay published until the tokens they signed have " +
 				"expired (one access-token lifetime), so no signed-in user notices. Every process fetches the new key the first time a token names it. " +
-				"409 when the signing key is given as a file (AGORA_JWT_PRIVATE_KEY_FILE): replace the file instead.",
+				"409 when the signing key is given as a file (AGORA_JWT_PRIVATE_KEY_FILE): replace the file instead; " +
+				"409 too while four keys are published (rotate again once the oldest retired key has expired).",
 			Security: httpapi.AdminOnly, Errors: []int{http.StatusConflict},
 		}, func(ctx context.Context, _ *struct{}) (*keySetOut, error) {
 			set, err := identity.RotateKeysRequest.Call(ctx, b, identity.RotateKeys{})

@@ -27,6 +27,15 @@ import (
 var ErrKeysFromFile = bus.NewError(bus.KindConflict, "identity.keys_from_file",
 	"the signing key is given as a file (AGORA_JWT_PRIVATE_KEY_FILE): rotate it by replacing the file")
 
+// MaxPublished bounds the keys published at once: a rotation while as many are
+// published (their tokens may still be in use) is refused, so the key set — and
+// every answer that carries it — stays small however often someone rotates.
+const MaxPublished = 4
+
+// ErrTooManyKeys is RotateKeys' answer while MaxPublished keys are published.
+var ErrTooManyKeys = bus.NewError(bus.KindConflict, "identity.too_many_keys",
+	"as many keys as may be published are in use; rotate again once the oldest retired key has expired (one access-token lifetime after its retirement)")
+
 // Keyring loads, makes and rotates the signing keys, and keeps keys (the
 // process's *auth.Keys) signing with the newest and verifying with every key still
 // published.
@@ -131,6 +140,13 @@ func (r *Keyring) add(ctx context.Context, retire bool) error {
 func (r *Keyring) Rotate(ctx context.Context, _ identity.RotateKeys) (identity.KeySet, error) {
 	if r.db == nil {
 		return identity.KeySet{}, ErrKeysFromFile
+	}
+	rows, err := r.published(ctx)
+	if err != nil {
+		return identity.KeySet{}, err
+	}
+	if len(rows) >= MaxPublished {
+		return identity.KeySet{}, ErrTooManyKeys
 	}
 	if err := r.add(ctx, true); err != nil {
 		return identity.KeySet{}, err
