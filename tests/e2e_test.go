@@ -325,34 +325,14 @@ type reply struct {
 // key, value pairs.
 func (a *agora) do(method, path string, body any, headers ...string) reply {
 	a.t.Helper()
-	var r io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			a.t.Fatal(err)
 		}
-		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(a.t.Context(), method, a.base+path, r)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := a.client.Do(req)
-	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		a.t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return reply{status: res.StatusCode, header: res.Header, body: b}
+	return a.raw(method, path, b, headers...)
 }
 
 // admin returns the headers of an admin request.
