@@ -6,11 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/agora-commerce/agora/tests/supplychain"
 )
 
 // TestImageToolchain checks that the project's image carries a binary built with the
@@ -60,13 +61,9 @@ func TestImageToolchain(t *testing.T) {
 // dockerfileToolchain returns the Go toolchain the Dockerfile builds the release with.
 func dockerfileToolchain(t *testing.T, root string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	v, err := supplychain.DockerfileToolchain(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^ARG GO_TOOLCHAIN=(go\d+\.\d+\.\d+)\s*$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatal("the Dockerfile names no patched toolchain (ARG GO_TOOLCHAIN=goX.Y.Z)")
-	}
-	return string(m[1])
+	return v
 }

@@ -82,11 +82,9 @@ type verifiedToken struct {
 	expires  time.Time
 }
 
-// verifyLeeway is the clock skew Verify tolerates on a token's times.
-const verifyLeeway = 5 * time.Second
-
-// Leeway is how long after its expiry a token is still accepted (clock skew).
-const Leeway = verifyLeeway
+// Leeway is the clock skew Verify tolerates on a token's times: how long after its
+// expiry a token is still accepted.
+const Leeway = 5 * time.Second
 
 // maxVerified bounds the cache of verified tokens (about 3 MB at its fullest).
 const maxVerified = 10000
@@ -184,7 +182,7 @@ func (k *Keys) verify(token string) (verifiedToken, error) {
 	var c claims
 	t, err := jwt.ParseWithClaims(token, &c, k.keyFor,
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithIssuer(Issuer), jwt.WithAudience(Audience), jwt.WithExpirationRequired(), jwt.WithLeeway(verifyLeeway))
+		jwt.WithIssuer(Issuer), jwt.WithAudience(Audience), jwt.WithExpirationRequired(), jwt.WithLeeway(Leeway))
 	if err != nil || c.Subject == "" || c.Role == "" || c.ExpiresAt == nil {
 		return verifiedToken{}, ErrInvalid
 	}
@@ -194,5 +192,5 @@ func (k *Keys) verify(token string) (verifiedToken, error) {
 	}
 	kid, _ := t.Header["kid"].(string)
 	return verifiedToken{p: Principal{UserID: c.Subject, Role: c.Role}, keyID: kid, version: c.Version, issuedAt: issued,
-		expires: c.ExpiresAt.Add(verifyLeeway)}, nil
+		expires: c.ExpiresAt.Add(Leeway)}, nil
 }

@@ -101,10 +101,10 @@ func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
 		for _, m := range allow {
 			w.Header().Add("Allow", m)
 		}
-		WriteProblem(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, truncateText(r.URL.Path, maxMessageBytes)))
+		WriteProblem(w, http.StatusMethodNotAllowed, missDetail(r.Method, r.URL.Path, http.StatusMethodNotAllowed))
 		return
 	}
-	WriteProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, truncateText(r.URL.Path, maxMessageBytes)))
+	WriteProblem(w, http.StatusNotFound, missDetail(r.Method, r.URL.Path, http.StatusNotFound))
 }
 
 // Server serves an API until stopped.

@@ -142,7 +142,7 @@ func (r *recorder) WriteHeader(code int) {
 	if code >= 400 && !structured(r.Header().Get("Content-Type")) {
 		r.replaced = true
 		r.Header().Del("Content-Length")
-		n := writeProblemBody(r.ResponseWriter, code, r.plainDetail(code))
+		n := writeProblemBody(r.ResponseWriter, code, missDetail(r.method, r.path, code))
 		r.bytes += int64(n)
 		return
 	}
@@ -161,14 +161,15 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// plainDetail is the detail of a problem that replaces a plain-text error.
-func (r *recorder) plainDetail(code int) string {
-	path := truncateText(r.path, maxMessageBytes)
+// missDetail is the detail of a problem for a request no route answers: 404 (no
+// route for the path), 405 (not this method), or any other status by its text.
+func missDetail(method, path string, code int) string {
+	path = truncateText(path, maxMessageBytes)
 	switch code {
 	case http.StatusNotFound:
-		return fmt.Sprintf("no route for %s %s", r.method, path)
+		return fmt.Sprintf("no route for %s %s", method, path)
 	case http.StatusMethodNotAllowed:
-		return fmt.Sprintf("method %s is not allowed on %s", r.method, path)
+		return fmt.Sprintf("method %s is not allowed on %s", method, path)
 	}
 	return http.StatusText(code)
 }

@@ -120,7 +120,7 @@ func edgeLimits(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if op := ctx.Operation(); op != nil {
 			if l, ok := op.Metadata[edgeLimitKey].(*KeyedLimiter); ok {
-				if allowed, wait := l.Allow(clientIP(ctx.Context()), time.Now()); !allowed {
+				if allowed, wait := l.Allow(ClientIP(ctx.Context()), time.Now()); !allowed {
 					ctx.SetHeader("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
 					_ = huma.WriteErr(api, ctx, http.StatusTooManyRequests, "too many requests from this address; retry later")
 					return
@@ -131,9 +131,10 @@ func edgeLimits(api huma.API) func(huma.Context, func(huma.Context)) {
 	}
 }
 
-// clientIP is the peer address of the request being served, without its port.
-// Proxy headers are not trusted (see RemoteAddrFrom).
-func clientIP(ctx context.Context) string {
+// ClientIP is the peer address of the request being served, without its port
+// ("unknown" outside a request): the key of per-address limits. Proxy headers are
+// not trusted (see RemoteAddrFrom).
+func ClientIP(ctx context.Context) string {
 	addr, ok := RemoteAddrFrom(ctx)
 	if !ok {
 		return "unknown"

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -314,15 +313,11 @@ func vulnDB(t *testing.T, root string) string {
 // dockerfileToolchain returns the Go toolchain the Dockerfile builds the release with.
 func dockerfileToolchain(t *testing.T, root string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	v, err := DockerfileToolchain(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^ARG GO_TOOLCHAIN=(go\d+\.\d+\.\d+)\s*$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatal("the Dockerfile names no patched toolchain (ARG GO_TOOLCHAIN=goX.Y.Z)")
-	}
-	return string(m[1])
+	return v
 }
 
 func moduleRoot(t *testing.T) string {

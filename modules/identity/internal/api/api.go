@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -82,7 +81,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			Description: "Passwords are 10 to 128 characters. Rate-limited per address and per account (429 with Retry-After).",
 			Errors:      []int{http.StatusConflict, http.StatusTooManyRequests},
 		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body Credentials }) (*userOut, error) {
-			if err := limit(clientIP(ctx), in.Body.Email); err != nil {
+			if err := limit(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
 				return nil, err
 			}
 			u, err := identity.RegisterRequest.Call(ctx, b, identity.Register{Email: in.Body.Email, Password: in.Body.Password})
@@ -99,7 +98,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 				"Rate-limited per address and per account (429 with Retry-After).",
 			Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
 		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body Credentials }) (*tokensOut, error) {
-			if err := limit(clientIP(ctx), in.Body.Email); err != nil {
+			if err := limit(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
 				return nil, err
 			}
 			t, err := identity.LoginRequest.Call(ctx, b, identity.Login{Email: in.Body.Email, Password: in.Body.Password})
@@ -118,7 +117,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			Description: "The refresh token is rotated: the one sent is spent. Sending a spent one again revokes every token of its family.",
 			Errors:      []int{http.StatusUnauthorized, http.StatusTooManyRequests},
 		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body refreshBody }) (*tokensOut, error) {
-			if err := limit(clientIP(ctx), ""); err != nil {
+			if err := limit(httpapi.ClientIP(ctx), ""); err != nil {
 				return nil, err
 			}
 			t, err := identity.RefreshRequest.Call(ctx, b, identity.Refresh{RefreshToken: in.Body.RefreshToken})
@@ -161,7 +160,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			Errors:      []int{http.StatusUnprocessableEntity, http.StatusTooManyRequests},
 		}, func(ctx context.Context, in *struct{ Body passwordBody }) (*struct{}, error) {
 			p, _ := httpapi.PrincipalFrom(ctx)
-			if err := limit(clientIP(ctx), "user:"+p.UserID); err != nil {
+			if err := limit(httpapi.ClientIP(ctx), "user:"+p.UserID); err != nil {
 				return nil, err
 			}
 			_, err := identity.ChangePasswordRequest.Call(ctx, b, identity.ChangePassword{
@@ -240,15 +239,4 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
 		})
 	}
-}
-
-// clientIP is the peer address of the request (no proxy headers are trusted).
-func clientIP(ctx context.Context) string {
-	if addr, ok := httpapi.RemoteAddrFrom(ctx); ok {
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			return host
-		}
-		return addr
-	}
-	return "unknown"
 }
