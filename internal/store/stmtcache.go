@@ -20,8 +20,12 @@ const maxCachedStatements = 1000
 // statements itself, so PostgreSQL databases have no stmtCache.)
 type stmtCache struct {
 	mu        sync.Mutex
-	m         map[string]*sqlx.Stmt
+	m         map[string]*sqlx.Stmt // nil once closed
 	preparing map[string]bool
+	// inflight counts background prepares: close waits for them, because a prepare
+	// may be opening a connection — on SQLite, the database's files — and none may
+	// outlive the database.
+	inflight sync.WaitGroup
 }
 
 // get returns the prepared statement for query, or nil when it is not prepared
@@ -35,14 +39,16 @@ func (c *stmtCache) get(db *sqlx.DB, query string) *sqlx.Stmt {
 	if s, ok := c.m[query]; ok {
 		return s
 	}
-	if len(c.m)+len(c.preparing) < maxCachedStatements && !c.preparing[query] {
+	if c.m != nil && len(c.m)+len(c.preparing) < maxCachedStatements && !c.preparing[query] {
 		c.preparing[query] = true
+		c.inflight.Add(1)
 		go c.prepare(db, query)
 	}
 	return nil
 }
 
 func (c *stmtCache) prepare(db *sqlx.DB, query string) {
+	defer c.inflight.Done()
 	s, err := db.Preparex(query)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -57,13 +63,17 @@ func (c *stmtCache) prepare(db *sqlx.DB, query string) {
 	c.m[query] = s
 }
 
+// close closes every cached statement once the prepares under way have ended; a
+// prepare that ends after close began closes its own statement.
 func (c *stmtCache) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, s := range c.m {
+	m := c.m
+	c.m = nil
+	c.mu.Unlock()
+	c.inflight.Wait()
+	for _, s := range m {
 		_ = s.Close()
 	}
-	c.m = nil
 }
 
 // ExecContext runs query with a cached prepared statement where it can.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -70,5 +72,30 @@ func TestStatementCache(t *testing.T) {
 	var n int
 	if err := db.GetContext(ctx, &n, `SELECT COUNT(*) FROM kv`); err != nil || n != 4 {
 		t.Errorf("rows = %d, %v; want 4", n, err)
+	}
+}
+
+// Close waits for the statements being prepared in the background: none of them
+// opens a connection — on SQLite, the database's files — after Close returns, so
+// the database's directory can be removed at once.
+func TestCloseOutlivesNoPrepare(t *testing.T) {
+	ctx := context.Background()
+	for round := range 20 {
+		dir := filepath.Join(t.TempDir(), "data")
+		db, err := OpenSQLite(ctx, "m", filepath.Join(dir, "m.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 30 { // each a new text, each a background prepare
+			if _, err := db.ExecContext(ctx, fmt.Sprintf("SELECT %d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatalf("round %d: remove the data directory after Close: %v", round, err)
+		}
 	}
 }
