@@ -29,7 +29,7 @@ type archPackage struct {
 //
 //	(a) a package under modules/X imports from modules/Y (Y≠X) only the contract modules/Y;
 //	(b) the contract modules/X imports nothing of the project but the message vocabulary:
-//	    internal/bus and internal/money;
+//	    internal/message;
 //	(c) the platform (internal/...) imports nothing under modules/, except internal/app,
 //	    which may import only modules/*/service and contract packages;
 //	(d) nothing but internal/app imports modules/*/service;
@@ -61,8 +61,8 @@ func archViolations(pkgs []archPackage) []string {
 			if inModule && toModule && to != from && !isContract(imp) {
 				bad("a", "a module may import only another module's contract package")
 			}
-			if isContract(p.Path) && imp != "internal/bus" && imp != "internal/money" {
-				bad("b", "a contract package may import only internal/bus and internal/money from the project")
+			if isContract(p.Path) && imp != "internal/message" {
+				bad("b", "a contract package may import only internal/message from the project")
 			}
 			if isPlatform(p.Path) && toModule {
 				switch {
@@ -235,15 +235,16 @@ func TestArchitecture(t *testing.T) {
 // TestArchitecture cannot pass because the check finds nothing.
 func TestArchViolations(t *testing.T) {
 	good := []archPackage{
-		{Path: "internal/bus"},
+		{Path: "internal/message"},
+		{Path: "internal/bus", Imports: []string{"internal/message"}},
 		{Path: "internal/httpapi", Imports: []string{"internal/bus"}},
 		{Path: "internal/app", Imports: []string{"internal/bus", "modules/catalog/service", "modules/orders/service", "modules/catalog"}},
 		{Path: "internal/cli", Imports: []string{"internal/app"}},
 		{Path: "cmd/agora", Imports: []string{"internal/cli"}},
-		{Path: "modules/catalog", Imports: []string{"internal/bus"}},
+		{Path: "modules/catalog", Imports: []string{"internal/message"}},
 		{Path: "modules/catalog/service", Imports: []string{"internal/httpapi", "modules/catalog", "modules/catalog/internal/api"}},
 		{Path: "modules/catalog/internal/api", Imports: []string{"modules/catalog", "internal/bus", "internal/httpapi"}},
-		{Path: "modules/orders", Imports: []string{"internal/bus"}},
+		{Path: "modules/orders", Imports: []string{"internal/message"}},
 		{Path: "modules/orders/service", Imports: []string{"modules/orders/internal/saga"}},
 		{Path: "modules/orders/internal/saga", Imports: []string{"modules/orders", "modules/catalog", "internal/outbox"}},
 		{Path: "tests", Imports: []string{"modules/catalog"}},
@@ -270,18 +271,18 @@ func TestArchViolations(t *testing.T) {
 		},
 		{
 			name: "(b) contract imports the platform",
-			pkgs: with(archPackage{Path: "modules/payments", Imports: []string{"internal/bus", "internal/store"}}),
-			want: []string{"modules/payments -> internal/store: (b) a contract package may import only internal/bus and internal/money from the project"},
+			pkgs: with(archPackage{Path: "modules/payments", Imports: []string{"internal/message", "internal/store"}}),
+			want: []string{"modules/payments -> internal/store: (b) a contract package may import only internal/message from the project"},
 		},
 		{
 			name: "(b) contract imports its own internals",
 			pkgs: with(archPackage{Path: "modules/payments", Imports: []string{"modules/payments/internal/provider"}}),
-			want: []string{"modules/payments -> modules/payments/internal/provider: (b) a contract package may import only internal/bus and internal/money from the project"},
+			want: []string{"modules/payments -> modules/payments/internal/provider: (b) a contract package may import only internal/message from the project"},
 		},
 		{
 			name: "(b) contract imports another contract",
 			pkgs: with(archPackage{Path: "modules/payments", Imports: []string{"modules/orders"}}),
-			want: []string{"modules/payments -> modules/orders: (b) a contract package may import only internal/bus and internal/money from the project"},
+			want: []string{"modules/payments -> modules/orders: (b) a contract package may import only internal/message from the project"},
 		},
 		{
 			name: "(c) platform imports a contract",
@@ -336,5 +337,37 @@ func TestArchViolations(t *testing.T) {
 				t.Errorf("violations (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestContractDependencies: a module's contract, with everything it imports
+// transitively, is the standard library and the project's message vocabulary —
+// a contract describes, it runs nothing. And the vocabulary itself imports only the
+// standard library.
+func TestContractDependencies(t *testing.T) {
+	root := repoRoot(t)
+	mod := modulePath(t, root)
+	var contracts []string
+	for _, p := range projectPackages(t) {
+		if isContract(p.Path) {
+			contracts = append(contracts, mod+"/"+p.Path)
+		}
+	}
+	vocabulary := mod + "/internal/message"
+	for _, pkg := range append(contracts, vocabulary) {
+		cmd := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep != pkg && dep != vocabulary {
+				t.Errorf("%s depends on %s: want only the standard library and %s", pkg, dep, vocabulary)
+			}
+		}
+	}
+	if len(contracts) < 6 {
+		t.Errorf("found %d contracts, want every module's: %v", len(contracts), contracts)
 	}
 }

@@ -211,7 +211,7 @@ func CreateAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, email
 		return err
 	}
 	defer func() { _ = a.Stop(context.WithoutCancel(ctx)) }()
-	u, err := identity.CreateUserRequest.Call(ctx, b, identity.CreateUser{Email: email, Password: password, Role: identity.RoleAdmin})
+	u, err := bus.Call(ctx, b, identity.CreateUserRequest, identity.CreateUser{Email: email, Password: password, Role: identity.RoleAdmin})
 	if err != nil {
 		return fmt.Errorf("create admin %s: %w", email, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Pointer-free messages: the bus passes them by value, no copy needed.
@@ -22,7 +23,7 @@ type priceReply struct {
 	Found bool
 }
 
-var getPrice = bus.NewRequest[priceQuery, priceReply]("pricing.GetPrice")
+var getPrice = message.NewRequest[priceQuery, priceReply]("pricing.GetPrice")
 
 func priceHandler(_ context.Context, q priceQuery) (priceReply, error) {
 	return priceReply{Unit: 250, Total: 250 * int64(q.Quantity), Found: true}, nil
@@ -40,7 +41,7 @@ type productLine struct {
 
 type productsReply struct{ Products []productLine }
 
-var getProducts = bus.NewRequest[productsQuery, productsReply]("catalog.GetProducts")
+var getProducts = message.NewRequest[productsQuery, productsReply]("catalog.GetProducts")
 
 func benchBus(b *testing.B, handlers ...bus.RequestHandler) *bus.Bus {
 	b.Helper()
@@ -52,14 +53,14 @@ func benchBus(b *testing.B, handlers ...bus.RequestHandler) *bus.Bus {
 }
 
 func BenchmarkRequestInProcess(b *testing.B) {
-	bb := benchBus(b, getPrice.Handle(priceHandler))
+	bb := benchBus(b, bus.Handle(getPrice, priceHandler))
 	ctx := context.Background()
 	q := priceQuery{Quantity: 3}
 	copy(q.SKU[:], "SKU-0000000001")
 	copy(q.Currency[:], "EUR")
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := getPrice.Call(ctx, bb, q)
+		r, err := bus.Call(ctx, bb, getPrice, q)
 		if err != nil || r.Total != 750 {
 			b.Fatalf("Call = %+v, %v", r, err)
 		}
@@ -72,7 +73,7 @@ func BenchmarkRequestInProcessWithCopy(b *testing.B) {
 	for i := range reply.Products {
 		reply.Products[i] = productLine{ID: "p" + strconv.Itoa(i), Price: int64(100 * i), Stock: i}
 	}
-	bb := benchBus(b, getProducts.Handle(func(_ context.Context, q productsQuery) (productsReply, error) {
+	bb := benchBus(b, bus.Handle(getProducts, func(_ context.Context, q productsQuery) (productsReply, error) {
 		return reply, nil
 	}))
 	ctx := context.Background()
@@ -82,7 +83,7 @@ func BenchmarkRequestInProcessWithCopy(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := getProducts.Call(ctx, bb, q)
+		r, err := bus.Call(ctx, bb, getProducts, q)
 		if err != nil || len(r.Products) != 10 {
 			b.Fatalf("Call = %+v, %v", r, err)
 		}
@@ -90,13 +91,13 @@ func BenchmarkRequestInProcessWithCopy(b *testing.B) {
 }
 
 func BenchmarkRequestParallel(b *testing.B) {
-	bb := benchBus(b, getPrice.Handle(priceHandler))
+	bb := benchBus(b, bus.Handle(getPrice, priceHandler))
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		q := priceQuery{Quantity: 2}
 		for pb.Next() {
-			r, err := getPrice.Call(ctx, bb, q)
+			r, err := bus.Call(ctx, bb, getPrice, q)
 			if err != nil || r.Total != 500 {
 				b.Errorf("Call = %+v, %v", r, err)
 				return

@@ -13,8 +13,8 @@
 //   - Messages are plain values that round-trip through JSON. In one process the bus
 //     deep-copies values that hold references (slices, maps, pointers) on the way in
 //     and on the way out, so a receiver can never mutate a sender's memory.
-//   - Errors that cross the bus are *Error values with a stable Code.
-//   - Deadlines come from the context; a full receiver answers ErrOverloaded rather
+//   - Errors that cross the bus are *message.Error values with a stable Code.
+//   - Deadlines come from the context; a full receiver answers message.ErrOverloaded rather
 //     than queueing without limit.
 package bus
 
@@ -31,36 +31,125 @@ import (
 	"time"
 
 	clone "github.com/huandu/go-clone"
+
+	"github.com/agora-commerce/agora/internal/message"
 )
 
-// Request declares a request–reply exchange: its name (the routing key, "<module>.<Name>")
-// and its request and reply types. Declare it once in the receiving module's contract.
-type Request[Req, Resp any] struct {
+// Call sends req, declared by r, and waits for the reply or ctx's end. It returns
+// the handler's *message.Error unchanged, message.ErrNoHandler when no process serves the
+// request, message.ErrOverloaded when the receiver stays full until the deadline, and
+// message.ErrTimeout when the deadline passes. Whether a request is safe to retry is stated
+// where it is declared.
+func Call[Req, Resp any](ctx context.Context, b *Bus, r message.Request[Req, Resp], req Req) (Resp, error) {
+	var zero Resp
+	if b.obs != nil {
+		return callObserved(ctx, b, r, req)
+	}
+	h, ok := b.requests[r.Name()]
+	if !ok {
+		return callRemote(ctx, b, r, req)
+	}
+	typed, ok := h.impl.(*requestHandler[Req, Resp])
+	if !ok {
+		return zero, fmt.Errorf("bus: request %q registered with other types", r.Name())
+	}
+	if err := h.limit.acquire(ctx); err != nil {
+		return zero, err
+	}
+	defer h.limit.release()
+	// As reply does; written out here so that the cheapest path is one frame.
+	resp, err := typed.fn(ctx, typed.copyIn(req))
+	if err != nil {
+		return zero, b.handlerError(ctx, r.Name(), err)
+	}
+	if ctx.Err() != nil {
+		return zero, message.ErrTimeout
+	}
+	return typed.copyOut(resp), nil
+}
+
+// callObserved is Call on an instrumented bus: the observer sees the call and,
+// when the handler runs here, its handling (kept apart so that a bus without an
+// observer pays nothing for it).
+func callObserved[Req, Resp any](ctx context.Context, b *Bus, r message.Request[Req, Resp], req Req) (_ Resp, err error) {
+	h, local := b.requests[r.Name()]
+	ctx, end := b.obs.Observe(ctx, Op{Role: Sending, Kind: message.KindRequest, Type: r.Name(), Remote: !local})
+	defer func() { end(err) }()
+	if !local {
+		return callRemote(ctx, b, r, req)
+	}
+	typed, ok := h.impl.(*requestHandler[Req, Resp])
+	if !ok {
+		return *new(Resp), fmt.Errorf("bus: request %q registered with other types", r.Name())
+	}
+	if err := h.limit.acquire(ctx); err != nil {
+		return *new(Resp), err
+	}
+	defer h.limit.release()
+	hctx, done := b.handling(ctx, Op{Role: Handling, Kind: message.KindRequest, Type: r.Name()})
+	resp, err := typed.fn(hctx, typed.copyIn(req))
+	done(err)
+	if err != nil {
+		return *new(Resp), b.handlerError(ctx, r.Name(), err)
+	}
+	if ctx.Err() != nil {
+		// Over a wire a reply after the deadline is dropped; in one process too,
+		// so that callers see the same outcome wherever the handler runs.
+		return *new(Resp), message.ErrTimeout
+	}
+	return typed.copyOut(resp), nil
+}
+
+// callRemote sends req through the transport.
+func callRemote[Req, Resp any](ctx context.Context, b *Bus, r message.Request[Req, Resp], req Req) (Resp, error) {
+	var zero Resp
+	if b.transport == nil {
+		return zero, message.ErrNoHandler.Withf("no process serves %s (module %q is not running here)", r.Name(), ModuleOf(r.Name()))
+	}
+	env, err := NewEnvelope(ctx, message.KindRequest, r.Name(), req)
+	if err != nil {
+		return zero, fmt.Errorf("bus: encode %s: %w", r.Name(), err)
+	}
+	reply, err := b.transport.Request(ctx, env)
+	if err != nil {
+		return zero, err
+	}
+	var resp Resp
+	if err := json.Unmarshal(reply, &resp); err != nil {
+		return zero, message.ErrInvalidMessage.Withf("decode reply to %s: %v", r.Name(), err)
+	}
+	return resp, nil
+}
+
+// Handle returns the registration of fn as the handler of r. Provide it to the fx
+// group "bus.requests"; a request has one handler per process.
+func Handle[Req, Resp any](r message.Request[Req, Resp], fn func(context.Context, Req) (Resp, error)) RequestHandler {
+	h := &requestHandler[Req, Resp]{name: r.Name(), fn: fn, copyReq: copier[Req](), copyResp: copier[Resp]()}
+	return RequestHandler{Name: r.Name(), impl: h, serve: h.serveEncoded, parks: r.Parks()}
+}
+
+type requestHandler[Req, Resp any] struct {
 	name     string
+	fn       func(context.Context, Req) (Resp, error)
 	copyReq  func(Req) Req   // nil: values of Req share no memory
 	copyResp func(Resp) Resp // nil: values of Resp share no memory
-	parks    bool            // see Parked
 }
 
-// Parked returns r declared as a long poll: its handler mostly waits (for a change,
-// up to a deadline) rather than works. Parked requests do not take the module's
-// work slots (Limits.MaxInFlight) — a thousand waiting streams must not starve the
-// module's real work — but have their own, larger bound (Limits.MaxParked).
-func (r Request[Req, Resp]) Parked() Request[Req, Resp] {
-	r.parks = true
-	return r
+// copyIn is what the handler receives of the caller's req: a copy when they could
+// otherwise share memory, so that a receiver never mutates a sender's values.
+func (h *requestHandler[Req, Resp]) copyIn(req Req) Req {
+	if h.copyReq == nil {
+		return req
+	}
+	return h.copyReq(req)
 }
 
-// Cloner is implemented by message types that copy themselves (deeply: sharing no
-// memory with the original) faster than the bus's reflective copy.
-type Cloner[T any] interface {
-	Clone() T
-}
-
-// NewRequest declares a request type. The name's first dot-separated part is the
-// module that serves it.
-func NewRequest[Req, Resp any](name string) Request[Req, Resp] {
-	return Request[Req, Resp]{name: name, copyReq: copier[Req](), copyResp: copier[Resp]()}
+// copyOut is copyIn for the reply.
+func (h *requestHandler[Req, Resp]) copyOut(resp Resp) Resp {
+	if h.copyResp == nil {
+		return resp
+	}
+	return h.copyResp(resp)
 }
 
 // copier returns how the bus copies values of T in one process: not at all when
@@ -71,133 +160,16 @@ func copier[T any]() func(T) T {
 		return nil
 	}
 	var zero T
-	if _, ok := any(zero).(Cloner[T]); ok {
-		return func(v T) T { return any(v).(Cloner[T]).Clone() }
+	if _, ok := any(zero).(message.Cloner[T]); ok {
+		return func(v T) T { return any(v).(message.Cloner[T]).Clone() }
 	}
 	return deepCopy[T]
-}
-
-// Name returns the request's routing name.
-func (r Request[Req, Resp]) Name() string { return r.name }
-
-// Call sends req and waits for the reply or ctx's end. It returns the handler's
-// *Error unchanged, ErrNoHandler when no process serves the request, ErrOverloaded
-// when the receiver stays full until the deadline, and ErrTimeout when the deadline
-// passes. Whether a request is safe to retry is stated where it is declared.
-func (r Request[Req, Resp]) Call(ctx context.Context, b *Bus, req Req) (Resp, error) {
-	var zero Resp
-	if b.obs != nil {
-		return r.callObserved(ctx, b, req)
-	}
-	if h, ok := b.requests[r.name]; ok {
-		typed, ok := h.impl.(*requestHandler[Req, Resp])
-		if !ok {
-			return zero, fmt.Errorf("bus: request %q registered with other types", r.name)
-		}
-		if err := h.limit.acquire(ctx); err != nil {
-			return zero, err
-		}
-		defer h.limit.release()
-		if r.copyReq != nil {
-			req = r.copyReq(req)
-		}
-		// As reply does; written out here so that the cheapest path is one frame.
-		resp, err := typed.fn(ctx, req)
-		if err != nil {
-			return zero, b.handlerError(ctx, r.name, err)
-		}
-		if ctx.Err() != nil {
-			return zero, ErrTimeout
-		}
-		if r.copyResp != nil {
-			resp = r.copyResp(resp)
-		}
-		return resp, nil
-	}
-	return r.callRemote(ctx, b, req)
-}
-
-// callObserved is Call on an instrumented bus: the observer sees the call and,
-// when the handler runs here, its handling (kept apart so that a bus without an
-// observer pays nothing for it).
-func (r Request[Req, Resp]) callObserved(ctx context.Context, b *Bus, req Req) (_ Resp, err error) {
-	h, local := b.requests[r.name]
-	ctx, end := b.obs.Observe(ctx, Op{Role: Send, Kind: KindRequest, Type: r.name, Remote: !local})
-	defer func() { end(err) }()
-	if !local {
-		return r.callRemote(ctx, b, req)
-	}
-	typed, ok := h.impl.(*requestHandler[Req, Resp])
-	if !ok {
-		return r.reply(ctx, b, *new(Resp), fmt.Errorf("bus: request %q registered with other types", r.name))
-	}
-	if err := h.limit.acquire(ctx); err != nil {
-		return *new(Resp), err
-	}
-	defer h.limit.release()
-	if r.copyReq != nil {
-		req = r.copyReq(req)
-	}
-	hctx, done := b.handling(ctx, Op{Role: Handle, Kind: KindRequest, Type: r.name})
-	resp, err := typed.fn(hctx, req)
-	done(err)
-	return r.reply(ctx, b, resp, err)
-}
-
-// reply is what the caller of a local handler receives, given what it returned.
-func (r Request[Req, Resp]) reply(ctx context.Context, b *Bus, resp Resp, err error) (Resp, error) {
-	var zero Resp
-	if err != nil {
-		return zero, b.handlerError(ctx, r.name, err)
-	}
-	if ctx.Err() != nil {
-		// Over a wire a reply after the deadline is dropped; in one process too,
-		// so that callers see the same outcome wherever the handler runs.
-		return zero, ErrTimeout
-	}
-	if r.copyResp != nil {
-		resp = r.copyResp(resp)
-	}
-	return resp, nil
-}
-
-// callRemote sends req through the transport.
-func (r Request[Req, Resp]) callRemote(ctx context.Context, b *Bus, req Req) (Resp, error) {
-	var zero Resp
-	if b.transport == nil {
-		return zero, ErrNoHandler.Withf("no process serves %s (module %q is not running here)", r.name, ModuleOf(r.name))
-	}
-	env, err := NewEnvelope(ctx, KindRequest, r.name, req)
-	if err != nil {
-		return zero, fmt.Errorf("bus: encode %s: %w", r.name, err)
-	}
-	reply, err := b.transport.Request(ctx, env)
-	if err != nil {
-		return zero, err
-	}
-	var resp Resp
-	if err := json.Unmarshal(reply, &resp); err != nil {
-		return zero, ErrInvalidMessage.Withf("decode reply to %s: %v", r.name, err)
-	}
-	return resp, nil
-}
-
-// Handle returns the registration of fn as the handler of r in module. Provide it to
-// the fx group "bus.requests" (see Handlers); a request has one handler per process.
-func (r Request[Req, Resp]) Handle(fn func(context.Context, Req) (Resp, error)) RequestHandler {
-	h := &requestHandler[Req, Resp]{name: r.name, fn: fn}
-	return RequestHandler{Name: r.name, impl: h, serve: h.serveEncoded, parks: r.parks}
-}
-
-type requestHandler[Req, Resp any] struct {
-	name string
-	fn   func(context.Context, Req) (Resp, error)
 }
 
 func (h *requestHandler[Req, Resp]) serveEncoded(ctx context.Context, payload []byte) ([]byte, error) {
 	var req Req
 	if err := json.Unmarshal(payload, &req); err != nil {
-		return nil, ErrInvalidMessage.Withf("decode %s: %v", h.name, err)
+		return nil, message.ErrInvalidMessage.Withf("decode %s: %v", h.name, err)
 	}
 	resp, err := h.fn(ctx, req)
 	if err != nil {
@@ -206,7 +178,7 @@ func (h *requestHandler[Req, Resp]) serveEncoded(ctx context.Context, payload []
 	return json.Marshal(resp)
 }
 
-// RequestHandler is a registered request handler; build it with Request.Handle.
+// RequestHandler is a registered request handler; build it with Handle.
 type RequestHandler struct {
 	Name  string
 	impl  any
@@ -214,58 +186,9 @@ type RequestHandler struct {
 	parks bool
 }
 
-// Event declares a durable publish–subscribe message and its payload type.
-type Event[T any] struct{ name string }
-
-// NewEvent declares an event type, named "<module>.<EventName>".
-func NewEvent[T any](name string) Event[T] { return Event[T]{name: name} }
-
-// Name returns the event's type name.
-func (e Event[T]) Name() string { return e.name }
-
-// With returns payload as an outgoing event, ready for the outbox.
-func (e Event[T]) With(payload T) Outgoing {
-	return Outgoing{Kind: KindEvent, Type: e.name, Payload: payload}
-}
-
-// Decode decodes an envelope's payload as this event.
-func (e Event[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
-
-// Command declares a durable message to exactly one receiving module.
-type Command[T any] struct{ name string }
-
-// NewCommand declares a command type, named "<receiving module>.<CommandName>".
-func NewCommand[T any](name string) Command[T] { return Command[T]{name: name} }
-
-// Name returns the command's type name.
-func (c Command[T]) Name() string { return c.name }
-
-// With returns payload as an outgoing command, ready for the outbox.
-func (c Command[T]) With(payload T) Outgoing {
-	return Outgoing{Kind: KindCommand, Type: c.name, Payload: payload}
-}
-
-// Decode decodes an envelope's payload as this command.
-func (c Command[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
-
-func decode[T any](env Envelope) (Message[T], error) {
-	var m Message[T]
-	if err := json.Unmarshal(env.Payload, &m.Body); err != nil {
-		return m, ErrInvalidMessage.Withf("decode %s: %v", env.Type, err)
-	}
-	m.Meta = env.Meta()
-	return m, nil
-}
-
-// Outgoing is a durable message on its way into an outbox.
-type Outgoing struct {
-	Kind    MessageKind
-	Type    string
-	Payload any
-}
-
-// Envelope encodes the message, taking causation and correlation from ctx.
-func (o Outgoing) Envelope(ctx context.Context) (Envelope, error) {
+// Seal encodes an outgoing durable message as an envelope, taking causation and
+// correlation from ctx.
+func Seal(ctx context.Context, o message.Outgoing) (message.Envelope, error) {
 	return NewEnvelope(ctx, o.Kind, o.Type, o.Payload)
 }
 
@@ -275,7 +198,7 @@ func (o Outgoing) Envelope(ctx context.Context) (Envelope, error) {
 type Subscription struct {
 	Type     string // the message type, e.g. "catalog.ProductCreated"
 	Consumer string // unique per handler: "<module>.<handler>", e.g. "orders.price-cache"
-	Handle   func(ctx context.Context, env Envelope) error
+	Handle   func(ctx context.Context, env message.Envelope) error
 
 	// Group, when set, can handle envelopes of all the subscriptions that share it
 	// together (package outbox groups one consumer's subscriptions on one database,
@@ -296,31 +219,31 @@ type BatchGroup interface {
 // BatchItem is one envelope for one subscription in a batch.
 type BatchItem struct {
 	Sub Subscription
-	Env Envelope
+	Env message.Envelope
 }
 
 // Context returns ctx with the item's envelope as the cause of the work done under it,
 // as DeliverTo does for a single delivery.
 func (i BatchItem) Context(ctx context.Context) context.Context {
-	return WithCause(ctx, Cause{ID: i.Env.ID, CorrelationID: i.Env.CorrelationID})
+	return message.WithCause(ctx, message.Cause{ID: i.Env.ID, CorrelationID: i.Env.CorrelationID})
 }
 
 // BatchPublisher is a Transport that hands many durable envelopes to the broker at
 // once, returning one error per envelope (nil: the broker stored it).
 // DeliverBatch uses it when the transport has it.
 type BatchPublisher interface {
-	PublishBatch(ctx context.Context, envs []Envelope) []error
+	PublishBatch(ctx context.Context, envs []message.Envelope) []error
 }
 
 // Transport carries envelopes between processes. The in-process configuration
-// has none: every request is served locally or fails with ErrNoHandler.
+// has none: every request is served locally or fails with message.ErrNoHandler.
 type Transport interface {
 	// Request sends a request envelope to the process that serves its type and
-	// returns the reply payload, or the *Error the handler returned.
-	Request(ctx context.Context, env Envelope) ([]byte, error)
+	// returns the reply payload, or the *message.Error the handler returned.
+	Request(ctx context.Context, env message.Envelope) ([]byte, error)
 	// Publish hands a durable envelope to the broker; it returns nil only once the
 	// broker has stored it.
-	Publish(ctx context.Context, env Envelope) error
+	Publish(ctx context.Context, env message.Envelope) error
 	// Ping reports whether the transport can reach its broker.
 	Ping(ctx context.Context) error
 }
@@ -330,7 +253,7 @@ type Limits struct {
 	// MaxInFlight is how many requests one module handles at once (default 256).
 	MaxInFlight int
 	// MaxWaiting is how many callers may wait for a slot (default 4×MaxInFlight);
-	// callers beyond it get ErrOverloaded at once.
+	// callers beyond it get message.ErrOverloaded at once.
 	MaxWaiting int
 	// MaxWait caps how long a caller waits for a slot when its context has a later
 	// deadline or none (default 2s).
@@ -443,17 +366,17 @@ func (b *Bus) SubscribedTypes() []string {
 
 // ServeEncoded answers an encoded request with a local handler. Network transports
 // call it for requests that arrive from other processes.
-func (b *Bus) ServeEncoded(ctx context.Context, env Envelope) ([]byte, error) {
+func (b *Bus) ServeEncoded(ctx context.Context, env message.Envelope) ([]byte, error) {
 	h, ok := b.requests[env.Type]
 	if !ok {
-		return nil, ErrNoHandler.Withf("no handler for %s in this process", env.Type)
+		return nil, message.ErrNoHandler.Withf("no handler for %s in this process", env.Type)
 	}
 	if err := h.limit.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer h.limit.release()
-	ctx = WithCause(ctx, Cause{ID: env.ID, CorrelationID: env.CorrelationID})
-	ctx, end := b.handling(ctx, Op{Role: Handle, Kind: KindRequest, Type: env.Type, Headers: env.Headers, Remote: true})
+	ctx = message.WithCause(ctx, message.Cause{ID: env.ID, CorrelationID: env.CorrelationID})
+	ctx, end := b.handling(ctx, Op{Role: Handling, Kind: message.KindRequest, Type: env.Type, Headers: env.Headers, Remote: true})
 	out, err := h.serve(ctx, env.Payload)
 	end(err)
 	if err != nil {
@@ -467,7 +390,7 @@ func (b *Bus) ServeEncoded(ctx context.Context, env Envelope) ([]byte, error) {
 // when every local subscriber and the broker have taken it; a failed delivery is
 // retried by the caller (the outbox relay), and subscribers that already took it
 // drop the duplicate.
-func (b *Bus) Deliver(ctx context.Context, env Envelope) error {
+func (b *Bus) Deliver(ctx context.Context, env message.Envelope) error {
 	var errs []error
 	for _, s := range b.subs[env.Type] {
 		if err := b.DeliverTo(ctx, s, env); err != nil {
@@ -478,9 +401,9 @@ func (b *Bus) Deliver(ctx context.Context, env Envelope) error {
 		if err := b.transport.Publish(ctx, env); err != nil {
 			errs = append(errs, fmt.Errorf("publish: %w", err))
 		}
-	} else if env.Kind == KindCommand && len(b.subs[env.Type]) == 0 {
+	} else if env.Kind == message.KindCommand && len(b.subs[env.Type]) == 0 {
 		// A command must reach its receiver; an event nobody here listens to is done.
-		errs = append(errs, ErrNoHandler.Withf("no process handles command %s", env.Type))
+		errs = append(errs, message.ErrNoHandler.Withf("no process handles command %s", env.Type))
 	}
 	err := errors.Join(errs...)
 	b.sent(ctx, env, err)
@@ -491,7 +414,7 @@ func (b *Bus) Deliver(ctx context.Context, env Envelope) error {
 // per envelope. Envelopes for subscriptions that share a BatchGroup are handed to it
 // together (one transaction for the batch); the groups, which are different
 // receivers, run concurrently. Each subscription still sees its envelopes in order.
-func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
+func (b *Bus) DeliverBatch(ctx context.Context, envs []message.Envelope) []error {
 	var items []BatchItem
 	var owner []int // the envelope of each item
 	for i, env := range envs {
@@ -525,8 +448,8 @@ func (b *Bus) DeliverBatch(ctx context.Context, envs []Envelope) []error {
 			if err != nil {
 				errs[i] = append(errs[i], fmt.Errorf("publish: %w", err))
 			}
-		} else if env.Kind == KindCommand && len(b.subs[env.Type]) == 0 {
-			errs[i] = append(errs[i], ErrNoHandler.Withf("no process handles command %s", env.Type))
+		} else if env.Kind == message.KindCommand && len(b.subs[env.Type]) == 0 {
+			errs[i] = append(errs[i], message.ErrNoHandler.Withf("no process handles command %s", env.Type))
 		}
 		out[i] = errors.Join(errs[i]...)
 		b.sent(ctx, env, out[i])
@@ -573,8 +496,8 @@ func (b *Bus) HandleItems(ctx context.Context, items []BatchItem) []error {
 
 // DeliverTo hands a durable envelope to one subscription, under a context whose
 // cause is that envelope.
-func (b *Bus) DeliverTo(ctx context.Context, s Subscription, env Envelope) error {
-	ctx, end := s.begin(WithCause(ctx, Cause{ID: env.ID, CorrelationID: env.CorrelationID}), env)
+func (b *Bus) DeliverTo(ctx context.Context, s Subscription, env message.Envelope) error {
+	ctx, end := s.begin(message.WithCause(ctx, message.Cause{ID: env.ID, CorrelationID: env.CorrelationID}), env)
 	err := s.Handle(ctx, env)
 	end(err)
 	return err
@@ -591,11 +514,11 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return b.transport.Ping(ctx)
 }
 
-// handlerError turns a handler's error into what the caller receives (see AsError),
+// handlerError turns a handler's error into what the caller receives (see message.AsError),
 // logging causes the caller will not see.
 func (b *Bus) handlerError(ctx context.Context, typ string, err error) error {
-	be := AsError(err)
-	if be == ErrInternal {
+	be := message.AsError(err)
+	if be == message.ErrInternal {
 		b.log.ErrorContext(ctx, "request handler failed", "type", typ, "err", err)
 	}
 	return be

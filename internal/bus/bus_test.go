@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/testlog"
 )
 
@@ -36,27 +37,27 @@ func newBus(t *testing.T, limits Limits, tr Transport, handlers []RequestHandler
 type loopback struct {
 	server    *Bus
 	mu        sync.Mutex
-	published []Envelope
+	published []message.Envelope
 	pubErr    error
 }
 
-func (l *loopback) Request(ctx context.Context, env Envelope) ([]byte, error) {
+func (l *loopback) Request(ctx context.Context, env message.Envelope) ([]byte, error) {
 	wire, err := json.Marshal(env)
 	if err != nil {
 		return nil, err
 	}
-	var in Envelope
+	var in message.Envelope
 	if err := json.Unmarshal(wire, &in); err != nil {
 		return nil, err
 	}
 	reply, err := l.server.ServeEncoded(ctx, in)
 	if err != nil {
-		be := AsError(err)
+		be := message.AsError(err)
 		wireErr, merr := json.Marshal(be)
 		if merr != nil {
 			return nil, merr
 		}
-		var out *Error
+		var out *message.Error
 		if err := json.Unmarshal(wireErr, &out); err != nil {
 			return nil, err
 		}
@@ -65,7 +66,7 @@ func (l *loopback) Request(ctx context.Context, env Envelope) ([]byte, error) {
 	return reply, nil
 }
 
-func (l *loopback) Publish(ctx context.Context, env Envelope) error {
+func (l *loopback) Publish(ctx context.Context, env message.Envelope) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.pubErr != nil {
@@ -87,9 +88,9 @@ type sumResp struct {
 }
 
 var (
-	sumRequest       = NewRequest[sumReq, sumResp]("calc.Sum")
-	errNegative      = NewError(KindInvalid, "calc.negative", "operands must not be negative")
-	errOtherSentinel = NewError(KindInvalid, "calc.other", "operands must not be negative") // same text, other code
+	sumRequest       = message.NewRequest[sumReq, sumResp]("calc.Sum")
+	errNegative      = message.NewError(message.Invalid, "calc.negative", "operands must not be negative")
+	errOtherSentinel = message.NewError(message.Invalid, "calc.other", "operands must not be negative") // same text, other code
 )
 
 // sumHandler answers sums and turns special inputs into the errors the tests need.
@@ -120,7 +121,7 @@ func topologies(t *testing.T, handlers ...RequestHandler) map[string]*Bus {
 }
 
 func TestRequestRoundTrip(t *testing.T) {
-	for topo, b := range topologies(t, sumRequest.Handle(sumHandler)) {
+	for topo, b := range topologies(t, Handle(sumRequest, sumHandler)) {
 		t.Run(topo, func(t *testing.T) {
 			for _, tc := range []struct {
 				req  sumReq
@@ -130,7 +131,7 @@ func TestRequestRoundTrip(t *testing.T) {
 				{sumReq{A: 0, B: 0, Note: "zero"}, sumResp{Sum: 0, Note: "zero"}},
 				{sumReq{A: 40, B: 2, Note: "ünïcode"}, sumResp{Sum: 42, Note: "ünïcode"}},
 			} {
-				got, err := sumRequest.Call(t.Context(), b, tc.req)
+				got, err := Call(t.Context(), b, sumRequest, tc.req)
 				if err != nil {
 					t.Fatalf("Call(%+v): %v", tc.req, err)
 				}
@@ -147,50 +148,50 @@ func TestRequestErrors(t *testing.T) {
 		name    string
 		req     sumReq
 		ctx     func(t *testing.T) context.Context
-		want    *Error // exactly what the caller receives
-		is      error  // the sentinel errors.Is must match
-		isNot   error  // a sentinel it must not match
-		logsErr bool   // the handler's own error is logged where it happened
+		want    *message.Error // exactly what the caller receives
+		is      error          // the sentinel errors.Is must match
+		isNot   error          // a sentinel it must not match
+		logsErr bool           // the handler's own error is logged where it happened
 	}{
 		{
-			name:  "handler *Error is returned unchanged",
+			name:  "handler *message.Error is returned unchanged",
 			req:   sumReq{A: -1},
-			want:  &Error{Kind: KindInvalid, Code: "calc.negative", Message: "operands must not be negative", Field: "body.a"},
+			want:  &message.Error{Kind: message.Invalid, Code: "calc.negative", Message: "operands must not be negative", Field: "body.a"},
 			is:    errNegative,
 			isNot: errOtherSentinel,
 		},
 		{
-			name:  "wrapped *Error is unwrapped",
+			name:  "wrapped *message.Error is unwrapped",
 			req:   sumReq{A: 7, Note: "wrapped"},
-			want:  &Error{Kind: KindInvalid, Code: "calc.negative", Message: "a is 7"},
+			want:  &message.Error{Kind: message.Invalid, Code: "calc.negative", Message: "a is 7"},
 			is:    errNegative,
-			isNot: ErrInternal,
+			isNot: message.ErrInternal,
 		},
 		{
-			name:    "plain error becomes ErrInternal and its text stays here",
+			name:    "plain error becomes message.ErrInternal and its text stays here",
 			req:     sumReq{Note: "plain"},
-			want:    ErrInternal,
-			is:      ErrInternal,
+			want:    message.ErrInternal,
+			is:      message.ErrInternal,
 			isNot:   errNegative,
 			logsErr: true,
 		},
 		{
-			name: "deadline becomes ErrTimeout",
+			name: "deadline becomes message.ErrTimeout",
 			req:  sumReq{Note: "deadline"},
 			ctx: func(t *testing.T) context.Context {
 				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
 				t.Cleanup(cancel)
 				return ctx
 			},
-			want:  ErrTimeout,
-			is:    ErrTimeout,
-			isNot: ErrInternal,
+			want:  message.ErrTimeout,
+			is:    message.ErrTimeout,
+			isNot: message.ErrInternal,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := testlog.New(slog.LevelDebug)
-			server, err := New(rec.Logger(), Limits{}, nil, []RequestHandler{sumRequest.Handle(sumHandler)}, nil)
+			server, err := New(rec.Logger(), Limits{}, nil, []RequestHandler{Handle(sumRequest, sumHandler)}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +204,7 @@ func TestRequestErrors(t *testing.T) {
 					if tc.ctx != nil {
 						ctx = tc.ctx(t)
 					}
-					_, err := sumRequest.Call(ctx, b, tc.req)
+					_, err := Call(ctx, b, sumRequest, tc.req)
 					checkBusError(t, err, tc.want, tc.is, tc.isNot)
 
 					// The error survives the wire: marshal and unmarshal it, and the
@@ -212,7 +213,7 @@ func TestRequestErrors(t *testing.T) {
 					if merr != nil {
 						t.Fatalf("marshal %v: %v", err, merr)
 					}
-					var decoded *Error
+					var decoded *message.Error
 					if uerr := json.Unmarshal(wire, &decoded); uerr != nil {
 						t.Fatalf("unmarshal %s: %v", wire, uerr)
 					}
@@ -230,9 +231,9 @@ func TestRequestErrors(t *testing.T) {
 	}
 }
 
-func checkBusError(t *testing.T, err error, want *Error, is, isNot error) {
+func checkBusError(t *testing.T, err error, want *message.Error, is, isNot error) {
 	t.Helper()
-	var got *Error
+	var got *message.Error
 	if !errors.As(err, &got) {
 		t.Fatalf("error %v (%T) is not a *bus.Error", err, err)
 	}
@@ -248,7 +249,7 @@ func checkBusError(t *testing.T, err error, want *Error, is, isNot error) {
 }
 
 func TestErrorIs(t *testing.T) {
-	sentinel := NewError(KindNotFound, "m.thing_not_found", "thing not found")
+	sentinel := message.NewError(message.NotFound, "m.thing_not_found", "thing not found")
 	tests := []struct {
 		name string
 		err  error
@@ -258,8 +259,8 @@ func TestErrorIs(t *testing.T) {
 		{"Withf copy", sentinel.Withf("thing %d not found", 7), true},
 		{"OnField copy", sentinel.OnField("body.id"), true},
 		{"wrapped", fmt.Errorf("ctx: %w", sentinel), true},
-		{"decoded copy", &Error{Code: "m.thing_not_found"}, true},
-		{"same kind and text, other code", NewError(KindNotFound, "m.other", "thing not found"), false},
+		{"decoded copy", &message.Error{Code: "m.thing_not_found"}, true},
+		{"same kind and text, other code", message.NewError(message.NotFound, "m.other", "thing not found"), false},
 		{"plain error with the same text", errors.New(sentinel.Error()), false},
 	}
 	for _, tc := range tests {
@@ -271,49 +272,49 @@ func TestErrorIs(t *testing.T) {
 	}
 	// Withf and OnField copy; they must not change the shared sentinel.
 	_ = sentinel.Withf("changed").OnField("x")
-	if diff := cmp.Diff(&Error{Kind: KindNotFound, Code: "m.thing_not_found", Message: "thing not found"}, sentinel); diff != "" {
+	if diff := cmp.Diff(&message.Error{Kind: message.NotFound, Code: "m.thing_not_found", Message: "thing not found"}, sentinel); diff != "" {
 		t.Errorf("sentinel changed by Withf/OnField (-want +got):\n%s", diff)
 	}
 }
 
 func TestAsError(t *testing.T) {
-	sentinel := NewError(KindConflict, "m.conflict", "conflict")
+	sentinel := message.NewError(message.Conflict, "m.conflict", "conflict")
 	tests := []struct {
 		name string
 		in   error
-		want *Error
+		want *message.Error
 	}{
 		{"nil", nil, nil},
-		{"*Error", sentinel, sentinel},
-		{"wrapped *Error", fmt.Errorf("a: %w", fmt.Errorf("b: %w", sentinel)), sentinel},
-		{"joined *Error", errors.Join(errors.New("x"), sentinel), sentinel},
-		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), ErrTimeout},
-		{"cancel", context.Canceled, ErrTimeout},
-		{"plain", errors.New("boom"), ErrInternal},
+		{"*message.Error", sentinel, sentinel},
+		{"wrapped *message.Error", fmt.Errorf("a: %w", fmt.Errorf("b: %w", sentinel)), sentinel},
+		{"joined *message.Error", errors.Join(errors.New("x"), sentinel), sentinel},
+		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), message.ErrTimeout},
+		{"cancel", context.Canceled, message.ErrTimeout},
+		{"plain", errors.New("boom"), message.ErrInternal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, AsError(tc.in)); diff != "" {
-				t.Errorf("AsError(%v) (-want +got):\n%s", tc.in, diff)
+			if diff := cmp.Diff(tc.want, message.AsError(tc.in)); diff != "" {
+				t.Errorf("message.AsError(%v) (-want +got):\n%s", tc.in, diff)
 			}
 		})
 	}
 }
 
 func TestRequestNoHandler(t *testing.T) {
-	other := NewRequest[sumReq, sumResp]("calc.Other")
-	b := newBus(t, Limits{}, nil, []RequestHandler{sumRequest.Handle(sumHandler)}, nil)
+	other := message.NewRequest[sumReq, sumResp]("calc.Other")
+	b := newBus(t, Limits{}, nil, []RequestHandler{Handle(sumRequest, sumHandler)}, nil)
 
-	_, err := other.Call(t.Context(), b, sumReq{})
-	if !errors.Is(err, ErrNoHandler) {
-		t.Errorf("Call without handler = %v; want ErrNoHandler", err)
+	_, err := Call(t.Context(), b, other, sumReq{})
+	if !errors.Is(err, message.ErrNoHandler) {
+		t.Errorf("Call without handler = %v; want message.ErrNoHandler", err)
 	}
-	env, err := NewEnvelope(t.Context(), KindRequest, other.Name(), sumReq{})
+	env, err := NewEnvelope(t.Context(), message.KindRequest, other.Name(), sumReq{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.ServeEncoded(t.Context(), env); !errors.Is(err, ErrNoHandler) {
-		t.Errorf("ServeEncoded without handler = %v; want ErrNoHandler", err)
+	if _, err := b.ServeEncoded(t.Context(), env); !errors.Is(err, message.ErrNoHandler) {
+		t.Errorf("ServeEncoded without handler = %v; want message.ErrNoHandler", err)
 	}
 	if b.Serves(other.Name()) || !b.Serves(sumRequest.Name()) {
 		t.Errorf("Serves(%q), Serves(%q) = %v, %v; want false, true",
@@ -324,24 +325,25 @@ func TestRequestNoHandler(t *testing.T) {
 func TestRequestDeclaredWithOtherTypes(t *testing.T) {
 	// Two declarations of one name with different types: a wiring mistake that must
 	// be reported, not a panic.
-	wrong := NewRequest[string, int](sumRequest.Name())
-	b := newBus(t, Limits{}, nil, []RequestHandler{sumRequest.Handle(sumHandler)}, nil)
-	if _, err := wrong.Call(t.Context(), b, "x"); err == nil {
+	wrong := message.NewRequest[string, int](sumRequest.Name())
+	b := newBus(t, Limits{}, nil, []RequestHandler{Handle(sumRequest, sumHandler)}, nil)
+	if _, err := Call(t.Context(), b, wrong, "x"); err == nil {
 		t.Error("Call with mismatched types returned nil error")
 	}
 }
 
 func TestServeEncoded(t *testing.T) {
-	var gotCause Cause
-	h := sumRequest.Handle(func(ctx context.Context, r sumReq) (sumResp, error) {
-		gotCause, _ = CauseFrom(ctx)
+	var gotCause message.Cause
+	h := Handle(sumRequest, func(ctx context.Context, r sumReq) (sumResp, error) {
+		gotCause, _ = message.CauseFrom(ctx)
 		return sumHandler(ctx, r)
 	})
+
 	b := newBus(t, Limits{}, nil, []RequestHandler{h}, nil)
-	ctx := WithCause(t.Context(), Cause{ID: "http-req-1", CorrelationID: "corr-1"})
+	ctx := message.WithCause(t.Context(), message.Cause{ID: "http-req-1", CorrelationID: "corr-1"})
 
 	t.Run("reply", func(t *testing.T) {
-		env, err := NewEnvelope(ctx, KindRequest, sumRequest.Name(), sumReq{A: 2, B: 3, Note: "n"})
+		env, err := NewEnvelope(ctx, message.KindRequest, sumRequest.Name(), sumReq{A: 2, B: 3, Note: "n"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,31 +360,31 @@ func TestServeEncoded(t *testing.T) {
 		}
 		// The handler works under the request's cause, so the messages it sends
 		// are caused by it and keep its correlation.
-		if diff := cmp.Diff(Cause{ID: env.ID, CorrelationID: "corr-1"}, gotCause); diff != "" {
+		if diff := cmp.Diff(message.Cause{ID: env.ID, CorrelationID: "corr-1"}, gotCause); diff != "" {
 			t.Errorf("handler's cause (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("error", func(t *testing.T) {
-		env, _ := NewEnvelope(ctx, KindRequest, sumRequest.Name(), sumReq{A: -1})
+		env, _ := NewEnvelope(ctx, message.KindRequest, sumRequest.Name(), sumReq{A: -1})
 		_, err := b.ServeEncoded(t.Context(), env)
-		checkBusError(t, err, errNegative.OnField("body.a"), errNegative, ErrInternal)
+		checkBusError(t, err, errNegative.OnField("body.a"), errNegative, message.ErrInternal)
 	})
 	t.Run("plain error", func(t *testing.T) {
-		env, _ := NewEnvelope(ctx, KindRequest, sumRequest.Name(), sumReq{Note: "plain"})
+		env, _ := NewEnvelope(ctx, message.KindRequest, sumRequest.Name(), sumReq{Note: "plain"})
 		_, err := b.ServeEncoded(t.Context(), env)
-		checkBusError(t, err, ErrInternal, ErrInternal, errNegative)
+		checkBusError(t, err, message.ErrInternal, message.ErrInternal, errNegative)
 	})
 	t.Run("undecodable payload", func(t *testing.T) {
-		env, _ := NewEnvelope(ctx, KindRequest, sumRequest.Name(), "not an object")
+		env, _ := NewEnvelope(ctx, message.KindRequest, sumRequest.Name(), "not an object")
 		_, err := b.ServeEncoded(t.Context(), env)
-		if !errors.Is(err, ErrInvalidMessage) {
-			t.Errorf("ServeEncoded(bad payload) = %v; want ErrInvalidMessage", err)
+		if !errors.Is(err, message.ErrInvalidMessage) {
+			t.Errorf("ServeEncoded(bad payload) = %v; want message.ErrInvalidMessage", err)
 		}
 	})
 }
 
 func TestNewRejectsDuplicates(t *testing.T) {
-	noop := func(context.Context, Envelope) error { return nil }
+	noop := func(context.Context, message.Envelope) error { return nil }
 	tests := []struct {
 		name     string
 		handlers []RequestHandler
@@ -391,12 +393,12 @@ func TestNewRejectsDuplicates(t *testing.T) {
 	}{
 		{
 			name:     "two handlers for one request",
-			handlers: []RequestHandler{sumRequest.Handle(sumHandler), sumRequest.Handle(sumHandler)},
+			handlers: []RequestHandler{Handle(sumRequest, sumHandler), Handle(sumRequest, sumHandler)},
 			wantErr:  true,
 		},
 		{
 			name:     "handlers for different requests",
-			handlers: []RequestHandler{sumRequest.Handle(sumHandler), NewRequest[sumReq, sumResp]("calc.Other").Handle(sumHandler)},
+			handlers: []RequestHandler{Handle(sumRequest, sumHandler), Handle(message.NewRequest[sumReq, sumResp]("calc.Other"), sumHandler)},
 		},
 		{
 			name:    "one consumer subscribed twice to one type",
@@ -426,7 +428,7 @@ func TestNewRejectsDuplicates(t *testing.T) {
 }
 
 func TestLocalRequestTypes(t *testing.T) {
-	mk := func(name string) RequestHandler { return NewRequest[sumReq, sumResp](name).Handle(sumHandler) }
+	mk := func(name string) RequestHandler { return Handle(message.NewRequest[sumReq, sumResp](name), sumHandler) }
 	b := newBus(t, Limits{}, nil, []RequestHandler{mk("b.Z"), mk("a.Y"), mk("b.A")}, nil)
 	if diff := cmp.Diff([]string{"a.Y", "b.A", "b.Z"}, b.LocalRequestTypes()); diff != "" {
 		t.Errorf("LocalRequestTypes (-want +got):\n%s", diff)
@@ -456,15 +458,15 @@ type arrayMsg struct{ Pairs [2][]string }
 // caller's value is unchanged.
 func assertRequestCopied[T any](t *testing.T, mk func() T, mutate func(T)) {
 	t.Helper()
-	req := NewRequest[T, struct{}]("copy.Req")
+	req := message.NewRequest[T, struct{}]("copy.Req")
 	handlerRan := false
-	b := newBus(t, Limits{}, nil, []RequestHandler{req.Handle(func(_ context.Context, v T) (struct{}, error) {
+	b := newBus(t, Limits{}, nil, []RequestHandler{Handle(req, func(_ context.Context, v T) (struct{}, error) {
 		handlerRan = true
 		mutate(v)
 		return struct{}{}, nil
 	})}, nil)
 	callers := mk()
-	if _, err := req.Call(t.Context(), b, callers); err != nil {
+	if _, err := Call(t.Context(), b, req, callers); err != nil {
 		t.Fatalf("Call: %v", err)
 	}
 	if !handlerRan {
@@ -479,12 +481,12 @@ func assertRequestCopied[T any](t *testing.T, mk func() T, mutate func(T)) {
 // the reply, and checks that the handler's value is unchanged.
 func assertReplyCopied[T any](t *testing.T, mk func() T, mutate func(T)) {
 	t.Helper()
-	req := NewRequest[struct{}, T]("copy.Resp")
+	req := message.NewRequest[struct{}, T]("copy.Resp")
 	kept := mk()
-	b := newBus(t, Limits{}, nil, []RequestHandler{req.Handle(func(context.Context, struct{}) (T, error) {
+	b := newBus(t, Limits{}, nil, []RequestHandler{Handle(req, func(context.Context, struct{}) (T, error) {
 		return kept, nil
 	})}, nil)
-	reply, err := req.Call(t.Context(), b, struct{}{})
+	reply, err := Call(t.Context(), b, req, struct{}{})
 	if err != nil {
 		t.Fatalf("Call: %v", err)
 	}
@@ -495,7 +497,7 @@ func assertReplyCopied[T any](t *testing.T, mk func() T, mutate func(T)) {
 	if diff := cmp.Diff(mk(), kept); diff != "" {
 		t.Errorf("caller's mutation reached the handler's data (-want +got):\n%s", diff)
 	}
-	again, err := req.Call(t.Context(), b, struct{}{})
+	again, err := Call(t.Context(), b, req, struct{}{})
 	if err != nil {
 		t.Fatalf("second Call: %v", err)
 	}
@@ -559,17 +561,17 @@ func TestHasReferences(t *testing.T) {
 		typ  func() bool
 		want bool
 	}{
-		{"int", func() bool { return NewRequest[int, int]("x.X").copyReq != nil }, false},
-		{"string", func() bool { return NewRequest[string, int]("x.X").copyReq != nil }, false},
-		{"flat struct", func() bool { return NewRequest[sumReq, int]("x.X").copyReq != nil }, false},
-		{"array of ints", func() bool { return NewRequest[[4]int, int]("x.X").copyReq != nil }, false},
-		{"slice", func() bool { return NewRequest[sliceMsg, int]("x.X").copyReq != nil }, true},
-		{"map", func() bool { return NewRequest[mapMsg, int]("x.X").copyReq != nil }, true},
-		{"pointer", func() bool { return NewRequest[pointerMsg, int]("x.X").copyReq != nil }, true},
-		{"array of slices", func() bool { return NewRequest[arrayMsg, int]("x.X").copyReq != nil }, true},
-		{"nested", func() bool { return NewRequest[nestedMsg, int]("x.X").copyReq != nil }, true},
-		{"any", func() bool { return NewRequest[any, int]("x.X").copyReq != nil }, true},
-		{"reply", func() bool { return NewRequest[int, sliceMsg]("x.X").copyResp != nil }, true},
+		{"int", func() bool { return copier[int]() != nil }, false},
+		{"string", func() bool { return copier[string]() != nil }, false},
+		{"flat struct", func() bool { return copier[sumReq]() != nil }, false},
+		{"array of ints", func() bool { return copier[[4]int]() != nil }, false},
+		{"slice", func() bool { return copier[sliceMsg]() != nil }, true},
+		{"map", func() bool { return copier[mapMsg]() != nil }, true},
+		{"pointer", func() bool { return copier[pointerMsg]() != nil }, true},
+		{"array of slices", func() bool { return copier[arrayMsg]() != nil }, true},
+		{"nested", func() bool { return copier[nestedMsg]() != nil }, true},
+		{"any", func() bool { return copier[any]() != nil }, true},
+		{"reply", func() bool { return Handle(message.NewRequest[int, sliceMsg]("x.X"), nil).impl.(*requestHandler[int, sliceMsg]).copyResp != nil }, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -591,10 +593,10 @@ func (m selfCopying) Clone() selfCopying {
 
 // A message type with its own Clone is copied with it, and still isolated.
 func TestClonerIsUsed(t *testing.T) {
-	req := NewRequest[selfCopying, selfCopying]("clone.Echo")
+	req := message.NewRequest[selfCopying, selfCopying]("clone.Echo")
 	b, err := New(slog.New(slog.DiscardHandler), Limits{}, nil, []RequestHandler{
-		req.Handle(func(_ context.Context, m selfCopying) (selfCopying, error) {
-			m.Items[0] = 99 // mutates the handler's copy only
+		Handle(req, func(_ context.Context, m selfCopying) (selfCopying, error) {
+			m.Items[0] = 99
 			return m, nil
 		}),
 	}, nil)
@@ -603,7 +605,7 @@ func TestClonerIsUsed(t *testing.T) {
 	}
 	selfCopies = 0
 	in := selfCopying{Items: []int{1, 2}}
-	out, err := req.Call(context.Background(), b, in)
+	out, err := Call(context.Background(), b, req, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +642,7 @@ type result struct {
 func callAsync(ctx context.Context, b *Bus, req sumReq) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
-		resp, err := sumRequest.Call(ctx, b, req)
+		resp, err := Call(ctx, b, sumRequest, req)
 		ch <- result{resp, err}
 	}()
 	return ch
@@ -675,13 +677,13 @@ func TestBackpressure(t *testing.T) {
 	// MaxWait is long so that only the behaviour under test can end a wait.
 	limits := Limits{MaxInFlight: 1, MaxWaiting: 1, MaxWait: time.Hour}
 	blk := newBlocker()
-	peer := NewRequest[sumReq, sumResp]("other.Sum")
+	peer := message.NewRequest[sumReq, sumResp]("other.Sum")
 	b := newBus(t, limits, nil, []RequestHandler{
-		sumRequest.Handle(blk.handle),
-		NewRequest[sumReq, sumResp]("calc.Fast").Handle(sumHandler),
-		peer.Handle(sumHandler),
+		Handle(sumRequest, blk.handle),
+		Handle(message.NewRequest[sumReq, sumResp]("calc.Fast"), sumHandler),
+		Handle(peer, sumHandler),
 	}, nil)
-	fast := NewRequest[sumReq, sumResp]("calc.Fast")
+	fast := message.NewRequest[sumReq, sumResp]("calc.Fast")
 	ctx := t.Context()
 
 	first := callAsync(ctx, b, sumReq{A: 1})
@@ -692,15 +694,15 @@ func TestBackpressure(t *testing.T) {
 	// The queue is full: a third caller is refused at once, although MaxWait and its
 	// context would let it wait.
 	third := await(t, "third caller", callAsync(ctx, b, sumReq{A: 3}))
-	if !errors.Is(third.err, ErrOverloaded) {
-		t.Errorf("third caller: %v; want ErrOverloaded", third.err)
+	if !errors.Is(third.err, message.ErrOverloaded) {
+		t.Errorf("third caller: %v; want message.ErrOverloaded", third.err)
 	}
 	// The limit is per module: calc.Fast shares calc's limiter, other.Sum does not.
 	if r := await(t, "other module", callAsyncTo(ctx, b, peer, sumReq{A: 1, B: 1})); r.err != nil || r.resp.Sum != 2 {
 		t.Errorf("other module's request = %+v; want Sum 2 and no error", r)
 	}
-	if r := await(t, "same module", callAsyncTo(ctx, b, fast, sumReq{})); !errors.Is(r.err, ErrOverloaded) {
-		t.Errorf("same module's other request = %v; want ErrOverloaded", r.err)
+	if r := await(t, "same module", callAsyncTo(ctx, b, fast, sumReq{})); !errors.Is(r.err, message.ErrOverloaded) {
+		t.Errorf("same module's other request = %v; want message.ErrOverloaded", r.err)
 	}
 
 	select {
@@ -728,10 +730,10 @@ func TestBackpressure(t *testing.T) {
 	}
 }
 
-func callAsyncTo(ctx context.Context, b *Bus, r Request[sumReq, sumResp], req sumReq) <-chan result {
+func callAsyncTo(ctx context.Context, b *Bus, r message.Request[sumReq, sumResp], req sumReq) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
-		resp, err := r.Call(ctx, b, req)
+		resp, err := Call(ctx, b, r, req)
 		ch <- result{resp, err}
 	}()
 	return ch
@@ -772,13 +774,13 @@ func TestBackpressureWaitEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			blk := newBlocker()
 			b := newBus(t, Limits{MaxInFlight: 1, MaxWaiting: 1, MaxWait: tc.maxWait}, nil,
-				[]RequestHandler{sumRequest.Handle(blk.handle)}, nil)
+				[]RequestHandler{Handle(sumRequest, blk.handle)}, nil)
 			first := callAsync(t.Context(), b, sumReq{A: 1})
 			blk.waitEntered(t)
 
 			r := await(t, "waiting caller", callAsync(tc.ctx(t), b, sumReq{A: 2}))
-			if !errors.Is(r.err, ErrOverloaded) {
-				t.Errorf("waiting caller = %v; want ErrOverloaded", r.err)
+			if !errors.Is(r.err, message.ErrOverloaded) {
+				t.Errorf("waiting caller = %v; want message.ErrOverloaded", r.err)
 			}
 			if n := waiting(b, sumRequest.Name()); n != 0 {
 				t.Errorf("waiting = %d after the waiter gave up; want 0", n)
@@ -809,20 +811,20 @@ func TestBackpressureServeEncoded(t *testing.T) {
 	// Requests from other processes take the same slots as local ones.
 	blk := newBlocker()
 	b := newBus(t, Limits{MaxInFlight: 1, MaxWaiting: 1, MaxWait: time.Hour}, nil,
-		[]RequestHandler{sumRequest.Handle(blk.handle)}, nil)
+		[]RequestHandler{Handle(sumRequest, blk.handle)}, nil)
 	first := callAsync(t.Context(), b, sumReq{A: 1})
 	blk.waitEntered(t)
 	second := callAsync(t.Context(), b, sumReq{A: 2})
 	testlog.Eventually(t, "the second caller to wait", func() bool { return waiting(b, sumRequest.Name()) == 1 })
 
-	env, _ := NewEnvelope(t.Context(), KindRequest, sumRequest.Name(), sumReq{A: 3})
+	env, _ := NewEnvelope(t.Context(), message.KindRequest, sumRequest.Name(), sumReq{A: 3})
 	served := make(chan result, 1)
 	go func() {
 		_, err := b.ServeEncoded(t.Context(), env)
 		served <- result{err: err}
 	}()
-	if r := await(t, "ServeEncoded with the queue full", served); !errors.Is(r.err, ErrOverloaded) {
-		t.Errorf("ServeEncoded with the queue full = %v; want ErrOverloaded", r.err)
+	if r := await(t, "ServeEncoded with the queue full", served); !errors.Is(r.err, message.ErrOverloaded) {
+		t.Errorf("ServeEncoded with the queue full = %v; want message.ErrOverloaded", r.err)
 	}
 	close(blk.release)
 	await(t, "first", first)
@@ -847,17 +849,17 @@ func TestBackpressureServeEncoded(t *testing.T) {
 
 type sub struct {
 	mu     sync.Mutex
-	got    []Envelope
-	causes []Cause
+	got    []message.Envelope
+	causes []message.Cause
 	err    error
 }
 
 func (s *sub) subscription(typ, consumer string) Subscription {
-	return Subscription{Type: typ, Consumer: consumer, Handle: func(ctx context.Context, env Envelope) error {
+	return Subscription{Type: typ, Consumer: consumer, Handle: func(ctx context.Context, env message.Envelope) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.got = append(s.got, env)
-		c, _ := CauseFrom(ctx)
+		c, _ := message.CauseFrom(ctx)
 		s.causes = append(s.causes, c)
 		return s.err
 	}}
@@ -868,7 +870,7 @@ func TestDeliver(t *testing.T) {
 	errPub := errors.New("broker down")
 	tests := []struct {
 		name      string
-		kind      MessageKind
+		kind      message.Kind
 		subs      int   // subscribers of the message's type
 		failing   int   // how many of them fail (the first ones)
 		transport bool  // a transport is configured
@@ -877,15 +879,15 @@ func TestDeliver(t *testing.T) {
 		wantErr   bool
 		wantPub   bool
 	}{
-		{name: "event to every subscriber", kind: KindEvent, subs: 3},
-		{name: "event without subscribers is done", kind: KindEvent},
-		{name: "command to its receiver", kind: KindCommand, subs: 1},
-		{name: "command without receiver or transport", kind: KindCommand, wantErr: true, wantIs: []error{ErrNoHandler}},
-		{name: "one subscriber fails, the others still get it", kind: KindEvent, subs: 3, failing: 1, wantErr: true, wantIs: []error{errSub}},
-		{name: "event is also published", kind: KindEvent, subs: 2, transport: true, wantPub: true},
-		{name: "command without local receiver goes to the broker", kind: KindCommand, transport: true, wantPub: true},
-		{name: "broker failure is an error", kind: KindEvent, subs: 1, transport: true, pubErr: errPub, wantErr: true, wantIs: []error{errPub}},
-		{name: "subscriber and broker failures both reported", kind: KindEvent, subs: 2, failing: 1, transport: true, pubErr: errPub, wantErr: true, wantIs: []error{errSub, errPub}},
+		{name: "event to every subscriber", kind: message.KindEvent, subs: 3},
+		{name: "event without subscribers is done", kind: message.KindEvent},
+		{name: "command to its receiver", kind: message.KindCommand, subs: 1},
+		{name: "command without receiver or transport", kind: message.KindCommand, wantErr: true, wantIs: []error{message.ErrNoHandler}},
+		{name: "one subscriber fails, the others still get it", kind: message.KindEvent, subs: 3, failing: 1, wantErr: true, wantIs: []error{errSub}},
+		{name: "event is also published", kind: message.KindEvent, subs: 2, transport: true, wantPub: true},
+		{name: "command without local receiver goes to the broker", kind: message.KindCommand, transport: true, wantPub: true},
+		{name: "broker failure is an error", kind: message.KindEvent, subs: 1, transport: true, pubErr: errPub, wantErr: true, wantIs: []error{errPub}},
+		{name: "subscriber and broker failures both reported", kind: message.KindEvent, subs: 2, failing: 1, transport: true, pubErr: errPub, wantErr: true, wantIs: []error{errSub, errPub}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -910,7 +912,7 @@ func TestDeliver(t *testing.T) {
 			}
 			b := newBus(t, Limits{}, tr, nil, regs)
 
-			env, err := NewEnvelope(WithCause(t.Context(), Cause{ID: "cause", CorrelationID: "corr"}), tc.kind, typ, map[string]int{"n": 1})
+			env, err := NewEnvelope(message.WithCause(t.Context(), message.Cause{ID: "cause", CorrelationID: "corr"}), tc.kind, typ, map[string]int{"n": 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -927,20 +929,20 @@ func TestDeliver(t *testing.T) {
 				t.Errorf("Deliver = %q; want it to name the failing consumer m0.h", err)
 			}
 			for i, s := range subs {
-				if diff := cmp.Diff([]Envelope{env}, s.got); diff != "" {
+				if diff := cmp.Diff([]message.Envelope{env}, s.got); diff != "" {
 					t.Errorf("subscriber %d received (-want +got):\n%s", i, diff)
 				}
 				// Handlers work under the message as their cause.
-				if diff := cmp.Diff([]Cause{{ID: env.ID, CorrelationID: "corr"}}, s.causes); diff != "" {
+				if diff := cmp.Diff([]message.Cause{{ID: env.ID, CorrelationID: "corr"}}, s.causes); diff != "" {
 					t.Errorf("subscriber %d cause (-want +got):\n%s", i, diff)
 				}
 			}
 			if len(bystander.got) != 0 {
 				t.Errorf("subscriber of another type received %d messages", len(bystander.got))
 			}
-			var wantPub []Envelope
+			var wantPub []message.Envelope
 			if tc.wantPub {
-				wantPub = []Envelope{env}
+				wantPub = []message.Envelope{env}
 			}
 			if diff := cmp.Diff(wantPub, lb.published); diff != "" {
 				t.Errorf("published (-want +got):\n%s", diff)
@@ -958,15 +960,15 @@ type priceChanged struct {
 }
 
 func TestNewEnvelopeCausation(t *testing.T) {
-	first, err := NewEnvelope(t.Context(), KindEvent, "m.A", 1)
+	first, err := NewEnvelope(t.Context(), message.KindEvent, "m.A", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.CorrelationID != first.ID || first.CausationID != "" {
 		t.Errorf("first message: correlation %q, causation %q; want its own id %q and none", first.CorrelationID, first.CausationID, first.ID)
 	}
-	ctx := WithCause(t.Context(), Cause{ID: first.ID, CorrelationID: first.CorrelationID})
-	second, err := NewEnvelope(ctx, KindCommand, "m.B", 2)
+	ctx := message.WithCause(t.Context(), message.Cause{ID: first.ID, CorrelationID: first.CorrelationID})
+	second, err := NewEnvelope(ctx, message.KindCommand, "m.B", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -976,27 +978,27 @@ func TestNewEnvelopeCausation(t *testing.T) {
 	if second.ID <= first.ID {
 		t.Errorf("ids %q then %q do not sort by creation", first.ID, second.ID)
 	}
-	if _, err := NewEnvelope(t.Context(), KindEvent, "m.C", func() {}); err == nil {
+	if _, err := NewEnvelope(t.Context(), message.KindEvent, "m.C", func() {}); err == nil {
 		t.Error("NewEnvelope with an unencodable payload returned nil error")
 	}
 }
 
 func TestEventAndCommandRoundTrip(t *testing.T) {
-	ev := NewEvent[priceChanged]("catalog.PriceChanged")
-	cmd := NewCommand[priceChanged]("pricing.Reprice")
+	ev := message.NewEvent[priceChanged]("catalog.PriceChanged")
+	cmd := message.NewCommand[priceChanged]("pricing.Reprice")
 	body := priceChanged{SKU: "s1", Price: 1299, Tags: []string{"sale"}}
-	ctx := WithCause(t.Context(), Cause{ID: "req-1", CorrelationID: "corr-1"})
+	ctx := message.WithCause(t.Context(), message.Cause{ID: "req-1", CorrelationID: "corr-1"})
 
 	for _, tc := range []struct {
-		out    Outgoing
-		kind   MessageKind
-		decode func(Envelope) (Message[priceChanged], error)
+		out    message.Outgoing
+		kind   message.Kind
+		decode func(message.Envelope) (message.Message[priceChanged], error)
 	}{
-		{ev.With(body), KindEvent, ev.Decode},
-		{cmd.With(body), KindCommand, cmd.Decode},
+		{ev.With(body), message.KindEvent, ev.Decode},
+		{cmd.With(body), message.KindCommand, cmd.Decode},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
-			env, err := tc.out.Envelope(ctx)
+			env, err := Seal(ctx, tc.out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1008,7 +1010,7 @@ func TestEventAndCommandRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got Envelope
+			var got message.Envelope
 			if err := json.Unmarshal(wire, &got); err != nil {
 				t.Fatal(err)
 			}
@@ -1016,26 +1018,26 @@ func TestEventAndCommandRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
-			want := Message[priceChanged]{Meta: env.Meta(), Body: body}
+			want := message.Message[priceChanged]{Meta: env.Meta(), Body: body}
 			want.CausationID, want.CorrelationID = "req-1", "corr-1"
 			if diff := cmp.Diff(want, m); diff != "" {
 				t.Errorf("decoded message (-want +got):\n%s", diff)
 			}
 			got.Payload = json.RawMessage(`{"Price":"not a number"}`)
-			if _, err := tc.decode(got); !errors.Is(err, ErrInvalidMessage) {
-				t.Errorf("Decode(bad payload) = %v; want ErrInvalidMessage", err)
+			if _, err := tc.decode(got); !errors.Is(err, message.ErrInvalidMessage) {
+				t.Errorf("Decode(bad payload) = %v; want message.ErrInvalidMessage", err)
 			}
 		})
 	}
 }
 
 // A handler that ignores its context and answers after the caller's deadline: the
-// caller gets ErrTimeout, as it would over a wire, not a late success.
+// caller gets message.ErrTimeout, as it would over a wire, not a late success.
 func TestCallAfterDeadlineIsTimeout(t *testing.T) {
-	slow := NewRequest[int, int]("slow.Echo")
+	slow := message.NewRequest[int, int]("slow.Echo")
 	b, err := New(slog.New(slog.DiscardHandler), Limits{}, nil, []RequestHandler{
-		slow.Handle(func(ctx context.Context, n int) (int, error) {
-			<-ctx.Done() // works past the deadline, then answers anyway
+		Handle(slow, func(ctx context.Context, n int) (int, error) {
+			<-ctx.Done()
 			return n, nil
 		}),
 	}, nil)
@@ -1044,21 +1046,21 @@ func TestCallAfterDeadlineIsTimeout(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if _, err := slow.Call(ctx, b, 7); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	if _, err := Call(ctx, b, slow, 7); !errors.Is(err, message.ErrTimeout) {
+		t.Fatalf("err = %v, want message.ErrTimeout", err)
 	}
 }
 
 // A request type that is an interface may carry a nil value without panicking.
 func TestCallWithNilInterfaceRequest(t *testing.T) {
-	anyReq := NewRequest[any, string]("anything.Describe")
+	anyReq := message.NewRequest[any, string]("anything.Describe")
 	b, err := New(slog.New(slog.DiscardHandler), Limits{}, nil, []RequestHandler{
-		anyReq.Handle(func(ctx context.Context, v any) (string, error) { return fmt.Sprint(v), nil }),
+		Handle(anyReq, func(ctx context.Context, v any) (string, error) { return fmt.Sprint(v), nil }),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := anyReq.Call(context.Background(), b, nil)
+	got, err := Call(context.Background(), b, anyReq, nil)
 	if err != nil || got != "<nil>" {
 		t.Fatalf("Call(nil) = %q, %v", got, err)
 	}
@@ -1069,10 +1071,10 @@ func TestCallWithNilInterfaceRequest(t *testing.T) {
 func TestParkedRequestsDoNotTakeWorkSlots(t *testing.T) {
 	limits := Limits{MaxInFlight: 1, MaxWaiting: 1, MaxWait: time.Hour, MaxParked: 2}
 	blk := newBlocker()
-	parked := NewRequest[sumReq, sumResp]("calc.Wait").Parked()
+	parked := message.NewRequest[sumReq, sumResp]("calc.Wait").Parked()
 	b := newBus(t, limits, nil, []RequestHandler{
-		parked.Handle(blk.handle),
-		sumRequest.Handle(sumHandler),
+		Handle(parked, blk.handle),
+		Handle(sumRequest, sumHandler),
 	}, nil)
 	ctx := t.Context()
 
@@ -1090,8 +1092,8 @@ func TestParkedRequestsDoNotTakeWorkSlots(t *testing.T) {
 	// fourth is refused.
 	third := callAsyncTo(ctx, b, parked, sumReq{A: 3})
 	testlog.Eventually(t, "the third parked caller to wait", func() bool { return waiting(b, parked.Name()) == 1 })
-	if r := await(t, "fourth parked", callAsyncTo(ctx, b, parked, sumReq{A: 4})); !errors.Is(r.err, ErrOverloaded) {
-		t.Errorf("fourth parked request: %v; want ErrOverloaded", r.err)
+	if r := await(t, "fourth parked", callAsyncTo(ctx, b, parked, sumReq{A: 4})); !errors.Is(r.err, message.ErrOverloaded) {
+		t.Errorf("fourth parked request: %v; want message.ErrOverloaded", r.err)
 	}
 	close(blk.release)
 	for _, ch := range []<-chan result{first, second, third} {

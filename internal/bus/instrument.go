@@ -6,6 +6,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Role says which side of a message an Observer is watching.
@@ -13,17 +15,17 @@ type Role uint8
 
 // The sides of a message.
 const (
-	// Send: a request being called, or a durable message handed on by its
+	// Sending: a request being called, or a durable message handed on by its
 	// sender's outbox relay.
-	Send Role = iota + 1
-	// Handle: a request or a durable message being handled in this process.
-	Handle
+	Sending Role = iota + 1
+	// Handling: a request or a durable message being handled in this process.
+	Handling
 )
 
 // Op describes one message being sent or handled, for an Observer.
 type Op struct {
 	Role Role
-	Kind MessageKind
+	Kind message.Kind
 	Type string
 	// Consumer is the subscription handling a durable message ("orders.saga").
 	Consumer string
@@ -99,12 +101,12 @@ func (b *Bus) handling(ctx context.Context, op Op) (context.Context, func(error)
 }
 
 // begin is handling for a durable message delivered to s.
-func (s Subscription) begin(ctx context.Context, env Envelope) (context.Context, func(error)) {
+func (s Subscription) begin(ctx context.Context, env message.Envelope) (context.Context, func(error)) {
 	ctx = WithModule(ctx, ModuleOf(s.Consumer))
 	if s.obs == nil {
 		return ctx, noEnd
 	}
-	return s.obs.Observe(ctx, Op{Role: Handle, Kind: env.Kind, Type: env.Type, Consumer: s.Consumer, Headers: env.Headers})
+	return s.obs.Observe(ctx, Op{Role: Handling, Kind: env.Kind, Type: env.Type, Consumer: s.Consumer, Headers: env.Headers})
 }
 
 // Begin is Context for a BatchGroup that handles its items one at a time: the
@@ -153,12 +155,12 @@ func ExtractTrace(ctx context.Context, headers map[string]string) context.Contex
 // (perhaps much later, perhaps in another process) hangs from the write that
 // made it; a request's client span is already in ctx. Without a recording span
 // in ctx (tracing off, or the work is not traced) it writes nothing.
-func injectTrace(ctx context.Context, env *Envelope) {
+func injectTrace(ctx context.Context, env *message.Envelope) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
 	}
-	if env.Kind != KindRequest {
+	if env.Kind != message.KindRequest {
 		module, _ := ModuleFrom(ctx) // "" when sent outside a handler (a sweep, a worker)
 		var ps trace.Span
 		ctx, ps = span.TracerProvider().Tracer(TracerName).Start(ctx, "send "+env.Type,
@@ -176,10 +178,10 @@ func injectTrace(ctx context.Context, env *Envelope) {
 
 // sent tells the observer that a durable envelope was handed on (to local
 // subscribers and the broker), with the outcome.
-func (b *Bus) sent(ctx context.Context, env Envelope, err error) {
+func (b *Bus) sent(ctx context.Context, env message.Envelope, err error) {
 	if b.obs == nil {
 		return
 	}
-	_, end := b.obs.Observe(ctx, Op{Role: Send, Kind: env.Kind, Type: env.Type, Headers: env.Headers})
+	_, end := b.obs.Observe(ctx, Op{Role: Sending, Kind: env.Kind, Type: env.Type, Headers: env.Headers})
 	end(err)
 }

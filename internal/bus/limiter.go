@@ -4,11 +4,13 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // limiter bounds how many requests a module handles at once and how many callers
 // may wait for a slot. It is the in-process form of backpressure: past its bounds a
-// caller gets ErrOverloaded instead of an ever-growing queue.
+// caller gets message.ErrOverloaded instead of an ever-growing queue.
 type limiter struct {
 	slots      chan struct{}
 	waiting    atomic.Int64
@@ -28,7 +30,7 @@ func (l *limiter) acquire(ctx context.Context) error {
 	}
 	if l.waiting.Add(1) > l.maxWaiting {
 		l.waiting.Add(-1)
-		return ErrOverloaded
+		return message.ErrOverloaded
 	}
 	defer l.waiting.Add(-1)
 	timer := time.NewTimer(l.maxWait)
@@ -37,9 +39,9 @@ func (l *limiter) acquire(ctx context.Context) error {
 	case l.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return ErrOverloaded
+		return message.ErrOverloaded
 	case <-timer.C:
-		return ErrOverloaded
+		return message.ErrOverloaded
 	}
 }
 

@@ -29,7 +29,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/auth"
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // syncBuffer is a bytes.Buffer that the server's goroutines and the test can share.
@@ -443,7 +443,7 @@ func TestRequireOwner(t *testing.T) {
 }
 
 // errThingNotFound is a module's not-found error, as RequireOwner is given it.
-var errThingNotFound = bus.NewError(bus.KindNotFound, "things.thing_not_found", "no thing with id 42")
+var errThingNotFound = message.NewError(message.NotFound, "things.thing_not_found", "no thing with id 42")
 
 func TestRemoteAddr(t *testing.T) {
 	if a, ok := RemoteAddrFrom(t.Context()); ok || a != "" {
@@ -487,38 +487,38 @@ func TestProblem(t *testing.T) {
 		location   string
 		retryAfter bool
 	}{
-		{name: "invalid", err: bus.NewError(bus.KindInvalid, "test.invalid", "name is too long").OnField("body.name"),
+		{name: "invalid", err: message.NewError(message.Invalid, "test.invalid", "name is too long").OnField("body.name"),
 			status: http.StatusUnprocessableEntity, typ: "urn:agora:problem:test.invalid", location: "body.name"},
-		{name: "not_found", err: bus.NewError(bus.KindNotFound, "test.not_found", "no such thing"),
+		{name: "not_found", err: message.NewError(message.NotFound, "test.not_found", "no such thing"),
 			status: http.StatusNotFound, typ: "urn:agora:problem:test.not_found"},
-		{name: "conflict", err: bus.NewError(bus.KindConflict, "test.conflict", "taken"),
+		{name: "conflict", err: message.NewError(message.Conflict, "test.conflict", "taken"),
 			status: http.StatusConflict, typ: "urn:agora:problem:test.conflict"},
-		{name: "precondition", err: bus.NewError(bus.KindPrecondition, "test.precondition", "changed"),
+		{name: "precondition", err: message.NewError(message.Precondition, "test.precondition", "changed"),
 			status: http.StatusPreconditionFailed, typ: "urn:agora:problem:test.precondition"},
-		{name: "unauthenticated", err: bus.NewError(bus.KindUnauthenticated, "test.unauthenticated", "wrong password"),
+		{name: "unauthenticated", err: message.NewError(message.Unauthenticated, "test.unauthenticated", "wrong password"),
 			status: http.StatusUnauthorized, typ: "urn:agora:problem:test.unauthenticated"},
-		{name: "forbidden", err: bus.NewError(bus.KindForbidden, "test.forbidden", "not yours"),
+		{name: "forbidden", err: message.NewError(message.Forbidden, "test.forbidden", "not yours"),
 			status: http.StatusForbidden, typ: "urn:agora:problem:test.forbidden"},
-		{name: "unavailable", err: bus.NewError(bus.KindUnavailable, "test.unavailable", "nobody home"),
+		{name: "unavailable", err: message.NewError(message.Unavailable, "test.unavailable", "nobody home"),
 			status: http.StatusServiceUnavailable, typ: "urn:agora:problem:test.unavailable", retryAfter: true},
-		{name: "overloaded", err: bus.NewError(bus.KindOverloaded, "test.overloaded", "busy"),
+		{name: "overloaded", err: message.NewError(message.Overloaded, "test.overloaded", "busy"),
 			status: http.StatusServiceUnavailable, typ: "urn:agora:problem:test.overloaded", retryAfter: true},
-		{name: "timeout", err: bus.NewError(bus.KindTimeout, "test.timeout", "too slow"),
+		{name: "timeout", err: message.NewError(message.Timeout, "test.timeout", "too slow"),
 			status: http.StatusGatewayTimeout, typ: "urn:agora:problem:test.timeout"},
-		{name: "internal with code", err: bus.NewError(bus.KindInternal, "test.internal", "broke"),
+		{name: "internal with code", err: message.NewError(message.Internal, "test.internal", "broke"),
 			status: http.StatusInternalServerError, typ: "urn:agora:problem:test.internal"},
-		{name: "wrapped", err: fmt.Errorf("calling catalog: %w", bus.NewError(bus.KindNotFound, "test.wrapped", "gone").OnField("path.id")),
+		{name: "wrapped", err: fmt.Errorf("calling catalog: %w", message.NewError(message.NotFound, "test.wrapped", "gone").OnField("path.id")),
 			status: http.StatusNotFound, typ: "urn:agora:problem:test.wrapped", location: "path.id"},
-		{name: "bus no handler", err: bus.ErrNoHandler,
+		{name: "bus no handler", err: message.ErrNoHandler,
 			status: http.StatusServiceUnavailable, typ: "urn:agora:problem:bus.no_handler", retryAfter: true},
 		{name: "context deadline", err: fmt.Errorf("query: %w", context.DeadlineExceeded),
 			status: http.StatusGatewayTimeout, typ: "urn:agora:problem:bus.timeout"},
-		{name: "unknown kind", err: bus.NewError(bus.Kind("strange"), "test.strange", "odd"),
+		{name: "unknown kind", err: message.NewError(message.ErrorKind("strange"), "test.strange", "odd"),
 			status: http.StatusInternalServerError, typ: "urn:agora:problem:test.strange"},
 		{name: "huma error passes through", err: huma.Error409Conflict("already there"),
 			status: http.StatusConflict},
 		{name: "plain error", err: fmt.Errorf("secret db path /x"), status: http.StatusInternalServerError},
-		{name: "bus internal", err: fmt.Errorf("secret wrapped: %w", bus.ErrInternal), status: http.StatusInternalServerError},
+		{name: "bus internal", err: fmt.Errorf("secret wrapped: %w", message.ErrInternal), status: http.StatusInternalServerError},
 	}
 	for _, tt := range tests {
 		errs[tt.name] = tt.err
@@ -532,9 +532,9 @@ func TestProblem(t *testing.T) {
 			})
 	})
 
-	covered := map[bus.Kind]bool{}
+	covered := map[message.ErrorKind]bool{}
 	for _, tt := range tests {
-		var be *bus.Error
+		var be *message.Error
 		if errors.As(tt.err, &be) {
 			covered[be.Kind] = true
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // RequestIDHeader carries the request id in both directions.
@@ -33,7 +34,7 @@ func chain(h http.Handler, log *slog.Logger, cfg Config) http.Handler {
 			id = bus.NewID()
 		}
 		w.Header().Set(RequestIDHeader, id)
-		ctx := bus.WithCause(r.Context(), bus.Cause{ID: id, CorrelationID: id})
+		ctx := message.WithCause(r.Context(), message.Cause{ID: id, CorrelationID: id})
 		ctx = context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)
 		var observed func(route string, status int, took time.Duration)
 		if cfg.Observer != nil {

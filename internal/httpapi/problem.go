@@ -10,7 +10,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // RetryAfterSeconds is the Retry-After sent with 503 answers to overload.
@@ -18,25 +18,25 @@ const RetryAfterSeconds = 1
 
 // statusOf maps each bus error kind to its HTTP status: the one place where domain
 // errors become status codes.
-var statusOf = map[bus.Kind]int{
-	bus.KindInvalid:         http.StatusUnprocessableEntity,
-	bus.KindNotFound:        http.StatusNotFound,
-	bus.KindConflict:        http.StatusConflict,
-	bus.KindPrecondition:    http.StatusPreconditionFailed,
-	bus.KindUnauthenticated: http.StatusUnauthorized,
-	bus.KindForbidden:       http.StatusForbidden,
-	bus.KindUnavailable:     http.StatusServiceUnavailable,
-	bus.KindOverloaded:      http.StatusServiceUnavailable,
-	bus.KindTimeout:         http.StatusGatewayTimeout,
-	bus.KindInternal:        http.StatusInternalServerError,
+var statusOf = map[message.ErrorKind]int{
+	message.Invalid:         http.StatusUnprocessableEntity,
+	message.NotFound:        http.StatusNotFound,
+	message.Conflict:        http.StatusConflict,
+	message.Precondition:    http.StatusPreconditionFailed,
+	message.Unauthenticated: http.StatusUnauthorized,
+	message.Forbidden:       http.StatusForbidden,
+	message.Unavailable:     http.StatusServiceUnavailable,
+	message.Overloaded:      http.StatusServiceUnavailable,
+	message.Timeout:         http.StatusGatewayTimeout,
+	message.Internal:        http.StatusInternalServerError,
 }
 
-// ProblemTypePrefix starts the "type" of every problem that comes from a *bus.Error;
+// ProblemTypePrefix starts the "type" of every problem that comes from a *message.Error;
 // the rest is the error's stable code, so clients can switch on type.
 const ProblemTypePrefix = "urn:agora:problem:"
 
 // Problem turns an error from the bus or a module into the huma error the client
-// sees: a *bus.Error becomes problem+json with its kind's status, type
+// sees: a *message.Error becomes problem+json with its kind's status, type
 // ProblemTypePrefix+code, its message as detail, and the field it names (if any) in
 // the errors list; overload and unavailability add Retry-After.
 // Anything else is a 500 that says nothing internal; huma's error hook logs it.
@@ -45,23 +45,23 @@ func Problem(err error) error {
 	if errors.As(err, &se) {
 		return err // already an HTTP error
 	}
-	be := bus.AsError(err)
+	be := message.AsError(err)
 	status := statusOf[be.Kind]
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
-	if status == http.StatusInternalServerError && be == bus.ErrInternal {
+	if status == http.StatusInternalServerError && be == message.ErrInternal {
 		return err // left to the 5xx hook, which logs the cause
 	}
 	out := &huma.ErrorModel{Type: ProblemTypePrefix + be.Code, Title: http.StatusText(status), Status: status, Detail: be.Message}
 	if be.Field != "" {
 		out.Errors = []*huma.ErrorDetail{{Message: be.Message, Location: be.Field}}
 	}
-	if be.Kind == bus.KindUnauthenticated {
+	if be.Kind == message.Unauthenticated {
 		// RFC 9110, section 15.5.2: every 401 names the scheme to authenticate with.
 		return huma.ErrorWithHeaders(out, http.Header{"WWW-Authenticate": {`Bearer realm="agora"`}})
 	}
-	if be.Kind == bus.KindOverloaded || be.Kind == bus.KindUnavailable {
+	if be.Kind == message.Overloaded || be.Kind == message.Unavailable {
 		return huma.ErrorWithHeaders(out, http.Header{"Retry-After": {strconv.Itoa(RetryAfterSeconds)}})
 	}
 	return out

@@ -8,7 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Resources that carry a version (products, accounts) use it as their ETag, and
@@ -54,7 +54,7 @@ func IfMatchVersion(header string, required bool) (int64, error) {
 // BodyProblem is Problem for the answer to a request with a body: a field the module
 // names ("sku") is reported where huma reports fields, in the body ("body.sku").
 func BodyProblem(err error) error {
-	var be *bus.Error
+	var be *message.Error
 	if errors.As(err, &be) && be.Field != "" && !strings.HasPrefix(be.Field, "body.") {
 		err = be.OnField("body." + be.Field)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 func TestIfMatchVersion(t *testing.T) {
@@ -49,12 +49,12 @@ func TestETagMatches(t *testing.T) {
 }
 
 func TestBodyProblemNamesBodyFields(t *testing.T) {
-	err := BodyProblem(bus.NewError(bus.KindConflict, "x.taken", "taken").OnField("sku"))
+	err := BodyProblem(message.NewError(message.Conflict, "x.taken", "taken").OnField("sku"))
 	var em *huma.ErrorModel
 	if !errors.As(err, &em) || len(em.Errors) != 1 || em.Errors[0].Location != "body.sku" {
 		t.Fatalf("BodyProblem = %#v, want the field at body.sku", err)
 	}
-	err = BodyProblem(bus.NewError(bus.KindInvalid, "x.bad", "bad").OnField("body.price"))
+	err = BodyProblem(message.NewError(message.Invalid, "x.bad", "bad").OnField("body.price"))
 	if !errors.As(err, &em) || em.Errors[0].Location != "body.price" {
 		t.Errorf("a field already in the body was renamed: %#v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // New returns a logger writing to w at level ("debug", "info", "warn", "error") in
@@ -67,7 +68,7 @@ func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx == nil {
 		return h.Handler.Handle(ctx, r)
 	}
-	if c, ok := bus.CauseFrom(ctx); ok {
+	if c, ok := message.CauseFrom(ctx); ok {
 		r.AddAttrs(slog.String("cause_id", c.ID), slog.String("correlation_id", c.CorrelationID))
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/logging"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // TestContextFields: a line logged inside a handler carries its trace, its
@@ -24,7 +25,7 @@ func TestContextFields(t *testing.T) {
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5}, TraceFlags: trace.FlagsSampled})
 	ctx := trace.ContextWithSpanContext(context.Background(), sc)
-	ctx = bus.WithCause(ctx, bus.Cause{ID: "msg-1", CorrelationID: "req-1"})
+	ctx = message.WithCause(ctx, message.Cause{ID: "msg-1", CorrelationID: "req-1"})
 	ctx = bus.WithModule(ctx, "orders")
 
 	log.InfoContext(ctx, "inside")

@@ -118,7 +118,7 @@ func Provide(module string) fx.Option {
 					np := NewProcess(cfg, "")
 					p = &np
 				}
-				return processRequest(module).Handle(func(context.Context, struct{}) (Process, error) { return *p, nil })
+				return bus.Handle(processRequest(module), func(context.Context, struct{}) (Process, error) { return *p, nil })
 			}, fx.ParamTags(``, `optional:"true"`), fx.ResultTags(`group:"bus.requests"`)),
 			// The module's connection pool (go_sql_*{db_name="<module>"}) and its
 			// outbox backlog, for /metrics.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 )
 
@@ -38,35 +39,37 @@ type (
 	}
 )
 
-func listDeadLetters(module string) bus.Request[ListDeadLetters, DeadLetterPage] {
-	return bus.NewRequest[ListDeadLetters, DeadLetterPage](module + ".ops.ListDeadLetters")
+func listDeadLetters(module string) message.Request[ListDeadLetters, DeadLetterPage] {
+	return message.NewRequest[ListDeadLetters, DeadLetterPage](module + ".ops.ListDeadLetters")
 }
 
-func redriveDeadLetter(module string) bus.Request[RedriveDeadLetter, struct{}] {
-	return bus.NewRequest[RedriveDeadLetter, struct{}](module + ".ops.RedriveDeadLetter")
+func redriveDeadLetter(module string) message.Request[RedriveDeadLetter, struct{}] {
+	return message.NewRequest[RedriveDeadLetter, struct{}](module + ".ops.RedriveDeadLetter")
 }
 
-func outboxStatus(module string) bus.Request[struct{}, OutboxStatus] {
-	return bus.NewRequest[struct{}, OutboxStatus](module + ".ops.OutboxStatus")
+func outboxStatus(module string) message.Request[struct{}, OutboxStatus] {
+	return message.NewRequest[struct{}, OutboxStatus](module + ".ops.OutboxStatus")
 }
 
 func opsHandlers(module string, d *outbox.DeadLetters) []bus.RequestHandler {
 	return []bus.RequestHandler{
-		listDeadLetters(module).Handle(func(ctx context.Context, q ListDeadLetters) (DeadLetterPage, error) {
+		bus.Handle(listDeadLetters(module), func(ctx context.Context, q ListDeadLetters) (DeadLetterPage, error) {
 			items, err := d.List(ctx, q.After, q.Limit)
 			return DeadLetterPage{Items: items}, err
 		}),
-		redriveDeadLetter(module).Handle(func(ctx context.Context, q RedriveDeadLetter) (struct{}, error) {
+
+		bus.Handle(redriveDeadLetter(module), func(ctx context.Context, q RedriveDeadLetter) (struct{}, error) {
 			return struct{}{}, d.Redrive(ctx, q.ID)
 		}),
-		outboxStatus(module).Handle(func(ctx context.Context, _ struct{}) (OutboxStatus, error) {
+
+		bus.Handle(outboxStatus(module), func(ctx context.Context, _ struct{}) (OutboxStatus, error) {
 			pending, oldest, dead, err := d.Backlog(ctx)
 			return OutboxStatus{Module: module, Pending: pending, OldestAgeSeconds: oldest.Seconds(), DeadLetters: dead}, err
 		}),
 	}
 }
 
-var errUnknownModule = bus.NewError(bus.KindNotFound, "ops.unknown_module", "no such module")
+var errUnknownModule = message.NewError(message.NotFound, "ops.unknown_module", "no such module")
 
 // OpsRoutes registers the admin operations on every module's outbox. They work in
 // every process: each asks the module over the bus.
@@ -88,7 +91,7 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)
 			}
-			s, err := outboxStatus(in.Module).Call(ctx, b, struct{}{})
+			s, err := bus.Call(ctx, b, outboxStatus(in.Module), struct{}{})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -109,7 +112,7 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)
 			}
-			page, err := listDeadLetters(in.Module).Call(ctx, b, ListDeadLetters{After: in.After, Limit: in.Limit})
+			page, err := bus.Call(ctx, b, listDeadLetters(in.Module), ListDeadLetters{After: in.After, Limit: in.Limit})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -131,7 +134,7 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)
 			}
-			if _, err := redriveDeadLetter(in.Module).Call(ctx, b, RedriveDeadLetter{ID: in.ID}); err != nil {
+			if _, err := bus.Call(ctx, b, redriveDeadLetter(in.Module), RedriveDeadLetter{ID: in.ID}); err != nil {
 				return nil, httpapi.Problem(err)
 			}
 			return nil, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Process describes one running Agora process.
@@ -37,8 +38,8 @@ func NewProcess(cfg config.Config, version string) Process {
 }
 
 // processRequest asks whoever runs module which process it is.
-func processRequest(module string) bus.Request[struct{}, Process] {
-	return bus.NewRequest[struct{}, Process](module + ".ops.Process")
+func processRequest(module string) message.Request[struct{}, Process] {
+	return message.NewRequest[struct{}, Process](module + ".ops.Process")
 }
 
 // Placement says where one module runs, as seen from the process that asked.
@@ -77,15 +78,15 @@ func TopologyRoutes(b *bus.Bus, this Process, modules []string) httpapi.Routes {
 			var wg sync.WaitGroup
 			for i, m := range modules {
 				wg.Go(func() {
-					p, err := processRequest(m).Call(ctx, b, struct{}{})
+					p, err := bus.Call(ctx, b, processRequest(m), struct{}{})
 					t.Modules[i] = Placement{Module: m}
 					switch {
 					case err == nil:
 						t.Modules[i].Running, t.Modules[i].Process = true, &p
-					case errors.Is(err, bus.ErrNoHandler):
+					case errors.Is(err, message.ErrNoHandler):
 						t.Modules[i].Problem = "no process runs it"
 					default:
-						t.Modules[i].Problem = bus.AsError(err).Message
+						t.Modules[i].Problem = message.AsError(err).Message
 					}
 				})
 			}

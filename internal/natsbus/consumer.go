@@ -13,6 +13,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // consumer feeds one subscription consumer ("<module>.<handler>") from its durable
@@ -139,7 +140,7 @@ func (c *consumer) handle(batch []jetstream.Msg) {
 	defer cancel()
 	type pending struct {
 		msg jetstream.Msg
-		env bus.Envelope
+		env message.Envelope
 	}
 	var items []bus.BatchItem
 	var work []pending
@@ -178,7 +179,7 @@ func (c *consumer) handle(batch []jetstream.Msg) {
 
 // failed schedules a redelivery of m with backoff, or dead-letters it after its
 // last allowed delivery.
-func (c *consumer) failed(ctx context.Context, m jetstream.Msg, env bus.Envelope, cause error) {
+func (c *consumer) failed(ctx context.Context, m jetstream.Msg, env message.Envelope, cause error) {
 	delivered := uint64(1)
 	if meta, err := m.Metadata(); err == nil {
 		delivered = meta.NumDelivered
@@ -196,7 +197,7 @@ func (c *consumer) failed(ctx context.Context, m jetstream.Msg, env bus.Envelope
 // deadLetter copies m to the dead-letter stream with the error and terminates it,
 // so that it is never delivered to this consumer again. If the copy cannot be
 // stored the message is handed back instead, to be tried again.
-func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, env bus.Envelope, cause error) {
+func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, env message.Envelope, cause error) {
 	dead := nats.NewMsg(deadPrefix + durableName(c.name) + "." + strings.TrimPrefix(m.Subject(), messagePrefix))
 	for k, v := range m.Headers() {
 		if !strings.HasPrefix(k, "Nats-") {

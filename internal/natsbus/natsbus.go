@@ -5,9 +5,9 @@
 // "agora.req.<type>" (e.g. agora.req.catalog.GetProducts). A process subscribes only
 // to the types it serves, in the queue group "agora.<module>", so replicas of a
 // module share the load. A request that no process serves fails at once with
-// bus.ErrNoHandler (NATS answers "no responders"), not at its deadline. The
+// message.ErrNoHandler (NATS answers "no responders"), not at its deadline. The
 // caller's remaining deadline travels with the request; a reply carries either the
-// handler's payload or its *bus.Error (kind, code, message, field), so errors.Is
+// handler's payload or its *message.Error (kind, code, message, field), so errors.Is
 // matches the contract's sentinels on the caller's side.
 //
 // Commands and events travel through JetStream: one stream ("AGORA", subjects
@@ -58,6 +58,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Config configures a Transport. Zero values take the defaults.
@@ -123,7 +124,7 @@ const (
 	hCausation   = "Agora-Causation-Id"
 	hTime        = "Agora-Time"
 	hTimeout     = "Agora-Timeout-Ms" // the caller's remaining deadline
-	hError       = "Agora-Error"      // on a reply: the body is a *bus.Error
+	hError       = "Agora-Error"      // on a reply: the body is a *message.Error
 	hLocal       = "Agora-Local"      // consumers the publisher delivered to itself
 )
 
@@ -348,7 +349,7 @@ func withDefaultDeadline(ctx context.Context, d time.Duration) (context.Context,
 }
 
 // Request implements bus.Transport.
-func (t *Transport) Request(ctx context.Context, env bus.Envelope) ([]byte, error) {
+func (t *Transport) Request(ctx context.Context, env message.Envelope) ([]byte, error) {
 	ctx, cancel := withDefaultDeadline(ctx, t.cfg.RequestTimeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
@@ -358,17 +359,17 @@ func (t *Transport) Request(ctx context.Context, env bus.Envelope) ([]byte, erro
 	switch {
 	case err == nil:
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, bus.ErrNoHandler.Withf("no process serves %s (module %q is not running)", env.Type, bus.ModuleOf(env.Type))
+		return nil, message.ErrNoHandler.Withf("no process serves %s (module %q is not running)", env.Type, bus.ModuleOf(env.Type))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
-		return nil, bus.ErrTimeout
+		return nil, message.ErrTimeout
 	default:
 		t.log.WarnContext(ctx, "bus request failed", "type", env.Type, "err", err)
-		return nil, bus.ErrNoHandler.Withf("the message bus is unreachable; %s could not be asked", bus.ModuleOf(env.Type))
+		return nil, message.ErrNoHandler.Withf("the message bus is unreachable; %s could not be asked", bus.ModuleOf(env.Type))
 	}
 	if reply.Header.Get(hError) != "" {
-		be := &bus.Error{}
+		be := &message.Error{}
 		if err := json.Unmarshal(reply.Data, be); err != nil || be.Code == "" {
-			return nil, bus.ErrInvalidMessage.Withf("undecodable error reply to %s", env.Type)
+			return nil, message.ErrInvalidMessage.Withf("undecodable error reply to %s", env.Type)
 		}
 		return nil, be
 	}
@@ -394,7 +395,7 @@ func (t *Transport) serveRequest(msg *nats.Msg) {
 		reply := &nats.Msg{Header: nats.Header{}, Data: out}
 		if err != nil {
 			reply.Header.Set(hError, "1")
-			reply.Data, _ = json.Marshal(bus.AsError(err)) // a *bus.Error always encodes
+			reply.Data, _ = json.Marshal(message.AsError(err)) // a *message.Error always encodes
 		}
 		if err := msg.RespondMsg(reply); err != nil {
 			t.log.Warn("bus reply not sent", "type", msg.Subject, "err", err)
@@ -404,7 +405,7 @@ func (t *Transport) serveRequest(msg *nats.Msg) {
 
 // Publish implements bus.Transport: it returns nil only once the broker has
 // stored env (or already had it, within the duplicate window).
-func (t *Transport) Publish(ctx context.Context, env bus.Envelope) error {
+func (t *Transport) Publish(ctx context.Context, env message.Envelope) error {
 	msg, msgID := t.durableMsg(env)
 	ctx, cancel := withDefaultDeadline(ctx, 5*time.Second)
 	defer cancel()
@@ -418,7 +419,7 @@ func (t *Transport) Publish(ctx context.Context, env bus.Envelope) error {
 // the broker's acknowledgements are awaited together, so a relay's batch costs one
 // round trip rather than one per message. Each error is that envelope's, as Publish
 // would have returned it.
-func (t *Transport) PublishBatch(ctx context.Context, envs []bus.Envelope) []error {
+func (t *Transport) PublishBatch(ctx context.Context, envs []message.Envelope) []error {
 	ctx, cancel := withDefaultDeadline(ctx, 5*time.Second)
 	defer cancel()
 	errs := make([]error, len(envs))
@@ -449,7 +450,7 @@ func (t *Transport) PublishBatch(ctx context.Context, envs []bus.Envelope) []err
 
 // durableMsg encodes env for the stream, with the message id the broker
 // de-duplicates on.
-func (t *Transport) durableMsg(env bus.Envelope) (*nats.Msg, string) {
+func (t *Transport) durableMsg(env message.Envelope) (*nats.Msg, string) {
 	msg := envelopeMsg(messagePrefix+env.Type, env)
 	msgID := env.ID
 	if local := t.localConsumers(env.Type); len(local) > 0 {
@@ -480,7 +481,7 @@ func (t *Transport) localConsumers(typ string) []string {
 
 // envelopeMsg encodes env as a NATS message on subject: metadata in headers, the
 // payload as the body.
-func envelopeMsg(subject string, env bus.Envelope) *nats.Msg {
+func envelopeMsg(subject string, env message.Envelope) *nats.Msg {
 	msg := nats.NewMsg(subject)
 	for k, v := range env.Headers {
 		if !reserved(k) {
@@ -507,14 +508,14 @@ func reserved(k string) bool {
 }
 
 // msgEnvelope decodes what envelopeMsg encoded.
-func msgEnvelope(subject string, h nats.Header, data []byte) (bus.Envelope, error) {
-	env := bus.Envelope{
-		ID: h.Get(hID), Type: h.Get(hType), Kind: bus.MessageKind(h.Get(hKind)),
+func msgEnvelope(subject string, h nats.Header, data []byte) (message.Envelope, error) {
+	env := message.Envelope{
+		ID: h.Get(hID), Type: h.Get(hType), Kind: message.Kind(h.Get(hKind)),
 		CorrelationID: h.Get(hCorrelation), CausationID: h.Get(hCausation),
 		Payload: json.RawMessage(data),
 	}
 	if env.ID == "" || env.Type == "" {
-		return env, bus.ErrInvalidMessage.Withf("message on %s without Agora-Id or Agora-Type", subject)
+		return env, message.ErrInvalidMessage.Withf("message on %s without Agora-Id or Agora-Type", subject)
 	}
 	if ts := h.Get(hTime); ts != "" {
 		if tm, err := time.Parse(time.RFC3339Nano, ts); err == nil {

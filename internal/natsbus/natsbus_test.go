@@ -16,6 +16,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/broker"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testlog"
@@ -33,12 +34,12 @@ type upperReply struct {
 }
 
 var (
-	upperRequest = bus.NewRequest[upper, upperReply]("echo.Upper")
-	slowRequest  = bus.NewRequest[upper, upperReply]("echo.Slow")
-	ghostRequest = bus.NewRequest[upper, upperReply]("ghost.Boo")
-	echoed       = bus.NewEvent[upper]("echo.Echoed")
+	upperRequest = message.NewRequest[upper, upperReply]("echo.Upper")
+	slowRequest  = message.NewRequest[upper, upperReply]("echo.Slow")
+	ghostRequest = message.NewRequest[upper, upperReply]("ghost.Boo")
+	echoed       = message.NewEvent[upper]("echo.Echoed")
 
-	errShouting = bus.NewError(bus.KindInvalid, "echo.shouting", "no shouting")
+	errShouting = message.NewError(message.Invalid, "echo.shouting", "no shouting")
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -94,16 +95,17 @@ func startNode(t *testing.T, url string, cfg Config, handlers []bus.RequestHandl
 }
 
 func upperHandler(replica string) bus.RequestHandler {
-	return upperRequest.Handle(func(ctx context.Context, r upper) (upperReply, error) {
+	return bus.Handle(upperRequest, func(ctx context.Context, r upper) (upperReply, error) {
 		switch r.Text {
 		case "SHOUT":
 			return upperReply{}, errShouting.OnField("body.text")
 		case "crash":
 			return upperReply{}, errors.New("disk on fire at /var/lib/secret")
 		}
-		c, _ := bus.CauseFrom(ctx)
+		c, _ := message.CauseFrom(ctx)
 		return upperReply{Text: strings.ToUpper(r.Text), CorrelationID: c.CorrelationID, Served: replica}, nil
 	})
+
 }
 
 func TestRequestReplyAcrossProcesses(t *testing.T) {
@@ -111,8 +113,8 @@ func TestRequestReplyAcrossProcesses(t *testing.T) {
 	startNode(t, br.URL(), Config{}, []bus.RequestHandler{upperHandler("a")}, nil)
 	caller := startNode(t, br.URL(), Config{}, nil, nil)
 
-	ctx := bus.WithCause(context.Background(), bus.Cause{ID: "req-1", CorrelationID: "corr-42"})
-	got, err := upperRequest.Call(ctx, caller.b, upper{Text: "hello"})
+	ctx := message.WithCause(context.Background(), message.Cause{ID: "req-1", CorrelationID: "corr-42"})
+	got, err := bus.Call(ctx, caller.b, upperRequest, upper{Text: "hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,18 +129,18 @@ func TestErrorsKeepTheirCodesAcrossTheWire(t *testing.T) {
 	caller := startNode(t, br.URL(), Config{}, nil, nil)
 	ctx := context.Background()
 
-	_, err := upperRequest.Call(ctx, caller.b, upper{Text: "SHOUT"})
+	_, err := bus.Call(ctx, caller.b, upperRequest, upper{Text: "SHOUT"})
 	if !errors.Is(err, errShouting) {
 		t.Fatalf("err %v: want errors.Is errShouting", err)
 	}
-	var be *bus.Error
-	if !errors.As(err, &be) || be.Kind != bus.KindInvalid || be.Field != "body.text" {
+	var be *message.Error
+	if !errors.As(err, &be) || be.Kind != message.Invalid || be.Field != "body.text" {
 		t.Errorf("err %#v: want kind invalid on field body.text", be)
 	}
 
-	_, err = upperRequest.Call(ctx, caller.b, upper{Text: "crash"})
-	if !errors.Is(err, bus.ErrInternal) {
-		t.Fatalf("err %v: want bus.ErrInternal", err)
+	_, err = bus.Call(ctx, caller.b, upperRequest, upper{Text: "crash"})
+	if !errors.Is(err, message.ErrInternal) {
+		t.Fatalf("err %v: want message.ErrInternal", err)
 	}
 	if strings.Contains(err.Error(), "secret") {
 		t.Errorf("err %q leaks the handler's internal error", err)
@@ -151,9 +153,9 @@ func TestRequestToAModuleNobodyRunsFailsFast(t *testing.T) {
 	// A deadline far beyond the test's patience: a hang would end in ErrTimeout.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	_, err := ghostRequest.Call(ctx, caller.b, upper{Text: "x"})
-	if !errors.Is(err, bus.ErrNoHandler) {
-		t.Fatalf("err %v: want bus.ErrNoHandler", err)
+	_, err := bus.Call(ctx, caller.b, ghostRequest, upper{Text: "x"})
+	if !errors.Is(err, message.ErrNoHandler) {
+		t.Fatalf("err %v: want message.ErrNoHandler", err)
 	}
 	if !strings.Contains(err.Error(), `"ghost"`) {
 		t.Errorf("err %q does not name the module", err)
@@ -163,7 +165,7 @@ func TestRequestToAModuleNobodyRunsFailsFast(t *testing.T) {
 func TestRequestDeadlineTravels(t *testing.T) {
 	br := startBroker(t, t.TempDir())
 	sawDeadline := make(chan time.Duration, 1)
-	startNode(t, br.URL(), Config{}, []bus.RequestHandler{slowRequest.Handle(func(ctx context.Context, _ upper) (upperReply, error) {
+	startNode(t, br.URL(), Config{}, []bus.RequestHandler{bus.Handle(slowRequest, func(ctx context.Context, _ upper) (upperReply, error) {
 		d, ok := ctx.Deadline()
 		if !ok {
 			sawDeadline <- -1
@@ -176,9 +178,9 @@ func TestRequestDeadlineTravels(t *testing.T) {
 	caller := startNode(t, br.URL(), Config{}, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := slowRequest.Call(ctx, caller.b, upper{})
-	if !errors.Is(err, bus.ErrTimeout) {
-		t.Fatalf("err %v: want bus.ErrTimeout", err)
+	_, err := bus.Call(ctx, caller.b, slowRequest, upper{})
+	if !errors.Is(err, message.ErrTimeout) {
+		t.Fatalf("err %v: want message.ErrTimeout", err)
 	}
 	if d := <-sawDeadline; d < 0 || d > 300*time.Millisecond {
 		t.Errorf("handler's remaining deadline %v: want the caller's (at most 300ms)", d)
@@ -192,7 +194,7 @@ func TestReplicasShareRequests(t *testing.T) {
 	caller := startNode(t, br.URL(), Config{}, nil, nil)
 	served := map[string]int{}
 	for i := range 200 {
-		got, err := upperRequest.Call(context.Background(), caller.b, upper{Text: fmt.Sprint(i)})
+		got, err := bus.Call(context.Background(), caller.b, upperRequest, upper{Text: fmt.Sprint(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +220,7 @@ func newRecorder() *recorder {
 	return &recorder{handled: map[string]int{}, tries: map[string]int{}, fail: map[string]int{}, headers: map[string]map[string]string{}}
 }
 
-func (r *recorder) handle(_ context.Context, env bus.Envelope) error {
+func (r *recorder) handle(_ context.Context, env message.Envelope) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tries[env.ID]++
@@ -266,9 +268,9 @@ func settled(t *testing.T, n *node, consumer string) bool {
 	return info.NumPending == 0 && info.NumAckPending == 0
 }
 
-func envelope(t *testing.T, text string) bus.Envelope {
+func envelope(t *testing.T, text string) message.Envelope {
 	t.Helper()
-	env, err := echoed.With(upper{Text: text}).Envelope(context.Background())
+	env, err := bus.Seal(context.Background(), echoed.With(upper{Text: text}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +286,7 @@ func TestDurableMessagesAreAckedOnlyAfterTheirEffect(t *testing.T) {
 
 	ok, flaky := envelope(t, "ok"), envelope(t, "flaky")
 	rec.fail[flaky.ID] = 2
-	for _, env := range []bus.Envelope{ok, flaky} {
+	for _, env := range []message.Envelope{ok, flaky} {
 		if err := sender.b.Deliver(context.Background(), env); err != nil {
 			t.Fatal(err)
 		}
@@ -543,7 +545,7 @@ func BenchmarkRequestRoundTrip(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			for b.Loop() {
-				if _, err := upperRequest.Call(ctx, bc.b, upper{Text: "bench"}); err != nil {
+				if _, err := bus.Call(ctx, bc.b, upperRequest, upper{Text: "bench"}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -553,7 +555,7 @@ func BenchmarkRequestRoundTrip(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
 				for pb.Next() {
-					if _, err := upperRequest.Call(ctx, bc.b, upper{Text: "bench"}); err != nil {
+					if _, err := bus.Call(ctx, bc.b, upperRequest, upper{Text: "bench"}); err != nil {
 						failed.Add(1)
 					}
 				}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 )
 
@@ -24,7 +24,7 @@ type DeadLetter struct {
 }
 
 // ErrDeadLetterNotFound: no dead letter has that id in this module's outbox.
-var ErrDeadLetterNotFound = bus.NewError(bus.KindNotFound, "outbox.dead_letter_not_found", "no dead letter with that id")
+var ErrDeadLetterNotFound = message.NewError(message.NotFound, "outbox.dead_letter_not_found", "no dead letter with that id")
 
 // DeadLetters lists and redrives the dead letters of one module's outbox.
 type DeadLetters struct {

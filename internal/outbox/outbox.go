@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 )
 
@@ -29,10 +30,10 @@ func New(db *store.DB, relay *Relay) *Outbox { return &Outbox{db: db, relay: rel
 
 // Add writes msgs to the outbox inside tx. They become visible to the relay only if
 // tx commits, and the relay is woken as soon as it does.
-func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...bus.Outgoing) error {
+func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...message.Outgoing) error {
 	now := time.Now().UTC().UnixMilli()
 	for _, m := range msgs {
-		env, err := m.Envelope(ctx)
+		env, err := bus.Seal(ctx, m)
 		if err != nil {
 			return fmt.Errorf("outbox: encode %s: %w", m.Type, err)
 		}
@@ -63,12 +64,12 @@ func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...bus.Outgoing) er
 // A relay that delivers a batch hands every message of the batch for db's
 // subscriptions to one transaction, each message under its own savepoint: one
 // commit for the batch, and a failing message undoes only its own effect.
-func Subscribe(db *store.DB, msgType, consumer string, handle func(ctx context.Context, tx *store.Tx, env bus.Envelope) error) bus.Subscription {
+func Subscribe(db *store.DB, msgType, consumer string, handle func(ctx context.Context, tx *store.Tx, env message.Envelope) error) bus.Subscription {
 	h := txHandler(handle)
 	return bus.Subscription{
 		Type:     msgType,
 		Consumer: consumer,
-		Handle: func(ctx context.Context, env bus.Envelope) error {
+		Handle: func(ctx context.Context, env message.Envelope) error {
 			return store.InTx(ctx, db, func(tx *store.Tx) error { return h.once(ctx, tx, consumer, env) })
 		},
 		Group: dbGroup{db},
@@ -77,10 +78,10 @@ func Subscribe(db *store.DB, msgType, consumer string, handle func(ctx context.C
 }
 
 // txHandler is a subscription's effect, run inside the receiver's transaction.
-type txHandler func(ctx context.Context, tx *store.Tx, env bus.Envelope) error
+type txHandler func(ctx context.Context, tx *store.Tx, env message.Envelope) error
 
 // once runs h for env unless consumer's inbox already has it, recording it in tx.
-func (h txHandler) once(ctx context.Context, tx *store.Tx, consumer string, env bus.Envelope) error {
+func (h txHandler) once(ctx context.Context, tx *store.Tx, consumer string, env message.Envelope) error {
 	res, err := tx.ExecContext(ctx, tx.Rebind(
 		`INSERT INTO inbox (message_id, consumer, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`),
 		env.ID, consumer, time.Now().UTC().UnixMilli())
@@ -135,8 +136,8 @@ func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error
 }
 
 // SubscribeEvent is Subscribe for a typed event.
-func SubscribeEvent[T any](db *store.DB, e bus.Event[T], consumer string, handle func(ctx context.Context, tx *store.Tx, m bus.Message[T]) error) bus.Subscription {
-	return Subscribe(db, e.Name(), consumer, func(ctx context.Context, tx *store.Tx, env bus.Envelope) error {
+func SubscribeEvent[T any](db *store.DB, e message.Event[T], consumer string, handle func(ctx context.Context, tx *store.Tx, m message.Message[T]) error) bus.Subscription {
+	return Subscribe(db, e.Name(), consumer, func(ctx context.Context, tx *store.Tx, env message.Envelope) error {
 		m, err := e.Decode(env)
 		if err != nil {
 			return err
@@ -146,8 +147,8 @@ func SubscribeEvent[T any](db *store.DB, e bus.Event[T], consumer string, handle
 }
 
 // SubscribeCommand is Subscribe for a typed command.
-func SubscribeCommand[T any](db *store.DB, c bus.Command[T], consumer string, handle func(ctx context.Context, tx *store.Tx, m bus.Message[T]) error) bus.Subscription {
-	return Subscribe(db, c.Name(), consumer, func(ctx context.Context, tx *store.Tx, env bus.Envelope) error {
+func SubscribeCommand[T any](db *store.DB, c message.Command[T], consumer string, handle func(ctx context.Context, tx *store.Tx, m message.Message[T]) error) bus.Subscription {
+	return Subscribe(db, c.Name(), consumer, func(ctx context.Context, tx *store.Tx, env message.Envelope) error {
 		m, err := c.Decode(env)
 		if err != nil {
 			return err

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/agora-commerce/agora/internal/testdb"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,10 +18,13 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/testdb"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testlog"
@@ -36,7 +38,7 @@ type stockReserved struct {
 	Qty     int
 }
 
-var reserved = bus.NewEvent[stockReserved]("inventory.StockReserved")
+var reserved = message.NewEvent[stockReserved]("inventory.StockReserved")
 
 // testCtx bounds each test, so that a stuck lock or a missing wake-up fails instead of hanging.
 func testCtx(t *testing.T) context.Context {
@@ -114,13 +116,13 @@ type world struct {
 
 type seenMessages struct {
 	mu   sync.Mutex
-	msgs []bus.Message[stockReserved]
+	msgs []message.Message[stockReserved]
 }
 
-func (s *seenMessages) all() []bus.Message[stockReserved] {
+func (s *seenMessages) all() []message.Message[stockReserved] {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]bus.Message[stockReserved](nil), s.msgs...)
+	return append([]message.Message[stockReserved](nil), s.msgs...)
 }
 
 func newWorld(t *testing.T, be testdb.Backend, consumers ...string) *world {
@@ -148,7 +150,7 @@ func newWorld(t *testing.T, be testdb.Backend, consumers ...string) *world {
 // if set, runs after the effect is written and before the transaction commits.
 func (w *world) subscription(consumer string, fail func() error) bus.Subscription {
 	return outbox.SubscribeEvent(w.receiver, reserved, consumer,
-		func(ctx context.Context, tx *store.Tx, m bus.Message[stockReserved]) error {
+		func(ctx context.Context, tx *store.Tx, m message.Message[stockReserved]) error {
 			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO effects (seq, consumer, message_id, order_id, qty) VALUES (?, ?, ?, ?, ?)`), effectSeq.Add(1),
 				consumer, m.ID, m.Body.OrderID, m.Body.Qty); err != nil {
 				return err
@@ -188,7 +190,7 @@ func (w *world) effects(t *testing.T) []effect {
 // them at any moment.
 func add(t *testing.T, ctx context.Context, db *store.DB, ob *outbox.Outbox, orders ...stockReserved) []string {
 	t.Helper()
-	var msgs []bus.Outgoing
+	var msgs []message.Outgoing
 	for _, o := range orders {
 		msgs = append(msgs, reserved.With(o))
 	}
@@ -294,15 +296,15 @@ func pending(t *testing.T, db *store.DB) backlog {
 // after may fail it once next took it (the acknowledgement is lost).
 type counter struct {
 	next   outbox.Deliverer
-	before func(env bus.Envelope, n int) error
-	after  func(env bus.Envelope, n int) error
+	before func(env message.Envelope, n int) error
+	after  func(env message.Envelope, n int) error
 
 	mu    sync.Mutex
 	calls map[string]int
 	order []string
 }
 
-func (c *counter) Deliver(ctx context.Context, env bus.Envelope) error {
+func (c *counter) Deliver(ctx context.Context, env message.Envelope) error {
 	c.mu.Lock()
 	if c.calls == nil {
 		c.calls = map[string]int{}
@@ -342,9 +344,9 @@ func (c *counter) total() int {
 }
 
 // deliverFunc adapts a function to outbox.Deliverer.
-type deliverFunc func(ctx context.Context, env bus.Envelope) error
+type deliverFunc func(ctx context.Context, env message.Envelope) error
 
-func (f deliverFunc) Deliver(ctx context.Context, env bus.Envelope) error { return f(ctx, env) }
+func (f deliverFunc) Deliver(ctx context.Context, env message.Envelope) error { return f(ctx, env) }
 
 func once(ids ...string) map[string]int {
 	out := map[string]int{}
@@ -359,7 +361,7 @@ func TestAddThenDrainDeliversOnce(t *testing.T) {
 		w := newWorld(t, be)
 		relay := outbox.NewRelay(w.sender, outbox.RelayConfig{}, discard)
 		ob := outbox.New(w.sender, relay)
-		ctx := bus.WithCause(testCtx(t), bus.Cause{ID: "http-req-1", CorrelationID: "corr-1"})
+		ctx := message.WithCause(testCtx(t), message.Cause{ID: "http-req-1", CorrelationID: "corr-1"})
 
 		orders := []stockReserved{{"o1", 2}, {"o2", 5}, {"o3", 1}}
 		ids := add(t, ctx, w.sender, ob, orders...)
@@ -438,7 +440,7 @@ func TestAddInRolledBackTxDeliversNothing(t *testing.T) {
 				return errAbort
 			}, errAbort},
 			{"payload cannot be encoded", func(tx *store.Tx) error {
-				return ob.Add(ctx, tx, reserved.With(stockReserved{"o2", 1}), bus.Outgoing{Kind: bus.KindEvent, Type: "x.Y", Payload: func() {}})
+				return ob.Add(ctx, tx, reserved.With(stockReserved{"o2", 1}), message.Outgoing{Kind: message.KindEvent, Type: "x.Y", Payload: func() {}})
 			}, nil},
 		}
 		for _, tc := range tests {
@@ -485,7 +487,7 @@ func TestCrashBetweenCommitAndDelivery(t *testing.T) {
 				relay1 := outbox.NewRelay(w.sender, outbox.RelayConfig{Lease: tc.lease}, discard)
 				ids := add(t, ctx, w.sender, outbox.New(w.sender, relay1), stockReserved{"o1", 3})
 				if tc.claimed {
-					dying := &counter{next: w.bus, before: func(bus.Envelope, int) error { panic("process killed") }}
+					dying := &counter{next: w.bus, before: func(message.Envelope, int) error { panic("process killed") }}
 					func() {
 						defer func() { _ = recover() }()
 						_, _ = relay1.Drain(ctx, dying)
@@ -540,7 +542,7 @@ func TestLiveClaimIsRespected(t *testing.T) {
 		ids := add(t, ctx, w.sender, outbox.New(w.sender, relay1), stockReserved{"o1", 3})
 		func() {
 			defer func() { _ = recover() }()
-			_, _ = relay1.Drain(ctx, &counter{next: w.bus, before: func(bus.Envelope, int) error { panic("process killed") }})
+			_, _ = relay1.Drain(ctx, &counter{next: w.bus, before: func(message.Envelope, int) error { panic("process killed") }})
 		}()
 		relay2 := outbox.NewRelay(w.sender, outbox.RelayConfig{}, discard)
 		d := &counter{next: w.bus}
@@ -567,8 +569,8 @@ func TestRedeliveryHasNoSecondEffect(t *testing.T) {
 			relay := outbox.NewRelay(w.sender, outbox.RelayConfig{}, discard)
 			ids := add(t, ctx, w.sender, outbox.New(w.sender, relay), stockReserved{"o1", 4})
 
-			var delivered []bus.Envelope
-			d := &counter{next: w.bus, after: func(env bus.Envelope, _ int) error {
+			var delivered []message.Envelope
+			d := &counter{next: w.bus, after: func(env message.Envelope, _ int) error {
 				delivered = append(delivered, env)
 				return nil
 			}}
@@ -593,7 +595,7 @@ func TestRedeliveryHasNoSecondEffect(t *testing.T) {
 			ctx := testCtx(t)
 			relay := outbox.NewRelay(w.sender, outbox.RelayConfig{BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}, discard)
 			ids := add(t, ctx, w.sender, outbox.New(w.sender, relay), stockReserved{"o1", 4})
-			d := &counter{next: w.bus, after: func(_ bus.Envelope, n int) error {
+			d := &counter{next: w.bus, after: func(_ message.Envelope, n int) error {
 				if n == 1 {
 					return errors.New("acknowledgement lost")
 				}
@@ -616,7 +618,7 @@ func TestRedeliveryHasNoSecondEffect(t *testing.T) {
 		t.Run("each consumer applies it once", func(t *testing.T) {
 			w := newWorld(t, be, "orders.reservations", "orders.audit")
 			ctx := testCtx(t)
-			env, err := reserved.With(stockReserved{"o1", 4}).Envelope(ctx)
+			env, err := bus.Seal(ctx, reserved.With(stockReserved{"o1", 4}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -643,7 +645,7 @@ func TestRedeliveryHasNoSecondEffect(t *testing.T) {
 				}
 				return nil
 			})
-			env, err := reserved.With(stockReserved{"o1", 4}).Envelope(ctx)
+			env, err := bus.Seal(ctx, reserved.With(stockReserved{"o1", 4}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -667,12 +669,12 @@ func TestRedeliveryHasNoSecondEffect(t *testing.T) {
 		t.Run("undecodable payload is an error, not a silent ack", func(t *testing.T) {
 			w := newWorld(t, be)
 			ctx := testCtx(t)
-			env, err := bus.NewEnvelope(ctx, bus.KindEvent, reserved.Name(), map[string]string{"Qty": "many"})
+			env, err := bus.NewEnvelope(ctx, message.KindEvent, reserved.Name(), map[string]string{"Qty": "many"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			sub := w.bus.Subscriptions(reserved.Name())[0]
-			if err := sub.Handle(ctx, env); !errors.Is(err, bus.ErrInvalidMessage) {
+			if err := sub.Handle(ctx, env); !errors.Is(err, message.ErrInvalidMessage) {
 				t.Errorf("Handle(bad payload) = %v; want ErrInvalidMessage", err)
 			}
 			// Not recorded in the inbox: once the sender is fixed, a retry is not dropped.
@@ -704,7 +706,7 @@ func (f *faults) set(orderID string, err error) {
 	}
 }
 
-func (f *faults) check(env bus.Envelope, _ int) error {
+func (f *faults) check(env message.Envelope, _ int) error {
 	m, err := reserved.Decode(env)
 	if err != nil {
 		return err
@@ -917,7 +919,7 @@ func TestLastErrorIsTruncated(t *testing.T) {
 		relay := outbox.NewRelay(w.sender, outbox.RelayConfig{MaxAttempts: 1}, discard)
 		ids := add(t, ctx, w.sender, outbox.New(w.sender, relay), stockReserved{"o1", 1})
 		long := strings.Repeat("x", 5000)
-		if _, err := relay.Drain(ctx, &counter{next: w.bus, before: func(bus.Envelope, int) error { return errors.New(long) }}); err != nil {
+		if _, err := relay.Drain(ctx, &counter{next: w.bus, before: func(message.Envelope, int) error { return errors.New(long) }}); err != nil {
 			t.Fatal(err)
 		}
 		if r := rowByID(t, w.sender, ids[0]); len(r.LastError) != 2000 || !r.DeadAt.Valid {
@@ -1143,7 +1145,7 @@ func TestStop(t *testing.T) {
 
 		entered, release := make(chan struct{}), make(chan struct{})
 		var cancelled atomic.Bool
-		d := &counter{next: w.bus, before: func(env bus.Envelope, _ int) error {
+		d := &counter{next: w.bus, before: func(env message.Envelope, _ int) error {
 			if env.ID != ids[0] {
 				return nil
 			}
@@ -1152,7 +1154,7 @@ func TestStop(t *testing.T) {
 			return nil
 		}}
 		// Record whether the delivery in progress saw its context cancelled by Stop.
-		relay.Start(deliverFunc(func(ctx context.Context, env bus.Envelope) error {
+		relay.Start(deliverFunc(func(ctx context.Context, env message.Envelope) error {
 			err := d.Deliver(ctx, env)
 			if env.ID == ids[0] && ctx.Err() != nil {
 				cancelled.Store(true)
@@ -1220,7 +1222,7 @@ func TestStopBoundedByContext(t *testing.T) {
 
 		entered := make(chan struct{})
 		returned := make(chan struct{})
-		relay.Start(deliverFunc(func(ctx context.Context, env bus.Envelope) error {
+		relay.Start(deliverFunc(func(ctx context.Context, env message.Envelope) error {
 			defer close(returned)
 			close(entered)
 			<-ctx.Done() // a delivery that only ends when it is cancelled
@@ -1253,7 +1255,7 @@ func TestBatchDeliveryIsolatesFailures(t *testing.T) {
 		var current string
 		// The handler writes its effect, then fails for the order "bad".
 		wrapped := outbox.SubscribeEvent(w.receiver, reserved, "orders.reservations",
-			func(ctx context.Context, tx *store.Tx, m bus.Message[stockReserved]) error {
+			func(ctx context.Context, tx *store.Tx, m message.Message[stockReserved]) error {
 				current = m.Body.OrderID
 				if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO effects (seq, consumer, message_id, order_id, qty) VALUES (?, ?, ?, ?, ?)`),
 					effectSeq.Add(1), "orders.reservations", m.ID, m.Body.OrderID, m.Body.Qty); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 )
 
@@ -56,7 +57,7 @@ func (c RelayConfig) withDefaults() RelayConfig {
 
 // Deliverer takes a durable envelope onward; *bus.Bus is one.
 type Deliverer interface {
-	Deliver(ctx context.Context, env bus.Envelope) error
+	Deliver(ctx context.Context, env message.Envelope) error
 }
 
 // BatchDeliverer is a Deliverer that takes a whole batch at once, returning one
@@ -64,7 +65,7 @@ type Deliverer interface {
 // transaction per batch rather than one per message.
 type BatchDeliverer interface {
 	Deliverer
-	DeliverBatch(ctx context.Context, envs []bus.Envelope) []error
+	DeliverBatch(ctx context.Context, envs []message.Envelope) []error
 }
 
 // Relay drains one module's outbox into a Deliverer. Several relays (replicas) may
@@ -175,8 +176,8 @@ type row struct {
 	Attempts      int    `db:"attempts"`
 }
 
-func (w row) envelope() bus.Envelope {
-	env := bus.Envelope{ID: w.ID, Type: w.Type, Kind: bus.MessageKind(w.Kind), CorrelationID: w.CorrelationID,
+func (w row) envelope() message.Envelope {
+	env := message.Envelope{ID: w.ID, Type: w.Type, Kind: message.Kind(w.Kind), CorrelationID: w.CorrelationID,
 		CausationID: w.CausationID, Time: time.UnixMilli(w.CreatedAt).UTC(), Payload: json.RawMessage(w.Payload)}
 	_ = json.Unmarshal([]byte(w.Headers), &env.Headers) // written by Add from a map; cannot be malformed
 	return env
@@ -228,7 +229,7 @@ func (r *Relay) drain(ctx, deliverCtx context.Context, to Deliverer) (int, error
 		delivered = append(delivered, w.ID)
 	}
 	if bd, ok := to.(BatchDeliverer); ok {
-		envs := make([]bus.Envelope, len(rows))
+		envs := make([]message.Envelope, len(rows))
 		for i, w := range rows {
 			envs[i] = w.envelope()
 		}

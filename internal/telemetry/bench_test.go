@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/migrations"
@@ -62,13 +63,13 @@ type query struct {
 
 type answer struct{ Total int64 }
 
-var price = bus.NewRequest[query, answer]("pricing.Price")
+var price = message.NewRequest[query, answer]("pricing.Price")
 
 func BenchmarkBusRequest(b *testing.B) {
 	for _, v := range variants {
 		b.Run(v, func(b *testing.B) {
 			bb, err := bus.New(discard, bus.Limits{}, nil, []bus.RequestHandler{
-				price.Handle(func(_ context.Context, q query) (answer, error) { return answer{Total: 250 * int64(q.Quantity)}, nil }),
+				bus.Handle(price, func(_ context.Context, q query) (answer, error) { return answer{Total: 250 * int64(q.Quantity)}, nil }),
 			}, nil)
 			if err != nil {
 				b.Fatal(err)
@@ -77,7 +78,7 @@ func BenchmarkBusRequest(b *testing.B) {
 			q := query{Quantity: 3}
 			b.ReportAllocs()
 			for b.Loop() {
-				if r, err := price.Call(ctx, bb, q); err != nil || r.Total != 750 {
+				if r, err := bus.Call(ctx, bb, price, q); err != nil || r.Total != 750 {
 					b.Fatalf("Call = %+v, %v", r, err)
 				}
 			}
@@ -85,7 +86,7 @@ func BenchmarkBusRequest(b *testing.B) {
 	}
 }
 
-var made = bus.NewEvent[query]("pricing.PriceChanged")
+var made = message.NewEvent[query]("pricing.PriceChanged")
 
 func BenchmarkBusDurableDelivery(b *testing.B) {
 	for _, v := range variants {
@@ -102,7 +103,7 @@ func BenchmarkBusDurableDelivery(b *testing.B) {
 			if err := store.Migrate(context.Background(), db, ob, "goose_outbox_version", discard); err != nil {
 				b.Fatal(err)
 			}
-			sub := outbox.SubscribeEvent(db, made, "pricing.cache", func(context.Context, *store.Tx, bus.Message[query]) error { return nil })
+			sub := outbox.SubscribeEvent(db, made, "pricing.cache", func(context.Context, *store.Tx, message.Message[query]) error { return nil })
 			bb, err := bus.New(discard, bus.Limits{}, nil, nil, []bus.Subscription{sub})
 			if err != nil {
 				b.Fatal(err)
@@ -112,7 +113,7 @@ func BenchmarkBusDurableDelivery(b *testing.B) {
 			for b.Loop() {
 				// The envelope as the sender's outbox makes it (with the trace
 				// context when the work is traced), delivered into the inbox.
-				env, err := made.With(query{Quantity: 1}).Envelope(ctx)
+				env, err := bus.Seal(ctx, made.With(query{Quantity: 1}))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Buckets for the time a message takes: from 100µs (an in-process request) to
@@ -60,7 +61,7 @@ func (m *busMetrics) collectors() []prometheus.Collector {
 type seriesKey struct {
 	role     bus.Role
 	remote   bool
-	kind     bus.MessageKind
+	kind     message.Kind
 	typ      string
 	consumer string
 }
@@ -86,10 +87,10 @@ func (m *busMetrics) seriesFor(op bus.Op) *busSeries {
 func (m *busMetrics) newSeries(k seriesKey, op bus.Op) *busSeries {
 	var s busSeries
 	switch op.Role {
-	case bus.Send:
+	case bus.Sending:
 		s.count = m.sent.WithLabelValues(string(op.Kind), op.Type)
 		s.failures = m.sendFailures.WithLabelValues(string(op.Kind), op.Type)
-		if op.Kind == bus.KindRequest && op.Remote {
+		if op.Kind == message.KindRequest && op.Remote {
 			// In process the handler's time is the call's; only a remote call
 			// adds a wire (and a clock read is a good part of a local call's cost).
 			s.took = m.requestTime.WithLabelValues(op.Type)
@@ -130,7 +131,7 @@ func (o *busObserver) Observe(ctx context.Context, op bus.Op) (context.Context, 
 		ctx = bus.WithDuplicateHook(ctx, s.duplicate)
 	}
 	var span trace.Span
-	if o.tracer != nil && !(op.Role == bus.Send && op.Kind != bus.KindRequest) {
+	if o.tracer != nil && !(op.Role == bus.Sending && op.Kind != message.KindRequest) {
 		ctx, span = o.start(ctx, op)
 	}
 	var start time.Time
@@ -148,7 +149,7 @@ func (o *busObserver) Observe(ctx context.Context, op bus.Op) (context.Context, 
 		if span != nil {
 			if err != nil {
 				span.RecordError(err)
-				span.SetStatus(codes.Error, bus.AsError(err).Code)
+				span.SetStatus(codes.Error, message.AsError(err).Code)
 			}
 			span.End()
 		}
@@ -168,31 +169,31 @@ func (o *busObserver) start(ctx context.Context, op bus.Op) (context.Context, tr
 	switch {
 	case op.Consumer != "":
 		attrs = append(attrs, attribute.String("agora.module", bus.ModuleOf(op.Consumer)))
-	case op.Role == bus.Handle:
+	case op.Role == bus.Handling:
 		attrs = append(attrs, attribute.String("agora.module", bus.ModuleOf(op.Type)))
 	default:
 		if m, ok := bus.ModuleFrom(ctx); ok {
 			attrs = append(attrs, attribute.String("agora.module", m))
 		}
 	}
-	if c, ok := bus.CauseFrom(ctx); ok {
+	if c, ok := message.CauseFrom(ctx); ok {
 		attrs = append(attrs, attribute.String("agora.correlation_id", c.CorrelationID))
-		if op.Role == bus.Handle && op.Headers != nil {
+		if op.Role == bus.Handling && op.Headers != nil {
 			attrs = append(attrs, attribute.String("messaging.message.id", c.ID))
 		}
 	}
 	var kind trace.SpanKind
 	var name string
 	switch {
-	case op.Role == bus.Send:
+	case op.Role == bus.Sending:
 		kind, name = trace.SpanKindClient, "call "+op.Type
-	case op.Kind == bus.KindRequest:
+	case op.Kind == message.KindRequest:
 		kind, name = trace.SpanKindServer, "handle "+op.Type
 	default:
 		kind, name = trace.SpanKindConsumer, "process "+op.Type
 		attrs = append(attrs, attribute.String("messaging.consumer.group.name", op.Consumer))
 	}
-	if op.Role == bus.Handle && op.Headers != nil {
+	if op.Role == bus.Handling && op.Headers != nil {
 		// The sender's context wins over whatever span the transport's or the
 		// relay's context holds: the message's cause is its sender.
 		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -28,9 +29,9 @@ var discard = slog.New(slog.DiscardHandler)
 type thing struct{ N int }
 
 var (
-	getThing  = bus.NewRequest[thing, thing]("shop.GetThing")
-	failThing = bus.NewRequest[thing, thing]("shop.FailThing")
-	thingMade = bus.NewEvent[thing]("shop.ThingMade")
+	getThing  = message.NewRequest[thing, thing]("shop.GetThing")
+	failThing = message.NewRequest[thing, thing]("shop.FailThing")
+	thingMade = message.NewEvent[thing]("shop.ThingMade")
 )
 
 // counter returns the value of the series name{labels} in reg (0 if absent).
@@ -85,7 +86,7 @@ func TestBusObserver(t *testing.T) {
 	})
 	h := modhost.NewHost(db, discard)
 	var handled []int
-	sub := outbox.SubscribeEvent(db, thingMade, "shop.counter", func(ctx context.Context, tx *store.Tx, m bus.Message[thing]) error {
+	sub := outbox.SubscribeEvent(db, thingMade, "shop.counter", func(ctx context.Context, tx *store.Tx, m message.Message[thing]) error {
 		if _, ok := bus.ModuleFrom(ctx); !ok {
 			t.Error("handler context has no module")
 		}
@@ -93,13 +94,14 @@ func TestBusObserver(t *testing.T) {
 		return nil
 	})
 	b, err := bus.New(discard, bus.Limits{}, nil, []bus.RequestHandler{
-		getThing.Handle(func(ctx context.Context, q thing) (thing, error) {
+		bus.Handle(getThing, func(ctx context.Context, q thing) (thing, error) {
 			if m, _ := bus.ModuleFrom(ctx); m != "shop" {
 				t.Errorf("request handler's module = %q, want shop", m)
 			}
 			return q, nil
 		}),
-		failThing.Handle(func(context.Context, thing) (thing, error) { return thing{}, errors.New("boom") }),
+
+		bus.Handle(failThing, func(context.Context, thing) (thing, error) { return thing{}, errors.New("boom") }),
 	}, []bus.Subscription{sub})
 	if err != nil {
 		t.Fatal(err)
@@ -108,11 +110,11 @@ func TestBusObserver(t *testing.T) {
 	reg := tel.Registry
 
 	for range 2 {
-		if _, err := getThing.Call(t.Context(), b, thing{N: 1}); err != nil {
+		if _, err := bus.Call(t.Context(), b, getThing, thing{N: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := failThing.Call(t.Context(), b, thing{}); err == nil {
+	if _, err := bus.Call(t.Context(), b, failThing, thing{}); err == nil {
 		t.Fatal("FailThing succeeded")
 	}
 	if got := counter(t, reg, "agora_bus_messages_sent_total", "type", "shop.GetThing", "kind", "request"); got != 2 {
@@ -180,7 +182,7 @@ func TestBusObserver(t *testing.T) {
 	}
 
 	// Delivered again (a redelivery): the inbox drops it, and that is counted.
-	env := bus.Envelope{ID: rows[0].ID, Type: rows[0].Type, Kind: bus.KindEvent, Payload: []byte(rows[0].Payload)}
+	env := message.Envelope{ID: rows[0].ID, Type: rows[0].Type, Kind: message.KindEvent, Payload: []byte(rows[0].Payload)}
 	if err := b.Deliver(t.Context(), env); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func TestTracingOffByDefault(t *testing.T) {
 	if tel.Tracing() {
 		t.Fatal("tracing is on without an endpoint")
 	}
-	env, err := bus.NewEnvelope(t.Context(), bus.KindEvent, "shop.ThingMade", thing{})
+	env, err := bus.NewEnvelope(t.Context(), message.KindEvent, "shop.ThingMade", thing{})
 	if err != nil || env.Headers != nil {
 		t.Errorf("envelope headers = %v, %v; want none", env.Headers, err)
 	}

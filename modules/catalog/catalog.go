@@ -26,13 +26,12 @@ import (
 	"maps"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/money"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Money is an amount in a currency's minor units and its ISO 4217 code; every
 // module shares the one type.
-type Money = money.Money
+type Money = message.Money
 
 // Status is a product's publication state. Only active products are sold and shown
 // to the public; archived ones stay readable by id for order history.
@@ -171,12 +170,12 @@ type ArchiveProduct struct {
 
 // The catalog's requests.
 var (
-	GetProductRequest     = bus.NewRequest[GetProduct, Product]("catalog.GetProduct")
-	GetProductsRequest    = bus.NewRequest[GetProducts, Products]("catalog.GetProducts")
-	ListProductsRequest   = bus.NewRequest[ListProducts, ProductPage]("catalog.ListProducts")
-	CreateProductRequest  = bus.NewRequest[CreateProduct, Product]("catalog.CreateProduct")
-	UpdateProductRequest  = bus.NewRequest[UpdateProduct, Product]("catalog.UpdateProduct")
-	ArchiveProductRequest = bus.NewRequest[ArchiveProduct, Product]("catalog.ArchiveProduct")
+	GetProductRequest     = message.NewRequest[GetProduct, Product]("catalog.GetProduct")
+	GetProductsRequest    = message.NewRequest[GetProducts, Products]("catalog.GetProducts")
+	ListProductsRequest   = message.NewRequest[ListProducts, ProductPage]("catalog.ListProducts")
+	CreateProductRequest  = message.NewRequest[CreateProduct, Product]("catalog.CreateProduct")
+	UpdateProductRequest  = message.NewRequest[UpdateProduct, Product]("catalog.UpdateProduct")
+	ArchiveProductRequest = message.NewRequest[ArchiveProduct, Product]("catalog.ArchiveProduct")
 )
 
 // ProductCreated is published when a product is created.
@@ -207,17 +206,17 @@ type ProductArchived struct {
 
 // The catalog's events.
 var (
-	ProductCreatedEvent  = bus.NewEvent[ProductCreated]("catalog.ProductCreated")
-	ProductUpdatedEvent  = bus.NewEvent[ProductUpdated]("catalog.ProductUpdated")
-	PriceChangedEvent    = bus.NewEvent[PriceChanged]("catalog.PriceChanged")
-	ProductArchivedEvent = bus.NewEvent[ProductArchived]("catalog.ProductArchived")
+	ProductCreatedEvent  = message.NewEvent[ProductCreated]("catalog.ProductCreated")
+	ProductUpdatedEvent  = message.NewEvent[ProductUpdated]("catalog.ProductUpdated")
+	PriceChangedEvent    = message.NewEvent[PriceChanged]("catalog.PriceChanged")
+	ProductArchivedEvent = message.NewEvent[ProductArchived]("catalog.ProductArchived")
 )
 
 // Errors the catalog returns; errors.Is matches them on either side of the bus.
 var (
-	ErrProductNotFound = bus.NewError(bus.KindNotFound, "catalog.product_not_found", "product not found")
-	ErrSKUTaken        = bus.NewError(bus.KindConflict, "catalog.sku_taken", "a product with this SKU exists")
-	ErrVersionMismatch = bus.NewError(bus.KindPrecondition, "catalog.version_mismatch", "the product has changed since you read it")
-	ErrArchived        = bus.NewError(bus.KindConflict, "catalog.archived", "the product is archived and cannot change")
-	ErrInvalidProduct  = bus.NewError(bus.KindInvalid, "catalog.invalid_product", "the product is not valid")
+	ErrProductNotFound = message.NewError(message.NotFound, "catalog.product_not_found", "product not found")
+	ErrSKUTaken        = message.NewError(message.Conflict, "catalog.sku_taken", "a product with this SKU exists")
+	ErrVersionMismatch = message.NewError(message.Precondition, "catalog.version_mismatch", "the product has changed since you read it")
+	ErrArchived        = message.NewError(message.Conflict, "catalog.archived", "the product is archived and cannot change")
+	ErrInvalidProduct  = message.NewError(message.Invalid, "catalog.invalid_product", "the product is not valid")
 )

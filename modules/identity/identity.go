@@ -22,7 +22,7 @@ package identity
 import (
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Roles. Every account has exactly one.
@@ -171,19 +171,19 @@ type RevocationFeed struct {
 
 // The identity module's requests.
 var (
-	RegisterRequest       = bus.NewRequest[Register, User]("identity.Register")
-	LoginRequest          = bus.NewRequest[Login, Tokens]("identity.Login")
-	RefreshRequest        = bus.NewRequest[Refresh, Tokens]("identity.Refresh")
-	LogoutRequest         = bus.NewRequest[Logout, Done]("identity.Logout")
-	ChangePasswordRequest = bus.NewRequest[ChangePassword, Done]("identity.ChangePassword")
-	CreateUserRequest     = bus.NewRequest[CreateUser, User]("identity.CreateUser")
-	GetUserRequest        = bus.NewRequest[GetUser, User]("identity.GetUser")
-	ListUsersRequest      = bus.NewRequest[ListUsers, UserPage]("identity.ListUsers")
-	SetRoleRequest        = bus.NewRequest[SetRole, User]("identity.SetRole")
-	GetKeysRequest        = bus.NewRequest[GetKeys, KeySet]("identity.GetKeys")
-	RotateKeysRequest     = bus.NewRequest[RotateKeys, KeySet]("identity.RotateKeys")
+	RegisterRequest       = message.NewRequest[Register, User]("identity.Register")
+	LoginRequest          = message.NewRequest[Login, Tokens]("identity.Login")
+	RefreshRequest        = message.NewRequest[Refresh, Tokens]("identity.Refresh")
+	LogoutRequest         = message.NewRequest[Logout, Done]("identity.Logout")
+	ChangePasswordRequest = message.NewRequest[ChangePassword, Done]("identity.ChangePassword")
+	CreateUserRequest     = message.NewRequest[CreateUser, User]("identity.CreateUser")
+	GetUserRequest        = message.NewRequest[GetUser, User]("identity.GetUser")
+	ListUsersRequest      = message.NewRequest[ListUsers, UserPage]("identity.ListUsers")
+	SetRoleRequest        = message.NewRequest[SetRole, User]("identity.SetRole")
+	GetKeysRequest        = message.NewRequest[GetKeys, KeySet]("identity.GetKeys")
+	RotateKeysRequest     = message.NewRequest[RotateKeys, KeySet]("identity.RotateKeys")
 	// WatchRevocationsRequest is a long poll: it waits for a revocation.
-	WatchRevocationsRequest = bus.NewRequest[WatchRevocations, RevocationFeed]("identity.WatchRevocations").Parked()
+	WatchRevocationsRequest = message.NewRequest[WatchRevocations, RevocationFeed]("identity.WatchRevocations").Parked()
 )
 
 // UserRegistered is published when an account is created.
@@ -212,18 +212,18 @@ type TokensRevoked struct {
 
 // The identity module's events.
 var (
-	UserRegisteredEvent = bus.NewEvent[UserRegistered]("identity.UserRegistered")
-	RoleChangedEvent    = bus.NewEvent[RoleChanged]("identity.RoleChanged")
-	TokensRevokedEvent  = bus.NewEvent[TokensRevoked]("identity.TokensRevoked")
+	UserRegisteredEvent = message.NewEvent[UserRegistered]("identity.UserRegistered")
+	RoleChangedEvent    = message.NewEvent[RoleChanged]("identity.RoleChanged")
+	TokensRevokedEvent  = message.NewEvent[TokensRevoked]("identity.TokensRevoked")
 )
 
 // Errors identity returns. Credential errors are deliberately generic: they never
 // say whether an email has an account.
 var (
-	ErrInvalidCredentials = bus.NewError(bus.KindUnauthenticated, "identity.invalid_credentials", "the email or password is not right")
-	ErrInvalidToken       = bus.NewError(bus.KindUnauthenticated, "identity.invalid_token", "the refresh token is not valid")
-	ErrEmailUnavailable   = bus.NewError(bus.KindConflict, "identity.email_unavailable", "an account cannot be created with this email")
-	ErrUserNotFound       = bus.NewError(bus.KindNotFound, "identity.user_not_found", "user not found")
-	ErrVersionMismatch    = bus.NewError(bus.KindPrecondition, "identity.version_mismatch", "the user has changed since you read it")
-	ErrInvalidInput       = bus.NewError(bus.KindInvalid, "identity.invalid_input", "the request is not valid")
+	ErrInvalidCredentials = message.NewError(message.Unauthenticated, "identity.invalid_credentials", "the email or password is not right")
+	ErrInvalidToken       = message.NewError(message.Unauthenticated, "identity.invalid_token", "the refresh token is not valid")
+	ErrEmailUnavailable   = message.NewError(message.Conflict, "identity.email_unavailable", "an account cannot be created with this email")
+	ErrUserNotFound       = message.NewError(message.NotFound, "identity.user_not_found", "user not found")
+	ErrVersionMismatch    = message.NewError(message.Precondition, "identity.version_mismatch", "the user has changed since you read it")
+	ErrInvalidInput       = message.NewError(message.Invalid, "identity.invalid_input", "the request is not valid")
 )

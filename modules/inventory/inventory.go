@@ -30,7 +30,7 @@ package inventory
 import (
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Limits on inventory input.
@@ -129,11 +129,11 @@ type AdjustmentPage struct {
 
 // The inventory's requests.
 var (
-	GetItemRequest         = bus.NewRequest[GetItem, Item]("inventory.GetItem")
-	GetAvailabilityRequest = bus.NewRequest[GetAvailability, Items]("inventory.GetAvailability")
-	ListItemsRequest       = bus.NewRequest[ListItems, ItemPage]("inventory.ListItems")
-	AdjustRequest          = bus.NewRequest[Adjust, Item]("inventory.Adjust")
-	ListAdjustmentsRequest = bus.NewRequest[ListAdjustments, AdjustmentPage]("inventory.ListAdjustments")
+	GetItemRequest         = message.NewRequest[GetItem, Item]("inventory.GetItem")
+	GetAvailabilityRequest = message.NewRequest[GetAvailability, Items]("inventory.GetAvailability")
+	ListItemsRequest       = message.NewRequest[ListItems, ItemPage]("inventory.ListItems")
+	AdjustRequest          = message.NewRequest[Adjust, Item]("inventory.Adjust")
+	ListAdjustmentsRequest = message.NewRequest[ListAdjustments, AdjustmentPage]("inventory.ListAdjustments")
 )
 
 // ReserveStock asks to hold Lines for OrderID until ExpiresAt: all lines or none.
@@ -162,10 +162,10 @@ type RestockOrder struct {
 
 // The inventory's commands.
 var (
-	ReserveStockCommand       = bus.NewCommand[ReserveStock]("inventory.ReserveStock")
-	CommitReservationCommand  = bus.NewCommand[CommitReservation]("inventory.CommitReservation")
-	ReleaseReservationCommand = bus.NewCommand[ReleaseReservation]("inventory.ReleaseReservation")
-	RestockOrderCommand       = bus.NewCommand[RestockOrder]("inventory.RestockOrder")
+	ReserveStockCommand       = message.NewCommand[ReserveStock]("inventory.ReserveStock")
+	CommitReservationCommand  = message.NewCommand[CommitReservation]("inventory.CommitReservation")
+	ReleaseReservationCommand = message.NewCommand[ReleaseReservation]("inventory.ReleaseReservation")
+	RestockOrderCommand       = message.NewCommand[RestockOrder]("inventory.RestockOrder")
 )
 
 // StockReserved says every line of an order is held until ExpiresAt.
@@ -235,20 +235,20 @@ type StockLow struct {
 
 // The inventory's events.
 var (
-	StockReservedEvent            = bus.NewEvent[StockReserved]("inventory.StockReserved")
-	StockReservationRejectedEvent = bus.NewEvent[StockReservationRejected]("inventory.StockReservationRejected")
-	ReservationCommittedEvent     = bus.NewEvent[ReservationCommitted]("inventory.ReservationCommitted")
-	ReservationCommitFailedEvent  = bus.NewEvent[ReservationCommitFailed]("inventory.ReservationCommitFailed")
-	ReservationReleasedEvent      = bus.NewEvent[ReservationReleased]("inventory.ReservationReleased")
-	OrderRestockedEvent           = bus.NewEvent[OrderRestocked]("inventory.OrderRestocked")
-	StockChangedEvent             = bus.NewEvent[StockChanged]("inventory.StockChanged")
-	StockLowEvent                 = bus.NewEvent[StockLow]("inventory.StockLow")
+	StockReservedEvent            = message.NewEvent[StockReserved]("inventory.StockReserved")
+	StockReservationRejectedEvent = message.NewEvent[StockReservationRejected]("inventory.StockReservationRejected")
+	ReservationCommittedEvent     = message.NewEvent[ReservationCommitted]("inventory.ReservationCommitted")
+	ReservationCommitFailedEvent  = message.NewEvent[ReservationCommitFailed]("inventory.ReservationCommitFailed")
+	ReservationReleasedEvent      = message.NewEvent[ReservationReleased]("inventory.ReservationReleased")
+	OrderRestockedEvent           = message.NewEvent[OrderRestocked]("inventory.OrderRestocked")
+	StockChangedEvent             = message.NewEvent[StockChanged]("inventory.StockChanged")
+	StockLowEvent                 = message.NewEvent[StockLow]("inventory.StockLow")
 )
 
 // Errors the inventory returns; errors.Is matches them on either side of the bus.
 var (
-	ErrItemNotFound    = bus.NewError(bus.KindNotFound, "inventory.item_not_found", "no stock item with this SKU")
-	ErrInvalidInput    = bus.NewError(bus.KindInvalid, "inventory.invalid_input", "the request is not valid")
-	ErrBelowReserved   = bus.NewError(bus.KindConflict, "inventory.below_reserved", "on-hand stock cannot fall below what is reserved for orders")
-	ErrVersionMismatch = bus.NewError(bus.KindPrecondition, "inventory.version_mismatch", "the stock item has changed since you read it")
+	ErrItemNotFound    = message.NewError(message.NotFound, "inventory.item_not_found", "no stock item with this SKU")
+	ErrInvalidInput    = message.NewError(message.Invalid, "inventory.invalid_input", "the request is not valid")
+	ErrBelowReserved   = message.NewError(message.Conflict, "inventory.below_reserved", "on-hand stock cannot fall below what is reserved for orders")
+	ErrVersionMismatch = message.NewError(message.Precondition, "inventory.version_mismatch", "the stock item has changed since you read it")
 )

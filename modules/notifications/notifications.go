@@ -12,7 +12,7 @@ package notifications
 import (
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Limits on notification queries.
@@ -45,10 +45,10 @@ type NotificationPage struct {
 
 // The notifications module's requests.
 var (
-	ListNotificationsRequest = bus.NewRequest[ListNotifications, NotificationPage]("notifications.ListNotifications")
+	ListNotificationsRequest = message.NewRequest[ListNotifications, NotificationPage]("notifications.ListNotifications")
 )
 
 // Errors the notifications module returns.
 var (
-	ErrInvalidInput = bus.NewError(bus.KindInvalid, "notifications.invalid_input", "the request is not valid")
+	ErrInvalidInput = message.NewError(message.Invalid, "notifications.invalid_input", "the request is not valid")
 )

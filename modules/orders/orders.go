@@ -21,13 +21,12 @@ package orders
 import (
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/money"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Money is an amount in a currency's minor units and its ISO 4217 code; every
 // module shares the one type.
-type Money = money.Money
+type Money = message.Money
 
 // Limits on carts and orders.
 const (
@@ -242,17 +241,17 @@ type GetSaga struct {
 
 // The orders module's requests.
 var (
-	GetCartRequest        = bus.NewRequest[GetCart, Cart]("orders.GetCart")
-	SetCartItemRequest    = bus.NewRequest[SetCartItem, Cart]("orders.SetCartItem")
-	RemoveCartItemRequest = bus.NewRequest[RemoveCartItem, Cart]("orders.RemoveCartItem")
-	PlaceOrderRequest     = bus.NewRequest[PlaceOrder, PlacedOrder]("orders.PlaceOrder")
-	GetOrderRequest       = bus.NewRequest[GetOrder, Order]("orders.GetOrder")
-	WaitOrderRequest      = bus.NewRequest[WaitOrder, Order]("orders.WaitOrder").Parked()
-	ListOrdersRequest     = bus.NewRequest[ListOrders, OrderPage]("orders.ListOrders")
-	CancelOrderRequest    = bus.NewRequest[CancelOrder, Order]("orders.CancelOrder")
-	RefundOrderRequest    = bus.NewRequest[RefundOrder, Order]("orders.RefundOrder")
-	ListSagasRequest      = bus.NewRequest[ListSagas, SagaPage]("orders.ListSagas")
-	GetSagaRequest        = bus.NewRequest[GetSaga, Saga]("orders.GetSaga")
+	GetCartRequest        = message.NewRequest[GetCart, Cart]("orders.GetCart")
+	SetCartItemRequest    = message.NewRequest[SetCartItem, Cart]("orders.SetCartItem")
+	RemoveCartItemRequest = message.NewRequest[RemoveCartItem, Cart]("orders.RemoveCartItem")
+	PlaceOrderRequest     = message.NewRequest[PlaceOrder, PlacedOrder]("orders.PlaceOrder")
+	GetOrderRequest       = message.NewRequest[GetOrder, Order]("orders.GetOrder")
+	WaitOrderRequest      = message.NewRequest[WaitOrder, Order]("orders.WaitOrder").Parked()
+	ListOrdersRequest     = message.NewRequest[ListOrders, OrderPage]("orders.ListOrders")
+	CancelOrderRequest    = message.NewRequest[CancelOrder, Order]("orders.CancelOrder")
+	RefundOrderRequest    = message.NewRequest[RefundOrder, Order]("orders.RefundOrder")
+	ListSagasRequest      = message.NewRequest[ListSagas, SagaPage]("orders.ListSagas")
+	GetSagaRequest        = message.NewRequest[GetSaga, Saga]("orders.GetSaga")
 )
 
 // OrderPlaced is published when an order is stored as pending.
@@ -279,23 +278,23 @@ type OrderCancelled struct {
 
 // The orders module's events.
 var (
-	OrderPlacedEvent    = bus.NewEvent[OrderPlaced]("orders.OrderPlaced")
-	OrderConfirmedEvent = bus.NewEvent[OrderConfirmed]("orders.OrderConfirmed")
-	OrderRejectedEvent  = bus.NewEvent[OrderRejected]("orders.OrderRejected")
-	OrderCancelledEvent = bus.NewEvent[OrderCancelled]("orders.OrderCancelled")
+	OrderPlacedEvent    = message.NewEvent[OrderPlaced]("orders.OrderPlaced")
+	OrderConfirmedEvent = message.NewEvent[OrderConfirmed]("orders.OrderConfirmed")
+	OrderRejectedEvent  = message.NewEvent[OrderRejected]("orders.OrderRejected")
+	OrderCancelledEvent = message.NewEvent[OrderCancelled]("orders.OrderCancelled")
 )
 
 // Errors the orders module returns; errors.Is matches them on either side of the bus.
 var (
-	ErrInvalidInput         = bus.NewError(bus.KindInvalid, "orders.invalid_input", "the request is not valid")
-	ErrCartEmpty            = bus.NewError(bus.KindInvalid, "orders.cart_empty", "the cart is empty")
-	ErrCartFull             = bus.NewError(bus.KindInvalid, "orders.cart_full", "the cart cannot hold more products")
-	ErrProductUnavailable   = bus.NewError(bus.KindInvalid, "orders.product_unavailable", "the product is not for sale")
-	ErrCurrencyMismatch     = bus.NewError(bus.KindInvalid, "orders.currency_mismatch", "the product is priced in another currency than the cart")
-	ErrPriceChanged         = bus.NewError(bus.KindConflict, "orders.price_changed", "prices changed since the cart was last viewed; review the cart and check out again")
-	ErrIdempotencyKeyReused = bus.NewError(bus.KindInvalid, "orders.idempotency_key_reused", "this Idempotency-Key was used with a different request")
-	ErrOrderNotFound        = bus.NewError(bus.KindNotFound, "orders.order_not_found", "order not found")
-	ErrSagaNotFound         = bus.NewError(bus.KindNotFound, "orders.saga_not_found", "saga not found")
-	ErrNotCancellable       = bus.NewError(bus.KindConflict, "orders.not_cancellable", "the order can no longer be cancelled")
-	ErrNotRefundable        = bus.NewError(bus.KindConflict, "orders.not_refundable", "the order cannot be refunded")
+	ErrInvalidInput         = message.NewError(message.Invalid, "orders.invalid_input", "the request is not valid")
+	ErrCartEmpty            = message.NewError(message.Invalid, "orders.cart_empty", "the cart is empty")
+	ErrCartFull             = message.NewError(message.Invalid, "orders.cart_full", "the cart cannot hold more products")
+	ErrProductUnavailable   = message.NewError(message.Invalid, "orders.product_unavailable", "the product is not for sale")
+	ErrCurrencyMismatch     = message.NewError(message.Invalid, "orders.currency_mismatch", "the product is priced in another currency than the cart")
+	ErrPriceChanged         = message.NewError(message.Conflict, "orders.price_changed", "prices changed since the cart was last viewed; review the cart and check out again")
+	ErrIdempotencyKeyReused = message.NewError(message.Invalid, "orders.idempotency_key_reused", "this Idempotency-Key was used with a different request")
+	ErrOrderNotFound        = message.NewError(message.NotFound, "orders.order_not_found", "order not found")
+	ErrSagaNotFound         = message.NewError(message.NotFound, "orders.saga_not_found", "saga not found")
+	ErrNotCancellable       = message.NewError(message.Conflict, "orders.not_cancellable", "the order can no longer be cancelled")
+	ErrNotRefundable        = message.NewError(message.Conflict, "orders.not_refundable", "the order cannot be refunded")
 )

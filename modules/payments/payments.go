@@ -24,13 +24,12 @@ package payments
 import (
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/money"
+	"github.com/agora-commerce/agora/internal/message"
 )
 
 // Money is an amount in a currency's minor units and its ISO 4217 code; every
 // module shares the one type.
-type Money = money.Money
+type Money = message.Money
 
 // Status is where an order's payment stands.
 type Status string
@@ -85,8 +84,8 @@ type ProviderState struct {
 
 // The payments module's requests.
 var (
-	GetPaymentRequest     = bus.NewRequest[GetPayment, Payment]("payments.GetPayment")
-	ProviderStatusRequest = bus.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
+	GetPaymentRequest     = message.NewRequest[GetPayment, Payment]("payments.GetPayment")
+	ProviderStatusRequest = message.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
 )
 
 // AuthorizePayment asks to hold Amount on the card behind PaymentToken for OrderID.
@@ -119,10 +118,10 @@ type RefundPayment struct {
 
 // The payments module's commands.
 var (
-	AuthorizePaymentCommand = bus.NewCommand[AuthorizePayment]("payments.AuthorizePayment")
-	CapturePaymentCommand   = bus.NewCommand[CapturePayment]("payments.CapturePayment")
-	VoidPaymentCommand      = bus.NewCommand[VoidPayment]("payments.VoidPayment")
-	RefundPaymentCommand    = bus.NewCommand[RefundPayment]("payments.RefundPayment")
+	AuthorizePaymentCommand = message.NewCommand[AuthorizePayment]("payments.AuthorizePayment")
+	CapturePaymentCommand   = message.NewCommand[CapturePayment]("payments.CapturePayment")
+	VoidPaymentCommand      = message.NewCommand[VoidPayment]("payments.VoidPayment")
+	RefundPaymentCommand    = message.NewCommand[RefundPayment]("payments.RefundPayment")
 )
 
 // Why a payment was declined. Reasons are codes; Message says it for a customer.
@@ -185,15 +184,15 @@ type RefundFailed struct {
 
 // The payments module's events.
 var (
-	PaymentAuthorizedEvent = bus.NewEvent[PaymentAuthorized]("payments.PaymentAuthorized")
-	PaymentDeclinedEvent   = bus.NewEvent[PaymentDeclined]("payments.PaymentDeclined")
-	PaymentCapturedEvent   = bus.NewEvent[PaymentCaptured]("payments.PaymentCaptured")
-	PaymentVoidedEvent     = bus.NewEvent[PaymentVoided]("payments.PaymentVoided")
-	RefundIssuedEvent      = bus.NewEvent[RefundIssued]("payments.RefundIssued")
-	RefundFailedEvent      = bus.NewEvent[RefundFailed]("payments.RefundFailed")
+	PaymentAuthorizedEvent = message.NewEvent[PaymentAuthorized]("payments.PaymentAuthorized")
+	PaymentDeclinedEvent   = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined")
+	PaymentCapturedEvent   = message.NewEvent[PaymentCaptured]("payments.PaymentCaptured")
+	PaymentVoidedEvent     = message.NewEvent[PaymentVoided]("payments.PaymentVoided")
+	RefundIssuedEvent      = message.NewEvent[RefundIssued]("payments.RefundIssued")
+	RefundFailedEvent      = message.NewEvent[RefundFailed]("payments.RefundFailed")
 )
 
 // Errors the payments module returns; errors.Is matches them on either side of the bus.
 var (
-	ErrPaymentNotFound = bus.NewError(bus.KindNotFound, "payments.payment_not_found", "no payment for this order")
+	ErrPaymentNotFound = message.NewError(message.NotFound, "payments.payment_not_found", "no payment for this order")
 )

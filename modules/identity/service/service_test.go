@@ -122,7 +122,7 @@ func TestModule(t *testing.T) {
 	defer app.RequireStop()
 
 	ctx := context.Background()
-	tok, err := identity.LoginRequest.Call(ctx, b, identity.Login{Email: "admin@example.com", Password: "demo-admin-password"})
+	tok, err := bus.Call(ctx, b, identity.LoginRequest, identity.Login{Email: "admin@example.com", Password: "demo-admin-password"})
 	if err != nil {
 		t.Fatalf("Login over the bus: %v", err)
 	}
@@ -130,11 +130,11 @@ func TestModule(t *testing.T) {
 	if err != nil || p.Role != identity.RoleAdmin {
 		t.Fatalf("demo admin's token: %+v, %v", p, err)
 	}
-	u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: p.UserID})
+	u, err := bus.Call(ctx, b, identity.GetUserRequest, identity.GetUser{ID: p.UserID})
 	if err != nil || u.Email != "admin@example.com" {
 		t.Errorf("GetUser over the bus: %+v, %v", u, err)
 	}
-	_, err = identity.LoginRequest.Call(ctx, b, identity.Login{Email: "customer@example.com", Password: "wrong password"})
+	_, err = bus.Call(ctx, b, identity.LoginRequest, identity.Login{Email: "customer@example.com", Password: "wrong password"})
 	if !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf("Login with a wrong password over the bus: err = %v, want ErrInvalidCredentials", err)
 	}
@@ -170,7 +170,7 @@ func TestModuleKeys(t *testing.T) {
 		return keys, b, app.RequireStop
 	}
 	login := func(b *bus.Bus) string {
-		tok, err := identity.LoginRequest.Call(t.Context(), b, identity.Login{Email: "admin@example.com", Password: "demo-admin-password"})
+		tok, err := bus.Call(t.Context(), b, identity.LoginRequest, identity.Login{Email: "admin@example.com", Password: "demo-admin-password"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +178,7 @@ func TestModuleKeys(t *testing.T) {
 	}
 	keys, b, stop := start()
 	first := login(b)
-	set, err := identity.GetKeysRequest.Call(t.Context(), b, identity.GetKeys{})
+	set, err := bus.Call(t.Context(), b, identity.GetKeysRequest, identity.GetKeys{})
 	if err != nil || len(set.Keys) != 1 || set.Keys[0].Kid != keys.PublicKeys()[0].ID {
 		t.Fatalf("GetKeys after the first start = %+v, %v", set, err)
 	}
@@ -189,7 +189,7 @@ func TestModuleKeys(t *testing.T) {
 	if _, err := keys.Verify(first); err != nil {
 		t.Fatalf("a token from before the restart: %v", err)
 	}
-	rotated, err := identity.RotateKeysRequest.Call(t.Context(), b, identity.RotateKeys{})
+	rotated, err := bus.Call(t.Context(), b, identity.RotateKeysRequest, identity.RotateKeys{})
 	if err != nil || len(rotated.Keys) != 2 || rotated.Keys[1].Kid != set.Keys[0].Kid {
 		t.Fatalf("RotateKeys = %+v, %v; want a new key first and the old one after", rotated, err)
 	}
@@ -204,11 +204,11 @@ func TestModuleKeys(t *testing.T) {
 	}
 	// Rotating again and again keeps the set bounded: the rotation is refused.
 	for range 2 {
-		if _, err := identity.RotateKeysRequest.Call(t.Context(), b, identity.RotateKeys{}); err != nil {
+		if _, err := bus.Call(t.Context(), b, identity.RotateKeysRequest, identity.RotateKeys{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := identity.RotateKeysRequest.Call(t.Context(), b, identity.RotateKeys{}); !errors.Is(err, signing.ErrTooManyKeys) {
+	if _, err := bus.Call(t.Context(), b, identity.RotateKeysRequest, identity.RotateKeys{}); !errors.Is(err, signing.ErrTooManyKeys) {
 		t.Errorf("a fifth published key: err = %v, want ErrTooManyKeys", err)
 	}
 	if n := len(keys.PublicKeys()); n != signing.MaxPublished {

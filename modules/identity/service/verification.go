@@ -85,7 +85,7 @@ func follow(lc fx.Lifecycle, cfg config.Config, keys *auth.Keys, b *bus.Bus, log
 
 // fetchKeys asks identity for its key set.
 func (f *follower) fetchKeys(ctx context.Context) ([]auth.PublicKey, error) {
-	set, err := identity.GetKeysRequest.Call(ctx, f.bus, identity.GetKeys{})
+	set, err := bus.Call(ctx, f.bus, identity.GetKeysRequest, identity.GetKeys{})
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (f *follower) followRevocations(ctx context.Context, cursor int64) {
 			wait = 0 // not caught up yet: answer at once
 		}
 		cctx, cancel := context.WithTimeout(ctx, feedWait+10*time.Second)
-		feed, err := identity.WatchRevocationsRequest.Call(cctx, f.bus, identity.WatchRevocations{After: max(cursor, 0), Wait: wait})
+		feed, err := bus.Call(cctx, f.bus, identity.WatchRevocationsRequest, identity.WatchRevocations{After: max(cursor, 0), Wait: wait})
 		cancel()
 		if err != nil {
 			failures++
@@ -146,7 +146,7 @@ func (f *follower) followRevocations(ctx context.Context, cursor int64) {
 func (f *follower) catchUp(ctx context.Context) int64 {
 	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
 	defer cancel()
-	feed, err := identity.WatchRevocationsRequest.Call(ctx, f.bus, identity.WatchRevocations{})
+	feed, err := bus.Call(ctx, f.bus, identity.WatchRevocationsRequest, identity.WatchRevocations{})
 	if err != nil {
 		return -1
 	}

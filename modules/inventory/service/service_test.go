@@ -12,6 +12,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/inventory"
@@ -23,11 +24,11 @@ var discard = slog.New(slog.DiscardHandler)
 // events records the envelopes of the types it subscribes to.
 type events struct {
 	mu   sync.Mutex
-	envs []bus.Envelope
+	envs []message.Envelope
 }
 
 func (e *events) sub(typ string) bus.Subscription {
-	return bus.Subscription{Type: typ, Consumer: "test", Handle: func(_ context.Context, env bus.Envelope) error {
+	return bus.Subscription{Type: typ, Consumer: "test", Handle: func(_ context.Context, env message.Envelope) error {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.envs = append(e.envs, env)
@@ -35,10 +36,10 @@ func (e *events) sub(typ string) bus.Subscription {
 	}}
 }
 
-func (e *events) of(typ string) []bus.Envelope {
+func (e *events) of(typ string) []message.Envelope {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []bus.Envelope
+	var out []message.Envelope
 	for _, env := range e.envs {
 		if env.Type == typ {
 			out = append(out, env)
@@ -55,9 +56,10 @@ func TestModule(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Demo = true
 	product := catalog.Product{ID: bus.NewID(), SKU: "DEMO-MUG", Status: catalog.StatusActive}
-	listProducts := catalog.ListProductsRequest.Handle(func(context.Context, catalog.ListProducts) (catalog.ProductPage, error) {
+	listProducts := bus.Handle(catalog.ListProductsRequest, func(context.Context, catalog.ListProducts) (catalog.ProductPage, error) {
 		return catalog.ProductPage{Items: []catalog.Product{product}}, nil
 	})
+
 	seen := &events{}
 
 	var b *bus.Bus
@@ -81,7 +83,7 @@ func TestModule(t *testing.T) {
 	var it inventory.Item
 	testlog.Eventually(t, "demo stock", func() bool {
 		var err error
-		it, err = inventory.GetItemRequest.Call(ctx, b, inventory.GetItem{SKU: "DEMO-MUG"})
+		it, err = bus.Call(ctx, b, inventory.GetItemRequest, inventory.GetItem{SKU: "DEMO-MUG"})
 		return err == nil && it.OnHand == 100
 	})
 	if it.ProductID != product.ID {
@@ -99,7 +101,7 @@ func TestModule(t *testing.T) {
 
 	// A reservation that expires is released by the sweeper.
 	orderID := bus.NewID()
-	env, err := bus.NewEnvelope(ctx, bus.KindCommand, inventory.ReserveStockCommand.Name(), inventory.ReserveStock{
+	env, err := bus.NewEnvelope(ctx, message.KindCommand, inventory.ReserveStockCommand.Name(), inventory.ReserveStock{
 		OrderID: orderID, Lines: []inventory.Line{{ProductID: product.ID, Quantity: 2}}, ExpiresAt: time.Now().Add(50 * time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +118,7 @@ func TestModule(t *testing.T) {
 		}
 		return false
 	})
-	if it, err := inventory.GetItemRequest.Call(ctx, b, inventory.GetItem{SKU: "DEMO-MUG"}); err != nil || it.Reserved != 0 || it.OnHand != 100 {
+	if it, err := bus.Call(ctx, b, inventory.GetItemRequest, inventory.GetItem{SKU: "DEMO-MUG"}); err != nil || it.Reserved != 0 || it.OnHand != 100 {
 		t.Errorf("after the expiry: %+v, %v; want 100 on hand, none reserved", it, err)
 	}
 }

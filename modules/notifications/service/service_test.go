@@ -39,12 +39,13 @@ func app(t *testing.T, cfg config.Config, log *slog.Logger, b **bus.Bus) *fxtest
 		fx.Provide(newBus),
 		fx.Provide(
 			fx.Annotate(func() bus.RequestHandler {
-				return identity.GetUserRequest.Handle(func(_ context.Context, q identity.GetUser) (identity.User, error) {
+				return bus.Handle(identity.GetUserRequest, func(_ context.Context, q identity.GetUser) (identity.User, error) {
 					if q.ID != customer {
 						return identity.User{}, identity.ErrUserNotFound
 					}
 					return identity.User{ID: q.ID, Email: "ada@example.com", Role: identity.RoleCustomer}, nil
 				})
+
 			}, fx.ResultTags(`group:"bus.requests"`)),
 		),
 		service.Module(),
@@ -66,7 +67,7 @@ func confirm(t *testing.T, b *bus.Bus) orders.Order {
 		Lines: []orders.OrderLine{{ProductID: bus.NewID(), SKU: "TEE", Name: "Tee", Quantity: 1,
 			UnitPrice: orders.Money{Amount: 2500, Currency: "EUR"}, LineTotal: orders.Money{Amount: 2500, Currency: "EUR"}}},
 		Total: orders.Money{Amount: 2500, Currency: "EUR"}}
-	env, err := orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: o}).Envelope(t.Context())
+	env, err := bus.Seal(t.Context(), orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: o}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func confirm(t *testing.T, b *bus.Bus) orders.Order {
 
 func list(t *testing.T, b *bus.Bus) []notifications.Notification {
 	t.Helper()
-	page, err := notifications.ListNotificationsRequest.Call(t.Context(), b, notifications.ListNotifications{CustomerID: customer})
+	page, err := bus.Call(t.Context(), b, notifications.ListNotificationsRequest, notifications.ListNotifications{CustomerID: customer})
 	if err != nil {
 		t.Fatal(err)
 	}

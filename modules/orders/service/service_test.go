@@ -28,9 +28,10 @@ func TestModule(t *testing.T) {
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
 		service.Module(),
 		fx.Provide(fx.Annotate(func() bus.RequestHandler {
-			return catalog.GetProductsRequest.Handle(func(context.Context, catalog.GetProducts) (catalog.Products, error) {
+			return bus.Handle(catalog.GetProductsRequest, func(context.Context, catalog.GetProducts) (catalog.Products, error) {
 				return catalog.Products{Products: []catalog.Product{product}}, nil
 			})
+
 		}, fx.ResultTags(`group:"bus.requests"`))),
 		fx.Provide(fx.Annotate(
 			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
@@ -42,7 +43,7 @@ func TestModule(t *testing.T) {
 	app.RequireStart()
 	defer app.RequireStop()
 
-	c, err := orders.SetCartItemRequest.Call(t.Context(), b, orders.SetCartItem{CustomerID: "c1", ProductID: product.ID, Quantity: 2})
+	c, err := bus.Call(t.Context(), b, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: "c1", ProductID: product.ID, Quantity: 2})
 	if err != nil || c.Total.Amount != 200 {
 		t.Fatalf("SetCartItem over the bus: %+v, %v", c, err)
 	}

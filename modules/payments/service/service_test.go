@@ -17,6 +17,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/psp"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -47,7 +48,7 @@ func start(t *testing.T, cfg config.Config) *bus.Bus {
 func authorizeAndWait(t *testing.T, b *bus.Bus) payments.Payment {
 	t.Helper()
 	order := bus.NewID()
-	env, err := bus.NewEnvelope(t.Context(), bus.KindCommand, payments.AuthorizePaymentCommand.Name(), payments.AuthorizePayment{
+	env, err := bus.NewEnvelope(t.Context(), message.KindCommand, payments.AuthorizePaymentCommand.Name(), payments.AuthorizePayment{
 		OrderID: order, CustomerID: bus.NewID(), Amount: payments.Money{Amount: 1999, Currency: "EUR"}, PaymentToken: psp.TokenVisa})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +58,7 @@ func authorizeAndWait(t *testing.T, b *bus.Bus) payments.Payment {
 	}
 	var p payments.Payment
 	testlog.Eventually(t, "the payment to be authorized", func() bool {
-		p, err = payments.GetPaymentRequest.Call(t.Context(), b, payments.GetPayment{OrderID: order})
+		p, err = bus.Call(t.Context(), b, payments.GetPaymentRequest, payments.GetPayment{OrderID: order})
 		return err == nil && p.Status == payments.StatusAuthorized
 	})
 	return p
@@ -71,7 +72,7 @@ func TestModuleChoosesTheProvider(t *testing.T) {
 		cfg.DataDir = t.TempDir()
 		b := start(t, cfg)
 		authorizeAndWait(t, b)
-		st, err := payments.ProviderStatusRequest.Call(t.Context(), b, payments.ProviderStatus{})
+		st, err := bus.Call(t.Context(), b, payments.ProviderStatusRequest, payments.ProviderStatus{})
 		if err != nil || st != (payments.ProviderState{Provider: "simulated", Breaker: "closed"}) {
 			t.Errorf("ProviderStatus = %+v, %v", st, err)
 		}
@@ -89,7 +90,7 @@ func TestModuleChoosesTheProvider(t *testing.T) {
 		if len(auths) != 1 || auths[0].ID != p.Entries[0].ProviderRef {
 			t.Errorf("the provider holds %+v; the ledger says %+v", auths, p.Entries)
 		}
-		st, err := payments.ProviderStatusRequest.Call(t.Context(), b, payments.ProviderStatus{})
+		st, err := bus.Call(t.Context(), b, payments.ProviderStatusRequest, payments.ProviderStatus{})
 		if err != nil || st != (payments.ProviderState{Provider: "http", Breaker: "closed"}) {
 			t.Errorf("ProviderStatus = %+v, %v", st, err)
 		}

@@ -81,8 +81,9 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if err != nil {
 				return nil, err
 			}
-			page, err := catalog.ListProductsRequest.Call(ctx, b, catalog.ListProducts{
+			page, err := bus.Call(ctx, b, catalog.ListProductsRequest, catalog.ListProducts{
 				Category: in.Category, Query: in.Q, Status: in.Status, IncludeUnpublished: admin, After: after, Limit: in.Limit})
+
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -114,7 +115,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Security:    httpapi.PublicOrAdmin,
 			Responses:   map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
 		}, func(ctx context.Context, in *getIn) (*productOut, error) {
-			p, err := catalog.GetProductRequest.Call(ctx, b, catalog.GetProduct{ID: in.ID, IncludeDrafts: httpapi.IsAdmin(ctx)})
+			p, err := bus.Call(ctx, b, catalog.GetProductRequest, catalog.GetProduct{ID: in.ID, IncludeDrafts: httpapi.IsAdmin(ctx)})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -132,9 +133,10 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Summary: "Create a product", DefaultStatus: http.StatusCreated, Security: httpapi.AdminOnly,
 			Description: "Publishes ProductCreated. A second product with the same SKU is a 409.",
 		}, func(ctx context.Context, in *createIn) (*productOut, error) {
-			p, err := catalog.CreateProductRequest.Call(ctx, b, catalog.CreateProduct{
+			p, err := bus.Call(ctx, b, catalog.CreateProductRequest, catalog.CreateProduct{
 				SKU: in.Body.SKU, Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category,
 				Price: in.Body.Price, Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
+
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -157,9 +159,10 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if err != nil {
 				return nil, err
 			}
-			p, err := catalog.UpdateProductRequest.Call(ctx, b, catalog.UpdateProduct{ID: in.ID, ExpectedVersion: version,
+			p, err := bus.Call(ctx, b, catalog.UpdateProductRequest, catalog.UpdateProduct{ID: in.ID, ExpectedVersion: version,
 				Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category, Price: in.Body.Price,
 				Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
+
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -180,7 +183,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if err != nil {
 				return nil, err
 			}
-			p, err := catalog.ArchiveProductRequest.Call(ctx, b, catalog.ArchiveProduct{ID: in.ID, ExpectedVersion: version})
+			p, err := bus.Call(ctx, b, catalog.ArchiveProductRequest, catalog.ArchiveProduct{ID: in.ID, ExpectedVersion: version})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -99,7 +100,7 @@ func (s *Service) Subscriptions() []bus.Subscription {
 // what is stored: events may come twice or out of order. The product's cached
 // read is invalidated now and again once the change commits, as every write of
 // the service does, so a reader never caches the old availability.
-func (s *Service) applyStockChanged(ctx context.Context, tx *store.Tx, m bus.Message[inventory.StockChanged]) error {
+func (s *Service) applyStockChanged(ctx context.Context, tx *store.Tx, m message.Message[inventory.StockChanged]) error {
 	it := m.Body.Item
 	if it.ProductID == "" {
 		return nil // nothing to attach it to

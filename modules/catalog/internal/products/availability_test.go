@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -19,7 +20,7 @@ import (
 // the catalog's subscriber, as the inventory's relay would.
 func stockChanged(t *testing.T, b *bus.Bus, productID string, available, version int64, at time.Time) {
 	t.Helper()
-	env, err := bus.NewEnvelope(context.Background(), bus.KindEvent, inventory.StockChangedEvent.Name(), inventory.StockChanged{
+	env, err := bus.NewEnvelope(context.Background(), message.KindEvent, inventory.StockChangedEvent.Name(), inventory.StockChanged{
 		Item: inventory.Item{SKU: "X", ProductID: productID, OnHand: available + 1, Reserved: 1, Available: available, Version: version, UpdatedAt: at}})
 	if err != nil {
 		t.Fatal(err)

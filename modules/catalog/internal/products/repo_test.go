@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/agora-commerce/agora/internal/testdb"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/testdb"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/catalog/internal/products"
@@ -156,7 +158,7 @@ func TestRepoInsertDuplicateSKU(t *testing.T) {
 		if !errors.Is(err, catalog.ErrSKUTaken) {
 			t.Fatalf("Insert with a taken SKU: err = %v, want ErrSKUTaken", err)
 		}
-		var be *bus.Error
+		var be *message.Error
 		if !errors.As(err, &be) || be.Field != "sku" {
 			t.Errorf("error field = %+v, want sku", be)
 		}

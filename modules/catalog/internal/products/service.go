@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -64,12 +65,12 @@ func (s *Service) write(ctx context.Context, id string, fn func(tx *store.Tx) er
 // Handlers returns the service's request handlers, for the bus.
 func (s *Service) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
-		catalog.GetProductRequest.Handle(s.Get),
-		catalog.GetProductsRequest.Handle(s.GetMany),
-		catalog.ListProductsRequest.Handle(s.List),
-		catalog.CreateProductRequest.Handle(s.Create),
-		catalog.UpdateProductRequest.Handle(s.Update),
-		catalog.ArchiveProductRequest.Handle(s.Archive),
+		bus.Handle(catalog.GetProductRequest, s.Get),
+		bus.Handle(catalog.GetProductsRequest, s.GetMany),
+		bus.Handle(catalog.ListProductsRequest, s.List),
+		bus.Handle(catalog.CreateProductRequest, s.Create),
+		bus.Handle(catalog.UpdateProductRequest, s.Update),
+		bus.Handle(catalog.ArchiveProductRequest, s.Archive),
 	}
 }
 
@@ -243,7 +244,7 @@ func (s *Service) Update(ctx context.Context, u catalog.UpdateProduct) (catalog.
 		if err := s.repo.Update(ctx, tx, p); err != nil {
 			return err
 		}
-		msgs := []bus.Outgoing{catalog.ProductUpdatedEvent.With(catalog.ProductUpdated{Product: p})}
+		msgs := []message.Outgoing{catalog.ProductUpdatedEvent.With(catalog.ProductUpdated{Product: p})}
 		if p.Price != old.Price {
 			msgs = append(msgs, catalog.PriceChangedEvent.With(catalog.PriceChanged{
 				ProductID: p.ID, SKU: p.SKU, Old: old.Price, New: p.Price, Version: p.Version}))

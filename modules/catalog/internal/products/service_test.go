@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/agora-commerce/agora/internal/testdb"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/testdb"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -65,9 +67,9 @@ func wantInvalid(t *testing.T, err error, field string) {
 	if !errors.Is(err, catalog.ErrInvalidProduct) {
 		t.Fatalf("err = %v, want ErrInvalidProduct", err)
 	}
-	var be *bus.Error
+	var be *message.Error
 	if !errors.As(err, &be) {
-		t.Fatalf("err %v is not a *bus.Error", err)
+		t.Fatalf("err %v is not a *message.Error", err)
 	}
 	if be.Field != field {
 		t.Errorf("field = %q, want %q (%v)", be.Field, field, err)
@@ -230,7 +232,7 @@ func TestCreateWritesProductCreatedInTheSameTransaction(t *testing.T) {
 	if diff := cmp.Diff([]string{"catalog.ProductCreated"}, testdb.OutboxTypes(rows)); diff != "" {
 		t.Fatalf("outbox types (-want +got):\n%s", diff)
 	}
-	if rows[0].Kind != string(bus.KindEvent) {
+	if rows[0].Kind != string(message.KindEvent) {
 		t.Errorf("kind = %q, want event", rows[0].Kind)
 	}
 	got := testdb.Decode[catalog.ProductCreated](t, rows[0].Payload)
@@ -734,10 +736,10 @@ func TestListPagesOverMaxPageSize(t *testing.T) {
 // recorder is a Deliverer that keeps what it is given.
 type recorder struct {
 	mu   sync.Mutex
-	envs []bus.Envelope
+	envs []message.Envelope
 }
 
-func (r *recorder) Deliver(_ context.Context, env bus.Envelope) error {
+func (r *recorder) Deliver(_ context.Context, env message.Envelope) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.envs = append(r.envs, env)
@@ -787,7 +789,7 @@ func TestEventsDeliveredOnceInOrder(t *testing.T) {
 			t.Errorf("envelope %s delivered twice", env.ID)
 		}
 		seen[env.ID] = true
-		if env.Kind != bus.KindEvent {
+		if env.Kind != message.KindEvent {
 			t.Errorf("%s has kind %s, want event", env.Type, env.Kind)
 		}
 		e := event{Type: env.Type}
@@ -848,30 +850,30 @@ func TestHandlersThroughBus(t *testing.T) {
 		t.Fatalf("bus.New: %v", err)
 	}
 	ctx := t.Context()
-	p, err := catalog.CreateProductRequest.Call(ctx, b, validCreate(1))
+	p, err := bus.Call(ctx, b, catalog.CreateProductRequest, validCreate(1))
 	if err != nil {
 		t.Fatalf("CreateProduct: %v", err)
 	}
-	if _, err := catalog.CreateProductRequest.Call(ctx, b, validCreate(1)); !errors.Is(err, catalog.ErrSKUTaken) {
+	if _, err := bus.Call(ctx, b, catalog.CreateProductRequest, validCreate(1)); !errors.Is(err, catalog.ErrSKUTaken) {
 		t.Errorf("CreateProduct twice: err = %v, want ErrSKUTaken", err)
 	}
-	if _, err := catalog.GetProductRequest.Call(ctx, b, catalog.GetProduct{ID: p.ID}); !errors.Is(err, catalog.ErrProductNotFound) {
+	if _, err := bus.Call(ctx, b, catalog.GetProductRequest, catalog.GetProduct{ID: p.ID}); !errors.Is(err, catalog.ErrProductNotFound) {
 		t.Errorf("GetProduct of a draft: err = %v, want ErrProductNotFound", err)
 	}
 	active := catalog.StatusActive
-	p, err = catalog.UpdateProductRequest.Call(ctx, b, catalog.UpdateProduct{ID: p.ID, ExpectedVersion: p.Version, Status: &active})
+	p, err = bus.Call(ctx, b, catalog.UpdateProductRequest, catalog.UpdateProduct{ID: p.ID, ExpectedVersion: p.Version, Status: &active})
 	if err != nil {
 		t.Fatalf("UpdateProduct: %v", err)
 	}
-	page, err := catalog.ListProductsRequest.Call(ctx, b, catalog.ListProducts{})
+	page, err := bus.Call(ctx, b, catalog.ListProductsRequest, catalog.ListProducts{})
 	if err != nil || len(page.Items) != 1 || page.Items[0].ID != p.ID {
 		t.Errorf("ListProducts: %+v, %v", page, err)
 	}
-	many, err := catalog.GetProductsRequest.Call(ctx, b, catalog.GetProducts{IDs: []string{p.ID}})
+	many, err := bus.Call(ctx, b, catalog.GetProductsRequest, catalog.GetProducts{IDs: []string{p.ID}})
 	if err != nil || len(many.Products) != 1 {
 		t.Errorf("GetProducts: %+v, %v", many, err)
 	}
-	if _, err := catalog.ArchiveProductRequest.Call(ctx, b, catalog.ArchiveProduct{ID: p.ID, ExpectedVersion: 1}); !errors.Is(err, catalog.ErrVersionMismatch) {
+	if _, err := bus.Call(ctx, b, catalog.ArchiveProductRequest, catalog.ArchiveProduct{ID: p.ID, ExpectedVersion: 1}); !errors.Is(err, catalog.ErrVersionMismatch) {
 		t.Errorf("ArchiveProduct at a stale version: err = %v, want ErrVersionMismatch", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/identity"
 )
 
@@ -46,8 +46,8 @@ func checkPolicy(t *testing.T, cases []policyCase) {
 				}
 				return
 			}
-			var be *bus.Error
-			if !errors.As(err, &be) || !errors.Is(err, identity.ErrInvalidInput) || be.Kind != bus.KindInvalid {
+			var be *message.Error
+			if !errors.As(err, &be) || !errors.Is(err, identity.ErrInvalidInput) || be.Kind != message.Invalid {
 				t.Fatalf("err = %v, want an ErrInvalidInput for the rule %q", err, tt.rule)
 			}
 			if be.Field != "new_password" {

@@ -56,16 +56,16 @@ func NewService(db *store.DB, ob *outbox.Outbox, keys *auth.Keys, now func() tim
 // Handlers returns the service's request handlers, for the bus.
 func (s *Service) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
-		identity.RegisterRequest.Handle(s.Register),
-		identity.LoginRequest.Handle(s.Login),
-		identity.RefreshRequest.Handle(s.Refresh),
-		identity.LogoutRequest.Handle(s.Logout),
-		identity.ChangePasswordRequest.Handle(s.ChangePassword),
-		identity.CreateUserRequest.Handle(s.CreateUser),
-		identity.GetUserRequest.Handle(s.GetUser),
-		identity.ListUsersRequest.Handle(s.ListUsers),
-		identity.SetRoleRequest.Handle(s.SetRole),
-		identity.WatchRevocationsRequest.Handle(s.WatchRevocations),
+		bus.Handle(identity.RegisterRequest, s.Register),
+		bus.Handle(identity.LoginRequest, s.Login),
+		bus.Handle(identity.RefreshRequest, s.Refresh),
+		bus.Handle(identity.LogoutRequest, s.Logout),
+		bus.Handle(identity.ChangePasswordRequest, s.ChangePassword),
+		bus.Handle(identity.CreateUserRequest, s.CreateUser),
+		bus.Handle(identity.GetUserRequest, s.GetUser),
+		bus.Handle(identity.ListUsersRequest, s.ListUsers),
+		bus.Handle(identity.SetRoleRequest, s.SetRole),
+		bus.Handle(identity.WatchRevocationsRequest, s.WatchRevocations),
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/agora-commerce/agora/internal/testdb"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,11 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/testdb"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/identity"
@@ -135,9 +137,9 @@ func wantInvalid(t *testing.T, err error, field string) {
 	if !errors.Is(err, identity.ErrInvalidInput) {
 		t.Fatalf("err = %v, want ErrInvalidInput", err)
 	}
-	var be *bus.Error
+	var be *message.Error
 	if !errors.As(err, &be) {
-		t.Fatalf("err %v is not a *bus.Error", err)
+		t.Fatalf("err %v is not a *message.Error", err)
 	}
 	if be.Field != field {
 		t.Errorf("field = %q, want %q (%v)", be.Field, field, err)
@@ -195,7 +197,7 @@ func TestRegisterWritesUserRegistered(t *testing.T) {
 		if diff := cmp.Diff([]string{"identity.UserRegistered"}, testdb.OutboxTypes(rows)); diff != "" {
 			t.Fatalf("outbox types (-want +got):\n%s", diff)
 		}
-		if rows[0].Kind != string(bus.KindEvent) {
+		if rows[0].Kind != string(message.KindEvent) {
 			t.Errorf("kind = %q, want event", rows[0].Kind)
 		}
 		want := identity.UserRegistered{UserID: u.ID, Email: "alice@example.com", Role: identity.RoleCustomer}
@@ -458,9 +460,9 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				hashes := accounts.HashCount()
 				_, err := f.s.Login(t.Context(), identity.Login{Email: tt.email, Password: tt.password})
-				var be *bus.Error
+				var be *message.Error
 				if !errors.As(err, &be) {
-					t.Fatalf("Login: err = %v, want a *bus.Error", err)
+					t.Fatalf("Login: err = %v, want a *message.Error", err)
 				}
 				if diff := cmp.Diff(*identity.ErrInvalidCredentials, *be); diff != "" {
 					t.Errorf("Login error differs from ErrInvalidCredentials (-want +got):\n%s", diff)

@@ -84,7 +84,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			if err := limit(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
 				return nil, err
 			}
-			u, err := identity.RegisterRequest.Call(ctx, b, identity.Register{Email: in.Body.Email, Password: in.Body.Password})
+			u, err := bus.Call(ctx, b, identity.RegisterRequest, identity.Register{Email: in.Body.Email, Password: in.Body.Password})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -101,7 +101,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			if err := limit(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
 				return nil, err
 			}
-			t, err := identity.LoginRequest.Call(ctx, b, identity.Login{Email: in.Body.Email, Password: in.Body.Password})
+			t, err := bus.Call(ctx, b, identity.LoginRequest, identity.Login{Email: in.Body.Email, Password: in.Body.Password})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -120,7 +120,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			if err := limit(httpapi.ClientIP(ctx), ""); err != nil {
 				return nil, err
 			}
-			t, err := identity.RefreshRequest.Call(ctx, b, identity.Refresh{RefreshToken: in.Body.RefreshToken})
+			t, err := bus.Call(ctx, b, identity.RefreshRequest, identity.Refresh{RefreshToken: in.Body.RefreshToken})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -131,7 +131,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			OperationID: "logout", Method: http.MethodPost, Path: "/v1/auth/logout", Tags: tags,
 			Summary: "Sign out: revoke a refresh token and its family", Security: httpapi.Public, DefaultStatus: http.StatusNoContent,
 		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
-			if _, err := identity.LogoutRequest.Call(ctx, b, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
+			if _, err := bus.Call(ctx, b, identity.LogoutRequest, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
 			return nil, nil
@@ -142,7 +142,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			Summary: "The signed-in user's account", Security: httpapi.SignedIn,
 		}, func(ctx context.Context, _ *struct{}) (*userOut, error) {
 			p, _ := httpapi.PrincipalFrom(ctx)
-			u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: p.UserID})
+			u, err := bus.Call(ctx, b, identity.GetUserRequest, identity.GetUser{ID: p.UserID})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -163,8 +163,9 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			if err := limit(httpapi.ClientIP(ctx), "user:"+p.UserID); err != nil {
 				return nil, err
 			}
-			_, err := identity.ChangePasswordRequest.Call(ctx, b, identity.ChangePassword{
+			_, err := bus.Call(ctx, b, identity.ChangePasswordRequest, identity.ChangePassword{
 				UserID: p.UserID, CurrentPassword: in.Body.CurrentPassword, NewPassword: in.Body.NewPassword})
+
 			if errors.Is(err, identity.ErrInvalidCredentials) {
 				// The caller is signed in; a 401 here would read as an expired session.
 				err = identity.ErrInvalidInput.Withf("the current password is not right").OnField("current_password")
@@ -189,7 +190,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			OperationID: "list-users", Method: http.MethodGet, Path: "/v1/users", Tags: tags,
 			Summary: "List accounts", Security: httpapi.AdminOnly,
 		}, func(ctx context.Context, in *listIn) (*listOut, error) {
-			page, err := identity.ListUsersRequest.Call(ctx, b, identity.ListUsers{After: in.Cursor, Limit: in.Limit})
+			page, err := bus.Call(ctx, b, identity.ListUsersRequest, identity.ListUsers{After: in.Cursor, Limit: in.Limit})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -208,7 +209,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			OperationID: "get-user", Method: http.MethodGet, Path: "/v1/users/{id}", Tags: tags,
 			Summary: "Get an account", Security: httpapi.AdminOnly,
 		}, func(ctx context.Context, in *idIn) (*userOut, error) {
-			u, err := identity.GetUserRequest.Call(ctx, b, identity.GetUser{ID: in.ID})
+			u, err := bus.Call(ctx, b, identity.GetUserRequest, identity.GetUser{ID: in.ID})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}
@@ -232,7 +233,7 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 			if err != nil {
 				return nil, err
 			}
-			u, err := identity.SetRoleRequest.Call(ctx, b, identity.SetRole{ID: in.ID, Role: in.Body.Role, ExpectedVersion: v})
+			u, err := bus.Call(ctx, b, identity.SetRoleRequest, identity.SetRole{ID: in.ID, Role: in.Body.Role, ExpectedVersion: v})
 			if err != nil {
 				return nil, httpapi.BodyProblem(err)
 			}

@@ -27,7 +27,7 @@ func KeyRoutes(b *bus.Bus) httpapi.Routes {
 				"Keys retired by a rotation stay in the set until every token they signed has expired. Tokens name their key in the kid header.",
 			Security: httpapi.Public, Errors: []int{http.StatusServiceUnavailable},
 		}, func(ctx context.Context, _ *struct{}) (*keySetOut, error) {
-			set, err := identity.GetKeysRequest.Call(ctx, b, identity.GetKeys{})
+			set, err := bus.Call(ctx, b, identity.GetKeysRequest, identity.GetKeys{})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -44,7 +44,7 @@ func KeyRoutes(b *bus.Bus) httpapi.Routes {
 				"409 too while four keys are published (rotate again once the oldest retired key has expired).",
 			Security: httpapi.AdminOnly, Errors: []int{http.StatusConflict},
 		}, func(ctx context.Context, _ *struct{}) (*keySetOut, error) {
-			set, err := identity.RotateKeysRequest.Call(ctx, b, identity.RotateKeys{})
+			set, err := bus.Call(ctx, b, identity.RotateKeysRequest, identity.RotateKeys{})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}

@@ -19,12 +19,13 @@ import (
 
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/identity"
 )
 
 // ErrKeysFromFile is RotateKeys' answer when the signing key is a file.
-var ErrKeysFromFile = bus.NewError(bus.KindConflict, "identity.keys_from_file",
+var ErrKeysFromFile = message.NewError(message.Conflict, "identity.keys_from_file",
 	"the signing key is given as a file (AGORA_JWT_PRIVATE_KEY_FILE): rotate it by replacing the file")
 
 // MaxPublished bounds the keys published at once: a rotation while as many are
@@ -33,7 +34,7 @@ var ErrKeysFromFile = bus.NewError(bus.KindConflict, "identity.keys_from_file",
 const MaxPublished = 4
 
 // ErrTooManyKeys is RotateKeys' answer while MaxPublished keys are published.
-var ErrTooManyKeys = bus.NewError(bus.KindConflict, "identity.too_many_keys",
+var ErrTooManyKeys = message.NewError(message.Conflict, "identity.too_many_keys",
 	"as many keys as may be published are in use; rotate again once the oldest retired key has expired (one access-token lifetime after its retirement)")
 
 // Keyring loads, makes and rotates the signing keys, and keeps keys (the
@@ -178,8 +179,8 @@ func (r *Keyring) Purge(ctx context.Context) (int64, error) {
 // Handlers returns the keyring's request handlers, for the bus.
 func (r *Keyring) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
-		identity.GetKeysRequest.Handle(r.KeySet),
-		identity.RotateKeysRequest.Handle(r.Rotate),
+		bus.Handle(identity.GetKeysRequest, r.KeySet),
+		bus.Handle(identity.RotateKeysRequest, r.Rotate),
 	}
 }
 

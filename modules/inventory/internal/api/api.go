@@ -15,6 +15,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/inventory"
 )
 
@@ -65,7 +66,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if err != nil {
 				return nil, err
 			}
-			page, err := inventory.ListItemsRequest.Call(ctx, b, inventory.ListItems{After: after, Limit: in.Limit})
+			page, err := bus.Call(ctx, b, inventory.ListItemsRequest, inventory.ListItems{After: after, Limit: in.Limit})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -90,7 +91,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Security:  httpapi.AdminOnly,
 			Responses: map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
 		}, func(ctx context.Context, in *getIn) (*itemOut, error) {
-			it, err := inventory.GetItemRequest.Call(ctx, b, inventory.GetItem{SKU: in.SKU})
+			it, err := bus.Call(ctx, b, inventory.GetItemRequest, inventory.GetItem{SKU: in.SKU})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -119,8 +120,9 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				return nil, err
 			}
 			p, _ := httpapi.PrincipalFrom(ctx) // AdminOnly: there is one
-			it, err := inventory.AdjustRequest.Call(ctx, b, inventory.Adjust{SKU: in.SKU, Delta: in.Body.Delta,
+			it, err := bus.Call(ctx, b, inventory.AdjustRequest, inventory.Adjust{SKU: in.SKU, Delta: in.Body.Delta,
 				Reason: in.Body.Reason, Actor: p.UserID, ExpectedVersion: version, SetLowMark: in.Body.Threshold})
+
 			if err != nil {
 				return nil, httpapi.BodyProblem(renameField(err))
 			}
@@ -141,7 +143,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if err != nil {
 				return nil, err
 			}
-			page, err := inventory.ListAdjustmentsRequest.Call(ctx, b, inventory.ListAdjustments{SKU: in.SKU, Before: before, Limit: in.Limit})
+			page, err := bus.Call(ctx, b, inventory.ListAdjustmentsRequest, inventory.ListAdjustments{SKU: in.SKU, Before: before, Limit: in.Limit})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -160,7 +162,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 
 // renameField names the contract's set_low_mark as the body names it.
 func renameField(err error) error {
-	var be *bus.Error
+	var be *message.Error
 	if errors.As(err, &be) && be.Field == "set_low_mark" {
 		return be.OnField("low_stock_threshold")
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -158,7 +159,7 @@ func decodeJSON[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 func (s *server) item(sku string, onHand int64) inventory.Item {
 	s.t.Helper()
 	ctx := context.Background()
-	env, err := bus.NewEnvelope(ctx, bus.KindEvent, catalog.ProductCreatedEvent.Name(),
+	env, err := bus.NewEnvelope(ctx, message.KindEvent, catalog.ProductCreatedEvent.Name(),
 		catalog.ProductCreated{Product: catalog.Product{ID: bus.NewID(), SKU: sku}})
 	if err != nil {
 		s.t.Fatal(err)
@@ -205,7 +206,7 @@ func TestErrors(t *testing.T) {
 	s := newServer(t)
 	mug := s.item("MUG", 10)
 	// Hold 4 of the 10 for an order.
-	env, _ := bus.NewEnvelope(t.Context(), bus.KindCommand, inventory.ReserveStockCommand.Name(), inventory.ReserveStock{
+	env, _ := bus.NewEnvelope(t.Context(), message.KindCommand, inventory.ReserveStockCommand.Name(), inventory.ReserveStock{
 		OrderID: bus.NewID(), Lines: []inventory.Line{{ProductID: mug.ProductID, Quantity: 4}}, ExpiresAt: time.Now().Add(time.Hour)})
 	if err := s.bus.Deliver(t.Context(), env); err != nil {
 		t.Fatalf("reserve: %v", err)

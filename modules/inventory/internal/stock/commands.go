@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -29,7 +30,7 @@ func (s *Service) Subscriptions() []bus.Subscription {
 	}
 }
 
-func (s *Service) handleProductCreated(ctx context.Context, tx *store.Tx, m bus.Message[catalog.ProductCreated]) error {
+func (s *Service) handleProductCreated(ctx context.Context, tx *store.Tx, m message.Message[catalog.ProductCreated]) error {
 	p := m.Body.Product
 	_, err := s.EnsureItem(ctx, tx, p.ID, p.SKU)
 	if errors.Is(err, inventory.ErrInvalidInput) {
@@ -41,13 +42,13 @@ func (s *Service) handleProductCreated(ctx context.Context, tx *store.Tx, m bus.
 	return err
 }
 
-func reserved(c inventory.ReserveStock, lines []inventory.Line) bus.Outgoing {
+func reserved(c inventory.ReserveStock, lines []inventory.Line) message.Outgoing {
 	return inventory.StockReservedEvent.With(inventory.StockReserved{OrderID: c.OrderID, Lines: lines, ExpiresAt: c.ExpiresAt})
 }
 
 // outcome is the event that answers a ReserveStock for an order that already has
 // a reservation: the answer the first one got.
-func (r reservation) outcome() bus.Outgoing {
+func (r reservation) outcome() message.Outgoing {
 	if r.Status == statusRejected {
 		return inventory.StockReservationRejectedEvent.With(inventory.StockReservationRejected{OrderID: r.OrderID, Lines: r.Rejected})
 	}
@@ -56,11 +57,11 @@ func (r reservation) outcome() bus.Outgoing {
 
 // handleReserve holds every line of an order, or none. The first ReserveStock of
 // an order decides; any later one (a saga retry) gets the same answer again.
-func (s *Service) handleReserve(ctx context.Context, tx *store.Tx, m bus.Message[inventory.ReserveStock]) error {
+func (s *Service) handleReserve(ctx context.Context, tx *store.Tx, m message.Message[inventory.ReserveStock]) error {
 	c := m.Body
 	if c.OrderID == "" || len(c.OrderID) > 100 {
 		// Nothing to answer to: the message is poison, and the relay parks it.
-		return bus.ErrInvalidMessage.Withf("ReserveStock needs an order id of at most 100 bytes")
+		return message.ErrInvalidMessage.Withf("ReserveStock needs an order id of at most 100 bytes")
 	}
 	if prev, ok, err := s.repo.Reservation(ctx, tx, c.OrderID, true); err != nil || ok {
 		if err != nil {
@@ -84,7 +85,7 @@ func (s *Service) handleReserve(ctx context.Context, tx *store.Tx, m bus.Message
 	if err := s.repo.InsertReservation(ctx, tx, reservation{OrderID: c.OrderID, Status: statusHeld, ExpiresAt: c.ExpiresAt, Lines: lines}, now); err != nil {
 		return err
 	}
-	msgs := []bus.Outgoing{reserved(c, lines)}
+	msgs := []message.Outgoing{reserved(c, lines)}
 	for i, l := range lines {
 		next := items[i]
 		next.Reserved += l.Quantity
@@ -195,7 +196,7 @@ func (s *Service) lockLines(ctx context.Context, tx *store.Tx, res reservation) 
 
 // move changes the numbers of res's items by onHand and reserved units per unit
 // of each line, and moves res from its status to to; it returns the events.
-func (s *Service) move(ctx context.Context, tx *store.Tx, res reservation, to string, onHand, reserved int64, now time.Time) ([]bus.Outgoing, error) {
+func (s *Service) move(ctx context.Context, tx *store.Tx, res reservation, to string, onHand, reserved int64, now time.Time) ([]message.Outgoing, error) {
 	items, err := s.lockLines(ctx, tx, res)
 	if err != nil {
 		return nil, err
@@ -203,7 +204,7 @@ func (s *Service) move(ctx context.Context, tx *store.Tx, res reservation, to st
 	if err := s.repo.SetReservationStatus(ctx, tx, res.OrderID, res.Status, to, now); err != nil {
 		return nil, err
 	}
-	var msgs []bus.Outgoing
+	var msgs []message.Outgoing
 	for i, l := range res.Lines {
 		next := items[i]
 		next.OnHand += onHand * l.Quantity
@@ -220,7 +221,7 @@ func (s *Service) move(ctx context.Context, tx *store.Tx, res reservation, to st
 // handleCommit takes a held reservation's units out of stock. A reservation that
 // was released (it expired) takes its units from what is available, if they still
 // are; otherwise, as for an order without a reservation, ReservationCommitFailed.
-func (s *Service) handleCommit(ctx context.Context, tx *store.Tx, m bus.Message[inventory.CommitReservation]) error {
+func (s *Service) handleCommit(ctx context.Context, tx *store.Tx, m message.Message[inventory.CommitReservation]) error {
 	orderID := m.Body.OrderID
 	committed := inventory.ReservationCommittedEvent.With(inventory.ReservationCommitted{OrderID: orderID})
 	failed := func(reason string) error {
@@ -243,7 +244,7 @@ func (s *Service) handleCommit(ctx context.Context, tx *store.Tx, m bus.Message[
 		if err != nil {
 			return err
 		}
-		return s.outbox.Add(ctx, tx, append([]bus.Outgoing{committed}, msgs...)...)
+		return s.outbox.Add(ctx, tx, append([]message.Outgoing{committed}, msgs...)...)
 	default: // released: take the units again if they are still there
 		items, err := s.lockLines(ctx, tx, res)
 		if err != nil {
@@ -259,7 +260,7 @@ func (s *Service) handleCommit(ctx context.Context, tx *store.Tx, m bus.Message[
 		if err != nil {
 			return err
 		}
-		return s.outbox.Add(ctx, tx, append([]bus.Outgoing{committed}, msgs...)...)
+		return s.outbox.Add(ctx, tx, append([]message.Outgoing{committed}, msgs...)...)
 	}
 }
 
@@ -270,7 +271,7 @@ func (s *Service) handleCommit(ctx context.Context, tx *store.Tx, m bus.Message[
 // A committed (or restocked) order is left alone and gets no answer: its units
 // have shipped, and the saga never releases after committing — putting a
 // cancelled order's units back is RestockOrder.
-func (s *Service) handleRelease(ctx context.Context, tx *store.Tx, m bus.Message[inventory.ReleaseReservation]) error {
+func (s *Service) handleRelease(ctx context.Context, tx *store.Tx, m message.Message[inventory.ReleaseReservation]) error {
 	c := m.Body
 	released := inventory.ReservationReleasedEvent.With(inventory.ReservationReleased{OrderID: c.OrderID, Reason: c.Reason})
 	res, ok, err := s.repo.Reservation(ctx, tx, c.OrderID, true)
@@ -283,7 +284,7 @@ func (s *Service) handleRelease(ctx context.Context, tx *store.Tx, m bus.Message
 		if err != nil {
 			return err
 		}
-		return s.outbox.Add(ctx, tx, append([]bus.Outgoing{released}, msgs...)...)
+		return s.outbox.Add(ctx, tx, append([]message.Outgoing{released}, msgs...)...)
 	case ok && (res.Status == statusCommitted || res.Status == statusRestocked):
 		s.log.WarnContext(ctx, "inventory: release of a committed order ignored", "order_id", c.OrderID, "status", res.Status)
 		return nil
@@ -296,14 +297,14 @@ func (s *Service) handleRelease(ctx context.Context, tx *store.Tx, m bus.Message
 // order holds no stock whatever its reservation was: a held one is released, and
 // an order with nothing held is answered OrderRestocked too, so the caller can
 // finish.
-func (s *Service) handleRestock(ctx context.Context, tx *store.Tx, m bus.Message[inventory.RestockOrder]) error {
+func (s *Service) handleRestock(ctx context.Context, tx *store.Tx, m message.Message[inventory.RestockOrder]) error {
 	orderID := m.Body.OrderID
 	restocked := inventory.OrderRestockedEvent.With(inventory.OrderRestocked{OrderID: orderID})
 	res, ok, err := s.repo.Reservation(ctx, tx, orderID, true)
 	if err != nil {
 		return err
 	}
-	var msgs []bus.Outgoing
+	var msgs []message.Outgoing
 	switch {
 	case ok && res.Status == statusCommitted:
 		msgs, err = s.move(ctx, tx, res, statusRestocked, +1, 0, s.now())
@@ -313,5 +314,5 @@ func (s *Service) handleRestock(ctx context.Context, tx *store.Tx, m bus.Message
 	if err != nil {
 		return err
 	}
-	return s.outbox.Add(ctx, tx, append([]bus.Outgoing{restocked}, msgs...)...)
+	return s.outbox.Add(ctx, tx, append([]message.Outgoing{restocked}, msgs...)...)
 }

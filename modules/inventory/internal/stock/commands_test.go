@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
@@ -59,7 +60,7 @@ func TestReserve(t *testing.T) {
 		}
 
 		// A redelivery of one message is dropped by the inbox: no answer at all.
-		m, err := bus.NewEnvelope(t.Context(), bus.KindCommand, inventory.ReserveStockCommand.Name(), e.order(line(mug, 1)))
+		m, err := bus.NewEnvelope(t.Context(), message.KindCommand, inventory.ReserveStockCommand.Name(), e.order(line(mug, 1)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,8 +145,8 @@ func TestReserveRejections(t *testing.T) {
 		}
 
 		// An order without an id cannot be answered: it fails, for the relay to park.
-		err := sendErr(e, inventory.ReserveStockCommand.Name(), bus.KindCommand, inventory.ReserveStock{Lines: []inventory.Line{line(mug, 1)}})
-		if !errors.Is(err, bus.ErrInvalidMessage) {
+		err := sendErr(e, inventory.ReserveStockCommand.Name(), message.KindCommand, inventory.ReserveStock{Lines: []inventory.Line{line(mug, 1)}})
+		if !errors.Is(err, message.ErrInvalidMessage) {
 			t.Errorf("ReserveStock without an order id: err = %v, want ErrInvalidMessage", err)
 		}
 	})
@@ -317,7 +318,7 @@ func TestConcurrentReservationsOfTheLastUnits(t *testing.T) {
 			wg.Go(func() {
 				// A transaction that loses a race is retried, as the relay would.
 				for range 20 {
-					if errs[i] = sendErr(e, inventory.ReserveStockCommand.Name(), bus.KindCommand, orders[i]); errs[i] == nil {
+					if errs[i] = sendErr(e, inventory.ReserveStockCommand.Name(), message.KindCommand, orders[i]); errs[i] == nil {
 						return
 					}
 				}

@@ -26,8 +26,9 @@ func (s *Service) SeedDemo(ctx context.Context, b *bus.Bus) (stocked int, err er
 	after := ""
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		page, err := catalog.ListProductsRequest.Call(cctx, b, catalog.ListProducts{
+		page, err := bus.Call(cctx, b, catalog.ListProductsRequest, catalog.ListProducts{
 			IncludeUnpublished: true, After: after, Limit: catalog.MaxPageSize})
+
 		cancel()
 		if err != nil {
 			return stocked, err

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
@@ -28,7 +29,7 @@ type fakeCatalog struct {
 
 func (f *fakeCatalog) list(_ context.Context, q catalog.ListProducts) (catalog.ProductPage, error) {
 	if f.calls.Add(1) <= f.failures {
-		return catalog.ProductPage{}, bus.ErrNoHandler
+		return catalog.ProductPage{}, message.ErrNoHandler
 	}
 	if !q.IncludeUnpublished {
 		return catalog.ProductPage{}, fmt.Errorf("the seeder must stock drafts too")
@@ -46,7 +47,7 @@ func (f *fakeCatalog) list(_ context.Context, q catalog.ListProducts) (catalog.P
 }
 
 func (f *fakeCatalog) bus(t *testing.T) *bus.Bus {
-	b, err := bus.New(testdb.Logger(), bus.Limits{}, nil, []bus.RequestHandler{catalog.ListProductsRequest.Handle(f.list)}, nil)
+	b, err := bus.New(testdb.Logger(), bus.Limits{}, nil, []bus.RequestHandler{bus.Handle(catalog.ListProductsRequest, f.list)}, nil)
 	if err != nil {
 		t.Fatalf("bus.New: %v", err)
 	}
@@ -68,8 +69,8 @@ func TestSeedDemo(t *testing.T) {
 		ps := demoProducts(catalog.MaxPageSize + 20) // two pages
 		// Inventory already knows one product (from ProductCreated), and an admin
 		// stocked another: that one is left alone.
-		send(e, catalog.ProductCreatedEvent.Name(), bus.KindEvent, catalog.ProductCreated{Product: ps[3]})
-		send(e, catalog.ProductCreatedEvent.Name(), bus.KindEvent, catalog.ProductCreated{Product: ps[7]})
+		send(e, catalog.ProductCreatedEvent.Name(), message.KindEvent, catalog.ProductCreated{Product: ps[3]})
+		send(e, catalog.ProductCreatedEvent.Name(), message.KindEvent, catalog.ProductCreated{Product: ps[7]})
 		if _, err := e.s.Adjust(ctx, inventory.Adjust{SKU: ps[7].SKU, Delta: 2, Reason: "counted", Actor: "admin"}); err != nil {
 			t.Fatalf("Adjust: %v", err)
 		}

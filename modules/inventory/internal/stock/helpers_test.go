@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -59,14 +60,14 @@ func newEnv(t *testing.T, h *modhost.Host) *env {
 
 // send delivers a durable message to the inventory's subscriber as the relay
 // would, and fails the test if its handler fails.
-func send[T any](e *env, typ string, kind bus.MessageKind, body T) {
+func send[T any](e *env, typ string, kind message.Kind, body T) {
 	e.t.Helper()
 	if err := sendErr(e, typ, kind, body); err != nil {
 		e.t.Fatalf("deliver %s: %v", typ, err)
 	}
 }
 
-func sendErr[T any](e *env, typ string, kind bus.MessageKind, body T) error {
+func sendErr[T any](e *env, typ string, kind message.Kind, body T) error {
 	m, err := bus.NewEnvelope(context.Background(), kind, typ, body)
 	if err != nil {
 		return err
@@ -76,22 +77,22 @@ func sendErr[T any](e *env, typ string, kind bus.MessageKind, body T) error {
 
 func (e *env) reserve(c inventory.ReserveStock) {
 	e.t.Helper()
-	send(e, inventory.ReserveStockCommand.Name(), bus.KindCommand, c)
+	send(e, inventory.ReserveStockCommand.Name(), message.KindCommand, c)
 }
 
 func (e *env) commit(orderID string) {
 	e.t.Helper()
-	send(e, inventory.CommitReservationCommand.Name(), bus.KindCommand, inventory.CommitReservation{OrderID: orderID})
+	send(e, inventory.CommitReservationCommand.Name(), message.KindCommand, inventory.CommitReservation{OrderID: orderID})
 }
 
 func (e *env) release(orderID, reason string) {
 	e.t.Helper()
-	send(e, inventory.ReleaseReservationCommand.Name(), bus.KindCommand, inventory.ReleaseReservation{OrderID: orderID, Reason: reason})
+	send(e, inventory.ReleaseReservationCommand.Name(), message.KindCommand, inventory.ReleaseReservation{OrderID: orderID, Reason: reason})
 }
 
 func (e *env) restock(orderID string) {
 	e.t.Helper()
-	send(e, inventory.RestockOrderCommand.Name(), bus.KindCommand, inventory.RestockOrder{OrderID: orderID, Reason: "cancelled"})
+	send(e, inventory.RestockOrderCommand.Name(), message.KindCommand, inventory.RestockOrder{OrderID: orderID, Reason: "cancelled"})
 }
 
 // product makes the inventory learn a product from catalog, as ProductCreated
@@ -99,7 +100,7 @@ func (e *env) restock(orderID string) {
 func (e *env) product(sku string, onHand int64) inventory.Item {
 	e.t.Helper()
 	id := bus.NewID()
-	send(e, catalog.ProductCreatedEvent.Name(), bus.KindEvent, catalog.ProductCreated{Product: catalog.Product{ID: id, SKU: sku}})
+	send(e, catalog.ProductCreatedEvent.Name(), message.KindEvent, catalog.ProductCreated{Product: catalog.Product{ID: id, SKU: sku}})
 	if onHand > 0 {
 		if _, err := e.s.Adjust(e.t.Context(), inventory.Adjust{SKU: sku, Delta: onHand, Reason: "received", Actor: "test"}); err != nil {
 			e.t.Fatalf("Adjust %s: %v", sku, err)

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/inventory"
@@ -62,11 +63,11 @@ func NewService(db *store.DB, ob *outbox.Outbox, log *slog.Logger, opts ...Optio
 // Handlers returns the service's request handlers, for the bus.
 func (s *Service) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
-		inventory.GetItemRequest.Handle(s.GetItem),
-		inventory.GetAvailabilityRequest.Handle(s.GetAvailability),
-		inventory.ListItemsRequest.Handle(s.ListItems),
-		inventory.AdjustRequest.Handle(s.Adjust),
-		inventory.ListAdjustmentsRequest.Handle(s.ListAdjustments),
+		bus.Handle(inventory.GetItemRequest, s.GetItem),
+		bus.Handle(inventory.GetAvailabilityRequest, s.GetAvailability),
+		bus.Handle(inventory.ListItemsRequest, s.ListItems),
+		bus.Handle(inventory.AdjustRequest, s.Adjust),
+		bus.Handle(inventory.ListAdjustmentsRequest, s.ListAdjustments),
 	}
 }
 
@@ -226,14 +227,14 @@ func (s *Service) adjust(ctx context.Context, tx *store.Tx, a inventory.Adjust) 
 // save writes next (old's numbers after a change) as old's next version and
 // returns it with the events that announce it: StockChanged, and StockLow when
 // the change takes available stock from above the threshold to at or below it.
-func (s *Service) save(ctx context.Context, tx *store.Tx, old, next inventory.Item, now time.Time) (inventory.Item, []bus.Outgoing, error) {
+func (s *Service) save(ctx context.Context, tx *store.Tx, old, next inventory.Item, now time.Time) (inventory.Item, []message.Outgoing, error) {
 	next.Available = next.OnHand - next.Reserved
 	next.Version = old.Version + 1
 	next.UpdatedAt = now
 	if err := s.repo.UpdateItem(ctx, tx, next); err != nil {
 		return inventory.Item{}, nil, err
 	}
-	msgs := []bus.Outgoing{inventory.StockChangedEvent.With(inventory.StockChanged{Item: next})}
+	msgs := []message.Outgoing{inventory.StockChangedEvent.With(inventory.StockChanged{Item: next})}
 	if old.Available > old.LowMark && next.Available <= next.LowMark {
 		msgs = append(msgs, inventory.StockLowEvent.With(inventory.StockLow{Item: next}))
 	}

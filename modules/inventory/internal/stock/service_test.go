@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -19,7 +20,7 @@ func TestProductCreatedMakesAnItemOnce(t *testing.T) {
 	testdb.EachHost(t, "inventory", func(t *testing.T, h *modhost.Host) {
 		e := newEnv(t, h)
 		p := catalog.Product{ID: bus.NewID(), SKU: "TEE-M"}
-		send(e, catalog.ProductCreatedEvent.Name(), bus.KindEvent, catalog.ProductCreated{Product: p})
+		send(e, catalog.ProductCreatedEvent.Name(), message.KindEvent, catalog.ProductCreated{Product: p})
 
 		want := inventory.Item{SKU: "TEE-M", ProductID: p.ID, LowMark: inventory.DefaultLowMark, Version: 1, UpdatedAt: e.clock.now()}
 		if diff := cmp.Diff(want, e.item("TEE-M")); diff != "" {
@@ -31,7 +32,7 @@ func TestProductCreatedMakesAnItemOnce(t *testing.T) {
 		}
 
 		// The same product again (another message: a catalog replay) changes nothing.
-		send(e, catalog.ProductCreatedEvent.Name(), bus.KindEvent, catalog.ProductCreated{Product: p})
+		send(e, catalog.ProductCreatedEvent.Name(), message.KindEvent, catalog.ProductCreated{Product: p})
 		if diff := cmp.Diff(want, e.item("TEE-M")); diff != "" {
 			t.Errorf("item after a second ProductCreated (-want +got):\n%s", diff)
 		}
@@ -163,7 +164,7 @@ func TestAdjustFailures(t *testing.T) {
 				if !errors.Is(err, tt.want) {
 					t.Fatalf("Adjust: err = %v, want %v", err, tt.want)
 				}
-				var be *bus.Error
+				var be *message.Error
 				if !errors.As(err, &be) || be.Field != tt.field {
 					t.Errorf("err %v: field %q, want %q", err, be.Field, tt.field)
 				}

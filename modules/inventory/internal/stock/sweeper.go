@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/inventory"
 )
@@ -40,7 +40,7 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 				return err
 			}
 			released = true
-			return s.outbox.Add(ctx, tx, append([]bus.Outgoing{inventory.ReservationReleasedEvent.With(
+			return s.outbox.Add(ctx, tx, append([]message.Outgoing{inventory.ReservationReleasedEvent.With(
 				inventory.ReservationReleased{OrderID: id, Reason: ReasonExpired})}, msgs...)...)
 		})
 		if err != nil {

@@ -48,8 +48,9 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			if err != nil {
 				return nil, err
 			}
-			page, err := notifications.ListNotificationsRequest.Call(ctx, b, notifications.ListNotifications{
+			page, err := bus.Call(ctx, b, notifications.ListNotificationsRequest, notifications.ListNotifications{
 				CustomerID: p.UserID, Before: before, Limit: in.Limit})
+
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}

@@ -83,7 +83,7 @@ func newServer(t *testing.T) *server {
 func (s *server) confirm(t *testing.T, customer string) string {
 	t.Helper()
 	o := orders.Order{ID: bus.NewID(), CustomerID: customer, Status: orders.StatusConfirmed, Total: orders.Money{Amount: 100, Currency: "EUR"}}
-	env, err := orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: o}).Envelope(t.Context())
+	env, err := bus.Seal(t.Context(), orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: o}))
 	if err != nil {
 		t.Fatal(err)
 	}

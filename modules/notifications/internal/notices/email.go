@@ -237,7 +237,7 @@ func (e *Emailer) send(ctx context.Context, b *bus.Bus, c EmailClaim) {
 // retry can fix satisfy mailer.IsPermanent.
 func (e *Emailer) attempt(ctx context.Context, b *bus.Bus, c EmailClaim) error {
 	lctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
-	u, err := identity.GetUserRequest.Call(lctx, b, identity.GetUser{ID: c.CustomerID})
+	u, err := bus.Call(lctx, b, identity.GetUserRequest, identity.GetUser{ID: c.CustomerID})
 	cancel()
 	if errors.Is(err, identity.ErrUserNotFound) {
 		return mailer.Permanent(fmt.Errorf("customer %s has no account: %w", c.CustomerID, err))

@@ -26,13 +26,14 @@ const password = "mail-p4ss-w0rd"
 // identityStub answers identity.GetUser at the bus boundary, as the identity module
 // would: the accounts it knows, ErrUserNotFound for others.
 func identityStub(emails map[string]string) bus.RequestHandler {
-	return identity.GetUserRequest.Handle(func(_ context.Context, q identity.GetUser) (identity.User, error) {
+	return bus.Handle(identity.GetUserRequest, func(_ context.Context, q identity.GetUser) (identity.User, error) {
 		email, ok := emails[q.ID]
 		if !ok {
 			return identity.User{}, identity.ErrUserNotFound
 		}
 		return identity.User{ID: q.ID, Email: email, Role: identity.RoleCustomer}, nil
 	})
+
 }
 
 // emailRig is a notifications database whose emailer sends to a real SMTP server.

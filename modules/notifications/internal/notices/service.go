@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/notifications"
@@ -43,7 +44,7 @@ func NewService(db *store.DB, emailer *Emailer) *Service {
 
 // Handlers returns the service's request handlers, for the bus.
 func (s *Service) Handlers() []bus.RequestHandler {
-	return []bus.RequestHandler{notifications.ListNotificationsRequest.Handle(s.List)}
+	return []bus.RequestHandler{bus.Handle(notifications.ListNotificationsRequest, s.List)}
 }
 
 // Subscriptions returns the service's event subscriptions, for the bus. Each runs
@@ -53,19 +54,19 @@ func (s *Service) Handlers() []bus.RequestHandler {
 func (s *Service) Subscriptions() []bus.Subscription {
 	return []bus.Subscription{
 		outbox.SubscribeEvent(s.db, orders.OrderConfirmedEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m bus.Message[orders.OrderConfirmed]) error {
+			func(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderConfirmed]) error {
 				return s.add(ctx, tx, confirmed(m.Body))
 			}),
 		outbox.SubscribeEvent(s.db, orders.OrderRejectedEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m bus.Message[orders.OrderRejected]) error {
+			func(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderRejected]) error {
 				return s.add(ctx, tx, rejected(m.Body))
 			}),
 		outbox.SubscribeEvent(s.db, orders.OrderCancelledEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m bus.Message[orders.OrderCancelled]) error {
+			func(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderCancelled]) error {
 				return s.add(ctx, tx, cancelled(m.Body))
 			}),
 		outbox.SubscribeEvent(s.db, payments.RefundIssuedEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m bus.Message[payments.RefundIssued]) error {
+			func(ctx context.Context, tx *store.Tx, m message.Message[payments.RefundIssued]) error {
 				return s.add(ctx, tx, refunded(m.Body))
 			}),
 	}
@@ -76,7 +77,7 @@ func (s *Service) Subscriptions() []bus.Subscription {
 // retries it and then parks it where an operator sees it.
 func (s *Service) add(ctx context.Context, tx *store.Tx, d draft) error {
 	if d.CustomerID == "" || d.OrderID == "" {
-		return bus.ErrInvalidMessage.Withf("a %s event needs a customer and an order (got customer %q, order %q)",
+		return message.ErrInvalidMessage.Withf("a %s event needs a customer and an order (got customer %q, order %q)",
 			d.Kind, d.CustomerID, d.OrderID)
 	}
 	n := notifications.Notification{ID: bus.NewID(), CustomerID: d.CustomerID, Kind: d.Kind, OrderID: d.OrderID,

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testdb"
@@ -47,9 +48,9 @@ func newBus(t *testing.T, svc *notices.Service, extra ...bus.RequestHandler) *bu
 }
 
 // publish delivers an event the way the relay does, under a given message id.
-func publish(t *testing.T, b *bus.Bus, out bus.Outgoing, id string) {
+func publish(t *testing.T, b *bus.Bus, out message.Outgoing, id string) {
 	t.Helper()
-	env, err := out.Envelope(context.Background())
+	env, err := bus.Seal(context.Background(), out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func order(id, customer string, status orders.Status, reason string) orders.Orde
 
 func list(t *testing.T, b *bus.Bus, customer string) []notifications.Notification {
 	t.Helper()
-	page, err := notifications.ListNotificationsRequest.Call(t.Context(), b, notifications.ListNotifications{CustomerID: customer, Limit: notifications.MaxPageSize})
+	page, err := bus.Call(t.Context(), b, notifications.ListNotificationsRequest, notifications.ListNotifications{CustomerID: customer, Limit: notifications.MaxPageSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,24 +88,24 @@ func TestEachEventMakesOneNotification(t *testing.T) {
 	orderID := "0190a8b2-0000-7000-8000-0000abcd1234"
 	events := []struct {
 		name      string
-		event     func() bus.Outgoing
+		event     func() message.Outgoing
 		kind      string
 		title     string
 		bodyParts []string
 	}{
-		{"confirmed", func() bus.Outgoing {
+		{"confirmed", func() message.Outgoing {
 			return orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: order(orderID, ada, orders.StatusConfirmed, "")})
 		}, notices.KindOrderConfirmed, "Order #ABCD1234 is confirmed",
 			[]string{"#ABCD1234", "3 items", "EUR 1,264.50"}},
-		{"rejected", func() bus.Outgoing {
+		{"rejected", func() message.Outgoing {
 			return orders.OrderRejectedEvent.With(orders.OrderRejected{Order: order(orderID, ada, orders.StatusRejected, "the card was declined")})
 		}, notices.KindOrderRejected, "Order #ABCD1234 could not be completed",
 			[]string{"#ABCD1234", "EUR 1,264.50", ": the card was declined.", "No payment has been taken."}},
-		{"cancelled", func() bus.Outgoing {
+		{"cancelled", func() message.Outgoing {
 			return orders.OrderCancelledEvent.With(orders.OrderCancelled{Order: order(orderID, ada, orders.StatusCancelled, "changed my mind"), Refunded: true})
 		}, notices.KindOrderCancelled, "Order #ABCD1234 is cancelled",
 			[]string{"#ABCD1234", "EUR 1,264.50", ": changed my mind.", "being refunded"}},
-		{"refund", func() bus.Outgoing {
+		{"refund", func() message.Outgoing {
 			return payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: orderID, CustomerID: ada, RefundID: "r-1",
 				Amount: payments.Money{Amount: 500, Currency: "EUR"}, TotalRefunded: 1500, Reason: "a goodwill gesture"})
 		}, notices.KindRefundIssued, "Refund of EUR 5.00 for order #ABCD1234",
@@ -151,7 +152,7 @@ func TestRefundsAreNotifiedOncePerRefund(t *testing.T) {
 	testdb.EachHost(t, "notifications", func(t *testing.T, h *modhost.Host) {
 		b := newBus(t, notices.NewService(h.DB, nil))
 		orderID := bus.NewID()
-		refund := func(refundID string) bus.Outgoing {
+		refund := func(refundID string) message.Outgoing {
 			return payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: orderID, CustomerID: ada, RefundID: refundID,
 				Amount: payments.Money{Amount: 100, Currency: "EUR"}})
 		}
@@ -169,11 +170,11 @@ func TestRefundsAreNotifiedOncePerRefund(t *testing.T) {
 func TestMalformedEventIsRefused(t *testing.T) {
 	testdb.EachHost(t, "notifications", func(t *testing.T, h *modhost.Host) {
 		b := newBus(t, notices.NewService(h.DB, nil))
-		env, err := orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: order(bus.NewID(), "", orders.StatusConfirmed, "")}).Envelope(t.Context())
+		env, err := bus.Seal(t.Context(), orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: order(bus.NewID(), "", orders.StatusConfirmed, "")}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Deliver(t.Context(), env); !errors.Is(err, bus.ErrInvalidMessage) {
+		if err := b.Deliver(t.Context(), env); !errors.Is(err, message.ErrInvalidMessage) {
 			t.Fatalf("Deliver = %v, want ErrInvalidMessage", err)
 		}
 		var n int
@@ -200,8 +201,9 @@ func TestListPagesNewestFirst(t *testing.T) {
 		}
 		byOrder := func(limit int) []string {
 			ids := testdb.CollectPages(t, limit, 20, func(before string, limit int) ([]string, error) {
-				page, err := notifications.ListNotificationsRequest.Call(t.Context(), b,
+				page, err := bus.Call(t.Context(), b, notifications.ListNotificationsRequest,
 					notifications.ListNotifications{CustomerID: ada, Before: before, Limit: limit})
+
 				var out []string
 				for _, n := range page.Items {
 					out = append(out, n.ID)
@@ -242,7 +244,7 @@ func TestListRejectsBadInput(t *testing.T) {
 		{CustomerID: strings.Repeat("x", 65)},
 		{CustomerID: ada, Before: "not-an-id"},
 	} {
-		if _, err := notifications.ListNotificationsRequest.Call(t.Context(), b, q); !errors.Is(err, notifications.ErrInvalidInput) {
+		if _, err := bus.Call(t.Context(), b, notifications.ListNotificationsRequest, q); !errors.Is(err, notifications.ErrInvalidInput) {
 			t.Errorf("List(%+v) = %v, want ErrInvalidInput", q, err)
 		}
 	}

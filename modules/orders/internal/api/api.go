@@ -81,7 +81,7 @@ func customer(ctx context.Context) (string, error) {
 // same error, so they cannot drift apart and tell one from the other.
 func ownedOrder(ctx context.Context, b *bus.Bus, id string) (orders.Order, error) {
 	notFound := orders.ErrOrderNotFound.Withf("no order with id %s", id)
-	o, err := orders.GetOrderRequest.Call(ctx, b, orders.GetOrder{ID: id})
+	o, err := bus.Call(ctx, b, orders.GetOrderRequest, orders.GetOrder{ID: id})
 	if errors.Is(err, orders.ErrOrderNotFound) {
 		err = notFound
 	}
@@ -116,7 +116,7 @@ func cartRoutes(api huma.API, b *bus.Bus) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := orders.GetCartRequest.Call(ctx, b, orders.GetCart{CustomerID: id})
+		c, err := bus.Call(ctx, b, orders.GetCartRequest, orders.GetCart{CustomerID: id})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -137,7 +137,7 @@ func cartRoutes(api huma.API, b *bus.Bus) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := orders.SetCartItemRequest.Call(ctx, b, orders.SetCartItem{CustomerID: id, ProductID: in.ProductID, Quantity: in.Body.Quantity})
+		c, err := bus.Call(ctx, b, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: id, ProductID: in.ProductID, Quantity: in.Body.Quantity})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -157,7 +157,7 @@ func cartRoutes(api huma.API, b *bus.Bus) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := orders.RemoveCartItemRequest.Call(ctx, b, orders.RemoveCartItem{CustomerID: id, ProductID: in.ProductID})
+		c, err := bus.Call(ctx, b, orders.RemoveCartItemRequest, orders.RemoveCartItem{CustomerID: id, ProductID: in.ProductID})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -199,8 +199,9 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 		if err != nil {
 			return nil, err
 		}
-		placed, err := orders.PlaceOrderRequest.Call(ctx, b, orders.PlaceOrder{CustomerID: id, PaymentToken: in.Body.PaymentToken,
+		placed, err := bus.Call(ctx, b, orders.PlaceOrderRequest, orders.PlaceOrder{CustomerID: id, PaymentToken: in.Body.PaymentToken,
 			IdempotencyKey: in.IdempotencyKey, RequestHash: RequestHash(in.Body)})
+
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -226,7 +227,7 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 		if err != nil {
 			return nil, err
 		}
-		page, err := orders.ListOrdersRequest.Call(ctx, b, orders.ListOrders{CustomerID: customerID, Status: in.Status, Before: before, Limit: in.Limit})
+		page, err := bus.Call(ctx, b, orders.ListOrdersRequest, orders.ListOrders{CustomerID: customerID, Status: in.Status, Before: before, Limit: in.Limit})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -305,7 +306,7 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 		if p.Role == "admin" {
 			reason = "cancelled by the shop"
 		}
-		o, err := orders.CancelOrderRequest.Call(ctx, b, orders.CancelOrder{ID: in.ID, Actor: p.UserID, Reason: reason})
+		o, err := bus.Call(ctx, b, orders.CancelOrderRequest, orders.CancelOrder{ID: in.ID, Actor: p.UserID, Reason: reason})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -331,8 +332,9 @@ func orderRoutes(api huma.API, b *bus.Bus) {
 		if refundID == "" {
 			refundID = bus.NewID()
 		}
-		o, err := orders.RefundOrderRequest.Call(ctx, b, orders.RefundOrder{ID: in.ID, RefundID: refundID,
+		o, err := bus.Call(ctx, b, orders.RefundOrderRequest, orders.RefundOrder{ID: in.ID, RefundID: refundID,
 			Amount: in.Body.Amount, Reason: in.Body.Reason, Actor: p.UserID})
+
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -380,7 +382,7 @@ func streamRoute(api huma.API, b *bus.Bus) {
 			return
 		}
 		for !o.Terminal() && ctx.Err() == nil {
-			next, err := orders.WaitOrderRequest.Call(ctx, b, orders.WaitOrder{ID: o.ID, AfterVersion: o.Version, Wait: streamWait})
+			next, err := bus.Call(ctx, b, orders.WaitOrderRequest, orders.WaitOrder{ID: o.ID, AfterVersion: o.Version, Wait: streamWait})
 			if err != nil {
 				return // the request's deadline, or the orders module is unreachable: the client reconnects
 			}
@@ -441,7 +443,7 @@ func sagaRoutes(api huma.API, b *bus.Bus) {
 		if err != nil {
 			return nil, err
 		}
-		page, err := orders.ListSagasRequest.Call(ctx, b, orders.ListSagas{State: in.State, After: after, Limit: in.Limit})
+		page, err := bus.Call(ctx, b, orders.ListSagasRequest, orders.ListSagas{State: in.State, After: after, Limit: in.Limit})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}
@@ -471,7 +473,7 @@ func sagaRoutes(api huma.API, b *bus.Bus) {
 		Summary: "Get an order's checkout saga", Description: "The saga's state, deadline, attempts and full history.",
 		Security: httpapi.AdminOnly,
 	}, func(ctx context.Context, in *getIn) (*getOut, error) {
-		s, err := orders.GetSagaRequest.Call(ctx, b, orders.GetSaga{OrderID: in.OrderID})
+		s, err := bus.Call(ctx, b, orders.GetSagaRequest, orders.GetSaga{OrderID: in.OrderID})
 		if err != nil {
 			return nil, httpapi.Problem(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/inventory"
@@ -37,8 +38,8 @@ func (s *Service) Subscriptions() []bus.Subscription {
 	}
 }
 
-func on[T any](s *Service, e bus.Event[T], orderOf func(T) string) bus.Subscription {
-	return outbox.SubscribeEvent(s.db, e, Consumer, func(ctx context.Context, tx *store.Tx, m bus.Message[T]) error {
+func on[T any](s *Service, e message.Event[T], orderOf func(T) string) bus.Subscription {
+	return outbox.SubscribeEvent(s.db, e, Consumer, func(ctx context.Context, tx *store.Tx, m message.Message[T]) error {
 		id := orderOf(m.Body)
 		_, err := s.apply(ctx, tx, id, m.Body)
 		if errors.Is(err, orders.ErrOrderNotFound) {

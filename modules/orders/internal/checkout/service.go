@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -42,9 +43,9 @@ func (c *BusCatalog) Bind(b *bus.Bus) { c.b.Store(b) }
 func (c *BusCatalog) GetProducts(ctx context.Context, ids []string) ([]catalog.Product, error) {
 	b := c.b.Load()
 	if b == nil {
-		return nil, bus.ErrNoHandler.Withf("the orders module is not started")
+		return nil, message.ErrNoHandler.Withf("the orders module is not started")
 	}
-	ps, err := catalog.GetProductsRequest.Call(ctx, b, catalog.GetProducts{IDs: ids})
+	ps, err := bus.Call(ctx, b, catalog.GetProductsRequest, catalog.GetProducts{IDs: ids})
 	return ps.Products, err
 }
 
@@ -111,17 +112,17 @@ func NewService(db *store.DB, ob *outbox.Outbox, cat Catalog, opts Options, log 
 // Handlers returns the service's request handlers, for the bus.
 func (s *Service) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
-		orders.GetCartRequest.Handle(s.GetCart),
-		orders.SetCartItemRequest.Handle(s.SetCartItem),
-		orders.RemoveCartItemRequest.Handle(s.RemoveCartItem),
-		orders.PlaceOrderRequest.Handle(s.PlaceOrder),
-		orders.GetOrderRequest.Handle(s.GetOrder),
-		orders.WaitOrderRequest.Handle(s.WaitOrder),
-		orders.ListOrdersRequest.Handle(s.ListOrders),
-		orders.CancelOrderRequest.Handle(s.CancelOrder),
-		orders.RefundOrderRequest.Handle(s.RefundOrder),
-		orders.ListSagasRequest.Handle(s.ListSagas),
-		orders.GetSagaRequest.Handle(s.GetSaga),
+		bus.Handle(orders.GetCartRequest, s.GetCart),
+		bus.Handle(orders.SetCartItemRequest, s.SetCartItem),
+		bus.Handle(orders.RemoveCartItemRequest, s.RemoveCartItem),
+		bus.Handle(orders.PlaceOrderRequest, s.PlaceOrder),
+		bus.Handle(orders.GetOrderRequest, s.GetOrder),
+		bus.Handle(orders.WaitOrderRequest, s.WaitOrder),
+		bus.Handle(orders.ListOrdersRequest, s.ListOrders),
+		bus.Handle(orders.CancelOrderRequest, s.CancelOrder),
+		bus.Handle(orders.RefundOrderRequest, s.RefundOrder),
+		bus.Handle(orders.ListSagasRequest, s.ListSagas),
+		bus.Handle(orders.GetSagaRequest, s.GetSaga),
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
@@ -41,7 +42,7 @@ func each(t *testing.T, opts checkout.Options, fn func(t *testing.T, w *ordertes
 }
 
 func fieldOf(err error) string {
-	var be *bus.Error
+	var be *message.Error
 	if errors.As(err, &be) {
 		return be.Field
 	}
@@ -55,18 +56,18 @@ func TestCart(t *testing.T) {
 		mug := w.Catalog.Add("MUG", "Mug", 500)
 
 		t.Run("empty", func(t *testing.T) {
-			c, err := orders.GetCartRequest.Call(ctx, w.Bus, orders.GetCart{CustomerID: bob})
+			c, err := bus.Call(ctx, w.Bus, orders.GetCartRequest, orders.GetCart{CustomerID: bob})
 			if err != nil || len(c.Lines) != 0 || c.Total.Amount != 0 || c.Version != 0 {
 				t.Fatalf("empty cart: %+v, %v", c, err)
 			}
 		})
 
 		t.Run("set and price", func(t *testing.T) {
-			c, err := orders.SetCartItemRequest.Call(ctx, w.Bus, orders.SetCartItem{CustomerID: alice, ProductID: tee.ID, Quantity: 2})
+			c, err := bus.Call(ctx, w.Bus, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: alice, ProductID: tee.ID, Quantity: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err = orders.SetCartItemRequest.Call(ctx, w.Bus, orders.SetCartItem{CustomerID: alice, ProductID: mug.ID, Quantity: 1})
+			c, err = bus.Call(ctx, w.Bus, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: alice, ProductID: mug.ID, Quantity: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +82,7 @@ func TestCart(t *testing.T) {
 				t.Errorf("cart total %+v, notices %q, version %d", c.Total, c.Notices, c.Version)
 			}
 			// Setting again changes the quantity, not the number of lines.
-			c, err = orders.SetCartItemRequest.Call(ctx, w.Bus, orders.SetCartItem{CustomerID: alice, ProductID: tee.ID, Quantity: 3})
+			c, err = bus.Call(ctx, w.Bus, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: alice, ProductID: tee.ID, Quantity: 3})
 			if err != nil || len(c.Lines) != 2 || c.Lines[0].Quantity != 3 || c.Total.Amount != 5000 {
 				t.Errorf("after changing the quantity: %+v, %v", c, err)
 			}
@@ -106,7 +107,7 @@ func TestCart(t *testing.T) {
 				{"draft", draft.ID, 1, orders.ErrProductUnavailable, "path.product_id"},
 				{"other currency", dollars.ID, 1, orders.ErrCurrencyMismatch, "path.product_id"},
 			} {
-				_, err := orders.SetCartItemRequest.Call(ctx, w.Bus, orders.SetCartItem{CustomerID: alice, ProductID: tc.productID, Quantity: tc.quantity})
+				_, err := bus.Call(ctx, w.Bus, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: alice, ProductID: tc.productID, Quantity: tc.quantity})
 				if !errors.Is(err, tc.want) || fieldOf(err) != tc.field {
 					t.Errorf("%s: err = %v (field %q), want %v on %s", tc.name, err, fieldOf(err), tc.want, tc.field)
 				}
@@ -114,11 +115,11 @@ func TestCart(t *testing.T) {
 		})
 
 		t.Run("remove is idempotent", func(t *testing.T) {
-			c, err := orders.RemoveCartItemRequest.Call(ctx, w.Bus, orders.RemoveCartItem{CustomerID: alice, ProductID: mug.ID})
+			c, err := bus.Call(ctx, w.Bus, orders.RemoveCartItemRequest, orders.RemoveCartItem{CustomerID: alice, ProductID: mug.ID})
 			if err != nil || len(c.Lines) != 1 {
 				t.Fatalf("remove: %+v, %v", c, err)
 			}
-			again, err := orders.RemoveCartItemRequest.Call(ctx, w.Bus, orders.RemoveCartItem{CustomerID: alice, ProductID: mug.ID})
+			again, err := bus.Call(ctx, w.Bus, orders.RemoveCartItemRequest, orders.RemoveCartItem{CustomerID: alice, ProductID: mug.ID})
 			if err != nil || len(again.Lines) != 1 || again.Version != c.Version {
 				t.Errorf("remove again: %+v, %v (version %d, was %d)", again, err, again.Version, c.Version)
 			}
@@ -129,7 +130,7 @@ func TestCart(t *testing.T) {
 			w.Catalog.Update(tee.ID, func(p *catalog.Product) { p.Price.Amount = 1700 })
 			w.Catalog.Update(mug.ID, func(p *catalog.Product) { p.Status = catalog.StatusArchived })
 			calls := w.Catalog.Calls()
-			c, err := orders.GetCartRequest.Call(ctx, w.Bus, orders.GetCart{CustomerID: alice})
+			c, err := bus.Call(ctx, w.Bus, orders.GetCartRequest, orders.GetCart{CustomerID: alice})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,11 +148,11 @@ func TestCart(t *testing.T) {
 				t.Errorf("notices %q", c.Notices)
 			}
 			// Seen now: the price change is not news any more; the unavailable product still is.
-			again, err := orders.GetCartRequest.Call(ctx, w.Bus, orders.GetCart{CustomerID: alice})
+			again, err := bus.Call(ctx, w.Bus, orders.GetCartRequest, orders.GetCart{CustomerID: alice})
 			if err != nil || again.Lines[0].PreviousPrice != nil || len(again.Notices) != 1 || again.Version != c.Version {
 				t.Errorf("second look: %+v, %v", again, err)
 			}
-			if _, err := orders.RemoveCartItemRequest.Call(ctx, w.Bus, orders.RemoveCartItem{CustomerID: alice, ProductID: mug.ID}); err != nil {
+			if _, err := bus.Call(ctx, w.Bus, orders.RemoveCartItemRequest, orders.RemoveCartItem{CustomerID: alice, ProductID: mug.ID}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -163,12 +164,12 @@ func TestCart(t *testing.T) {
 			}
 			w.Fill(t, bob, ps)
 			extra := w.Catalog.Add("EXTRA", "Extra", 100)
-			_, err := orders.SetCartItemRequest.Call(ctx, w.Bus, orders.SetCartItem{CustomerID: bob, ProductID: extra.ID, Quantity: 1})
+			_, err := bus.Call(ctx, w.Bus, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: bob, ProductID: extra.ID, Quantity: 1})
 			if !errors.Is(err, orders.ErrCartFull) {
 				t.Errorf("51st product: %v, want ErrCartFull", err)
 			}
 			// A product already there can still change.
-			if _, err := orders.SetCartItemRequest.Call(ctx, w.Bus, orders.SetCartItem{CustomerID: bob, ProductID: ps[0].ID, Quantity: 5}); err != nil {
+			if _, err := bus.Call(ctx, w.Bus, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: bob, ProductID: ps[0].ID, Quantity: 5}); err != nil {
 				t.Errorf("changing a line of a full cart: %v", err)
 			}
 		})
@@ -181,8 +182,9 @@ func TestPlaceOrder(t *testing.T) {
 		tee := w.Catalog.Add("TEE-M", "Classic Tee", 1500)
 		mug := w.Catalog.Add("MUG", "Mug", 500)
 		place := func(customer, key, hash string) (orders.PlacedOrder, error) {
-			return orders.PlaceOrderRequest.Call(ctx, w.Bus, orders.PlaceOrder{CustomerID: customer, PaymentToken: "tok_visa",
+			return bus.Call(ctx, w.Bus, orders.PlaceOrderRequest, orders.PlaceOrder{CustomerID: customer, PaymentToken: "tok_visa",
 				IdempotencyKey: key, RequestHash: hash})
+
 		}
 
 		t.Run("invalid", func(t *testing.T) {
@@ -197,7 +199,7 @@ func TestPlaceOrder(t *testing.T) {
 				{"no key", orders.PlaceOrder{CustomerID: alice, PaymentToken: "tok", RequestHash: "h"}, "header.Idempotency-Key"},
 				{"long key", orders.PlaceOrder{CustomerID: alice, PaymentToken: "tok", IdempotencyKey: strings.Repeat("k", 201), RequestHash: "h"}, "header.Idempotency-Key"},
 			} {
-				_, err := orders.PlaceOrderRequest.Call(ctx, w.Bus, tc.p)
+				_, err := bus.Call(ctx, w.Bus, orders.PlaceOrderRequest, tc.p)
 				if !errors.Is(err, orders.ErrInvalidInput) || fieldOf(err) != tc.field {
 					t.Errorf("%s: %v (field %q), want ErrInvalidInput on %s", tc.name, err, fieldOf(err), tc.field)
 				}
@@ -222,7 +224,7 @@ func TestPlaceOrder(t *testing.T) {
 			if o.Status != orders.StatusPending || o.Version != 1 || o.Total != (orders.Money{Amount: 5000, Currency: "EUR"}) || len(o.Lines) != 2 || placed.Replayed {
 				t.Errorf("placed %+v", placed)
 			}
-			if c, _ := orders.GetCartRequest.Call(ctx, w.Bus, orders.GetCart{CustomerID: alice}); len(c.Lines) != 0 {
+			if c, _ := bus.Call(ctx, w.Bus, orders.GetCartRequest, orders.GetCart{CustomerID: alice}); len(c.Lines) != 0 {
 				t.Errorf("the cart is not cleared: %+v", c.Lines)
 			}
 			if s := w.Saga(t, o.ID); s.State != orders.SagaReserving || s.Attempts != 1 {
@@ -294,7 +296,7 @@ func TestPlaceOrder(t *testing.T) {
 			if !errors.Is(err, orders.ErrPriceChanged) || !strings.Contains(err.Error(), "Classic Tee is now 19.99 EUR (was 15.00 EUR)") {
 				t.Fatalf("err = %v, want ErrPriceChanged naming the product", err)
 			}
-			if c, _ := orders.GetCartRequest.Call(ctx, w.Bus, orders.GetCart{CustomerID: bob}); c.Lines[0].PreviousPrice != nil || c.Lines[0].UnitPrice.Amount != 1999 {
+			if c, _ := bus.Call(ctx, w.Bus, orders.GetCartRequest, orders.GetCart{CustomerID: bob}); c.Lines[0].PreviousPrice != nil || c.Lines[0].UnitPrice.Amount != 1999 {
 				t.Errorf("the cart is not re-priced: %+v", c.Lines[0])
 			}
 			placed, err := place(bob, "k-price", "h")
@@ -370,7 +372,7 @@ func TestCheckoutFlows(t *testing.T) {
 			o := w.Place(t, alice, "tok_visa")
 			testlog.Eventually(t, "authorization to be asked", func() bool { return w.Peer.Has(o.ID, payments.AuthorizePaymentCommand.Name()) })
 			w.Peer.Lock(func(p *ordertest.Peer) { delete(p.Silent, payments.AuthorizePaymentCommand.Name()) })
-			c, err := orders.CancelOrderRequest.Call(t.Context(), w.Bus, orders.CancelOrder{ID: o.ID, Actor: alice})
+			c, err := bus.Call(t.Context(), w.Bus, orders.CancelOrderRequest, orders.CancelOrder{ID: o.ID, Actor: alice})
 			if err != nil || c.Status != orders.StatusCancelled {
 				t.Fatalf("cancel: %+v, %v", c, err)
 			}
@@ -380,7 +382,7 @@ func TestCheckoutFlows(t *testing.T) {
 					t.Errorf("no %s after cancelling: %v", typ, w.Peer.ReceivedTypes(o.ID))
 				}
 			}
-			if _, err := orders.CancelOrderRequest.Call(t.Context(), w.Bus, orders.CancelOrder{ID: o.ID}); !errors.Is(err, orders.ErrNotCancellable) {
+			if _, err := bus.Call(t.Context(), w.Bus, orders.CancelOrderRequest, orders.CancelOrder{ID: o.ID}); !errors.Is(err, orders.ErrNotCancellable) {
 				t.Errorf("cancelling twice: %v", err)
 			}
 		})
@@ -389,7 +391,7 @@ func TestCheckoutFlows(t *testing.T) {
 			w.Fill(t, alice, []catalog.Product{tee}, 2)
 			o := w.Place(t, alice, "tok_visa")
 			w.WaitSaga(t, o.ID, orders.SagaCompleted)
-			c, err := orders.CancelOrderRequest.Call(t.Context(), w.Bus, orders.CancelOrder{ID: o.ID, Actor: alice})
+			c, err := bus.Call(t.Context(), w.Bus, orders.CancelOrderRequest, orders.CancelOrder{ID: o.ID, Actor: alice})
 			if err != nil || c.Status != orders.StatusCancelled {
 				t.Fatalf("cancel: %+v, %v", c, err)
 			}
@@ -416,7 +418,7 @@ func TestCheckoutFlows(t *testing.T) {
 			o := w.Place(t, alice, "tok_visa")
 			w.WaitSaga(t, o.ID, orders.SagaCompleted)
 			for range 2 { // the same refund id refunds once
-				if _, err := orders.RefundOrderRequest.Call(t.Context(), w.Bus, orders.RefundOrder{ID: o.ID, RefundID: "r-1", Amount: 1000, Reason: "goodwill"}); err != nil {
+				if _, err := bus.Call(t.Context(), w.Bus, orders.RefundOrderRequest, orders.RefundOrder{ID: o.ID, RefundID: "r-1", Amount: 1000, Reason: "goodwill"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -447,12 +449,12 @@ func TestCheckoutFlows(t *testing.T) {
 		})
 
 		t.Run("lists", func(t *testing.T) {
-			page, err := orders.ListOrdersRequest.Call(t.Context(), w.Bus, orders.ListOrders{CustomerID: alice, Limit: 2})
+			page, err := bus.Call(t.Context(), w.Bus, orders.ListOrdersRequest, orders.ListOrders{CustomerID: alice, Limit: 2})
 			if err != nil || len(page.Items) != 2 || page.NextBefore == "" || page.Items[0].ID < page.Items[1].ID {
 				t.Fatalf("first page: %+v, %v", page, err)
 			}
 			all := testdb.CollectPages(t, 2, 20, func(after string, limit int) ([]string, error) {
-				p, err := orders.ListOrdersRequest.Call(t.Context(), w.Bus, orders.ListOrders{CustomerID: alice, Before: after, Limit: limit})
+				p, err := bus.Call(t.Context(), w.Bus, orders.ListOrdersRequest, orders.ListOrders{CustomerID: alice, Before: after, Limit: limit})
 				var ids []string
 				for _, o := range p.Items {
 					ids = append(ids, o.ID)
@@ -462,14 +464,14 @@ func TestCheckoutFlows(t *testing.T) {
 			if len(all) != 7 || !slices.IsSortedFunc(all, func(a, b string) int { return strings.Compare(b, a) }) {
 				t.Errorf("%d orders, newest first? %v", len(all), all)
 			}
-			rejected, err := orders.ListOrdersRequest.Call(t.Context(), w.Bus, orders.ListOrders{CustomerID: alice, Status: orders.StatusRejected})
+			rejected, err := bus.Call(t.Context(), w.Bus, orders.ListOrdersRequest, orders.ListOrders{CustomerID: alice, Status: orders.StatusRejected})
 			if err != nil || len(rejected.Items) != 2 {
 				t.Errorf("rejected orders: %d, %v", len(rejected.Items), err)
 			}
-			if other, _ := orders.ListOrdersRequest.Call(t.Context(), w.Bus, orders.ListOrders{CustomerID: bob}); len(other.Items) != 0 {
+			if other, _ := bus.Call(t.Context(), w.Bus, orders.ListOrdersRequest, orders.ListOrders{CustomerID: bob}); len(other.Items) != 0 {
 				t.Errorf("bob sees %d orders", len(other.Items))
 			}
-			sagas, err := orders.ListSagasRequest.Call(t.Context(), w.Bus, orders.ListSagas{State: orders.SagaCancelled})
+			sagas, err := bus.Call(t.Context(), w.Bus, orders.ListSagasRequest, orders.ListSagas{State: orders.SagaCancelled})
 			if err != nil || len(sagas.Items) != 3 {
 				t.Errorf("cancelled sagas: %d, %v", len(sagas.Items), err)
 			}
@@ -534,27 +536,27 @@ func TestWaitOrder(t *testing.T) {
 		w.Fill(t, alice, []catalog.Product{tee})
 		o := w.Place(t, alice, "tok_visa")
 
-		got, err := orders.WaitOrderRequest.Call(t.Context(), w.Bus, orders.WaitOrder{ID: o.ID, AfterVersion: 1, Wait: 50 * time.Millisecond})
+		got, err := bus.Call(t.Context(), w.Bus, orders.WaitOrderRequest, orders.WaitOrder{ID: o.ID, AfterVersion: 1, Wait: 50 * time.Millisecond})
 		if err != nil || got.Version != 1 {
 			t.Fatalf("wait with nothing happening: v%d, %v", got.Version, err)
 		}
 		done := make(chan orders.Order, 1)
 		go func() {
 			// Woken by the commit in this process, not by polling (an hour here).
-			got, err := orders.WaitOrderRequest.Call(context.Background(), w.Bus, orders.WaitOrder{ID: o.ID, AfterVersion: 1, Wait: 20 * time.Second})
+			got, err := bus.Call(context.Background(), w.Bus, orders.WaitOrderRequest, orders.WaitOrder{ID: o.ID, AfterVersion: 1, Wait: 20 * time.Second})
 			if err != nil {
 				t.Errorf("wait: %v", err)
 			}
 			done <- got
 		}()
 		testlog.Eventually(t, "authorization to be asked", func() bool { return w.Peer.Has(o.ID, payments.AuthorizePaymentCommand.Name()) })
-		if _, err := orders.CancelOrderRequest.Call(t.Context(), w.Bus, orders.CancelOrder{ID: o.ID}); err != nil {
+		if _, err := bus.Call(t.Context(), w.Bus, orders.CancelOrderRequest, orders.CancelOrder{ID: o.ID}); err != nil {
 			t.Fatal(err)
 		}
 		if got := <-done; got.Version != 2 || got.Status != orders.StatusCancelled {
 			t.Errorf("woken with v%d %s", got.Version, got.Status)
 		}
-		if _, err := orders.WaitOrderRequest.Call(t.Context(), w.Bus, orders.WaitOrder{ID: bus.NewID()}); !errors.Is(err, orders.ErrOrderNotFound) {
+		if _, err := bus.Call(t.Context(), w.Bus, orders.WaitOrderRequest, orders.WaitOrder{ID: bus.NewID()}); !errors.Is(err, orders.ErrOrderNotFound) {
 			t.Errorf("unknown order: %v", err)
 		}
 	})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -72,7 +73,7 @@ func (c *Catalog) Calls() int {
 
 // Handler answers catalog.GetProducts as the catalog does: unknown ids left out.
 func (c *Catalog) Handler() bus.RequestHandler {
-	return catalog.GetProductsRequest.Handle(func(_ context.Context, q catalog.GetProducts) (catalog.Products, error) {
+	return bus.Handle(catalog.GetProductsRequest, func(_ context.Context, q catalog.GetProducts) (catalog.Products, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.calls++
@@ -87,6 +88,7 @@ func (c *Catalog) Handler() bus.RequestHandler {
 		}
 		return out, nil
 	})
+
 }
 
 // Command is a command the peer received.
@@ -176,11 +178,11 @@ func orderOf(v any) string {
 	return ""
 }
 
-func answer[T any](p *Peer, c bus.Command[T], reply func(p *Peer, m T) []bus.Outgoing) bus.Subscription {
-	return outbox.SubscribeCommand(p.db, c, "peer", func(ctx context.Context, tx *store.Tx, m bus.Message[T]) error {
+func answer[T any](p *Peer, c message.Command[T], reply func(p *Peer, m T) []message.Outgoing) bus.Subscription {
+	return outbox.SubscribeCommand(p.db, c, "peer", func(ctx context.Context, tx *store.Tx, m message.Message[T]) error {
 		p.mu.Lock()
 		p.received = append(p.received, Command{Type: c.Name(), Payload: m.Body})
-		var out []bus.Outgoing
+		var out []message.Outgoing
 		if !p.Silent[c.Name()] {
 			out = reply(p, m.Body)
 		}
@@ -192,7 +194,7 @@ func answer[T any](p *Peer, c bus.Command[T], reply func(p *Peer, m T) []bus.Out
 // Subscriptions returns the peer's subscriptions to the commands orders sends.
 func (p *Peer) Subscriptions() []bus.Subscription {
 	return []bus.Subscription{
-		answer(p, inventory.ReserveStockCommand, func(p *Peer, m inventory.ReserveStock) []bus.Outgoing {
+		answer(p, inventory.ReserveStockCommand, func(p *Peer, m inventory.ReserveStock) []message.Outgoing {
 			var rejected []inventory.RejectedLine
 			for _, l := range m.Lines {
 				if avail, ok := p.Stock[l.ProductID]; ok && avail < l.Quantity {
@@ -201,43 +203,43 @@ func (p *Peer) Subscriptions() []bus.Subscription {
 				}
 			}
 			if len(rejected) > 0 {
-				return []bus.Outgoing{inventory.StockReservationRejectedEvent.With(inventory.StockReservationRejected{OrderID: m.OrderID, Lines: rejected})}
+				return []message.Outgoing{inventory.StockReservationRejectedEvent.With(inventory.StockReservationRejected{OrderID: m.OrderID, Lines: rejected})}
 			}
-			return []bus.Outgoing{inventory.StockReservedEvent.With(inventory.StockReserved{OrderID: m.OrderID, Lines: m.Lines, ExpiresAt: m.ExpiresAt})}
+			return []message.Outgoing{inventory.StockReservedEvent.With(inventory.StockReserved{OrderID: m.OrderID, Lines: m.Lines, ExpiresAt: m.ExpiresAt})}
 		}),
-		answer(p, inventory.CommitReservationCommand, func(p *Peer, m inventory.CommitReservation) []bus.Outgoing {
+		answer(p, inventory.CommitReservationCommand, func(p *Peer, m inventory.CommitReservation) []message.Outgoing {
 			if p.CommitFails {
-				return []bus.Outgoing{inventory.ReservationCommitFailedEvent.With(inventory.ReservationCommitFailed{OrderID: m.OrderID, Reason: "expired"})}
+				return []message.Outgoing{inventory.ReservationCommitFailedEvent.With(inventory.ReservationCommitFailed{OrderID: m.OrderID, Reason: "expired"})}
 			}
-			return []bus.Outgoing{inventory.ReservationCommittedEvent.With(inventory.ReservationCommitted(m))}
+			return []message.Outgoing{inventory.ReservationCommittedEvent.With(inventory.ReservationCommitted(m))}
 		}),
-		answer(p, inventory.ReleaseReservationCommand, func(_ *Peer, m inventory.ReleaseReservation) []bus.Outgoing {
-			return []bus.Outgoing{inventory.ReservationReleasedEvent.With(inventory.ReservationReleased(m))}
+		answer(p, inventory.ReleaseReservationCommand, func(_ *Peer, m inventory.ReleaseReservation) []message.Outgoing {
+			return []message.Outgoing{inventory.ReservationReleasedEvent.With(inventory.ReservationReleased(m))}
 		}),
-		answer(p, inventory.RestockOrderCommand, func(_ *Peer, m inventory.RestockOrder) []bus.Outgoing {
-			return []bus.Outgoing{inventory.OrderRestockedEvent.With(inventory.OrderRestocked{OrderID: m.OrderID})}
+		answer(p, inventory.RestockOrderCommand, func(_ *Peer, m inventory.RestockOrder) []message.Outgoing {
+			return []message.Outgoing{inventory.OrderRestockedEvent.With(inventory.OrderRestocked{OrderID: m.OrderID})}
 		}),
-		answer(p, payments.AuthorizePaymentCommand, func(_ *Peer, m payments.AuthorizePayment) []bus.Outgoing {
+		answer(p, payments.AuthorizePaymentCommand, func(_ *Peer, m payments.AuthorizePayment) []message.Outgoing {
 			if m.PaymentToken == DeclineToken {
-				return []bus.Outgoing{payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{OrderID: m.OrderID, CustomerID: m.CustomerID,
+				return []message.Outgoing{payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{OrderID: m.OrderID, CustomerID: m.CustomerID,
 					Reason: payments.DeclineCardDeclined, Message: DeclineMessage})}
 			}
-			return []bus.Outgoing{payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{OrderID: m.OrderID, CustomerID: m.CustomerID,
+			return []message.Outgoing{payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{OrderID: m.OrderID, CustomerID: m.CustomerID,
 				Amount: m.Amount, ProviderRef: "ref-" + m.OrderID})}
 		}),
-		answer(p, payments.CapturePaymentCommand, func(_ *Peer, m payments.CapturePayment) []bus.Outgoing {
-			return []bus.Outgoing{payments.PaymentCapturedEvent.With(payments.PaymentCaptured{OrderID: m.OrderID})}
+		answer(p, payments.CapturePaymentCommand, func(_ *Peer, m payments.CapturePayment) []message.Outgoing {
+			return []message.Outgoing{payments.PaymentCapturedEvent.With(payments.PaymentCaptured{OrderID: m.OrderID})}
 		}),
-		answer(p, payments.VoidPaymentCommand, func(_ *Peer, m payments.VoidPayment) []bus.Outgoing {
-			return []bus.Outgoing{payments.PaymentVoidedEvent.With(payments.PaymentVoided{OrderID: m.OrderID})}
+		answer(p, payments.VoidPaymentCommand, func(_ *Peer, m payments.VoidPayment) []message.Outgoing {
+			return []message.Outgoing{payments.PaymentVoidedEvent.With(payments.PaymentVoided{OrderID: m.OrderID})}
 		}),
-		answer(p, payments.RefundPaymentCommand, func(p *Peer, m payments.RefundPayment) []bus.Outgoing {
+		answer(p, payments.RefundPaymentCommand, func(p *Peer, m payments.RefundPayment) []message.Outgoing {
 			amount := m.Amount
 			if amount == 0 {
 				amount = 1 << 40 // "all that is left": the test's orders are far smaller
 			}
 			p.refunded[m.OrderID] += amount
-			return []bus.Outgoing{payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: m.OrderID, RefundID: m.RefundID,
+			return []message.Outgoing{payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: m.OrderID, RefundID: m.RefundID,
 				Amount: payments.Money{Amount: amount, Currency: "EUR"}, TotalRefunded: p.refunded[m.OrderID], Reason: m.Reason})}
 		}),
 	}
@@ -307,7 +309,7 @@ func (w *World) Fill(t testing.TB, customerID string, products []catalog.Product
 		if i < len(quantities) {
 			q = quantities[i]
 		}
-		if _, err := orders.SetCartItemRequest.Call(context.Background(), w.Bus, orders.SetCartItem{CustomerID: customerID, ProductID: p.ID, Quantity: q}); err != nil {
+		if _, err := bus.Call(context.Background(), w.Bus, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: customerID, ProductID: p.ID, Quantity: q}); err != nil {
 			t.Fatalf("SetCartItem %s: %v", p.SKU, err)
 		}
 	}
@@ -317,8 +319,9 @@ func (w *World) Fill(t testing.TB, customerID string, products []catalog.Product
 func (w *World) Place(t testing.TB, customerID, token string) orders.Order {
 	t.Helper()
 	key := bus.NewID()
-	placed, err := orders.PlaceOrderRequest.Call(context.Background(), w.Bus, orders.PlaceOrder{CustomerID: customerID,
+	placed, err := bus.Call(context.Background(), w.Bus, orders.PlaceOrderRequest, orders.PlaceOrder{CustomerID: customerID,
 		PaymentToken: token, IdempotencyKey: key, RequestHash: "hash-" + key})
+
 	if err != nil {
 		t.Fatalf("PlaceOrder: %v", err)
 	}
@@ -328,7 +331,7 @@ func (w *World) Place(t testing.TB, customerID, token string) orders.Order {
 // Order returns order id now.
 func (w *World) Order(t testing.TB, id string) orders.Order {
 	t.Helper()
-	o, err := orders.GetOrderRequest.Call(context.Background(), w.Bus, orders.GetOrder{ID: id})
+	o, err := bus.Call(context.Background(), w.Bus, orders.GetOrderRequest, orders.GetOrder{ID: id})
 	if err != nil {
 		t.Fatalf("GetOrder %s: %v", id, err)
 	}
@@ -338,7 +341,7 @@ func (w *World) Order(t testing.TB, id string) orders.Order {
 // Saga returns the saga of order id now.
 func (w *World) Saga(t testing.TB, id string) orders.Saga {
 	t.Helper()
-	s, err := orders.GetSagaRequest.Call(context.Background(), w.Bus, orders.GetSaga{OrderID: id})
+	s, err := bus.Call(context.Background(), w.Bus, orders.GetSagaRequest, orders.GetSaga{OrderID: id})
 	if err != nil {
 		t.Fatalf("GetSaga %s: %v", id, err)
 	}
@@ -355,9 +358,9 @@ func (w *World) WaitSaga(t testing.TB, id string, state orders.SagaState) orders
 }
 
 // Publish delivers out on the bus now, as if another module had sent it.
-func (w *World) Publish(t testing.TB, out bus.Outgoing) {
+func (w *World) Publish(t testing.TB, out message.Outgoing) {
 	t.Helper()
-	env, err := out.Envelope(context.Background())
+	env, err := bus.Seal(context.Background(), out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/orders"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -151,13 +151,13 @@ type Timeout struct{}
 type Result struct {
 	Saga         Saga
 	Order        orders.Order
-	OrderChanged bool           // Order differs from the one given (its Version is one higher)
-	Send         []bus.Outgoing // commands and events to write to the outbox
+	OrderChanged bool               // Order differs from the one given (its Version is one higher)
+	Send         []message.Outgoing // commands and events to write to the outbox
 }
 
 // Start returns the saga of a newly placed order (pending, version 1) and the
 // messages that start it: ReserveStock and OrderPlaced.
-func Start(o orders.Order, token string, now time.Time, t Timing) (Saga, []bus.Outgoing) {
+func Start(o orders.Order, token string, now time.Time, t Timing) (Saga, []message.Outgoing) {
 	lines := make([]inventory.Line, len(o.Lines))
 	for i, l := range o.Lines {
 		lines[i] = inventory.Line{ProductID: l.ProductID, SKU: l.SKU, Quantity: l.Quantity}
@@ -168,10 +168,10 @@ func Start(o orders.Order, token string, now time.Time, t Timing) (Saga, []bus.O
 	reserve := reserveStock(s, now, t)
 	s.History = []orders.SagaStep{{At: now, State: s.State, Message: orders.PlaceOrderRequest.Name(),
 		Note: "order placed; sent " + reserve.Type}}
-	return s, []bus.Outgoing{reserve, orders.OrderPlacedEvent.With(orders.OrderPlaced{Order: o})}
+	return s, []message.Outgoing{reserve, orders.OrderPlacedEvent.With(orders.OrderPlaced{Order: o})}
 }
 
-func reserveStock(s Saga, now time.Time, t Timing) bus.Outgoing {
+func reserveStock(s Saga, now time.Time, t Timing) message.Outgoing {
 	return inventory.ReserveStockCommand.With(inventory.ReserveStock{OrderID: s.OrderID,
 		Lines: slices.Clone(s.Lines), ExpiresAt: now.Add(t.ReservationTTL)})
 }
@@ -190,8 +190,8 @@ type step struct {
 	s       Saga
 	o       orders.Order
 	changed bool
-	send    []bus.Outgoing
-	events  []func(orders.Order) bus.Outgoing // built at the end, from the final order
+	send    []message.Outgoing
+	events  []func(orders.Order) message.Outgoing // built at the end, from the final order
 	notes   []string
 	now     time.Time
 	t       Timing
@@ -201,7 +201,7 @@ func (x *step) note(format string, args ...any) {
 	x.notes = append(x.notes, fmt.Sprintf(format, args...))
 }
 
-func (x *step) command(out bus.Outgoing) {
+func (x *step) command(out message.Outgoing) {
 	x.send = append(x.send, out)
 	x.note("sent %s", out.Type)
 }
@@ -348,7 +348,7 @@ func (x *step) stockReserved() {
 	}
 }
 
-func (x *step) authorize() bus.Outgoing {
+func (x *step) authorize() message.Outgoing {
 	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{OrderID: x.s.OrderID, CustomerID: x.s.CustomerID,
 		Amount: payments.Money(x.s.Total), PaymentToken: x.s.PaymentToken})
 }
@@ -363,12 +363,12 @@ func (x *step) stockRejected(m inventory.StockReservationRejected) {
 	x.events = append(x.events, rejected)
 }
 
-func rejected(o orders.Order) bus.Outgoing {
+func rejected(o orders.Order) message.Outgoing {
 	return orders.OrderRejectedEvent.With(orders.OrderRejected{Order: o})
 }
 
-func cancelled(refunded bool) func(orders.Order) bus.Outgoing {
-	return func(o orders.Order) bus.Outgoing {
+func cancelled(refunded bool) func(orders.Order) message.Outgoing {
+	return func(o orders.Order) message.Outgoing {
 		return orders.OrderCancelledEvent.With(orders.OrderCancelled{Order: o, Refunded: refunded})
 	}
 }
@@ -416,7 +416,7 @@ func (x *step) paymentAuthorized() {
 		x.s.PaymentToken = ""
 		x.enter(orders.SagaCompleting)
 		x.setOrder(orders.StatusConfirmed, "")
-		x.events = append(x.events, func(o orders.Order) bus.Outgoing {
+		x.events = append(x.events, func(o orders.Order) message.Outgoing {
 			return orders.OrderConfirmedEvent.With(orders.OrderConfirmed{Order: o})
 		})
 		x.s.Awaiting = nil
@@ -466,12 +466,12 @@ func (x *step) compensate(target orders.SagaState, void bool) {
 	}
 }
 
-func (x *step) release() bus.Outgoing {
+func (x *step) release() message.Outgoing {
 	reason := "order " + string(x.s.Target)
 	return inventory.ReleaseReservationCommand.With(inventory.ReleaseReservation{OrderID: x.s.OrderID, Reason: reason})
 }
 
-func (x *step) void() bus.Outgoing {
+func (x *step) void() message.Outgoing {
 	return payments.VoidPaymentCommand.With(payments.VoidPayment{OrderID: x.s.OrderID, Reason: "order " + string(x.s.Target)})
 }
 
@@ -536,13 +536,13 @@ func (x *step) commitFailed(m inventory.ReservationCommitFailed) {
 
 // cancelRefund is the full refund of a cancellation; its id derives from the order,
 // so sending it again refunds once.
-func (x *step) cancelRefund(reason string) bus.Outgoing {
+func (x *step) cancelRefund(reason string) message.Outgoing {
 	x.s.CancelRefundID = x.s.OrderID + "-cancel"
 	return payments.RefundPaymentCommand.With(payments.RefundPayment{OrderID: x.s.OrderID,
 		RefundID: x.s.CancelRefundID, Reason: reason})
 }
 
-func (x *step) restock(reason string) bus.Outgoing {
+func (x *step) restock(reason string) message.Outgoing {
 	return inventory.RestockOrderCommand.With(inventory.RestockOrder{OrderID: x.s.OrderID, Reason: reason})
 }
 
@@ -671,14 +671,14 @@ func (x *step) timeout() {
 }
 
 // resend returns the commands of the current step that are still unanswered.
-func (x *step) resend() []bus.Outgoing {
+func (x *step) resend() []message.Outgoing {
 	switch x.s.State {
 	case orders.SagaReserving:
-		return []bus.Outgoing{reserveStock(x.s, x.now, x.t)}
+		return []message.Outgoing{reserveStock(x.s, x.now, x.t)}
 	case orders.SagaAuthorizing:
-		return []bus.Outgoing{x.authorize()}
+		return []message.Outgoing{x.authorize()}
 	}
-	var out []bus.Outgoing
+	var out []message.Outgoing
 	for _, a := range x.s.Awaiting {
 		switch a {
 		case AckCommitted:

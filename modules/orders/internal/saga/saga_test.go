@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/orders"
 	"github.com/agora-commerce/agora/modules/orders/internal/saga"
@@ -111,7 +111,7 @@ type want struct {
 	err      error
 }
 
-func types(out []bus.Outgoing) []string {
+func types(out []message.Outgoing) []string {
 	var ts []string
 	for _, o := range out {
 		ts = append(ts, o.Type)
@@ -364,7 +364,7 @@ func TestEventsCarryTheChangedOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(r.Send, func(o bus.Outgoing) bool { return o.Type == eConfirmed })
+	i := slices.IndexFunc(r.Send, func(o message.Outgoing) bool { return o.Type == eConfirmed })
 	if i < 0 {
 		t.Fatalf("no OrderConfirmed in %v", types(r.Send))
 	}

@@ -27,7 +27,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Description: "The payment of an order and its ledger: every amount authorized, captured, voided and refunded. Admins only.",
 			Security:    httpapi.AdminOnly,
 		}, func(ctx context.Context, in *getIn) (*getOut, error) {
-			p, err := payments.GetPaymentRequest.Call(ctx, b, payments.GetPayment{OrderID: in.OrderID})
+			p, err := bus.Call(ctx, b, payments.GetPaymentRequest, payments.GetPayment{OrderID: in.OrderID})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -44,7 +44,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Description: "Which payment provider the payments module calls, and whether its circuit breaker lets calls through (closed), tries one (half-open) or fails them at once (open).",
 			Security:    httpapi.AdminOnly,
 		}, func(ctx context.Context, _ *struct{}) (*stateOut, error) {
-			s, err := payments.ProviderStatusRequest.Call(ctx, b, payments.ProviderStatus{})
+			s, err := bus.Call(ctx, b, payments.ProviderStatusRequest, payments.ProviderStatus{})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}

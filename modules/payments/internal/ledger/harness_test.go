@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/psp"
 	"github.com/agora-commerce/agora/internal/store"
@@ -91,7 +92,7 @@ func newTracedWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap fun
 
 // send sends commands to payments the way another module does: through an
 // outbox, which the relay delivers to the bus.
-func (w *world) send(t *testing.T, cmds ...bus.Outgoing) {
+func (w *world) send(t *testing.T, cmds ...message.Outgoing) {
 	t.Helper()
 	err := store.InTx(t.Context(), w.h.DB, func(tx *store.Tx) error { return w.h.Outbox.Add(t.Context(), tx, cmds...) })
 	if err != nil {
@@ -101,7 +102,7 @@ func (w *world) send(t *testing.T, cmds ...bus.Outgoing) {
 
 func (w *world) payment(t *testing.T, orderID string) payments.Payment {
 	t.Helper()
-	p, err := payments.GetPaymentRequest.Call(t.Context(), w.bus, payments.GetPayment{OrderID: orderID})
+	p, err := bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{OrderID: orderID})
 	if err != nil {
 		t.Fatalf("GetPayment %s: %v", orderID, err)
 	}
@@ -114,7 +115,7 @@ func (w *world) waitStatus(t *testing.T, orderID string, status payments.Status)
 	var p payments.Payment
 	testlog.Eventually(t, "payment "+orderID+" "+string(status), func() bool {
 		var err error
-		p, err = payments.GetPaymentRequest.Call(t.Context(), w.bus, payments.GetPayment{OrderID: orderID})
+		p, err = bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{OrderID: orderID})
 		return err == nil && p.Status == status
 	})
 	return p
@@ -138,27 +139,27 @@ func (w *world) settle(t *testing.T) {
 	})
 }
 
-func authorize(order, token string, amount int64) bus.Outgoing {
+func authorize(order, token string, amount int64) message.Outgoing {
 	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{OrderID: order, CustomerID: "cust-" + order,
 		Amount: payments.Money{Amount: amount, Currency: "EUR"}, PaymentToken: token})
 }
 
-func capture(order string) bus.Outgoing {
+func capture(order string) message.Outgoing {
 	return payments.CapturePaymentCommand.With(payments.CapturePayment{OrderID: order})
 }
 
-func void(order string) bus.Outgoing {
+func void(order string) message.Outgoing {
 	return payments.VoidPaymentCommand.With(payments.VoidPayment{OrderID: order, Reason: "out of stock"})
 }
 
-func refund(order, id string, amount int64) bus.Outgoing {
+func refund(order, id string, amount int64) message.Outgoing {
 	return payments.RefundPaymentCommand.With(payments.RefundPayment{OrderID: order, RefundID: id, Amount: amount, Reason: "returned"})
 }
 
 // recorder keeps every event payments publishes.
 type recorder struct {
 	mu  sync.Mutex
-	got []bus.Envelope
+	got []message.Envelope
 }
 
 func (r *recorder) subscriptions() []bus.Subscription {
@@ -167,7 +168,7 @@ func (r *recorder) subscriptions() []bus.Subscription {
 		payments.PaymentAuthorizedEvent.Name(), payments.PaymentDeclinedEvent.Name(), payments.PaymentCapturedEvent.Name(),
 		payments.PaymentVoidedEvent.Name(), payments.RefundIssuedEvent.Name(), payments.RefundFailedEvent.Name(),
 	} {
-		subs = append(subs, bus.Subscription{Type: typ, Consumer: "test.recorder", Handle: func(_ context.Context, env bus.Envelope) error {
+		subs = append(subs, bus.Subscription{Type: typ, Consumer: "test.recorder", Handle: func(_ context.Context, env message.Envelope) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.got = append(r.got, env)
@@ -178,10 +179,10 @@ func (r *recorder) subscriptions() []bus.Subscription {
 }
 
 // of returns the events of orderID, in order, as "Type" strings and their envelopes.
-func (r *recorder) of(orderID string) []bus.Envelope {
+func (r *recorder) of(orderID string) []message.Envelope {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []bus.Envelope
+	var out []message.Envelope
 	for _, env := range r.got {
 		var p struct {
 			OrderID string `json:"order_id"`
@@ -202,13 +203,13 @@ func (r *recorder) types(orderID string) []string {
 }
 
 // wait waits for the n-th event of orderID and returns it.
-func (r *recorder) wait(t *testing.T, orderID string, n int) bus.Envelope {
+func (r *recorder) wait(t *testing.T, orderID string, n int) message.Envelope {
 	t.Helper()
 	testlog.Eventually(t, "event of "+orderID, func() bool { return len(r.of(orderID)) >= n })
 	return r.of(orderID)[n-1]
 }
 
-func decode[T any](t *testing.T, env bus.Envelope) T {
+func decode[T any](t *testing.T, env message.Envelope) T {
 	t.Helper()
 	return testdb.Decode[T](t, string(env.Payload))
 }
@@ -219,7 +220,7 @@ func decode[T any](t *testing.T, env bus.Envelope) T {
 type handlerSpans struct{ tracer trace.Tracer }
 
 func (o handlerSpans) Observe(ctx context.Context, op bus.Op) (context.Context, func(error)) {
-	if op.Role != bus.Handle || op.Headers == nil {
+	if op.Role != bus.Handling || op.Headers == nil {
 		return ctx, func(error) {}
 	}
 	ctx, span := o.tracer.Start(bus.ExtractTrace(ctx, op.Headers), "process "+op.Type)

@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/payments"
 )
@@ -250,7 +251,7 @@ func (r repo) operation(ctx context.Context, q sqlx.ExtContext, key string) (ope
 // work under ctx becomes the cause of the operation's events, and its span the
 // parent of the operation's (see traceParent).
 func (r repo) schedule(ctx context.Context, q sqlx.ExtContext, o operation, now time.Time) error {
-	cause, _ := bus.CauseFrom(ctx)
+	cause, _ := message.CauseFrom(ctx)
 	ms := now.UnixMilli()
 	_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO payment_operations
 		(op_key, order_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, traceparent, created_at, updated_at)

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -127,8 +128,8 @@ func (s *Service) Subscriptions() []bus.Subscription {
 // Handlers returns the module's request handlers.
 func (s *Service) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
-		payments.GetPaymentRequest.Handle(s.Get),
-		payments.ProviderStatusRequest.Handle(func(context.Context, payments.ProviderStatus) (payments.ProviderState, error) {
+		bus.Handle(payments.GetPaymentRequest, s.Get),
+		bus.Handle(payments.ProviderStatusRequest, func(context.Context, payments.ProviderStatus) (payments.ProviderState, error) {
 			return s.ProviderState(), nil
 		}),
 	}
@@ -171,7 +172,7 @@ var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 // errInvalidCommand is a command that can never be carried out. The handler
 // returns it, so the relay parks the message as a dead letter for an operator:
 // the sender has a bug, and answering with an event would hide it.
-var errInvalidCommand = bus.ErrInvalidMessage
+var errInvalidCommand = message.ErrInvalidMessage
 
 func checkID(field, v string) error {
 	if v == "" || len(v) > maxID {
@@ -180,7 +181,7 @@ func checkID(field, v string) error {
 	return nil
 }
 
-func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m bus.Message[payments.AuthorizePayment]) error {
+func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Message[payments.AuthorizePayment]) error {
 	c := m.Body
 	if err := checkID("order_id", c.OrderID); err != nil {
 		return err
@@ -225,7 +226,7 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m bus.Message[p
 	return nil
 }
 
-func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m bus.Message[payments.CapturePayment]) error {
+func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m message.Message[payments.CapturePayment]) error {
 	c := m.Body
 	if err := checkID("order_id", c.OrderID); err != nil {
 		return err
@@ -256,7 +257,7 @@ func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m bus.Message[pay
 	}
 }
 
-func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m bus.Message[payments.VoidPayment]) error {
+func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m message.Message[payments.VoidPayment]) error {
 	c := m.Body
 	if err := checkID("order_id", c.OrderID); err != nil {
 		return err
@@ -302,7 +303,7 @@ func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m bus.Message[paymen
 	}
 }
 
-func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m bus.Message[payments.RefundPayment]) error {
+func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[payments.RefundPayment]) error {
 	c := m.Body
 	if err := checkID("order_id", c.OrderID); err != nil {
 		return err
@@ -366,26 +367,26 @@ func (s *Service) schedule(ctx context.Context, tx *store.Tx, o operation, now t
 	return nil
 }
 
-func authorizedEvent(p payment) bus.Outgoing {
+func authorizedEvent(p payment) message.Outgoing {
 	return payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{OrderID: p.OrderID, CustomerID: p.CustomerID,
 		Amount: p.money(p.Amount), ProviderRef: p.ProviderAuthID})
 }
 
-func declinedEvent(p payment) bus.Outgoing {
+func declinedEvent(p payment) message.Outgoing {
 	return payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{OrderID: p.OrderID, CustomerID: p.CustomerID,
 		Reason: p.Reason, Message: Messages[p.Reason]})
 }
 
-func capturedEvent(p payment) bus.Outgoing {
+func capturedEvent(p payment) message.Outgoing {
 	return payments.PaymentCapturedEvent.With(payments.PaymentCaptured{OrderID: p.OrderID, CustomerID: p.CustomerID,
 		Amount: p.money(p.Captured)})
 }
 
-func voidedEvent(p payment) bus.Outgoing {
+func voidedEvent(p payment) message.Outgoing {
 	return payments.PaymentVoidedEvent.With(payments.PaymentVoided{OrderID: p.OrderID, CustomerID: p.CustomerID})
 }
 
-func refundIssuedEvent(p payment, o operation) bus.Outgoing {
+func refundIssuedEvent(p payment, o operation) message.Outgoing {
 	return payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: p.OrderID, CustomerID: p.CustomerID,
 		RefundID: o.RefundID, Amount: p.money(o.Amount), TotalRefunded: p.Refunded, Reason: o.Reason})
 }

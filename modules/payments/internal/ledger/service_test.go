@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/psp"
 	"github.com/agora-commerce/agora/internal/testdb"
@@ -198,7 +199,7 @@ func TestCaptureNeedsAnAuthorization(t *testing.T) {
 		if p := w.payment(t, declined); p.Captured != 0 || p.Status != payments.StatusDeclined {
 			t.Errorf("declined payment after capture: %+v", p)
 		}
-		if _, err := payments.GetPaymentRequest.Call(t.Context(), w.bus, payments.GetPayment{OrderID: unknown}); !errors.Is(err, payments.ErrPaymentNotFound) {
+		if _, err := bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{OrderID: unknown}); !errors.Is(err, payments.ErrPaymentNotFound) {
 			t.Errorf("unknown order: err = %v", err)
 		}
 	})
@@ -261,8 +262,8 @@ func TestVoidBeforeTheCallSkipsIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		order := bus.NewID()
-		for _, m := range []bus.Outgoing{authorize(order, psp.TokenVisa, 100), void(order)} {
-			env, err := m.Envelope(t.Context())
+		for _, m := range []message.Outgoing{authorize(order, psp.TokenVisa, 100), void(order)} {
+			env, err := bus.Seal(t.Context(), m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +343,7 @@ func TestBreakerOpenDeclinesAtOnce(t *testing.T) {
 		if _, err := w.prov.Authorize(t.Context(), payments.Money{Amount: 1, Currency: "EUR"}, psp.TokenError, "trip"); err == nil {
 			t.Fatal("tok_error succeeded")
 		}
-		st, err := payments.ProviderStatusRequest.Call(t.Context(), w.bus, payments.ProviderStatus{})
+		st, err := bus.Call(t.Context(), w.bus, payments.ProviderStatusRequest, payments.ProviderStatus{})
 		if err != nil || st.Breaker != "open" || st.Provider != "simulated" {
 			t.Fatalf("ProviderStatus = %+v, %v", st, err)
 		}
@@ -517,7 +518,7 @@ func TestMalformedCommandsAreRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bad := []bus.Outgoing{
+		bad := []message.Outgoing{
 			authorize("", psp.TokenVisa, 100),
 			authorize(bus.NewID(), psp.TokenVisa, 0),
 			payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{OrderID: bus.NewID(), Amount: payments.Money{Amount: 1, Currency: "euro"}}),
@@ -525,11 +526,11 @@ func TestMalformedCommandsAreRefused(t *testing.T) {
 			refund(bus.NewID(), "r", -1),
 		}
 		for _, m := range bad {
-			env, err := m.Envelope(t.Context())
+			env, err := bus.Seal(t.Context(), m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := b.Deliver(t.Context(), env); !errors.Is(err, bus.ErrInvalidMessage) {
+			if err := b.Deliver(t.Context(), env); !errors.Is(err, message.ErrInvalidMessage) {
 				t.Errorf("%s %s: err = %v, want ErrInvalidMessage", m.Type, env.Payload, err)
 			}
 		}

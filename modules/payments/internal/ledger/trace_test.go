@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/psp"
 	"github.com/agora-commerce/agora/internal/store"
@@ -29,7 +30,7 @@ func TestWorkerKeepsTheCommandsTrace(t *testing.T) {
 
 		ctx, root := tp.Tracer("test").Start(t.Context(), "checkout")
 		traced, untraced := bus.NewID(), bus.NewID()
-		sendIn := func(ctx context.Context, cmd bus.Outgoing) {
+		sendIn := func(ctx context.Context, cmd message.Outgoing) {
 			t.Helper()
 			if err := store.InTx(ctx, h.DB, func(tx *store.Tx) error { return h.Outbox.Add(ctx, tx, cmd) }); err != nil {
 				t.Fatal(err)
@@ -44,7 +45,7 @@ func TestWorkerKeepsTheCommandsTrace(t *testing.T) {
 		plain := w.events.wait(t, untraced, 1)
 
 		want := root.SpanContext().TraceID()
-		for _, env := range []bus.Envelope{authorized, captured} {
+		for _, env := range []message.Envelope{authorized, captured} {
 			got := trace.SpanContextFromContext(bus.ExtractTrace(context.Background(), env.Headers))
 			if got.TraceID() != want {
 				t.Errorf("%s carries trace %s (headers %v); want the command's trace %s", env.Type, got.TraceID(), env.Headers, want)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/payments"
 	"github.com/agora-commerce/agora/modules/payments/internal/provider"
@@ -110,7 +111,7 @@ func (s *Service) run(ctx, callCtx context.Context) {
 // work that scheduled o. A call cut short by Stop leaves o pending, to be resumed
 // with the same key.
 func (s *Service) perform(ctx context.Context, o operation) {
-	ctx = bus.WithModule(bus.WithCause(ctx, bus.Cause{ID: o.CauseID, CorrelationID: o.CorrelationID}), "payments")
+	ctx = bus.WithModule(message.WithCause(ctx, message.Cause{ID: o.CauseID, CorrelationID: o.CorrelationID}), "payments")
 	ctx, end := s.traceOperation(ctx, o)
 	var err error
 	defer func() { end(err) }()

@@ -1,4 +1,4 @@
-package bus
+package message
 
 import (
 	"context"
@@ -6,22 +6,22 @@ import (
 	"fmt"
 )
 
-// Kind classifies an Error so that every transport and the HTTP edge treat it alike:
-// the HTTP edge maps each Kind to one status code, and a Kind survives the wire.
-type Kind string
+// ErrorKind classifies an Error so that every transport and the HTTP edge treat it alike:
+// the HTTP edge maps each kind to one status code, and a kind survives the wire.
+type ErrorKind string
 
 // The kinds of error a message handler may return.
 const (
-	KindInvalid         Kind = "invalid"             // the message itself is wrong (HTTP 422)
-	KindNotFound        Kind = "not_found"           // the thing it names does not exist (404)
-	KindConflict        Kind = "conflict"            // it clashes with current state (409)
-	KindPrecondition    Kind = "precondition_failed" // an optimistic-concurrency check failed (412)
-	KindUnauthenticated Kind = "unauthenticated"     // the caller's credentials are missing or wrong (401)
-	KindForbidden       Kind = "forbidden"           // the caller may not do this (403)
-	KindUnavailable     Kind = "unavailable"         // no process serves the receiver right now (503)
-	KindOverloaded      Kind = "overloaded"          // the receiver is at capacity; retry later (503)
-	KindTimeout         Kind = "timeout"             // the deadline passed before an answer (504)
-	KindInternal        Kind = "internal"            // a fault inside the receiver (500)
+	Invalid         ErrorKind = "invalid"             // the message itself is wrong (HTTP 422)
+	NotFound        ErrorKind = "not_found"           // the thing it names does not exist (404)
+	Conflict        ErrorKind = "conflict"            // it clashes with current state (409)
+	Precondition    ErrorKind = "precondition_failed" // an optimistic-concurrency check failed (412)
+	Unauthenticated ErrorKind = "unauthenticated"     // the caller's credentials are missing or wrong (401)
+	Forbidden       ErrorKind = "forbidden"           // the caller may not do this (403)
+	Unavailable     ErrorKind = "unavailable"         // no process serves the receiver right now (503)
+	Overloaded      ErrorKind = "overloaded"          // the receiver is at capacity; retry later (503)
+	Timeout         ErrorKind = "timeout"             // the deadline passed before an answer (504)
+	Internal        ErrorKind = "internal"            // a fault inside the receiver (500)
 )
 
 // Error is an error that crosses the bus unchanged: it has a stable Code that
@@ -30,18 +30,18 @@ const (
 //
 // Message is shown to API clients; never put internal details (SQL, paths) in it.
 type Error struct {
-	Kind    Kind   `json:"kind"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Field names the offending input field (for KindInvalid), as a JSON path such
+	Kind    ErrorKind `json:"kind"`
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	// Field names the offending input field (for Invalid), as a JSON path such
 	// as "body.price.currency"; empty when the error is not about one field.
 	Field string `json:"field,omitempty"`
 }
 
 // NewError declares an error. Declare sentinels once, in a module's contract:
 //
-//	var ErrProductNotFound = bus.NewError(bus.KindNotFound, "catalog.product_not_found", "product not found")
-func NewError(kind Kind, code, message string) *Error {
+//	var ErrProductNotFound = message.NewError(message.NotFound, "catalog.product_not_found", "product not found")
+func NewError(kind ErrorKind, code, message string) *Error {
 	return &Error{Kind: kind, Code: code, Message: message}
 }
 
@@ -77,17 +77,17 @@ func (e *Error) OnField(field string) *Error {
 var (
 	// ErrNoHandler: no process serves the message's receiver (the module is not
 	// running here and no remote transport reaches it).
-	ErrNoHandler = NewError(KindUnavailable, "bus.no_handler", "no process serves this request")
+	ErrNoHandler = NewError(Unavailable, "bus.no_handler", "no process serves this request")
 	// ErrOverloaded: the receiver had no free capacity before the caller's
 	// deadline or its queue was full. Callers should retry later with backoff.
-	ErrOverloaded = NewError(KindOverloaded, "bus.overloaded", "the service is overloaded; retry later")
+	ErrOverloaded = NewError(Overloaded, "bus.overloaded", "the service is overloaded; retry later")
 	// ErrTimeout: the caller's deadline passed before the receiver answered.
-	ErrTimeout = NewError(KindTimeout, "bus.timeout", "the request timed out")
+	ErrTimeout = NewError(Timeout, "bus.timeout", "the request timed out")
 	// ErrInternal: the receiver failed for a reason the caller cannot act on. The
 	// cause is logged where it happened and never sent to the caller.
-	ErrInternal = NewError(KindInternal, "bus.internal", "internal error")
+	ErrInternal = NewError(Internal, "bus.internal", "internal error")
 	// ErrInvalidMessage: a message could not be decoded into its declared type.
-	ErrInvalidMessage = NewError(KindInvalid, "bus.invalid_message", "the message could not be decoded")
+	ErrInvalidMessage = NewError(Invalid, "bus.invalid_message", "the message could not be decoded")
 )
 
 // AsError converts any error into the *Error a caller on the other side of the bus

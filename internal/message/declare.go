@@ -1,0 +1,89 @@
+package message
+
+import "encoding/json"
+
+// Request declares a request–reply exchange: its name (the routing key, "<module>.<Name>")
+// and its request and reply types. Declare it once in the receiving module's
+// contract; bus.Call sends it and bus.Handle registers its handler.
+type Request[Req, Resp any] struct {
+	name  string
+	parks bool // see Parked
+}
+
+// NewRequest declares a request type. The name's first dot-separated part is the
+// module that serves it.
+func NewRequest[Req, Resp any](name string) Request[Req, Resp] {
+	return Request[Req, Resp]{name: name}
+}
+
+// Name returns the request's routing name.
+func (r Request[Req, Resp]) Name() string { return r.name }
+
+// Parked returns r declared as a long poll: its handler mostly waits (for a change,
+// up to a deadline) rather than works. Parked requests do not take the module's
+// work slots — a thousand waiting streams must not starve the module's real work —
+// but have their own, larger bound (see bus.Limits).
+func (r Request[Req, Resp]) Parked() Request[Req, Resp] {
+	r.parks = true
+	return r
+}
+
+// Parks reports whether r was declared Parked.
+func (r Request[Req, Resp]) Parks() bool { return r.parks }
+
+// Cloner is implemented by message types that copy themselves (deeply: sharing no
+// memory with the original) faster than the bus's reflective copy.
+type Cloner[T any] interface {
+	Clone() T
+}
+
+// Event declares a durable publish–subscribe message and its payload type.
+type Event[T any] struct{ name string }
+
+// NewEvent declares an event type, named "<module>.<EventName>".
+func NewEvent[T any](name string) Event[T] { return Event[T]{name: name} }
+
+// Name returns the event's type name.
+func (e Event[T]) Name() string { return e.name }
+
+// With returns payload as an outgoing event, ready for the outbox.
+func (e Event[T]) With(payload T) Outgoing {
+	return Outgoing{Kind: KindEvent, Type: e.name, Payload: payload}
+}
+
+// Decode decodes an envelope's payload as this event.
+func (e Event[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
+
+// Command declares a durable message to exactly one receiving module.
+type Command[T any] struct{ name string }
+
+// NewCommand declares a command type, named "<receiving module>.<CommandName>".
+func NewCommand[T any](name string) Command[T] { return Command[T]{name: name} }
+
+// Name returns the command's type name.
+func (c Command[T]) Name() string { return c.name }
+
+// With returns payload as an outgoing command, ready for the outbox.
+func (c Command[T]) With(payload T) Outgoing {
+	return Outgoing{Kind: KindCommand, Type: c.name, Payload: payload}
+}
+
+// Decode decodes an envelope's payload as this command.
+func (c Command[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
+
+func decode[T any](env Envelope) (Message[T], error) {
+	var m Message[T]
+	if err := json.Unmarshal(env.Payload, &m.Body); err != nil {
+		return m, ErrInvalidMessage.Withf("decode %s: %v", env.Type, err)
+	}
+	m.Meta = env.Meta()
+	return m, nil
+}
+
+// Outgoing is a durable message on its way into an outbox (bus.Seal makes it an
+// Envelope).
+type Outgoing struct {
+	Kind    Kind
+	Type    string
+	Payload any
+}
