@@ -571,7 +571,9 @@ func TestHasReferences(t *testing.T) {
 		{"array of slices", func() bool { return copier[arrayMsg]() != nil }, true},
 		{"nested", func() bool { return copier[nestedMsg]() != nil }, true},
 		{"any", func() bool { return copier[any]() != nil }, true},
-		{"reply", func() bool { return Handle(message.NewRequest[int, sliceMsg]("x.X"), nil).impl.(*requestHandler[int, sliceMsg]).copyResp != nil }, true},
+		{"reply", func() bool {
+			return Handle(message.NewRequest[int, sliceMsg]("x.X"), nil).impl.(*requestHandler[int, sliceMsg]).copyResp != nil
+		}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
