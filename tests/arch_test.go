@@ -31,8 +31,8 @@ type archPackage struct {
 //	(b) the contract modules/X imports nothing of the project but the message vocabulary:
 //	    internal/message;
 //	(c) the platform (internal/...) imports nothing under modules/, except internal/app,
-//	    which may import only modules/*/service and contract packages;
-//	(d) nothing but internal/app imports modules/*/service;
+//	    which may import only modules/*/module and contract packages;
+//	(d) nothing but internal/app imports modules/*/module;
 //	(e) every module that has packages has its contract package modules/X.
 func archViolations(pkgs []archPackage) []string {
 	var out []string
@@ -68,12 +68,12 @@ func archViolations(pkgs []archPackage) []string {
 				switch {
 				case p.Path != "internal/app":
 					bad("c", "the platform must not import modules")
-				case !isContract(imp) && !isService(imp):
-					bad("c", "internal/app may import only modules' service and contract packages")
+				case !isContract(imp) && !isWiring(imp):
+					bad("c", "internal/app may import only modules' module (wiring) and contract packages")
 				}
 			}
-			if isService(imp) && p.Path != "internal/app" {
-				bad("d", "only internal/app may import a module's service package")
+			if isWiring(imp) && p.Path != "internal/app" {
+				bad("d", "only internal/app may import a module's module package (its wiring)")
 			}
 		}
 	}
@@ -96,9 +96,9 @@ func isContract(path string) bool {
 	return ok && path == "modules/"+m
 }
 
-func isService(path string) bool {
+func isWiring(path string) bool {
 	m, ok := moduleOf(path)
-	return ok && (path == "modules/"+m+"/service" || strings.HasPrefix(path, "modules/"+m+"/service/"))
+	return ok && (path == "modules/"+m+"/module" || strings.HasPrefix(path, "modules/"+m+"/module/"))
 }
 
 func isPlatform(path string) bool { return path == "internal" || strings.HasPrefix(path, "internal/") }
@@ -218,10 +218,10 @@ func TestArchitecture(t *testing.T) {
 	if !slices.Contains(modules, "modules/catalog") || !slices.Contains(platform, "internal/app") {
 		t.Fatalf("expected modules/catalog and internal/app among the packages; modules %v, platform %v", modules, platform)
 	}
-	// And the import lists must have been read: internal/app wires the modules' services.
+	// And the import lists must have been read: internal/app wires the modules' module packages.
 	for _, p := range pkgs {
-		if p.Path == "internal/app" && !slices.ContainsFunc(p.Imports, isService) {
-			t.Fatalf("internal/app imports no module service package; were imports read? %v", p.Imports)
+		if p.Path == "internal/app" && !slices.ContainsFunc(p.Imports, isWiring) {
+			t.Fatalf("internal/app imports no module wiring package; were imports read? %v", p.Imports)
 		}
 	}
 	t.Logf("checked %d packages: modules %v", len(pkgs), modules)
@@ -238,14 +238,14 @@ func TestArchViolations(t *testing.T) {
 		{Path: "internal/message"},
 		{Path: "internal/bus", Imports: []string{"internal/message"}},
 		{Path: "internal/httpapi", Imports: []string{"internal/bus"}},
-		{Path: "internal/app", Imports: []string{"internal/bus", "modules/catalog/service", "modules/orders/service", "modules/catalog"}},
+		{Path: "internal/app", Imports: []string{"internal/bus", "modules/catalog/module", "modules/orders/module", "modules/catalog"}},
 		{Path: "internal/cli", Imports: []string{"internal/app"}},
 		{Path: "cmd/agora", Imports: []string{"internal/cli"}},
 		{Path: "modules/catalog", Imports: []string{"internal/message"}},
-		{Path: "modules/catalog/service", Imports: []string{"internal/httpapi", "modules/catalog", "modules/catalog/internal/api"}},
+		{Path: "modules/catalog/module", Imports: []string{"internal/httpapi", "modules/catalog", "modules/catalog/internal/api"}},
 		{Path: "modules/catalog/internal/api", Imports: []string{"modules/catalog", "internal/bus", "internal/httpapi"}},
 		{Path: "modules/orders", Imports: []string{"internal/message"}},
-		{Path: "modules/orders/service", Imports: []string{"modules/orders/internal/saga"}},
+		{Path: "modules/orders/module", Imports: []string{"modules/orders/internal/saga"}},
 		{Path: "modules/orders/internal/saga", Imports: []string{"modules/orders", "modules/catalog", "internal/outbox"}},
 		{Path: "tests", Imports: []string{"modules/catalog"}},
 	}
@@ -262,11 +262,11 @@ func TestArchViolations(t *testing.T) {
 			want: []string{"modules/orders/internal/pricing -> modules/catalog/internal/products: (a) a module may import only another module's contract package"},
 		},
 		{
-			name: "(a)+(d) module imports another module's service",
-			pkgs: with(archPackage{Path: "modules/orders/internal/x", Imports: []string{"modules/catalog/service"}}),
+			name: "(a)+(d) module imports another module's wiring",
+			pkgs: with(archPackage{Path: "modules/orders/internal/x", Imports: []string{"modules/catalog/module"}}),
 			want: []string{
-				"modules/orders/internal/x -> modules/catalog/service: (a) a module may import only another module's contract package",
-				"modules/orders/internal/x -> modules/catalog/service: (d) only internal/app may import a module's service package",
+				"modules/orders/internal/x -> modules/catalog/module: (a) a module may import only another module's contract package",
+				"modules/orders/internal/x -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)",
 			},
 		},
 		{
@@ -290,40 +290,40 @@ func TestArchViolations(t *testing.T) {
 			want: []string{"internal/outbox -> modules/catalog: (c) the platform must not import modules"},
 		},
 		{
-			name: "(c)+(d) platform imports a service",
-			pkgs: with(archPackage{Path: "internal/modhost", Imports: []string{"modules/catalog/service"}}),
+			name: "(c)+(d) platform imports a module's wiring",
+			pkgs: with(archPackage{Path: "internal/modhost", Imports: []string{"modules/catalog/module"}}),
 			want: []string{
-				"internal/modhost -> modules/catalog/service: (c) the platform must not import modules",
-				"internal/modhost -> modules/catalog/service: (d) only internal/app may import a module's service package",
+				"internal/modhost -> modules/catalog/module: (c) the platform must not import modules",
+				"internal/modhost -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)",
 			},
 		},
 		{
 			name: "(c) internal/app imports a module's internals",
 			pkgs: with(archPackage{Path: "internal/app", Imports: []string{"modules/catalog/internal/demo"}}),
-			want: []string{"internal/app -> modules/catalog/internal/demo: (c) internal/app may import only modules' service and contract packages"},
+			want: []string{"internal/app -> modules/catalog/internal/demo: (c) internal/app may import only modules' module (wiring) and contract packages"},
 		},
 		{
 			name: "(c) a package below internal/app is platform too",
-			pkgs: with(archPackage{Path: "internal/app/wiring", Imports: []string{"modules/catalog/service"}}),
+			pkgs: with(archPackage{Path: "internal/app/wiring", Imports: []string{"modules/catalog/module"}}),
 			want: []string{
-				"internal/app/wiring -> modules/catalog/service: (c) the platform must not import modules",
-				"internal/app/wiring -> modules/catalog/service: (d) only internal/app may import a module's service package",
+				"internal/app/wiring -> modules/catalog/module: (c) the platform must not import modules",
+				"internal/app/wiring -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)",
 			},
 		},
 		{
-			name: "(d) the command imports a service",
-			pkgs: with(archPackage{Path: "cmd/tool", Imports: []string{"modules/catalog/service"}}),
-			want: []string{"cmd/tool -> modules/catalog/service: (d) only internal/app may import a module's service package"},
+			name: "(d) the command imports a module's wiring",
+			pkgs: with(archPackage{Path: "cmd/tool", Imports: []string{"modules/catalog/module"}}),
+			want: []string{"cmd/tool -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)"},
 		},
 		{
-			name: "(d) a sub-package of service counts as the service",
-			pkgs: with(archPackage{Path: "tests", Imports: []string{"modules/catalog/service/fxopts"}}),
-			want: []string{"tests -> modules/catalog/service/fxopts: (d) only internal/app may import a module's service package"},
+			name: "(d) a sub-package of the wiring counts as the wiring",
+			pkgs: with(archPackage{Path: "tests", Imports: []string{"modules/catalog/module/fxopts"}}),
+			want: []string{"tests -> modules/catalog/module/fxopts: (d) only internal/app may import a module's module package (its wiring)"},
 		},
 		{
-			name: "(d) a module imports its own service",
-			pkgs: with(archPackage{Path: "modules/catalog/internal/demo", Imports: []string{"modules/catalog/service"}}),
-			want: []string{"modules/catalog/internal/demo -> modules/catalog/service: (d) only internal/app may import a module's service package"},
+			name: "(d) a module imports its own wiring",
+			pkgs: with(archPackage{Path: "modules/catalog/internal/demo", Imports: []string{"modules/catalog/module"}}),
+			want: []string{"modules/catalog/internal/demo -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)"},
 		},
 		{
 			name: "(e) module without contract",

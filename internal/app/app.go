@@ -22,13 +22,13 @@ import (
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/natsbus"
 	"github.com/agora-commerce/agora/internal/telemetry"
-	catalogservice "github.com/agora-commerce/agora/modules/catalog/service"
+	catalogmodule "github.com/agora-commerce/agora/modules/catalog/module"
 	"github.com/agora-commerce/agora/modules/identity"
-	identityservice "github.com/agora-commerce/agora/modules/identity/service"
-	inventoryservice "github.com/agora-commerce/agora/modules/inventory/service"
-	notificationsservice "github.com/agora-commerce/agora/modules/notifications/service"
-	ordersservice "github.com/agora-commerce/agora/modules/orders/service"
-	paymentsservice "github.com/agora-commerce/agora/modules/payments/service"
+	identitymodule "github.com/agora-commerce/agora/modules/identity/module"
+	inventorymodule "github.com/agora-commerce/agora/modules/inventory/module"
+	notificationsmodule "github.com/agora-commerce/agora/modules/notifications/module"
+	ordersmodule "github.com/agora-commerce/agora/modules/orders/module"
+	paymentsmodule "github.com/agora-commerce/agora/modules/payments/module"
 )
 
 // module is how the app knows a domain module: what runs it, what serves its routes.
@@ -38,12 +38,12 @@ type module struct {
 }
 
 var modules = map[string]module{
-	"identity":      {run: identityservice.Module, routes: identityservice.Routes},
-	"catalog":       {run: catalogservice.Module, routes: catalogservice.Routes},
-	"inventory":     {run: inventoryservice.Module, routes: inventoryservice.Routes},
-	"payments":      {run: paymentsservice.Module, routes: paymentsservice.Routes},
-	"orders":        {run: ordersservice.Module, routes: ordersservice.Routes},
-	"notifications": {run: notificationsservice.Module, routes: notificationsservice.Routes},
+	"identity":      {run: identitymodule.Module, routes: identitymodule.Routes},
+	"catalog":       {run: catalogmodule.Module, routes: catalogmodule.Routes},
+	"inventory":     {run: inventorymodule.Module, routes: inventorymodule.Routes},
+	"payments":      {run: paymentsmodule.Module, routes: paymentsmodule.Routes},
+	"orders":        {run: ordersmodule.Module, routes: ordersmodule.Routes},
+	"notifications": {run: notificationsmodule.Module, routes: notificationsmodule.Routes},
 }
 
 // Version is the build's version, set with -ldflags "-X …/internal/app.Version=v1.2.3".
@@ -93,7 +93,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 	}
 	// Every process verifies access tokens, with identity's keys and revocations:
 	// after the modules, so that where identity runs here it is ready to answer.
-	opts = append(opts, identityservice.Verification())
+	opts = append(opts, identitymodule.Verification())
 	// Last, so that it starts after every module (their databases, relays) and stops
 	// before them: no message from another process arrives at a closed database.
 	opts = append(opts, fx.Invoke(serveTransport))

@@ -1,4 +1,4 @@
-package service_test
+package module_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/agora-commerce/agora/internal/psp"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/payments"
-	"github.com/agora-commerce/agora/modules/payments/service"
+	"github.com/agora-commerce/agora/modules/payments/module"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -32,7 +32,7 @@ func start(t *testing.T, cfg config.Config) *bus.Bus {
 	var b *bus.Bus
 	app := fxtest.New(t,
 		fx.Supply(cfg, discard),
-		service.Module(),
+		module.Module(),
 		fx.Provide(fx.Annotate(
 			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
 				return bus.New(log, bus.Limits{}, nil, hs, subs)
@@ -112,7 +112,7 @@ func TestRoutes(t *testing.T) {
 		return tok
 	}
 	api := httpapi.NewAPI(httpapi.Config{Verifier: keys, MaxBodyBytes: 1 << 20, MaxInFlight: 8, RequestTimeout: 5 * time.Second}, discard)
-	service.Routes(b)(api)
+	module.Routes(b)(api)
 	h := api.Handler()
 
 	tests := []struct {

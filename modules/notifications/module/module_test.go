@@ -1,4 +1,4 @@
-package service_test
+package module_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/notifications"
 	"github.com/agora-commerce/agora/modules/notifications/internal/smtptest"
-	"github.com/agora-commerce/agora/modules/notifications/service"
+	"github.com/agora-commerce/agora/modules/notifications/module"
 	"github.com/agora-commerce/agora/modules/orders"
 )
 
@@ -48,7 +48,7 @@ func app(t *testing.T, cfg config.Config, log *slog.Logger, b **bus.Bus) *fxtest
 
 			}, fx.ResultTags(`group:"bus.requests"`)),
 		),
-		service.Module(),
+		module.Module(),
 		fx.Populate(b),
 	)
 }
@@ -160,7 +160,7 @@ func TestBadSMTPURLFailsTheStart(t *testing.T) {
 	cfg.SMTPURL = "smtp://agora:" + password + "@mail.example.com:notaport"
 	var b *bus.Bus
 	err := fx.New(fx.NopLogger, fx.Supply(cfg, slog.New(slog.DiscardHandler)),
-		fx.Provide(newBus), service.Module(), fx.Populate(&b)).Err()
+		fx.Provide(newBus), module.Module(), fx.Populate(&b)).Err()
 	if err == nil {
 		t.Fatal("the module started with an SMTP URL that cannot work")
 	}

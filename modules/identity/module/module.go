@@ -1,6 +1,6 @@
-// Package service runs the identity module in a process (Module) and serves
+// Package module runs the identity module in a process (Module) and serves
 // identity's HTTP routes (Routes). Only internal/app imports it.
-package service
+package module
 
 import (
 	"context"

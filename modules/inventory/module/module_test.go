@@ -1,4 +1,4 @@
-package service_test
+package module_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/inventory"
-	"github.com/agora-commerce/agora/modules/inventory/service"
+	"github.com/agora-commerce/agora/modules/inventory/module"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -65,7 +65,7 @@ func TestModule(t *testing.T) {
 	var b *bus.Bus
 	app := fxtest.New(t,
 		fx.Supply(cfg, discard),
-		service.Module(),
+		module.Module(),
 		fx.Provide(fx.Annotate(
 			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
 				hs = append(hs, listProducts) // catalog, as another process would answer

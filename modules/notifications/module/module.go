@@ -1,6 +1,6 @@
-// Package service runs the notifications module in a process (Module) and serves its HTTP
+// Package module runs the notifications module in a process (Module) and serves its HTTP
 // routes (Routes). Only internal/app imports it.
-package service
+package module
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package service_test
+package module_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/orders"
-	"github.com/agora-commerce/agora/modules/orders/service"
+	"github.com/agora-commerce/agora/modules/orders/module"
 	"github.com/agora-commerce/agora/modules/payments"
 )
 
@@ -26,7 +26,7 @@ func TestModule(t *testing.T) {
 	var b *bus.Bus
 	app := fxtest.New(t,
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
-		service.Module(),
+		module.Module(),
 		fx.Provide(fx.Annotate(func() bus.RequestHandler {
 			return bus.Handle(catalog.GetProductsRequest, func(context.Context, catalog.GetProducts) (catalog.Products, error) {
 				return catalog.Products{Products: []catalog.Product{product}}, nil

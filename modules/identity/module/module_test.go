@@ -1,4 +1,4 @@
-package service_test
+package module_test
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/identity/internal/accounts"
 	"github.com/agora-commerce/agora/modules/identity/internal/signing"
-	"github.com/agora-commerce/agora/modules/identity/service"
+	"github.com/agora-commerce/agora/modules/identity/module"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -62,7 +62,7 @@ func TestSeedDemo(t *testing.T) {
 	eachService(t, func(t *testing.T, s *accounts.Service, keys *auth.Keys) {
 		ctx := t.Context()
 		for range 2 { // the second run finds accounts and does nothing
-			if err := service.SeedDemo(ctx, s, discard); err != nil {
+			if err := module.SeedDemo(ctx, s, discard); err != nil {
 				t.Fatalf("SeedDemo: %v", err)
 			}
 			if n, err := s.Count(ctx); err != nil || n != len(demoAccounts) {
@@ -85,7 +85,7 @@ func TestSeedDemo(t *testing.T) {
 			if _, err := s.Register(ctx, identity.Register{Email: "someone@example.com", Password: "a long enough password"}); err != nil {
 				t.Fatal(err)
 			}
-			if err := service.SeedDemo(ctx, s, discard); err != nil {
+			if err := module.SeedDemo(ctx, s, discard); err != nil {
 				t.Fatalf("SeedDemo: %v", err)
 			}
 			if n, err := s.Count(ctx); err != nil || n != 1 {
@@ -99,7 +99,7 @@ func TestSeedDemo(t *testing.T) {
 func moduleApp(cfg config.Config, keys *auth.Keys, populate ...any) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg, discard, keys),
-		service.Module(),
+		module.Module(),
 		fx.Provide(fx.Annotate(
 			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
 				return bus.New(log, bus.Limits{}, nil, hs, subs)

@@ -1,6 +1,6 @@
-// Package service runs the catalog module in a process (Module) and serves the
+// Package module runs the catalog module in a process (Module) and serves the
 // catalog's HTTP routes (Routes). Only internal/app imports it.
-package service
+package module
 
 import (
 	"context"
