@@ -31,8 +31,8 @@ type archPackage struct {
 //	(b) the contract modules/X imports nothing of the project but the message vocabulary:
 //	    internal/message;
 //	(c) the platform (internal/...) imports nothing under modules/, except internal/app,
-//	    which may import only modules/*/module and contract packages;
-//	(d) nothing but internal/app imports modules/*/module;
+//	    which may import the registry (package modules) and nothing else of modules/;
+//	(d) nothing but the registry imports modules/*/module (a module's wiring);
 //	(e) every module that has packages has its contract package modules/X.
 func archViolations(pkgs []archPackage) []string {
 	var out []string
@@ -64,16 +64,11 @@ func archViolations(pkgs []archPackage) []string {
 			if isContract(p.Path) && imp != "internal/message" {
 				bad("b", "a contract package may import only internal/message from the project")
 			}
-			if isPlatform(p.Path) && toModule {
-				switch {
-				case p.Path != "internal/app":
-					bad("c", "the platform must not import modules")
-				case !isContract(imp) && !isWiring(imp):
-					bad("c", "internal/app may import only modules' module (wiring) and contract packages")
-				}
+			if isPlatform(p.Path) && (toModule || imp == registry) && (p.Path != "internal/app" || imp != registry) {
+				bad("c", "the platform must not import modules (internal/app: only their registry)")
 			}
-			if isWiring(imp) && p.Path != "internal/app" {
-				bad("d", "only internal/app may import a module's module package (its wiring)")
+			if isWiring(imp) && p.Path != registry {
+				bad("d", "only the registry may import a module's wiring")
 			}
 		}
 	}
@@ -100,6 +95,9 @@ func isWiring(path string) bool {
 	m, ok := moduleOf(path)
 	return ok && (path == "modules/"+m+"/module" || strings.HasPrefix(path, "modules/"+m+"/module/"))
 }
+
+// registry is the package that lists the modules.
+const registry = "modules"
 
 func isPlatform(path string) bool { return path == "internal" || strings.HasPrefix(path, "internal/") }
 
@@ -218,10 +216,10 @@ func TestArchitecture(t *testing.T) {
 	if !slices.Contains(modules, "modules/catalog") || !slices.Contains(platform, "internal/app") {
 		t.Fatalf("expected modules/catalog and internal/app among the packages; modules %v, platform %v", modules, platform)
 	}
-	// And the import lists must have been read: internal/app wires the modules' module packages.
+	// And the import lists must have been read: the registry lists the modules' wiring.
 	for _, p := range pkgs {
-		if p.Path == "internal/app" && !slices.ContainsFunc(p.Imports, isWiring) {
-			t.Fatalf("internal/app imports no module wiring package; were imports read? %v", p.Imports)
+		if p.Path == registry && !slices.ContainsFunc(p.Imports, isWiring) {
+			t.Fatalf("the registry imports no module wiring package; were imports read? %v", p.Imports)
 		}
 	}
 	t.Logf("checked %d packages: modules %v", len(pkgs), modules)
@@ -238,7 +236,8 @@ func TestArchViolations(t *testing.T) {
 		{Path: "internal/message"},
 		{Path: "internal/bus", Imports: []string{"internal/message"}},
 		{Path: "internal/httpapi", Imports: []string{"internal/bus"}},
-		{Path: "internal/app", Imports: []string{"internal/bus", "modules/catalog/module", "modules/orders/module", "modules/catalog"}},
+		{Path: "internal/app", Imports: []string{"internal/bus", "modules"}},
+		{Path: "modules", Imports: []string{"internal/modhost", "modules/catalog/module", "modules/orders/module"}},
 		{Path: "internal/cli", Imports: []string{"internal/app"}},
 		{Path: "cmd/agora", Imports: []string{"internal/cli"}},
 		{Path: "modules/catalog", Imports: []string{"internal/message"}},
@@ -266,7 +265,7 @@ func TestArchViolations(t *testing.T) {
 			pkgs: with(archPackage{Path: "modules/orders/internal/x", Imports: []string{"modules/catalog/module"}}),
 			want: []string{
 				"modules/orders/internal/x -> modules/catalog/module: (a) a module may import only another module's contract package",
-				"modules/orders/internal/x -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)",
+				"modules/orders/internal/x -> modules/catalog/module: (d) only the registry may import a module's wiring",
 			},
 		},
 		{
@@ -287,43 +286,56 @@ func TestArchViolations(t *testing.T) {
 		{
 			name: "(c) platform imports a contract",
 			pkgs: with(archPackage{Path: "internal/outbox", Imports: []string{"modules/catalog"}}),
-			want: []string{"internal/outbox -> modules/catalog: (c) the platform must not import modules"},
+			want: []string{"internal/outbox -> modules/catalog: (c) the platform must not import modules (internal/app: only their registry)"},
 		},
 		{
 			name: "(c)+(d) platform imports a module's wiring",
 			pkgs: with(archPackage{Path: "internal/modhost", Imports: []string{"modules/catalog/module"}}),
 			want: []string{
-				"internal/modhost -> modules/catalog/module: (c) the platform must not import modules",
-				"internal/modhost -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)",
+				"internal/modhost -> modules/catalog/module: (c) the platform must not import modules (internal/app: only their registry)",
+				"internal/modhost -> modules/catalog/module: (d) only the registry may import a module's wiring",
 			},
 		},
 		{
 			name: "(c) internal/app imports a module's internals",
 			pkgs: with(archPackage{Path: "internal/app", Imports: []string{"modules/catalog/internal/demo"}}),
-			want: []string{"internal/app -> modules/catalog/internal/demo: (c) internal/app may import only modules' module (wiring) and contract packages"},
+			want: []string{"internal/app -> modules/catalog/internal/demo: (c) the platform must not import modules (internal/app: only their registry)"},
 		},
 		{
 			name: "(c) a package below internal/app is platform too",
 			pkgs: with(archPackage{Path: "internal/app/wiring", Imports: []string{"modules/catalog/module"}}),
 			want: []string{
-				"internal/app/wiring -> modules/catalog/module: (c) the platform must not import modules",
-				"internal/app/wiring -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)",
+				"internal/app/wiring -> modules/catalog/module: (c) the platform must not import modules (internal/app: only their registry)",
+				"internal/app/wiring -> modules/catalog/module: (d) only the registry may import a module's wiring",
 			},
+		},
+		{
+			name: "(c) internal/app imports a module's wiring, passing the registry by",
+			pkgs: with(archPackage{Path: "internal/app", Imports: []string{"modules/catalog/module"}}),
+			want: []string{
+				"internal/app -> modules/catalog/module: (c) the platform must not import modules (internal/app: only their registry)",
+				"internal/app -> modules/catalog/module: (d) only the registry may import a module's wiring",
+			},
+		},
+		{
+			name: "(c) another platform package imports the registry",
+			pkgs: with(archPackage{Path: "internal/modhost", Imports: []string{"modules"}}),
+			want: []string{"internal/modhost -> modules: (c) the platform must not import modules (internal/app: only their registry)"},
 		},
 		{
 			name: "(d) the command imports a module's wiring",
 			pkgs: with(archPackage{Path: "cmd/tool", Imports: []string{"modules/catalog/module"}}),
-			want: []string{"cmd/tool -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)"},
+			want: []string{"cmd/tool -> modules/catalog/module: (d) only the registry may import a module's wiring"},
 		},
 		{
 			name: "(d) a sub-package of the wiring counts as the wiring",
 			pkgs: with(archPackage{Path: "tests", Imports: []string{"modules/catalog/module/fxopts"}}),
-			want: []string{"tests -> modules/catalog/module/fxopts: (d) only internal/app may import a module's module package (its wiring)"},
+			want: []string{"tests -> modules/catalog/module/fxopts: (d) only the registry may import a module's wiring"},
 		},
 		{
 			name: "(d) a module imports its own wiring",
 			pkgs: with(archPackage{Path: "modules/catalog/internal/demo", Imports: []string{"modules/catalog/module"}}),
-			want: []string{"modules/catalog/internal/demo -> modules/catalog/module: (d) only internal/app may import a module's module package (its wiring)"},
+			want: []string{"modules/catalog/internal/demo -> modules/catalog/module: (d) only the registry may import a module's wiring"},
 		},
 		{
 			name: "(e) module without contract",

@@ -19,8 +19,8 @@ import (
 	"github.com/agora-commerce/agora/internal/app"
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/modhost"
 )
 
 // TestEveryProtectedRoute reads the running API's own OpenAPI document and attacks
@@ -29,10 +29,10 @@ import (
 // 401; an operation for admins must answer a customer 403 and let an admin through.
 // A route added later is covered without touching this test.
 func TestEveryProtectedRoute(t *testing.T) {
-	cfg := testConfig(t, config.AllModules)
+	cfg := testConfig(t, modhost.Names(app.Modules()))
 	var srv *httpapi.Server
 	var keys *auth.Keys
-	a := fxtest.New(t, app.Serve(cfg, slog.New(slog.DiscardHandler)), fx.Populate(&srv, &keys))
+	a := fxtest.New(t, app.Serve(cfg, app.Modules(), slog.New(slog.DiscardHandler)), fx.Populate(&srv, &keys))
 	a.RequireStart()
 	defer a.RequireStop()
 	base := "http://" + srv.Addr()

@@ -22,29 +22,8 @@ import (
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/natsbus"
 	"github.com/agora-commerce/agora/internal/telemetry"
-	catalogmodule "github.com/agora-commerce/agora/modules/catalog/module"
-	"github.com/agora-commerce/agora/modules/identity"
-	identitymodule "github.com/agora-commerce/agora/modules/identity/module"
-	inventorymodule "github.com/agora-commerce/agora/modules/inventory/module"
-	notificationsmodule "github.com/agora-commerce/agora/modules/notifications/module"
-	ordersmodule "github.com/agora-commerce/agora/modules/orders/module"
-	paymentsmodule "github.com/agora-commerce/agora/modules/payments/module"
+	"github.com/agora-commerce/agora/modules"
 )
-
-// module is how the app knows a domain module: what runs it, what serves its routes.
-type module struct {
-	run    func() fx.Option
-	routes any // an fx constructor of the module's httpapi.Routes (from the bus, the config…)
-}
-
-var modules = map[string]module{
-	"identity":      {run: identitymodule.Module, routes: identitymodule.Routes},
-	"catalog":       {run: catalogmodule.Module, routes: catalogmodule.Routes},
-	"inventory":     {run: inventorymodule.Module, routes: inventorymodule.Routes},
-	"payments":      {run: paymentsmodule.Module, routes: paymentsmodule.Routes},
-	"orders":        {run: ordersmodule.Module, routes: ordersmodule.Routes},
-	"notifications": {run: notificationsmodule.Module, routes: notificationsmodule.Routes},
-}
 
 // Version is the build's version, set with -ldflags "-X …/internal/app.Version=v1.2.3".
 var Version = ""
@@ -60,9 +39,15 @@ func BuildVersion() string {
 	return "dev"
 }
 
-// Options returns the fx options of a process configured by cfg.
-func Options(cfg config.Config, log *slog.Logger) fx.Option {
+// Modules returns every module of the registry with its default settings, fresh:
+// what a command line configures and then hands to Options.
+func Modules() []modhost.Module { return modules.All() }
+
+// Options returns the fx options of a process configured by cfg, whose binary has
+// the modules mods (Modules, configured).
+func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option {
 	proc := modhost.NewProcess(cfg, BuildVersion())
+	names := modhost.Names(mods)
 	opts := []fx.Option{
 		fx.Supply(cfg, log, &proc),
 		// First, so that tracing is flushed last when the app stops.
@@ -80,38 +65,39 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 				fx.ResultTags(`group:"health.checks"`)),
 		),
 	}
-	for _, name := range config.AllModules {
-		m := modules[name]
-		if cfg.Runs(name) {
-			opts = append(opts, m.run())
+	for _, m := range mods {
+		if cfg.Runs(m.Name) {
+			opts = append(opts, m.Run())
 		}
 		// Every process serves every module's routes (unless narrowed by
 		// HTTPModules), asking modules that run elsewhere over the bus.
-		if cfg.ServesHTTP(name) {
-			opts = append(opts, fx.Provide(fx.Annotate(m.routes, fx.ResultTags(`group:"http.routes"`))))
+		if cfg.ServesHTTP(m.Name) {
+			opts = append(opts, fx.Provide(fx.Annotate(m.Routes(), fx.ResultTags(`group:"http.routes"`))))
 		}
 	}
-	// Every process verifies access tokens, with identity's keys and revocations:
-	// after the modules, so that where identity runs here it is ready to answer.
-	opts = append(opts, identitymodule.Verification())
+	// After the modules, so that a module running here is ready to answer what
+	// every process asks of it (identity: keys and revocations).
+	for _, m := range mods {
+		if m.Everywhere != nil {
+			opts = append(opts, m.Everywhere())
+		}
+	}
 	// Last, so that it starts after every module (their databases, relays) and stops
 	// before them: no message from another process arrives at a closed database.
 	opts = append(opts, fx.Invoke(serveTransport))
-	opts = append(opts, fx.Provide(fx.Annotate(func(b *bus.Bus) httpapi.Routes {
-		return modhost.OpsRoutes(b, config.AllModules)
-	}, fx.ResultTags(`group:"http.routes"`))))
-	opts = append(opts, fx.Provide(fx.Annotate(func(b *bus.Bus) httpapi.Routes {
-		return modhost.TopologyRoutes(b, proc, config.AllModules)
-	}, fx.ResultTags(`group:"http.routes"`))))
+	opts = append(opts, fx.Provide(
+		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.OpsRoutes(b, names) }, fx.ResultTags(`group:"http.routes"`)),
+		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.TopologyRoutes(b, proc, names) }, fx.ResultTags(`group:"http.routes"`)),
+	))
 	return fx.Options(opts...)
 }
 
 // Serve returns the options of `agora serve`: Options plus the HTTP server, started
 // after every module (and so stopped before them: requests drain before relays and
 // databases close).
-func Serve(cfg config.Config, log *slog.Logger) fx.Option {
+func Serve(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option {
 	return fx.Options(
-		Options(cfg, log),
+		Options(cfg, mods, log),
 		fx.Provide(func(api *httpapi.API) *httpapi.Server {
 			return httpapi.NewServer(httpConfig(cfg, nil), api, log)
 		}),
@@ -200,21 +186,17 @@ func httpConfig(cfg config.Config, v httpapi.Verifier) httpapi.Config {
 		MaxInFlight: cfg.MaxInFlight, Version: BuildVersion(), Verifier: v}
 }
 
-// CreateAdmin creates an admin account through the bus, with the identity module
-// running in this process for the occasion (its database, migrations, handlers).
-func CreateAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, email, password string) error {
-	cfg.Modules = []string{"identity"}
-	cfg.Demo = false
-	var b *bus.Bus
-	a := fx.New(Options(cfg, log), fx.NopLogger, fx.Populate(&b))
-	if err := a.Start(ctx); err != nil {
-		return err
+// Starter returns how a module's command starts a process of just the modules it
+// names, configured as cfg says otherwise, for the command's duration.
+func Starter(cfg config.Config, mods []modhost.Module, log *slog.Logger) modhost.Starter {
+	return func(ctx context.Context, names ...string) (*modhost.Started, error) {
+		cfg.Modules = names
+		cfg.Demo = false
+		var b *bus.Bus
+		a := fx.New(Options(cfg, mods, log), fx.NopLogger, fx.Populate(&b))
+		if err := a.Start(ctx); err != nil {
+			return nil, err
+		}
+		return &modhost.Started{Bus: b, Log: log, Stop: func() { _ = a.Stop(context.WithoutCancel(ctx)) }}, nil
 	}
-	defer func() { _ = a.Stop(context.WithoutCancel(ctx)) }()
-	u, err := bus.Call(ctx, b, identity.CreateUserRequest, identity.CreateUser{Email: email, Password: password, Role: identity.RoleAdmin})
-	if err != nil {
-		return fmt.Errorf("create admin %s: %w", email, err)
-	}
-	log.Info("admin created", "user_id", u.ID, "email", u.Email)
-	return nil
 }

@@ -16,13 +16,15 @@ import (
 	"github.com/agora-commerce/agora/internal/app"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/modhost"
 )
 
-func testConfig(t *testing.T, modules []string) config.Config {
+func testConfig(t *testing.T, names []string) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.Modules = modules
+	cfg.Modules = names
+	cfg.HTTPModules = modhost.Names(app.Modules())
 	cfg.HTTPAddr = "127.0.0.1:0"
 	return cfg
 }
@@ -30,15 +32,15 @@ func testConfig(t *testing.T, modules []string) config.Config {
 // TestWiringEveryTopology checks that the fx graph is complete for every set of
 // modules a process may run: all of them, none (an HTTP-only process), and each alone.
 func TestWiringEveryTopology(t *testing.T) {
-	topologies := map[string][]string{"all": config.AllModules, "none": nil}
-	for _, m := range config.AllModules {
+	topologies := map[string][]string{"all": modhost.Names(app.Modules()), "none": nil}
+	for _, m := range modhost.Names(app.Modules()) {
 		topologies[m] = []string{m}
 	}
 	log := slog.New(slog.DiscardHandler)
-	for name, modules := range topologies {
+	for name, mods := range topologies {
 		t.Run(name, func(t *testing.T) {
-			if err := fx.ValidateApp(app.Serve(testConfig(t, modules), log)); err != nil {
-				t.Fatalf("wiring of %v: %v", modules, err)
+			if err := fx.ValidateApp(app.Serve(testConfig(t, mods), app.Modules(), log)); err != nil {
+				t.Fatalf("wiring of %v: %v", mods, err)
 			}
 		})
 	}
@@ -47,12 +49,12 @@ func TestWiringEveryTopology(t *testing.T) {
 // TestStartAndStop runs the whole process graph: it starts, creates each module's
 // database, serves /readyz over real HTTP, and stops cleanly.
 func TestStartAndStop(t *testing.T) {
-	cfg := testConfig(t, config.AllModules)
+	cfg := testConfig(t, modhost.Names(app.Modules()))
 	cfg.Demo = true
 	var srv *httpapi.Server
-	a := fxtest.New(t, app.Serve(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&srv))
+	a := fxtest.New(t, app.Serve(cfg, app.Modules(), slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&srv))
 	a.RequireStart()
-	for _, m := range config.AllModules {
+	for _, m := range modhost.Names(app.Modules()) {
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, m+".db")); err != nil {
 			t.Errorf("module %s has no database: %v", m, err)
 		}
@@ -75,7 +77,7 @@ func TestHTTPModulesNarrowsRoutes(t *testing.T) {
 	cfg := testConfig(t, []string{"catalog"})
 	cfg.HTTPModules = []string{"catalog"}
 	var api *httpapi.API
-	a := fxtest.New(t, app.Options(cfg, slog.New(slog.DiscardHandler)), fx.Populate(&api))
+	a := fxtest.New(t, app.Options(cfg, app.Modules(), slog.New(slog.DiscardHandler)), fx.Populate(&api))
 	a.RequireStart()
 	defer a.RequireStop()
 	for path, want := range map[string]int{

@@ -9,8 +9,8 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/agora-commerce/agora/internal/app"
-	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/modhost"
 )
 
 // TestPublicBodiesAreRateLimited checks, over the whole API, that every operation
@@ -19,7 +19,7 @@ import (
 // body route added later without one fails here.
 func TestPublicBodiesAreRateLimited(t *testing.T) {
 	var api *httpapi.API
-	a := fxtest.New(t, app.Options(testConfig(t, config.AllModules), slog.New(slog.DiscardHandler)), fx.Populate(&api))
+	a := fxtest.New(t, app.Options(testConfig(t, modhost.Names(app.Modules())), app.Modules(), slog.New(slog.DiscardHandler)), fx.Populate(&api))
 	a.RequireStart()
 	defer a.RequireStop()
 	checked := 0

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/app"
 	"github.com/agora-commerce/agora/internal/cli"
-	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/modhost"
 )
 
 // run runs the command line with a deadline, so a command that wrongly starts
@@ -196,13 +197,13 @@ func checkUpToDate(t *testing.T, what string, recs []map[string]any, log string)
 			got[m]++
 		}
 	}
-	for _, m := range config.AllModules {
+	for _, m := range modhost.Names(app.Modules()) {
 		if got[m] != 1 {
 			t.Errorf("%s reported %s up to date %d times, want once; log:\n%s", what, m, got[m], log)
 		}
 	}
-	if len(got) != len(config.AllModules) {
-		t.Errorf("%s reported modules %v up to date, want %v", what, got, config.AllModules)
+	if len(got) != len(modhost.Names(app.Modules())) {
+		t.Errorf("%s reported modules %v up to date, want %v", what, got, modhost.Names(app.Modules()))
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package module runs the catalog module in a process (Module) and serves the
-// catalog's HTTP routes (Routes). Only internal/app imports it.
+// catalog's HTTP routes (Routes). The registry (package modules) lists it.
 package module
 
 import (
@@ -21,13 +21,13 @@ import (
 // Module runs the catalog in this process: its own database, its request handlers
 // on the bus, its availability read model (fed by inventory.StockChanged), and,
 // with --demo, the demo products in an empty catalog.
-func Module() fx.Option {
+func Module(s Settings) fx.Option {
 	return fx.Module("catalog",
 		modhost.Provide("catalog"),
 		fx.Provide(
 			fx.Private,
-			func(h *modhost.Host, cfg config.Config) *products.Service {
-				return products.NewService(h.DB, h.Outbox, products.Options{CacheTTL: cfg.CatalogCacheTTL})
+			func(h *modhost.Host) *products.Service {
+				return products.NewService(h.DB, h.Outbox, products.Options{CacheTTL: s.CacheTTL})
 			},
 		),
 		fx.Provide(
@@ -40,9 +40,9 @@ func Module() fx.Option {
 				fx.ResultTags(`group:"bus.subscriptions,flatten"`),
 			),
 		),
-		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, s *products.Service, log *slog.Logger) {
+		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, ps *products.Service, log *slog.Logger) {
 			if cfg.Demo {
-				lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, s, log) }))
+				lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, ps, log) }))
 			}
 		}),
 	)

@@ -1,5 +1,5 @@
 // Package module runs the identity module in a process (Module) and serves
-// identity's HTTP routes (Routes). Only internal/app imports it.
+// identity's HTTP routes (Routes). The registry (package modules) lists it.
 package module
 
 import (
@@ -28,11 +28,11 @@ const keyReload = 30 * time.Second
 // the database, or the file AGORA_JWT_PRIVATE_KEY_FILE), its request handlers on
 // the bus, and, with --demo, the demo accounts in an empty store. It signs with the
 // process's *auth.Keys (see Verification).
-func Module() fx.Option {
+func Module(s Settings) fx.Option {
 	return fx.Module("identity",
 		// First, so a process that cannot sign fails before it opens the database.
-		fx.Invoke(func(cfg config.Config) error {
-			if cfg.JWTPrivateKeyFile == "" && cfg.JWTPublicKeyFile != "" {
+		fx.Invoke(func() error {
+			if s.JWTPrivateKeyFile == "" && s.JWTPublicKeyFile != "" {
 				return errors.New("identity: the process that runs identity signs access tokens: give it AGORA_JWT_PRIVATE_KEY_FILE, or no key file (keys in its database), not only a public key")
 			}
 			return nil
@@ -43,17 +43,17 @@ func Module() fx.Option {
 			func(h *modhost.Host, keys *auth.Keys) *accounts.Service {
 				return accounts.NewService(h.DB, h.Outbox, keys, nil)
 			},
-			func(h *modhost.Host, keys *auth.Keys, cfg config.Config) *signing.Keyring {
+			func(h *modhost.Host, keys *auth.Keys) *signing.Keyring {
 				db := h.DB
-				if cfg.JWTPrivateKeyFile != "" {
+				if s.JWTPrivateKeyFile != "" {
 					db = nil // the file is the key
 				}
 				return signing.New(db, keys, accounts.AccessTTL+auth.Leeway)
 			},
 		),
 		fx.Provide(fx.Annotate(
-			func(s *accounts.Service, r *signing.Keyring) []bus.RequestHandler {
-				return append(s.Handlers(), r.Handlers()...)
+			func(a *accounts.Service, r *signing.Keyring) []bus.RequestHandler {
+				return append(a.Handlers(), r.Handlers()...)
 			},
 			fx.ResultTags(`group:"bus.requests,flatten"`),
 		)),

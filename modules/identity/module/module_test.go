@@ -96,10 +96,10 @@ func TestSeedDemo(t *testing.T) {
 }
 
 // moduleApp is a process that runs identity alone, with a bus in front of it.
-func moduleApp(cfg config.Config, keys *auth.Keys, populate ...any) fx.Option {
+func moduleApp(cfg config.Config, s module.Settings, keys *auth.Keys, populate ...any) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg, discard, keys),
-		module.Module(),
+		module.Module(s),
 		fx.Provide(fx.Annotate(
 			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
 				return bus.New(log, bus.Limits{}, nil, hs, subs)
@@ -117,7 +117,7 @@ func TestModule(t *testing.T) {
 	cfg.Demo = true
 	keys := newKeys(t)
 	var b *bus.Bus
-	app := fxtest.New(t, moduleApp(cfg, keys, &b))
+	app := fxtest.New(t, moduleApp(cfg, module.DefaultSettings(), keys, &b))
 	app.RequireStart()
 	defer app.RequireStop()
 
@@ -145,9 +145,10 @@ func TestModule(t *testing.T) {
 func TestModuleNeedsTheSigningKey(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.JWTPublicKeyFile = filepath.Join(cfg.DataDir, "jwt-public.pem")
+	s := module.DefaultSettings()
+	s.JWTPublicKeyFile = filepath.Join(cfg.DataDir, "jwt-public.pem")
 	var b *bus.Bus
-	if err := fx.New(moduleApp(cfg, auth.NewVerifier(), &b), fx.NopLogger).Err(); err == nil {
+	if err := fx.New(moduleApp(cfg, s, auth.NewVerifier(), &b), fx.NopLogger).Err(); err == nil {
 		t.Fatal("identity started with only a public key")
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "identity.db")); !errors.Is(err, fs.ErrNotExist) {
@@ -165,7 +166,7 @@ func TestModuleKeys(t *testing.T) {
 	start := func() (*auth.Keys, *bus.Bus, func()) {
 		keys := auth.NewVerifier()
 		var b *bus.Bus
-		app := fxtest.New(t, moduleApp(cfg, keys, &b))
+		app := fxtest.New(t, moduleApp(cfg, module.DefaultSettings(), keys, &b))
 		app.RequireStart()
 		return keys, b, app.RequireStop
 	}

@@ -33,12 +33,14 @@ const (
 // revocation identity makes reaches the keys through its revocation feed, which
 // the process follows for as long as it runs. Until the feed has been read once,
 // the keys answer auth.ErrUnavailable (503), never a verdict they cannot know.
-func Verification() fx.Option {
+func Verification(s Settings) fx.Option {
 	return fx.Options(
-		fx.Provide(func(cfg config.Config) (*auth.Keys, error) {
-			return auth.Load(cfg.JWTPrivateKeyFile, cfg.JWTPublicKeyFile)
+		fx.Provide(func() (*auth.Keys, error) {
+			return auth.Load(s.JWTPrivateKeyFile, s.JWTPublicKeyFile)
 		}),
-		fx.Invoke(follow),
+		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, keys *auth.Keys, b *bus.Bus, log *slog.Logger) {
+			follow(lc, cfg.Runs("identity"), s, keys, b, log)
+		}),
 	)
 }
 
@@ -49,9 +51,9 @@ type follower struct {
 	log  *slog.Logger
 }
 
-func follow(lc fx.Lifecycle, cfg config.Config, keys *auth.Keys, b *bus.Bus, log *slog.Logger) {
+func follow(lc fx.Lifecycle, identityHere bool, s Settings, keys *auth.Keys, b *bus.Bus, log *slog.Logger) {
 	f := &follower{keys: keys, bus: b, log: log}
-	fetchKeys := !cfg.Runs("identity") && cfg.JWTPrivateKeyFile == "" && cfg.JWTPublicKeyFile == ""
+	fetchKeys := !identityHere && s.JWTPrivateKeyFile == "" && s.JWTPublicKeyFile == ""
 	if fetchKeys {
 		keys.SetSource(f.fetchKeys)
 	}

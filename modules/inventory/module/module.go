@@ -1,5 +1,5 @@
 // Package module runs the inventory module in a process (Module) and serves its HTTP
-// routes (Routes). Only internal/app imports it.
+// routes (Routes). The registry (package modules) lists it.
 package module
 
 import (

@@ -1,5 +1,5 @@
 // Package module runs the notifications module in a process (Module) and serves its HTTP
-// routes (Routes). Only internal/app imports it.
+// routes (Routes). The registry (package modules) lists it.
 package module
 
 import (
@@ -9,7 +9,6 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/modules/notifications/internal/api"
@@ -20,18 +19,18 @@ import (
 // Module runs the notifications module in this process: its own database, its
 // subscriptions to order and refund events, its request handlers and, when
 // AGORA_SMTP_URL is set, the emailer that sends each notification as email.
-func Module() fx.Option {
+func Module(s Settings) fx.Option {
 	return fx.Module("notifications",
 		modhost.Provide("notifications"),
 		fx.Provide(
 			fx.Private,
-			newEmailer,
+			func(h *modhost.Host, log *slog.Logger) (*notices.Emailer, error) { return newEmailer(h, s, log) },
 			func(h *modhost.Host, e *notices.Emailer) *notices.Service { return notices.NewService(h.DB, e) },
 		),
 		fx.Provide(
-			fx.Annotate(func(s *notices.Service) []bus.RequestHandler { return s.Handlers() },
+			fx.Annotate(func(n *notices.Service) []bus.RequestHandler { return n.Handlers() },
 				fx.ResultTags(`group:"bus.requests,flatten"`)),
-			fx.Annotate(func(s *notices.Service) []bus.Subscription { return s.Subscriptions() },
+			fx.Annotate(func(n *notices.Service) []bus.Subscription { return n.Subscriptions() },
 				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
 		),
 		fx.Invoke(func(lc fx.Lifecycle, e *notices.Emailer, b *bus.Bus) {
@@ -46,18 +45,18 @@ func Module() fx.Option {
 	)
 }
 
-// newEmailer returns the emailer cfg asks for: nil (no email) without an SMTP URL,
+// newEmailer returns the emailer s asks for: nil (no email) without an SMTP URL,
 // else one sending through that server. A URL or sender that cannot work fails the
 // start, saying why without showing the password.
-func newEmailer(h *modhost.Host, cfg config.Config, log *slog.Logger) (*notices.Emailer, error) {
-	if cfg.SMTPURL == "" {
+func newEmailer(h *modhost.Host, s Settings, log *slog.Logger) (*notices.Emailer, error) {
+	if s.SMTPURL == "" {
 		return nil, nil
 	}
-	m, err := mailer.New(mailer.Config{URL: cfg.SMTPURL, From: cfg.SMTPFrom})
+	m, err := mailer.New(mailer.Config{URL: s.SMTPURL, From: s.SMTPFrom})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("notifications will be emailed", "smtp", m.Redacted(), "from", cfg.SMTPFrom)
+	log.Info("notifications will be emailed", "smtp", m.Redacted(), "from", s.SMTPFrom)
 	return notices.NewEmailer(h.DB, m, notices.EmailConfig{}, log), nil
 }
 

@@ -32,7 +32,7 @@ var newBus = fx.Annotate(func(log *slog.Logger, handlers []bus.RequestHandler, s
 
 // app returns the notifications module as a process runs it, on a bus where
 // identity's GetUser is answered at the bus boundary, as identity would.
-func app(t *testing.T, cfg config.Config, log *slog.Logger, b **bus.Bus) *fxtest.App {
+func app(t *testing.T, cfg config.Config, s module.Settings, log *slog.Logger, b **bus.Bus) *fxtest.App {
 	return fxtest.New(t,
 		fx.NopLogger,
 		fx.Supply(cfg, log),
@@ -48,7 +48,7 @@ func app(t *testing.T, cfg config.Config, log *slog.Logger, b **bus.Bus) *fxtest
 
 			}, fx.ResultTags(`group:"bus.requests"`)),
 		),
-		module.Module(),
+		module.Module(s),
 		fx.Populate(b),
 	)
 }
@@ -93,11 +93,10 @@ func list(t *testing.T, b *bus.Bus) []notifications.Notification {
 func TestOrderConfirmedIsEmailed(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{User: "agora", Password: password})
 	cfg := testConfig(t)
-	cfg.SMTPURL = srv.URL()
-	cfg.SMTPFrom = "Agora Shop <shop@example.com>"
+	s := module.Settings{SMTPURL: srv.URL(), SMTPFrom: "Agora Shop <shop@example.com>"}
 	rec := testlog.New(slog.LevelDebug)
 	var b *bus.Bus
-	a := app(t, cfg, rec.Logger(), &b)
+	a := app(t, cfg, s, rec.Logger(), &b)
 	a.RequireStart()
 	defer a.RequireStop()
 
@@ -145,7 +144,7 @@ func TestOrderConfirmedIsEmailed(t *testing.T) {
 // notifications only.
 func TestWithoutSMTPNoEmailIsPending(t *testing.T) {
 	var b *bus.Bus
-	a := app(t, testConfig(t), slog.New(slog.DiscardHandler), &b)
+	a := app(t, testConfig(t), module.DefaultSettings(), slog.New(slog.DiscardHandler), &b)
 	a.RequireStart()
 	defer a.RequireStop()
 	confirm(t, b)
@@ -157,10 +156,11 @@ func TestWithoutSMTPNoEmailIsPending(t *testing.T) {
 // TestBadSMTPURLFailsTheStart without showing the password.
 func TestBadSMTPURLFailsTheStart(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.SMTPURL = "smtp://agora:" + password + "@mail.example.com:notaport"
+	s := module.DefaultSettings()
+	s.SMTPURL = "smtp://agora:" + password + "@mail.example.com:notaport"
 	var b *bus.Bus
 	err := fx.New(fx.NopLogger, fx.Supply(cfg, slog.New(slog.DiscardHandler)),
-		fx.Provide(newBus), module.Module(), fx.Populate(&b)).Err()
+		fx.Provide(newBus), module.Module(s), fx.Populate(&b)).Err()
 	if err == nil {
 		t.Fatal("the module started with an SMTP URL that cannot work")
 	}

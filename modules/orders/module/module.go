@@ -1,5 +1,5 @@
 // Package module runs the orders module in a process (Module) and serves its HTTP
-// routes (Routes). Only internal/app imports it.
+// routes (Routes). The registry (package modules) lists it.
 package module
 
 import (
@@ -9,42 +9,39 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/modules/orders/internal/api"
 	"github.com/agora-commerce/agora/modules/orders/internal/checkout"
-	"github.com/agora-commerce/agora/modules/orders/internal/saga"
 )
 
 // Module runs the orders module in this process: its own database, its request
 // handlers and the checkout saga's subscriptions on the bus, and the sweep that
 // times out saga steps. It asks the catalog for prices over the bus.
-func Module() fx.Option {
+func Module(s Settings) fx.Option {
 	return fx.Module("orders",
 		modhost.Provide("orders"),
 		fx.Provide(
 			fx.Private,
 			func() *checkout.BusCatalog { return &checkout.BusCatalog{} },
 			checkout.NewMetrics,
-			func(h *modhost.Host, cfg config.Config, cat *checkout.BusCatalog, m *checkout.Metrics, log *slog.Logger) *checkout.Service {
-				return checkout.NewService(h.DB, h.Outbox, cat, checkout.Options{Timing: saga.Timing{
-					StepTimeout: cfg.SagaStepTimeout, MaxAttempts: cfg.SagaMaxAttempts, ReservationTTL: cfg.ReservationTTL,
-				}, SagaEnded: m.SagaEnded}, log.With("module", "orders"))
+			func(h *modhost.Host, cat *checkout.BusCatalog, m *checkout.Metrics, log *slog.Logger) *checkout.Service {
+				return checkout.NewService(h.DB, h.Outbox, cat, checkout.Options{Timing: s.timing(), SagaEnded: m.SagaEnded},
+					log.With("module", "orders"))
 			},
 		),
 		fx.Provide(
-			fx.Annotate(func(s *checkout.Service) []bus.RequestHandler { return s.Handlers() },
+			fx.Annotate(func(c *checkout.Service) []bus.RequestHandler { return c.Handlers() },
 				fx.ResultTags(`group:"bus.requests,flatten"`)),
-			fx.Annotate(func(s *checkout.Service) []bus.Subscription { return s.Subscriptions() },
+			fx.Annotate(func(c *checkout.Service) []bus.Subscription { return c.Subscriptions() },
 				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
 			// Sagas by state and their duration, for /metrics.
-			fx.Annotate(func(m *checkout.Metrics, s *checkout.Service) []prometheus.Collector { return m.Collectors(s) },
+			fx.Annotate(func(m *checkout.Metrics, c *checkout.Service) []prometheus.Collector { return m.Collectors(c) },
 				fx.ResultTags(`group:"metrics.collectors,flatten"`)),
 		),
-		fx.Invoke(func(lc fx.Lifecycle, s *checkout.Service, cat *checkout.BusCatalog, b *bus.Bus) {
+		fx.Invoke(func(lc fx.Lifecycle, c *checkout.Service, cat *checkout.BusCatalog, b *bus.Bus) {
 			cat.Bind(b)
-			lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
+			lc.Append(fx.Hook{OnStart: c.Start, OnStop: c.Stop})
 		}),
 	)
 }

@@ -26,7 +26,7 @@ func TestModule(t *testing.T) {
 	var b *bus.Bus
 	app := fxtest.New(t,
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
-		module.Module(),
+		module.Module(module.DefaultSettings()),
 		fx.Provide(fx.Annotate(func() bus.RequestHandler {
 			return bus.Handle(catalog.GetProductsRequest, func(context.Context, catalog.GetProducts) (catalog.Products, error) {
 				return catalog.Products{Products: []catalog.Product{product}}, nil

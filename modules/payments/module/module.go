@@ -1,5 +1,5 @@
 // Package module runs the payments module in a process (Module) and serves its HTTP
-// routes (Routes). Only internal/app imports it.
+// routes (Routes). The registry (package modules) lists it.
 package module
 
 import (
@@ -11,48 +11,47 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
-	"github.com/agora-commerce/agora/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments/internal/api"
 	"github.com/agora-commerce/agora/modules/payments/internal/ledger"
 	"github.com/agora-commerce/agora/modules/payments/internal/provider"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 // Module runs the payments module in this process: its own database, its command
 // subscriptions and request handlers on the bus, and the worker pool that calls
-// the payment provider — the HTTP provider at cfg.PaymentProviderURL, or without
+// the payment provider — the HTTP provider at Settings.ProviderURL, or without
 // one the simulated provider in process — through timeouts, retries and a circuit
 // breaker.
-func Module() fx.Option {
+func Module(s Settings) fx.Option {
 	return fx.Module("payments",
 		modhost.Provide("payments"),
 		fx.Provide(
 			fx.Private,
-			func(h *modhost.Host, cfg config.Config, log *slog.Logger) *ledger.Service {
-				raw, name := Provider(cfg)
+			func(h *modhost.Host, log *slog.Logger) *ledger.Service {
+				raw, name := Provider(s)
 				prov := provider.NewResilient(raw, provider.Options{
-					Timeout: cfg.PaymentTimeout, Retries: cfg.PaymentRetries, Log: log.With("module", "payments")})
+					Timeout: s.Timeout, Retries: s.Retries, Log: log.With("module", "payments")})
 				// A worker's lease on an operation outlasts a call with all its retries
 				// (each attempt's deadline plus at most 2s of backoff), with room to
 				// spare, so that two workers do not make one call twice (which the
 				// idempotency key would make harmless, but not free).
-				lease := max(ledgerLease, 2*time.Duration(cfg.PaymentRetries+1)*(cfg.PaymentTimeout+2*time.Second))
+				lease := max(ledgerLease, 2*time.Duration(s.Retries+1)*(s.Timeout+2*time.Second))
 				return ledger.NewService(h.DB, h.Outbox, prov, ledger.Options{ProviderName: name, Lease: lease}, log)
 			},
 		),
 		fx.Provide(
-			fx.Annotate(func(s *ledger.Service) []bus.RequestHandler { return s.Handlers() },
+			fx.Annotate(func(l *ledger.Service) []bus.RequestHandler { return l.Handlers() },
 				fx.ResultTags(`group:"bus.requests,flatten"`)),
-			fx.Annotate(func(s *ledger.Service) []bus.Subscription { return s.Subscriptions() },
+			fx.Annotate(func(l *ledger.Service) []bus.Subscription { return l.Subscriptions() },
 				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
 			fx.Annotate(breakerGauge, fx.ResultTags(`group:"metrics.collectors"`)),
 		),
-		fx.Invoke(func(lc fx.Lifecycle, s *ledger.Service) {
+		fx.Invoke(func(lc fx.Lifecycle, l *ledger.Service) {
 			lc.Append(fx.Hook{
-				OnStart: func(context.Context) error { s.Start(); return nil },
-				OnStop:  s.Stop,
+				OnStart: func(context.Context) error { l.Start(); return nil },
+				OnStop:  l.Stop,
 			})
 		}),
 	)
@@ -78,11 +77,11 @@ func breakerGauge(s *ledger.Service) prometheus.Collector {
 	})
 }
 
-// Provider returns the payment provider cfg selects, unwrapped, and its name: the
-// HTTP provider at cfg.PaymentProviderURL, or the in-process simulator.
-func Provider(cfg config.Config) (provider.Provider, string) {
-	if cfg.PaymentProviderURL != "" {
-		return provider.NewHTTP(cfg.PaymentProviderURL, cfg.PaymentProviderKey, nil), "http"
+// Provider returns the payment provider s selects, unwrapped, and its name: the
+// HTTP provider at s.ProviderURL, or the in-process simulator.
+func Provider(s Settings) (provider.Provider, string) {
+	if s.ProviderURL != "" {
+		return provider.NewHTTP(s.ProviderURL, s.ProviderKey, nil), "http"
 	}
 	return provider.NewSimulated(psp.NewSimulator(psp.Config{})), "simulated"
 }

@@ -18,21 +18,21 @@ import (
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/message"
-	"github.com/agora-commerce/agora/internal/psp"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments/module"
 )
 
 var discard = slog.New(slog.DiscardHandler)
 
 // start runs the module as a process runs it, with cfg, and returns its bus.
-func start(t *testing.T, cfg config.Config) *bus.Bus {
+func start(t *testing.T, cfg config.Config, s module.Settings) *bus.Bus {
 	t.Helper()
 	var b *bus.Bus
 	app := fxtest.New(t,
 		fx.Supply(cfg, discard),
-		module.Module(),
+		module.Module(s),
 		fx.Provide(fx.Annotate(
 			func(log *slog.Logger, hs []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
 				return bus.New(log, bus.Limits{}, nil, hs, subs)
@@ -70,7 +70,7 @@ func TestModuleChoosesTheProvider(t *testing.T) {
 	t.Run("simulated", func(t *testing.T) {
 		cfg := config.Default()
 		cfg.DataDir = t.TempDir()
-		b := start(t, cfg)
+		b := start(t, cfg, module.DefaultSettings())
 		authorizeAndWait(t, b)
 		st, err := bus.Call(t.Context(), b, payments.ProviderStatusRequest, payments.ProviderStatus{})
 		if err != nil || st != (payments.ProviderState{Provider: "simulated", Breaker: "closed"}) {
@@ -83,8 +83,9 @@ func TestModuleChoosesTheProvider(t *testing.T) {
 		defer srv.Close()
 		cfg := config.Default()
 		cfg.DataDir = t.TempDir()
-		cfg.PaymentProviderURL, cfg.PaymentProviderKey = srv.URL, "sk_test"
-		b := start(t, cfg)
+		s := module.DefaultSettings()
+		s.ProviderURL, s.ProviderKey = srv.URL, "sk_test"
+		b := start(t, cfg, s)
 		p := authorizeAndWait(t, b)
 		auths := sim.Authorizations()
 		if len(auths) != 1 || auths[0].ID != p.Entries[0].ProviderRef {
@@ -100,7 +101,7 @@ func TestModuleChoosesTheProvider(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	b := start(t, cfg)
+	b := start(t, cfg, module.DefaultSettings())
 	p := authorizeAndWait(t, b)
 
 	keys := auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))

@@ -15,7 +15,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
-	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/payments"

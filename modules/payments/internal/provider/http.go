@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments"
 )
 

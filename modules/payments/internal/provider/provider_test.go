@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments"
 	"github.com/agora-commerce/agora/modules/payments/internal/provider"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments"
 )
 

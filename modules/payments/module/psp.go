@@ -1,4 +1,4 @@
-package cli
+package module
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 
 	ucli "github.com/urfave/cli/v3"
 
-	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
-// pspCommand runs the payment-provider simulator (package psp) as an HTTP service,
-// until the command's context ends (SIGINT or SIGTERM).
-func pspCommand(stdout, stderr io.Writer) *ucli.Command {
+// PSPCommand is `agora psp`: it runs the payment-provider simulator (package psp)
+// as an HTTP service, until the command's context ends (SIGINT or SIGTERM).
+func PSPCommand(stdout, stderr io.Writer) *ucli.Command {
 	var (
 		addr, apiKey         string
 		failureRate          float64

@@ -1,4 +1,4 @@
-package cli
+package loadgen
 
 import (
 	"context"
@@ -9,13 +9,12 @@ import (
 
 	ucli "github.com/urfave/cli/v3"
 
-	"github.com/agora-commerce/agora/internal/loadgen"
 )
 
-// loadgenCommand drives load against a running Agora through its HTTP API and
+// Command is `agora loadgen`: it drives load against a running Agora through its HTTP API and
 // reports throughput, outcomes, errors and latencies (see package loadgen).
-func loadgenCommand(stdout, stderr io.Writer) *ucli.Command {
-	def := loadgen.DefaultConfig()
+func Command(stdout, stderr io.Writer) *ucli.Command {
+	def := DefaultConfig()
 	env := func(name string) ucli.ValueSourceChain { return ucli.EnvVars("AGORA_LOADGEN_" + name) }
 	return &ucli.Command{
 		Name:  "loadgen",
@@ -33,7 +32,7 @@ func loadgenCommand(stdout, stderr io.Writer) *ucli.Command {
 				Usage: "catalog requests per second alongside (e.g. 100), or a multiple of --rate (e.g. 2x); 0: none"},
 			&ucli.IntFlag{Name: "customers", Value: def.Customers, Sources: env("CUSTOMERS"),
 				Usage: "customer accounts placing orders (one checkout at a time each; sign-in is rate-limited, so more take longer to warm up)"},
-			&ucli.StringFlag{Name: "tokens", Value: loadgen.DefaultTokens, Sources: env("TOKENS"),
+			&ucli.StringFlag{Name: "tokens", Value: DefaultTokens, Sources: env("TOKENS"),
 				Usage: "payment-token mix, token=weight,…"},
 			&ucli.IntFlag{Name: "items", Value: def.MaxItems, Sources: env("ITEMS"), Usage: "most distinct products in one cart (1 to this many)"},
 			&ucli.IntFlag{Name: "max-in-flight", Value: def.MaxInFlight, Sources: env("MAX_IN_FLIGHT"),
@@ -66,11 +65,11 @@ func loadgenCommand(stdout, stderr io.Writer) *ucli.Command {
 			cfg.Duration = cmd.Duration("duration")
 			cfg.Rate = cmd.Float("rate")
 			var err error
-			if cfg.BrowseRate, err = loadgen.ParseBrowseRate(cmd.String("browse-rate"), cfg.Rate); err != nil {
+			if cfg.BrowseRate, err = ParseBrowseRate(cmd.String("browse-rate"), cfg.Rate); err != nil {
 				return err
 			}
 			cfg.Customers = cmd.Int("customers")
-			if cfg.Tokens, err = loadgen.ParseTokenMix(cmd.String("tokens")); err != nil {
+			if cfg.Tokens, err = ParseTokenMix(cmd.String("tokens")); err != nil {
 				return err
 			}
 			cfg.MaxItems = cmd.Int("items")
@@ -82,13 +81,13 @@ func loadgenCommand(stdout, stderr io.Writer) *ucli.Command {
 			cfg.Drain = cmd.Duration("drain")
 			cfg.AdminEmail = cmd.String("admin-email")
 			cfg.AdminPassword = cmd.String("admin-password")
-			if cfg.Restock, err = loadgen.ParseRestock(cmd.String("restock")); err != nil {
+			if cfg.Restock, err = ParseRestock(cmd.String("restock")); err != nil {
 				return err
 			}
 			if cfg.Seed = cmd.Uint64("seed"); cfg.Seed == 0 {
 				cfg.Seed = rand.Uint64()
 			}
-			rep, err := loadgen.Run(ctx, cfg, stderr)
+			rep, err := Run(ctx, cfg, stderr)
 			if err != nil {
 				return err
 			}

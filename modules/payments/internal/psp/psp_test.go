@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/psp"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 func code(err error) string {

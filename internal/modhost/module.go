@@ -1,0 +1,68 @@
+package modhost
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	ucli "github.com/urfave/cli/v3"
+	"go.uber.org/fx"
+
+	"github.com/agora-commerce/agora/internal/bus"
+)
+
+// Module describes a domain module to the binary: everything the command line and
+// the composition root need to know of it, declared in the module's own folder
+// (modules/<name>/module) and listed once in the registry (package modules). Its
+// database migrations are migrations/<name>/, found by name.
+//
+// A Module is built fresh for each command line (see the modules' New functions):
+// Flags write the module's settings, and Run, Routes and Everywhere read them
+// afterwards, so they must be called only once the flags are parsed.
+type Module struct {
+	// Name is the module's name: its message types' prefix, its database's name, its
+	// flag prefix in --modules.
+	Name string
+	// Flags are the module's own settings, each a flag of `agora serve` and an
+	// AGORA_* environment variable.
+	Flags []ucli.Flag
+	// Run returns the fx options that run the module in this process: its database,
+	// its handlers and subscriptions on the bus, its workers.
+	Run func() fx.Option
+	// Routes returns the fx constructor of the module's httpapi.Routes (from the bus,
+	// …); every process that serves the module's HTTP API provides it, asking the
+	// module over the bus wherever it runs.
+	Routes func() any
+	// Everywhere, when set, returns fx options every process includes whether or not
+	// the module runs there (identity: the verification of access tokens).
+	Everywhere func() fx.Option
+	// Commands, when set, returns the module's own subcommands of `agora`; start
+	// runs a process of just the modules it names, for the duration of a command.
+	Commands func(start Starter, stdio Stdio) []*ucli.Command
+}
+
+// Stdio is a command's standard input, output and error.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Starter starts a process that runs the named modules, configured by the command
+// line, for the duration of a command; the caller stops it.
+type Starter func(ctx context.Context, modules ...string) (*Started, error)
+
+// Started is a process a Starter started: its bus and its logger.
+type Started struct {
+	Bus  *bus.Bus
+	Log  *slog.Logger
+	Stop func()
+}
+
+// Names returns the modules' names, in order.
+func Names(mods []Module) []string {
+	names := make([]string, len(mods))
+	for i, m := range mods {
+		names[i] = m.Name
+	}
+	return names
+}

@@ -1,0 +1,34 @@
+package module
+
+import (
+	"time"
+
+	ucli "github.com/urfave/cli/v3"
+	"go.uber.org/fx"
+
+	"github.com/agora-commerce/agora/internal/modhost"
+)
+
+// Settings are the catalog's own settings.
+type Settings struct {
+	// CacheTTL bounds how stale a product read may be when other processes write
+	// the same catalog database; negative disables the catalog's read cache.
+	CacheTTL time.Duration
+}
+
+// DefaultSettings returns the catalog's zero-configuration settings.
+func DefaultSettings() Settings { return Settings{CacheTTL: time.Second} }
+
+// New returns the catalog as the registry lists it, with its default settings.
+func New() modhost.Module {
+	s := DefaultSettings()
+	return modhost.Module{
+		Name: "catalog",
+		Flags: []ucli.Flag{
+			&ucli.DurationFlag{Name: "catalog-cache-ttl", Value: s.CacheTTL, Destination: &s.CacheTTL, Sources: ucli.EnvVars("AGORA_CATALOG_CACHE_TTL"),
+				Usage: "how stale a product read may be when other processes write the same catalog database (this process's own writes are never served stale); negative disables the cache"},
+		},
+		Run:    func() fx.Option { return Module(s) },
+		Routes: func() any { return Routes },
+	}
+}
