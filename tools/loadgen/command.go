@@ -8,14 +8,12 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v3"
-
 )
 
 // Command is `agora loadgen`: it drives load against a running Agora through its HTTP API and
 // reports throughput, outcomes, errors and latencies (see package loadgen).
 func Command(stdout, stderr io.Writer) *ucli.Command {
 	def := DefaultConfig()
-	env := func(name string) ucli.ValueSourceChain { return ucli.EnvVars("AGORA_LOADGEN_" + name) }
 	return &ucli.Command{
 		Name:  "loadgen",
 		Usage: "drive checkouts and catalog traffic against a running Agora and report what it measured",
@@ -23,69 +21,11 @@ func Command(stdout, stderr io.Writer) *ucli.Command {
 			"--rate per second for --duration (an open model: launches that find no room are counted as dropped),\n" +
 			"with catalog browsing alongside. Progress goes to standard error every second; the report to standard\n" +
 			"output at the end (JSON with --json), also after Ctrl-C.",
-		Flags: []ucli.Flag{
-			&ucli.StringSliceFlag{Name: "url", Value: def.URLs, Sources: env("URL"),
-				Usage: "base URL of the API; repeat it or give a comma list to spread requests over several processes"},
-			&ucli.DurationFlag{Name: "duration", Value: def.Duration, Sources: env("DURATION"), Usage: "the timed window"},
-			&ucli.FloatFlag{Name: "rate", Value: def.Rate, Sources: env("RATE"), Usage: "checkouts launched per second"},
-			&ucli.StringFlag{Name: "browse-rate", Value: "2x", Sources: env("BROWSE_RATE"),
-				Usage: "catalog requests per second alongside (e.g. 100), or a multiple of --rate (e.g. 2x); 0: none"},
-			&ucli.IntFlag{Name: "customers", Value: def.Customers, Sources: env("CUSTOMERS"),
-				Usage: "customer accounts placing orders (one checkout at a time each; sign-in is rate-limited, so more take longer to warm up)"},
-			&ucli.StringFlag{Name: "tokens", Value: DefaultTokens, Sources: env("TOKENS"),
-				Usage: "payment-token mix, token=weight,…"},
-			&ucli.IntFlag{Name: "items", Value: def.MaxItems, Sources: env("ITEMS"), Usage: "most distinct products in one cart (1 to this many)"},
-			&ucli.IntFlag{Name: "max-in-flight", Value: def.MaxInFlight, Sources: env("MAX_IN_FLIGHT"),
-				Usage: "checkouts (and, separately, browse requests) in flight at most; launches beyond are dropped"},
-			&ucli.StringFlag{Name: "await", Value: def.Await, Sources: env("AWAIT"),
-				Usage: "how to await an order's terminal status: sse (its event stream) or poll"},
-			&ucli.DurationFlag{Name: "poll-interval", Value: def.PollInterval, Sources: env("POLL_INTERVAL"), Usage: "wait between polls with --await poll"},
-			&ucli.DurationFlag{Name: "order-timeout", Value: def.OrderTimeout, Sources: env("ORDER_TIMEOUT"),
-				Usage: "longest wait from an order's POST to its terminal status"},
-			&ucli.DurationFlag{Name: "request-timeout", Value: def.RequestTimeout, Sources: env("REQUEST_TIMEOUT"), Usage: "deadline of one HTTP request"},
-			&ucli.DurationFlag{Name: "drain", Value: def.Drain, Sources: env("DRAIN"),
-				Usage: "how long checkouts in flight at the end of the window may take to finish"},
-			&ucli.StringFlag{Name: "admin-email", Value: def.AdminEmail, Sources: env("ADMIN_EMAIL"), Usage: "the admin that restocks"},
-			&ucli.StringFlag{Name: "admin-password", Value: def.AdminPassword, Sources: env("ADMIN_PASSWORD"), Usage: "the admin's password"},
-			&ucli.StringFlag{Name: "restock", Value: "100:1000", Sources: env("RESTOCK"),
-				Usage: "BELOW:AMOUNT: add AMOUNT units to a product whose available stock is below BELOW; off: never"},
-			&ucli.BoolFlag{Name: "json", Sources: env("JSON"), Usage: "print the report as JSON"},
-			&ucli.Uint64Flag{Name: "seed", Sources: env("SEED"), Usage: "seed of the random choices (0: a random seed)"},
-		},
+		Flags: flags(def),
 		Action: func(ctx context.Context, cmd *ucli.Command) error {
-			cfg := def
-			cfg.URLs = nil
-			for _, u := range cmd.StringSlice("url") {
-				for part := range strings.SplitSeq(u, ",") {
-					if part = strings.TrimSpace(part); part != "" {
-						cfg.URLs = append(cfg.URLs, part)
-					}
-				}
-			}
-			cfg.Duration = cmd.Duration("duration")
-			cfg.Rate = cmd.Float("rate")
-			var err error
-			if cfg.BrowseRate, err = ParseBrowseRate(cmd.String("browse-rate"), cfg.Rate); err != nil {
+			cfg, err := configFrom(cmd, def)
+			if err != nil {
 				return err
-			}
-			cfg.Customers = cmd.Int("customers")
-			if cfg.Tokens, err = ParseTokenMix(cmd.String("tokens")); err != nil {
-				return err
-			}
-			cfg.MaxItems = cmd.Int("items")
-			cfg.MaxInFlight = cmd.Int("max-in-flight")
-			cfg.Await = cmd.String("await")
-			cfg.PollInterval = cmd.Duration("poll-interval")
-			cfg.OrderTimeout = cmd.Duration("order-timeout")
-			cfg.RequestTimeout = cmd.Duration("request-timeout")
-			cfg.Drain = cmd.Duration("drain")
-			cfg.AdminEmail = cmd.String("admin-email")
-			cfg.AdminPassword = cmd.String("admin-password")
-			if cfg.Restock, err = ParseRestock(cmd.String("restock")); err != nil {
-				return err
-			}
-			if cfg.Seed = cmd.Uint64("seed"); cfg.Seed == 0 {
-				cfg.Seed = rand.Uint64()
 			}
 			rep, err := Run(ctx, cfg, stderr)
 			if err != nil {
@@ -99,4 +39,77 @@ func Command(stdout, stderr io.Writer) *ucli.Command {
 			return rep.WriteText(stdout)
 		},
 	}
+}
+
+// flags are the command's flags, with def's values as defaults.
+func flags(def Config) []ucli.Flag {
+	env := func(name string) ucli.ValueSourceChain { return ucli.EnvVars("AGORA_LOADGEN_" + name) }
+	return []ucli.Flag{
+		&ucli.StringSliceFlag{Name: "url", Value: def.URLs, Sources: env("URL"),
+			Usage: "base URL of the API; repeat it or give a comma list to spread requests over several processes"},
+		&ucli.DurationFlag{Name: "duration", Value: def.Duration, Sources: env("DURATION"), Usage: "the timed window"},
+		&ucli.FloatFlag{Name: "rate", Value: def.Rate, Sources: env("RATE"), Usage: "checkouts launched per second"},
+		&ucli.StringFlag{Name: "browse-rate", Value: "2x", Sources: env("BROWSE_RATE"),
+			Usage: "catalog requests per second alongside (e.g. 100), or a multiple of --rate (e.g. 2x); 0: none"},
+		&ucli.IntFlag{Name: "customers", Value: def.Customers, Sources: env("CUSTOMERS"),
+			Usage: "customer accounts placing orders (one checkout at a time each; sign-in is rate-limited, so more take longer to warm up)"},
+		&ucli.StringFlag{Name: "tokens", Value: DefaultTokens, Sources: env("TOKENS"),
+			Usage: "payment-token mix, token=weight,…"},
+		&ucli.IntFlag{Name: "items", Value: def.MaxItems, Sources: env("ITEMS"), Usage: "most distinct products in one cart (1 to this many)"},
+		&ucli.IntFlag{Name: "max-in-flight", Value: def.MaxInFlight, Sources: env("MAX_IN_FLIGHT"),
+			Usage: "checkouts (and, separately, browse requests) in flight at most; launches beyond are dropped"},
+		&ucli.StringFlag{Name: "await", Value: def.Await, Sources: env("AWAIT"),
+			Usage: "how to await an order's terminal status: sse (its event stream) or poll"},
+		&ucli.DurationFlag{Name: "poll-interval", Value: def.PollInterval, Sources: env("POLL_INTERVAL"), Usage: "wait between polls with --await poll"},
+		&ucli.DurationFlag{Name: "order-timeout", Value: def.OrderTimeout, Sources: env("ORDER_TIMEOUT"),
+			Usage: "longest wait from an order's POST to its terminal status"},
+		&ucli.DurationFlag{Name: "request-timeout", Value: def.RequestTimeout, Sources: env("REQUEST_TIMEOUT"), Usage: "deadline of one HTTP request"},
+		&ucli.DurationFlag{Name: "drain", Value: def.Drain, Sources: env("DRAIN"),
+			Usage: "how long checkouts in flight at the end of the window may take to finish"},
+		&ucli.StringFlag{Name: "admin-email", Value: def.AdminEmail, Sources: env("ADMIN_EMAIL"), Usage: "the admin that restocks"},
+		&ucli.StringFlag{Name: "admin-password", Value: def.AdminPassword, Sources: env("ADMIN_PASSWORD"), Usage: "the admin's password"},
+		&ucli.StringFlag{Name: "restock", Value: "100:1000", Sources: env("RESTOCK"),
+			Usage: "BELOW:AMOUNT: add AMOUNT units to a product whose available stock is below BELOW; off: never"},
+		&ucli.BoolFlag{Name: "json", Sources: env("JSON"), Usage: "print the report as JSON"},
+		&ucli.Uint64Flag{Name: "seed", Sources: env("SEED"), Usage: "seed of the random choices (0: a random seed)"},
+	}
+}
+
+// configFrom reads the run's configuration from cmd's flags, def for the rest.
+func configFrom(cmd *ucli.Command, def Config) (Config, error) {
+	cfg := def
+	cfg.URLs = nil
+	for _, u := range cmd.StringSlice("url") {
+		for part := range strings.SplitSeq(u, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				cfg.URLs = append(cfg.URLs, part)
+			}
+		}
+	}
+	cfg.Duration = cmd.Duration("duration")
+	cfg.Rate = cmd.Float("rate")
+	var err error
+	if cfg.BrowseRate, err = ParseBrowseRate(cmd.String("browse-rate"), cfg.Rate); err != nil {
+		return cfg, err
+	}
+	cfg.Customers = cmd.Int("customers")
+	if cfg.Tokens, err = ParseTokenMix(cmd.String("tokens")); err != nil {
+		return cfg, err
+	}
+	cfg.MaxItems = cmd.Int("items")
+	cfg.MaxInFlight = cmd.Int("max-in-flight")
+	cfg.Await = cmd.String("await")
+	cfg.PollInterval = cmd.Duration("poll-interval")
+	cfg.OrderTimeout = cmd.Duration("order-timeout")
+	cfg.RequestTimeout = cmd.Duration("request-timeout")
+	cfg.Drain = cmd.Duration("drain")
+	cfg.AdminEmail = cmd.String("admin-email")
+	cfg.AdminPassword = cmd.String("admin-password")
+	if cfg.Restock, err = ParseRestock(cmd.String("restock")); err != nil {
+		return cfg, err
+	}
+	if cfg.Seed = cmd.Uint64("seed"); cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64()
+	}
+	return cfg, nil
 }

@@ -159,53 +159,7 @@ func sortedKeys(m map[string]bool) []string {
 func (g *gen) drive(ctx context.Context, clk clock, w io.Writer) Report {
 	flowCtx, cancelFlows := context.WithCancel(ctx)
 	defer cancelFlows()
-	master := rand.New(rand.NewPCG(g.cfg.Seed, 0x10ad))
-	flights, browsing := newSlots(g.cfg.MaxInFlight), newSlots(g.cfg.MaxInFlight)
-	var flows sync.WaitGroup
-
-	launchCheckout := func() bool {
-		if !flights.tryAcquire() {
-			g.rec.add(&g.rec.dropped, 1)
-			return false
-		}
-		var cust *account
-		select {
-		case cust = <-g.free:
-		default:
-			flights.release()
-			g.rec.mu.Lock()
-			g.rec.dropped++
-			g.rec.noCustomer++
-			g.rec.mu.Unlock()
-			return false
-		}
-		r := rand.New(rand.NewPCG(master.Uint64(), master.Uint64()))
-		g.rec.mu.Lock()
-		g.rec.launched++
-		g.rec.inFlight++
-		g.rec.mu.Unlock()
-		flows.Go(func() {
-			defer flights.release()
-			defer g.rec.add(&g.rec.inFlight, -1)
-			g.checkout(flowCtx, cust, r)
-		})
-		return true
-	}
-	// The browse schedule runs on its own goroutine: its own source of seeds.
-	browseMaster := rand.New(rand.NewPCG(master.Uint64(), master.Uint64()))
-	launchBrowse := func() bool {
-		if !browsing.tryAcquire() {
-			g.rec.add(&g.rec.browseDropped, 1)
-			return false
-		}
-		g.rec.add(&g.rec.browseLaunched, 1)
-		r := rand.New(rand.NewPCG(browseMaster.Uint64(), browseMaster.Uint64()))
-		flows.Go(func() {
-			defer browsing.release()
-			g.browse(flowCtx, r)
-		})
-		return true
-	}
+	l := newLauncher(g, flowCtx)
 
 	start := clk.Now()
 	var bg sync.WaitGroup
@@ -215,36 +169,104 @@ func (g *gen) drive(ctx context.Context, clk clock, w io.Writer) Report {
 	}
 	bg.Go(func() { g.progressLoop(bgCtx, w, start) })
 
-	var window time.Duration
-	{
-		var sched sync.WaitGroup
-		if g.cfg.BrowseRate > 0 {
-			sched.Go(func() { schedule(ctx, clk, g.cfg.BrowseRate, g.cfg.Duration, launchBrowse) })
-		}
-		schedule(ctx, clk, g.cfg.Rate, g.cfg.Duration, launchCheckout)
-		sched.Wait()
-		_ = clk.SleepUntil(ctx, start.Add(g.cfg.Duration)) // the window is whole, though its last slot came earlier
-		window = clk.Now().Sub(start)
+	var sched sync.WaitGroup
+	if g.cfg.BrowseRate > 0 {
+		sched.Go(func() { schedule(ctx, clk, g.cfg.BrowseRate, g.cfg.Duration, l.browse) })
 	}
+	schedule(ctx, clk, g.cfg.Rate, g.cfg.Duration, l.checkout)
+	sched.Wait()
+	_ = clk.SleepUntil(ctx, start.Add(g.cfg.Duration)) // the window is whole, though its last slot came earlier
+	window := clk.Now().Sub(start)
 
-	// The drain: checkouts launched in the window may finish, for a while.
+	g.drain(ctx, &l.flows, w)
+	cancelFlows()
+	l.flows.Wait()
+	stopBG()
+	bg.Wait()
+	return g.rec.report(g.cfg, window, clk.Now().Sub(start), ctx.Err() != nil)
+}
+
+// drain waits, up to cfg.Drain or ctx's end, for the flows launched in the window.
+func (g *gen) drain(ctx context.Context, flows *sync.WaitGroup, w io.Writer) {
 	drained := make(chan struct{})
 	go func() { flows.Wait(); close(drained) }()
 	if ctx.Err() == nil && g.rec.snapshotInFlight() > 0 {
 		fmt.Fprintf(w, "window over: waiting up to %s for %d checkouts in flight\n", g.cfg.Drain, g.rec.snapshotInFlight())
 	}
 	timer := time.NewTimer(g.cfg.Drain)
+	defer timer.Stop()
 	select {
 	case <-drained:
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	timer.Stop()
-	cancelFlows()
-	<-drained
-	stopBG()
-	bg.Wait()
-	return g.rec.report(g.cfg, window, clk.Now().Sub(start), ctx.Err() != nil)
+}
+
+// launcher starts the flows of the window — checkouts and catalog browsing — each
+// within its bound of flows in flight, each with a random source of its own seeded
+// from the run's seed, so that a run can be repeated.
+type launcher struct {
+	g                  *gen
+	ctx                context.Context
+	flows              sync.WaitGroup
+	flights, browsing  slots
+	master, browseSeed *rand.Rand
+}
+
+func newLauncher(g *gen, ctx context.Context) *launcher {
+	master := rand.New(rand.NewPCG(g.cfg.Seed, 0x10ad))
+	// The browse schedule runs on its own goroutine: its own source of seeds.
+	browseSeed := rand.New(rand.NewPCG(master.Uint64(), master.Uint64()))
+	return &launcher{g: g, ctx: ctx, flights: newSlots(g.cfg.MaxInFlight), browsing: newSlots(g.cfg.MaxInFlight),
+		master: master, browseSeed: browseSeed}
+}
+
+// checkout launches one checkout by a free customer; without room or a free
+// customer the launch is dropped (and counted).
+func (l *launcher) checkout() bool {
+	rec := l.g.rec
+	if !l.flights.tryAcquire() {
+		rec.add(&rec.dropped, 1)
+		return false
+	}
+	var cust *account
+	select {
+	case cust = <-l.g.free:
+	default:
+		l.flights.release()
+		rec.mu.Lock()
+		rec.dropped++
+		rec.noCustomer++
+		rec.mu.Unlock()
+		return false
+	}
+	r := rand.New(rand.NewPCG(l.master.Uint64(), l.master.Uint64()))
+	rec.mu.Lock()
+	rec.launched++
+	rec.inFlight++
+	rec.mu.Unlock()
+	l.flows.Go(func() {
+		defer l.flights.release()
+		defer rec.add(&rec.inFlight, -1)
+		l.g.checkout(l.ctx, cust, r)
+	})
+	return true
+}
+
+// browse launches one catalog visit, or drops it (and counts it) without room.
+func (l *launcher) browse() bool {
+	rec := l.g.rec
+	if !l.browsing.tryAcquire() {
+		rec.add(&rec.browseDropped, 1)
+		return false
+	}
+	rec.add(&rec.browseLaunched, 1)
+	r := rand.New(rand.NewPCG(l.browseSeed.Uint64(), l.browseSeed.Uint64()))
+	l.flows.Go(func() {
+		defer l.browsing.release()
+		l.g.browse(l.ctx, r)
+	})
+	return true
 }
 
 func (r *recorder) snapshotInFlight() int64 {
