@@ -214,20 +214,17 @@ func (s *Simulator) Authorize(ctx context.Context, amount int64, currency, token
 // under another key fails with CodeInvalidState, more than authorized with
 // CodeAmountTooLarge.
 func (s *Simulator) Capture(ctx context.Context, authID string, amount int64, key string) (Authorization, error) {
-	if err := s.begin(ctx, key); err != nil {
-		return Authorization{}, err
-	}
-	v, err := s.once(ctx, key, fmt.Sprintf("capture|%s|%d", authID, amount), func() (any, string, error) {
+	return call(ctx, s, key, fmt.Sprintf("capture|%s|%d", authID, amount), func() (Authorization, string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		a, ok := s.lookup(authID)
 		switch {
 		case !ok:
-			return nil, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
+			return Authorization{}, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
 		case a.State != StateAuthorized:
-			return nil, "", errorf(http.StatusConflict, CodeInvalidState, "the authorization is %s", a.State)
+			return Authorization{}, "", errorf(http.StatusConflict, CodeInvalidState, "the authorization is %s", a.State)
 		case amount < 0 || amount > a.Amount:
-			return nil, "", errorf(http.StatusUnprocessableEntity, CodeAmountTooLarge, "cannot capture %d of %d authorized", amount, a.Amount)
+			return Authorization{}, "", errorf(http.StatusUnprocessableEntity, CodeAmountTooLarge, "cannot capture %d of %d authorized", amount, a.Amount)
 		}
 		if amount == 0 {
 			amount = a.Amount
@@ -235,44 +232,30 @@ func (s *Simulator) Capture(ctx context.Context, authID string, amount int64, ke
 		a.State, a.Captured = StateCaptured, amount
 		return *a, a.ID, nil
 	})
-	if err != nil {
-		return Authorization{}, err
-	}
-	return v.(Authorization), nil
 }
 
 // Void releases an authorization. Voiding a voided authorization succeeds; voiding
 // a captured one fails with CodeInvalidState.
 func (s *Simulator) Void(ctx context.Context, authID, key string) (Authorization, error) {
-	if err := s.begin(ctx, key); err != nil {
-		return Authorization{}, err
-	}
-	v, err := s.once(ctx, key, "void|"+authID, func() (any, string, error) {
+	return call(ctx, s, key, "void|"+authID, func() (Authorization, string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		a, ok := s.lookup(authID)
 		switch {
 		case !ok:
-			return nil, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
+			return Authorization{}, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
 		case a.State == StateCaptured:
-			return nil, "", errorf(http.StatusConflict, CodeInvalidState, "the authorization is captured; refund it instead")
+			return Authorization{}, "", errorf(http.StatusConflict, CodeInvalidState, "the authorization is captured; refund it instead")
 		}
 		a.State = StateVoided
 		return *a, a.ID, nil
 	})
-	if err != nil {
-		return Authorization{}, err
-	}
-	return v.(Authorization), nil
 }
 
 // Refund gives back amount of a captured authorization; the refunds of one
 // authorization never add up to more than was captured (CodeAmountTooLarge).
 func (s *Simulator) Refund(ctx context.Context, authID string, amount int64, key string) (Refund, error) {
-	if err := s.begin(ctx, key); err != nil {
-		return Refund{}, err
-	}
-	v, err := s.once(ctx, key, fmt.Sprintf("refund|%s|%d", authID, amount), func() (any, string, error) {
+	return call(ctx, s, key, fmt.Sprintf("refund|%s|%d", authID, amount), func() (Refund, string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		a, ok := s.lookup(authID)
@@ -283,19 +266,15 @@ func (s *Simulator) Refund(ctx context.Context, authID string, amount int64, key
 		}
 		switch {
 		case !ok:
-			return nil, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
+			return Refund{}, "", errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
 		case a.State != StateCaptured:
-			return nil, "", errorf(http.StatusConflict, CodeInvalidState, "the authorization is %s, not captured", a.State)
+			return Refund{}, "", errorf(http.StatusConflict, CodeInvalidState, "the authorization is %s, not captured", a.State)
 		case amount <= 0 || amount > a.Captured-a.Refunded:
-			return nil, "", errorf(http.StatusUnprocessableEntity, CodeAmountTooLarge, "cannot refund %d: %d captured, %d refunded", amount, a.Captured, a.Refunded)
+			return Refund{}, "", errorf(http.StatusUnprocessableEntity, CodeAmountTooLarge, "cannot refund %d: %d captured, %d refunded", amount, a.Captured, a.Refunded)
 		}
 		a.Refunded += amount
 		return Refund{ID: newID("re"), AuthorizationID: a.ID, Amount: amount, Currency: a.Currency}, a.ID, nil
 	})
-	if err != nil {
-		return Refund{}, err
-	}
-	return v.(Refund), nil
 }
 
 // AuthorizationByKey returns the authorization that the Authorize call with
@@ -326,6 +305,20 @@ func (s *Simulator) Get(ctx context.Context, authID string) (Authorization, erro
 		return *a, nil
 	}
 	return Authorization{}, errorf(http.StatusNotFound, CodeNotFound, "no authorization %q", authID)
+}
+
+// call is what every operation with an idempotency key does: begin, then once,
+// with the operation's result typed.
+func call[T any](ctx context.Context, s *Simulator, key, fingerprint string, fn func() (T, string, error)) (T, error) {
+	var zero T
+	if err := s.begin(ctx, key); err != nil {
+		return zero, err
+	}
+	v, err := s.once(ctx, key, fingerprint, func() (any, string, error) { return fn() })
+	if err != nil {
+		return zero, err
+	}
+	return v.(T), nil
 }
 
 // begin counts the call and applies what every call goes through: the key check,
