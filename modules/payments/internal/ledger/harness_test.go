@@ -13,13 +13,13 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
-	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/payments"
 	"github.com/agora-commerce/agora/modules/payments/internal/ledger"
 	"github.com/agora-commerce/agora/modules/payments/internal/provider"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }

@@ -15,12 +15,12 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
-	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/payments"
 	"github.com/agora-commerce/agora/modules/payments/internal/ledger"
 	"github.com/agora-commerce/agora/modules/payments/internal/provider"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 // TestAuthorizeOutcomes sends AuthorizePayment with each test token through the

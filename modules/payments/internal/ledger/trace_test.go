@@ -12,10 +12,10 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
-	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 // TestWorkerKeepsTheCommandsTrace: the provider calls the worker pool makes, and

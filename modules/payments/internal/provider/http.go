@@ -10,8 +10,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 // HTTP is the provider reached over the psp HTTP API (see psp.Handler). It makes

@@ -14,8 +14,8 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 // Provider is a payment-service provider. Its errors are *Error values that say

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments"
 	"github.com/agora-commerce/agora/modules/payments/internal/provider"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 var eur = func(n int64) payments.Money { return payments.Money{Amount: n, Currency: "EUR"} }

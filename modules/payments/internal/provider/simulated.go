@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 
-	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/payments/internal/psp"
 )
 
 // Simulated is the in-process provider: a psp.Simulator called directly. It
