@@ -53,7 +53,7 @@ func newCommandLine(stdio modhost.Stdio) *commandLine {
 	mods := app.Modules()
 	cfg := config.Default()
 	cfg.Modules, cfg.HTTPModules = modhost.Names(mods), modhost.Names(mods)
-	return &commandLine{cfg: cfg, mods: mods, stdio: stdio}
+	return &commandLine{cfg: cfg, mods: mods, modules: "all", httpModules: "all", stdio: stdio}
 }
 
 // root is the `agora` command: the platform's commands, then each module's own.

@@ -25,8 +25,7 @@ func New() modhost.Module {
 	return modhost.Module{
 		Name: "catalog",
 		Flags: []ucli.Flag{
-			&ucli.DurationFlag{Name: "catalog-cache-ttl", Value: s.CacheTTL, Destination: &s.CacheTTL, Sources: ucli.EnvVars("AGORA_CATALOG_CACHE_TTL"),
-				Usage: "how stale a product read may be when other processes write the same catalog database (this process's own writes are never served stale); negative disables the cache"},
+			modhost.Setting(&s.CacheTTL, "catalog-cache-ttl", "how stale a product read may be when other processes write the same catalog database (this process's own writes are never served stale); negative disables the cache"),
 		},
 		Run:    func() fx.Option { return Module(s) },
 		Routes: func() any { return Routes },

@@ -38,12 +38,9 @@ func DefaultSettings() Settings { return Settings{AuthPerIPPerMinute: 20} }
 func New() modhost.Module {
 	s := DefaultSettings()
 	flags := []ucli.Flag{
-		&ucli.StringFlag{Name: "jwt-private-key-file", Destination: &s.JWTPrivateKeyFile, Sources: ucli.EnvVars("AGORA_JWT_PRIVATE_KEY_FILE"),
-			Usage: "Ed25519 private key (PKCS#8 PEM) that signs access tokens, for the process that runs identity (default: keys in identity's database)"},
-		&ucli.StringFlag{Name: "jwt-public-key-file", Destination: &s.JWTPublicKeyFile, Sources: ucli.EnvVars("AGORA_JWT_PUBLIC_KEY_FILE"),
-			Usage: "Ed25519 public key (PKIX PEM) for processes that verify tokens but do not run identity (default: fetched from identity over the bus)"},
-		&ucli.IntFlag{Name: "auth-per-ip-per-minute", Value: s.AuthPerIPPerMinute, Destination: &s.AuthPerIPPerMinute, Sources: ucli.EnvVars("AGORA_AUTH_PER_IP_PER_MINUTE"),
-			Usage: "sign-in and sign-up attempts allowed per client address and minute (raise it for load tests from one address)"},
+		modhost.Setting(&s.JWTPrivateKeyFile, "jwt-private-key-file", "Ed25519 private key (PKCS#8 PEM) that signs access tokens, for the process that runs identity (default: keys in identity's database)"),
+		modhost.Setting(&s.JWTPublicKeyFile, "jwt-public-key-file", "Ed25519 public key (PKIX PEM) for processes that verify tokens but do not run identity (default: fetched from identity over the bus)"),
+		modhost.Setting(&s.AuthPerIPPerMinute, "auth-per-ip-per-minute", "sign-in and sign-up attempts allowed per client address and minute (raise it for load tests from one address)"),
 	}
 	return modhost.Module{
 		Name:       "identity",

@@ -26,10 +26,8 @@ func New() modhost.Module {
 	return modhost.Module{
 		Name: "notifications",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "smtp-url", Destination: &s.SMTPURL, Sources: ucli.EnvVars("AGORA_SMTP_URL"),
-				Usage: "send notification emails through this server (smtp://user:pass@host:port); empty sends none"},
-			&ucli.StringFlag{Name: "smtp-from", Value: s.SMTPFrom, Destination: &s.SMTPFrom, Sources: ucli.EnvVars("AGORA_SMTP_FROM"),
-				Usage: "the sender of notification emails"},
+			modhost.Setting(&s.SMTPURL, "smtp-url", "send notification emails through this server (smtp://user:pass@host:port); empty sends none"),
+			modhost.Setting(&s.SMTPFrom, "smtp-from", "the sender of notification emails"),
 		},
 		Run:    func() fx.Option { return Module(s) },
 		Routes: func() any { return Routes },

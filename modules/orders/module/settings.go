@@ -36,12 +36,9 @@ func New() modhost.Module {
 	return modhost.Module{
 		Name: "orders",
 		Flags: []ucli.Flag{
-			&ucli.DurationFlag{Name: "reservation-ttl", Value: s.ReservationTTL, Destination: &s.ReservationTTL, Sources: ucli.EnvVars("AGORA_RESERVATION_TTL"),
-				Usage: "how long inventory holds stock for a checkout that does not finish"},
-			&ucli.DurationFlag{Name: "saga-step-timeout", Value: s.StepTimeout, Destination: &s.StepTimeout, Sources: ucli.EnvVars("AGORA_SAGA_STEP_TIMEOUT"),
-				Usage: "how long the checkout saga waits for a step before sending its command again"},
-			&ucli.IntFlag{Name: "saga-max-attempts", Value: s.MaxAttempts, Destination: &s.MaxAttempts, Sources: ucli.EnvVars("AGORA_SAGA_MAX_ATTEMPTS"),
-				Usage: "times a saga step is sent before the checkout is compensated"},
+			modhost.Setting(&s.ReservationTTL, "reservation-ttl", "how long inventory holds stock for a checkout that does not finish"),
+			modhost.Setting(&s.StepTimeout, "saga-step-timeout", "how long the checkout saga waits for a step before sending its command again"),
+			modhost.Setting(&s.MaxAttempts, "saga-max-attempts", "times a saga step is sent before the checkout is compensated"),
 		},
 		Run:    func() fx.Option { return Module(s) },
 		Routes: func() any { return Routes },

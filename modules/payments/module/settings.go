@@ -30,14 +30,10 @@ func New() modhost.Module {
 	return modhost.Module{
 		Name: "payments",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "payment-provider-url", Destination: &s.ProviderURL, Sources: ucli.EnvVars("AGORA_PAYMENT_PROVIDER_URL"),
-				Usage: "the HTTP payment provider (e.g. `agora psp`); empty uses the in-process simulated provider"},
-			&ucli.StringFlag{Name: "payment-provider-key", Destination: &s.ProviderKey, Sources: ucli.EnvVars("AGORA_PAYMENT_PROVIDER_KEY"),
-				Usage: "the payment provider's API key"},
-			&ucli.DurationFlag{Name: "payment-timeout", Value: s.Timeout, Destination: &s.Timeout, Sources: ucli.EnvVars("AGORA_PAYMENT_TIMEOUT"),
-				Usage: "deadline of one payment-provider call"},
-			&ucli.IntFlag{Name: "payment-retries", Value: s.Retries, Destination: &s.Retries, Sources: ucli.EnvVars("AGORA_PAYMENT_RETRIES"),
-				Usage: "retries of a retryable payment-provider failure"},
+			modhost.Setting(&s.ProviderURL, "payment-provider-url", "the HTTP payment provider (e.g. `agora psp`); empty uses the in-process simulated provider"),
+			modhost.Setting(&s.ProviderKey, "payment-provider-key", "the payment provider's API key"),
+			modhost.Setting(&s.Timeout, "payment-timeout", "deadline of one payment-provider call"),
+			modhost.Setting(&s.Retries, "payment-retries", "retries of a retryable payment-provider failure"),
 		},
 		Run:    func() fx.Option { return Module(s) },
 		Routes: func() any { return Routes },
