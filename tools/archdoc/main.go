@@ -1,0 +1,132 @@
+// Command archdoc redraws the parts of docs/architecture.md that the code already
+// says — the module map and the message table — and keeps every message
+// declaration's doc comment naming the functions that handle it, so neither can
+// drift from the code.
+//
+//	go run ./tools/archdoc          # rewrite the generated sections and the "Handled by" lines
+//	go run ./tools/archdoc -check   # change nothing; exit 1 and say what is stale
+//
+// It reads the code with go/parser and go/ast only (no type checking, no build):
+//
+//   - the modules, in start order, from the New() calls in modules.All()
+//     (modules/modules.go), then any module folder the registry does not list;
+//   - each contract's declarations: package-level vars set by message.NewRequest,
+//     NewCommand or NewEvent (optionally .Parked()), with the first sentence of
+//     their doc comment, or of their payload type's when they have none;
+//   - the handlers: the function passed beside a declaration to bus.Handle,
+//     outbox.SubscribeEvent or outbox.SubscribeCommand, named from the enclosing
+//     function's receiver (s.PlaceOrder in a method of *Service in package
+//     checkout is checkout.(*Service).PlaceOrder). A call to a function of the
+//     same package that passes a declaration on to one of those (a small generic
+//     wrapper) is followed one level;
+//   - the users: every reference from a module's code (tests and test-helper
+//     packages, named *test, left out) to another module's declaration.
+//
+// The generated sections sit between markers in the document (see beginMarker),
+// so the prose around them stays hand-written. tests/archdoc_test.go runs -check.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// docPath is the document the generated sections live in, relative to the root.
+const docPath = "docs/architecture.md"
+
+func main() {
+	check := flag.Bool("check", false, "change nothing; fail if the document or a contract's comments are stale")
+	root := flag.String("root", ".", "the repository root (where go.mod is)")
+	flag.Parse()
+	if err := run(*root, *check, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "archdoc:", err)
+		os.Exit(1)
+	}
+}
+
+// errStale is returned by run in check mode when something is not as generated.
+var errStale = errors.New("generated text is stale: run `go run ./tools/archdoc` and commit the result")
+
+// run generates everything under root. With check it writes nothing and returns
+// errStale, after listing on w each stale file and how it differs, when any
+// file is not as generated.
+func run(root string, check bool, w io.Writer) error {
+	m, err := Load(root)
+	if err != nil {
+		return err
+	}
+	files, err := m.ContractFiles()
+	if err != nil {
+		return err
+	}
+	doc, err := os.ReadFile(filepath.Join(root, docPath))
+	if err != nil {
+		return err
+	}
+	newDoc, err := splice(string(doc), m.Sections())
+	if err != nil {
+		return fmt.Errorf("%s: %w", docPath, err)
+	}
+	if newDoc != string(doc) {
+		files[docPath] = []byte(newDoc)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		path := filepath.Join(root, name)
+		if !check {
+			if err := os.WriteFile(path, files[name], 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintln(w, "wrote", name)
+			continue
+		}
+		old, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s is stale:\n%s", name, lineDiff(old, files[name]))
+	}
+	if check && len(names) > 0 {
+		return errStale
+	}
+	return nil
+}
+
+// lineDiff lists the lines only in old ("-") and only in new ("+"), in the order
+// they appear: enough to see what drifted, without a diff algorithm.
+func lineDiff(old, new []byte) string {
+	count := func(b []byte) map[string]int {
+		c := map[string]int{}
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			c[string(l)]++
+		}
+		return c
+	}
+	inOld, inNew := count(old), count(new)
+	var b strings.Builder
+	for _, l := range strings.Split(string(old), "\n") {
+		if inNew[l] < inOld[l] {
+			fmt.Fprintf(&b, "\t- %s\n", l)
+			inOld[l]--
+		}
+	}
+	inOld = count(old)
+	for _, l := range strings.Split(string(new), "\n") {
+		if inOld[l] < inNew[l] {
+			fmt.Fprintf(&b, "\t+ %s\n", l)
+			inNew[l]--
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,3 @@
+package module
+
+func New() int { return 0 }
