@@ -170,11 +170,17 @@ type ArchiveProduct struct {
 
 // The catalog's requests.
 var (
-	GetProductRequest     = message.NewRequest[GetProduct, Product]("catalog.GetProduct")
-	GetProductsRequest    = message.NewRequest[GetProducts, Products]("catalog.GetProducts")
-	ListProductsRequest   = message.NewRequest[ListProducts, ProductPage]("catalog.ListProducts")
-	CreateProductRequest  = message.NewRequest[CreateProduct, Product]("catalog.CreateProduct")
-	UpdateProductRequest  = message.NewRequest[UpdateProduct, Product]("catalog.UpdateProduct")
+	// Handled by products.(*Service).Get.
+	GetProductRequest = message.NewRequest[GetProduct, Product]("catalog.GetProduct")
+	// Handled by products.(*Service).GetMany.
+	GetProductsRequest = message.NewRequest[GetProducts, Products]("catalog.GetProducts")
+	// Handled by products.(*Service).List.
+	ListProductsRequest = message.NewRequest[ListProducts, ProductPage]("catalog.ListProducts")
+	// Handled by products.(*Service).Create.
+	CreateProductRequest = message.NewRequest[CreateProduct, Product]("catalog.CreateProduct")
+	// Handled by products.(*Service).Update.
+	UpdateProductRequest = message.NewRequest[UpdateProduct, Product]("catalog.UpdateProduct")
+	// Handled by products.(*Service).Archive.
 	ArchiveProductRequest = message.NewRequest[ArchiveProduct, Product]("catalog.ArchiveProduct")
 )
 
@@ -206,9 +212,13 @@ type ProductArchived struct {
 
 // The catalog's events.
 var (
-	ProductCreatedEvent  = message.NewEvent[ProductCreated]("catalog.ProductCreated")
-	ProductUpdatedEvent  = message.NewEvent[ProductUpdated]("catalog.ProductUpdated")
-	PriceChangedEvent    = message.NewEvent[PriceChanged]("catalog.PriceChanged")
+	// Handled by inventory: stock.(*Service).handleProductCreated.
+	ProductCreatedEvent = message.NewEvent[ProductCreated]("catalog.ProductCreated")
+	// Handled by no module.
+	ProductUpdatedEvent = message.NewEvent[ProductUpdated]("catalog.ProductUpdated")
+	// Handled by no module.
+	PriceChangedEvent = message.NewEvent[PriceChanged]("catalog.PriceChanged")
+	// Handled by no module.
 	ProductArchivedEvent = message.NewEvent[ProductArchived]("catalog.ProductArchived")
 )
 

@@ -171,18 +171,30 @@ type RevocationFeed struct {
 
 // The identity module's requests.
 var (
-	RegisterRequest       = message.NewRequest[Register, User]("identity.Register")
-	LoginRequest          = message.NewRequest[Login, Tokens]("identity.Login")
-	RefreshRequest        = message.NewRequest[Refresh, Tokens]("identity.Refresh")
-	LogoutRequest         = message.NewRequest[Logout, Done]("identity.Logout")
+	// Handled by accounts.(*Service).Register.
+	RegisterRequest = message.NewRequest[Register, User]("identity.Register")
+	// Handled by accounts.(*Service).Login.
+	LoginRequest = message.NewRequest[Login, Tokens]("identity.Login")
+	// Handled by accounts.(*Service).Refresh.
+	RefreshRequest = message.NewRequest[Refresh, Tokens]("identity.Refresh")
+	// Handled by accounts.(*Service).Logout.
+	LogoutRequest = message.NewRequest[Logout, Done]("identity.Logout")
+	// Handled by accounts.(*Service).ChangePassword.
 	ChangePasswordRequest = message.NewRequest[ChangePassword, Done]("identity.ChangePassword")
-	CreateUserRequest     = message.NewRequest[CreateUser, User]("identity.CreateUser")
-	GetUserRequest        = message.NewRequest[GetUser, User]("identity.GetUser")
-	ListUsersRequest      = message.NewRequest[ListUsers, UserPage]("identity.ListUsers")
-	SetRoleRequest        = message.NewRequest[SetRole, User]("identity.SetRole")
-	GetKeysRequest        = message.NewRequest[GetKeys, KeySet]("identity.GetKeys")
-	RotateKeysRequest     = message.NewRequest[RotateKeys, KeySet]("identity.RotateKeys")
+	// Handled by accounts.(*Service).CreateUser.
+	CreateUserRequest = message.NewRequest[CreateUser, User]("identity.CreateUser")
+	// Handled by accounts.(*Service).GetUser.
+	GetUserRequest = message.NewRequest[GetUser, User]("identity.GetUser")
+	// Handled by accounts.(*Service).ListUsers.
+	ListUsersRequest = message.NewRequest[ListUsers, UserPage]("identity.ListUsers")
+	// Handled by accounts.(*Service).SetRole.
+	SetRoleRequest = message.NewRequest[SetRole, User]("identity.SetRole")
+	// Handled by signing.(*Keyring).KeySet.
+	GetKeysRequest = message.NewRequest[GetKeys, KeySet]("identity.GetKeys")
+	// Handled by signing.(*Keyring).Rotate.
+	RotateKeysRequest = message.NewRequest[RotateKeys, KeySet]("identity.RotateKeys")
 	// WatchRevocationsRequest is a long poll: it waits for a revocation.
+	// Handled by accounts.(*Service).WatchRevocations.
 	WatchRevocationsRequest = message.NewRequest[WatchRevocations, RevocationFeed]("identity.WatchRevocations").Parked()
 )
 
@@ -212,9 +224,12 @@ type TokensRevoked struct {
 
 // The identity module's events.
 var (
+	// Handled by no module.
 	UserRegisteredEvent = message.NewEvent[UserRegistered]("identity.UserRegistered")
-	RoleChangedEvent    = message.NewEvent[RoleChanged]("identity.RoleChanged")
-	TokensRevokedEvent  = message.NewEvent[TokensRevoked]("identity.TokensRevoked")
+	// Handled by no module.
+	RoleChangedEvent = message.NewEvent[RoleChanged]("identity.RoleChanged")
+	// Handled by no module.
+	TokensRevokedEvent = message.NewEvent[TokensRevoked]("identity.TokensRevoked")
 )
 
 // Errors identity returns. Credential errors are deliberately generic: they never

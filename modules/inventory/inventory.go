@@ -129,10 +129,15 @@ type AdjustmentPage struct {
 
 // The inventory's requests.
 var (
-	GetItemRequest         = message.NewRequest[GetItem, Item]("inventory.GetItem")
+	// Handled by stock.(*Service).GetItem.
+	GetItemRequest = message.NewRequest[GetItem, Item]("inventory.GetItem")
+	// Handled by stock.(*Service).GetAvailability.
 	GetAvailabilityRequest = message.NewRequest[GetAvailability, Items]("inventory.GetAvailability")
-	ListItemsRequest       = message.NewRequest[ListItems, ItemPage]("inventory.ListItems")
-	AdjustRequest          = message.NewRequest[Adjust, Item]("inventory.Adjust")
+	// Handled by stock.(*Service).ListItems.
+	ListItemsRequest = message.NewRequest[ListItems, ItemPage]("inventory.ListItems")
+	// Handled by stock.(*Service).Adjust.
+	AdjustRequest = message.NewRequest[Adjust, Item]("inventory.Adjust")
+	// Handled by stock.(*Service).ListAdjustments.
 	ListAdjustmentsRequest = message.NewRequest[ListAdjustments, AdjustmentPage]("inventory.ListAdjustments")
 )
 
@@ -162,10 +167,14 @@ type RestockOrder struct {
 
 // The inventory's commands.
 var (
-	ReserveStockCommand       = message.NewCommand[ReserveStock]("inventory.ReserveStock")
-	CommitReservationCommand  = message.NewCommand[CommitReservation]("inventory.CommitReservation")
+	// Handled by stock.(*Service).handleReserve.
+	ReserveStockCommand = message.NewCommand[ReserveStock]("inventory.ReserveStock")
+	// Handled by stock.(*Service).handleCommit.
+	CommitReservationCommand = message.NewCommand[CommitReservation]("inventory.CommitReservation")
+	// Handled by stock.(*Service).handleRelease.
 	ReleaseReservationCommand = message.NewCommand[ReleaseReservation]("inventory.ReleaseReservation")
-	RestockOrderCommand       = message.NewCommand[RestockOrder]("inventory.RestockOrder")
+	// Handled by stock.(*Service).handleRestock.
+	RestockOrderCommand = message.NewCommand[RestockOrder]("inventory.RestockOrder")
 )
 
 // StockReserved says every line of an order is held until ExpiresAt.
@@ -235,14 +244,22 @@ type StockLow struct {
 
 // The inventory's events.
 var (
-	StockReservedEvent            = message.NewEvent[StockReserved]("inventory.StockReserved")
+	// Handled by orders: checkout.on (func literal).
+	StockReservedEvent = message.NewEvent[StockReserved]("inventory.StockReserved")
+	// Handled by orders: checkout.on (func literal).
 	StockReservationRejectedEvent = message.NewEvent[StockReservationRejected]("inventory.StockReservationRejected")
-	ReservationCommittedEvent     = message.NewEvent[ReservationCommitted]("inventory.ReservationCommitted")
-	ReservationCommitFailedEvent  = message.NewEvent[ReservationCommitFailed]("inventory.ReservationCommitFailed")
-	ReservationReleasedEvent      = message.NewEvent[ReservationReleased]("inventory.ReservationReleased")
-	OrderRestockedEvent           = message.NewEvent[OrderRestocked]("inventory.OrderRestocked")
-	StockChangedEvent             = message.NewEvent[StockChanged]("inventory.StockChanged")
-	StockLowEvent                 = message.NewEvent[StockLow]("inventory.StockLow")
+	// Handled by orders: checkout.on (func literal).
+	ReservationCommittedEvent = message.NewEvent[ReservationCommitted]("inventory.ReservationCommitted")
+	// Handled by orders: checkout.on (func literal).
+	ReservationCommitFailedEvent = message.NewEvent[ReservationCommitFailed]("inventory.ReservationCommitFailed")
+	// Handled by orders: checkout.on (func literal).
+	ReservationReleasedEvent = message.NewEvent[ReservationReleased]("inventory.ReservationReleased")
+	// Handled by orders: checkout.on (func literal).
+	OrderRestockedEvent = message.NewEvent[OrderRestocked]("inventory.OrderRestocked")
+	// Handled by catalog: products.(*Service).applyStockChanged.
+	StockChangedEvent = message.NewEvent[StockChanged]("inventory.StockChanged")
+	// Handled by no module.
+	StockLowEvent = message.NewEvent[StockLow]("inventory.StockLow")
 )
 
 // Errors the inventory returns; errors.Is matches them on either side of the bus.

@@ -45,6 +45,7 @@ type NotificationPage struct {
 
 // The notifications module's requests.
 var (
+	// Handled by notices.(*Service).List.
 	ListNotificationsRequest = message.NewRequest[ListNotifications, NotificationPage]("notifications.ListNotifications")
 )
 

@@ -241,17 +241,28 @@ type GetSaga struct {
 
 // The orders module's requests.
 var (
-	GetCartRequest        = message.NewRequest[GetCart, Cart]("orders.GetCart")
-	SetCartItemRequest    = message.NewRequest[SetCartItem, Cart]("orders.SetCartItem")
+	// Handled by checkout.(*Service).GetCart.
+	GetCartRequest = message.NewRequest[GetCart, Cart]("orders.GetCart")
+	// Handled by checkout.(*Service).SetCartItem.
+	SetCartItemRequest = message.NewRequest[SetCartItem, Cart]("orders.SetCartItem")
+	// Handled by checkout.(*Service).RemoveCartItem.
 	RemoveCartItemRequest = message.NewRequest[RemoveCartItem, Cart]("orders.RemoveCartItem")
-	PlaceOrderRequest     = message.NewRequest[PlaceOrder, PlacedOrder]("orders.PlaceOrder")
-	GetOrderRequest       = message.NewRequest[GetOrder, Order]("orders.GetOrder")
-	WaitOrderRequest      = message.NewRequest[WaitOrder, Order]("orders.WaitOrder").Parked()
-	ListOrdersRequest     = message.NewRequest[ListOrders, OrderPage]("orders.ListOrders")
-	CancelOrderRequest    = message.NewRequest[CancelOrder, Order]("orders.CancelOrder")
-	RefundOrderRequest    = message.NewRequest[RefundOrder, Order]("orders.RefundOrder")
-	ListSagasRequest      = message.NewRequest[ListSagas, SagaPage]("orders.ListSagas")
-	GetSagaRequest        = message.NewRequest[GetSaga, Saga]("orders.GetSaga")
+	// Handled by checkout.(*Service).PlaceOrder.
+	PlaceOrderRequest = message.NewRequest[PlaceOrder, PlacedOrder]("orders.PlaceOrder")
+	// Handled by checkout.(*Service).GetOrder.
+	GetOrderRequest = message.NewRequest[GetOrder, Order]("orders.GetOrder")
+	// Handled by checkout.(*Service).WaitOrder.
+	WaitOrderRequest = message.NewRequest[WaitOrder, Order]("orders.WaitOrder").Parked()
+	// Handled by checkout.(*Service).ListOrders.
+	ListOrdersRequest = message.NewRequest[ListOrders, OrderPage]("orders.ListOrders")
+	// Handled by checkout.(*Service).CancelOrder.
+	CancelOrderRequest = message.NewRequest[CancelOrder, Order]("orders.CancelOrder")
+	// Handled by checkout.(*Service).RefundOrder.
+	RefundOrderRequest = message.NewRequest[RefundOrder, Order]("orders.RefundOrder")
+	// Handled by checkout.(*Service).ListSagas.
+	ListSagasRequest = message.NewRequest[ListSagas, SagaPage]("orders.ListSagas")
+	// Handled by checkout.(*Service).GetSaga.
+	GetSagaRequest = message.NewRequest[GetSaga, Saga]("orders.GetSaga")
 )
 
 // OrderPlaced is published when an order is stored as pending.
@@ -278,9 +289,13 @@ type OrderCancelled struct {
 
 // The orders module's events.
 var (
-	OrderPlacedEvent    = message.NewEvent[OrderPlaced]("orders.OrderPlaced")
+	// Handled by no module.
+	OrderPlacedEvent = message.NewEvent[OrderPlaced]("orders.OrderPlaced")
+	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
 	OrderConfirmedEvent = message.NewEvent[OrderConfirmed]("orders.OrderConfirmed")
-	OrderRejectedEvent  = message.NewEvent[OrderRejected]("orders.OrderRejected")
+	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
+	OrderRejectedEvent = message.NewEvent[OrderRejected]("orders.OrderRejected")
+	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
 	OrderCancelledEvent = message.NewEvent[OrderCancelled]("orders.OrderCancelled")
 )
 

@@ -84,7 +84,9 @@ type ProviderState struct {
 
 // The payments module's requests.
 var (
-	GetPaymentRequest     = message.NewRequest[GetPayment, Payment]("payments.GetPayment")
+	// Handled by ledger.(*Service).Get.
+	GetPaymentRequest = message.NewRequest[GetPayment, Payment]("payments.GetPayment")
+	// Handled by ledger.(*Service).Handlers (func literal).
 	ProviderStatusRequest = message.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
 )
 
@@ -118,10 +120,14 @@ type RefundPayment struct {
 
 // The payments module's commands.
 var (
+	// Handled by ledger.(*Service).onAuthorize.
 	AuthorizePaymentCommand = message.NewCommand[AuthorizePayment]("payments.AuthorizePayment")
-	CapturePaymentCommand   = message.NewCommand[CapturePayment]("payments.CapturePayment")
-	VoidPaymentCommand      = message.NewCommand[VoidPayment]("payments.VoidPayment")
-	RefundPaymentCommand    = message.NewCommand[RefundPayment]("payments.RefundPayment")
+	// Handled by ledger.(*Service).onCapture.
+	CapturePaymentCommand = message.NewCommand[CapturePayment]("payments.CapturePayment")
+	// Handled by ledger.(*Service).onVoid.
+	VoidPaymentCommand = message.NewCommand[VoidPayment]("payments.VoidPayment")
+	// Handled by ledger.(*Service).onRefund.
+	RefundPaymentCommand = message.NewCommand[RefundPayment]("payments.RefundPayment")
 )
 
 // Why a payment was declined. Reasons are codes; Message says it for a customer.
@@ -184,12 +190,19 @@ type RefundFailed struct {
 
 // The payments module's events.
 var (
+	// Handled by orders: checkout.on (func literal).
 	PaymentAuthorizedEvent = message.NewEvent[PaymentAuthorized]("payments.PaymentAuthorized")
-	PaymentDeclinedEvent   = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined")
-	PaymentCapturedEvent   = message.NewEvent[PaymentCaptured]("payments.PaymentCaptured")
-	PaymentVoidedEvent     = message.NewEvent[PaymentVoided]("payments.PaymentVoided")
-	RefundIssuedEvent      = message.NewEvent[RefundIssued]("payments.RefundIssued")
-	RefundFailedEvent      = message.NewEvent[RefundFailed]("payments.RefundFailed")
+	// Handled by orders: checkout.on (func literal).
+	PaymentDeclinedEvent = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined")
+	// Handled by orders: checkout.on (func literal).
+	PaymentCapturedEvent = message.NewEvent[PaymentCaptured]("payments.PaymentCaptured")
+	// Handled by orders: checkout.on (func literal).
+	PaymentVoidedEvent = message.NewEvent[PaymentVoided]("payments.PaymentVoided")
+	// Handled by orders: checkout.on (func literal).
+	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
+	RefundIssuedEvent = message.NewEvent[RefundIssued]("payments.RefundIssued")
+	// Handled by orders: checkout.on (func literal).
+	RefundFailedEvent = message.NewEvent[RefundFailed]("payments.RefundFailed")
 )
 
 // Errors the payments module returns; errors.Is matches them on either side of the bus.
