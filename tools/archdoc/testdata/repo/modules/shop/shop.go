@@ -32,7 +32,7 @@ var ShipCommand = message.NewCommand[Ship]("shop.Ship")
 
 // The shop's events.
 var (
-	SoldEvent   = message.NewEvent[Sold]("shop.Sold")
+	SoldEvent    = message.NewEvent[Sold]("shop.Sold")
 	IgnoredEvent = message.NewEvent[Sold]("shop.Ignored")
 )
 
