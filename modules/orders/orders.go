@@ -291,11 +291,11 @@ type OrderCancelled struct {
 var (
 	// Handled by no module.
 	OrderPlacedEvent = message.NewEvent[OrderPlaced]("orders.OrderPlaced")
-	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
+	// Handled by notifications: notices.(*Service).onConfirmed.
 	OrderConfirmedEvent = message.NewEvent[OrderConfirmed]("orders.OrderConfirmed")
-	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
+	// Handled by notifications: notices.(*Service).onRejected.
 	OrderRejectedEvent = message.NewEvent[OrderRejected]("orders.OrderRejected")
-	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
+	// Handled by notifications: notices.(*Service).onCancelled.
 	OrderCancelledEvent = message.NewEvent[OrderCancelled]("orders.OrderCancelled")
 )
 

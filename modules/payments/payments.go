@@ -86,7 +86,7 @@ type ProviderState struct {
 var (
 	// Handled by ledger.(*Service).Get.
 	GetPaymentRequest = message.NewRequest[GetPayment, Payment]("payments.GetPayment")
-	// Handled by ledger.(*Service).Handlers (func literal).
+	// Handled by ledger.(*Service).providerStatus.
 	ProviderStatusRequest = message.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
 )
 
@@ -199,7 +199,7 @@ var (
 	// Handled by orders: checkout.on (func literal).
 	PaymentVoidedEvent = message.NewEvent[PaymentVoided]("payments.PaymentVoided")
 	// Handled by orders: checkout.on (func literal).
-	// Handled by notifications: notices.(*Service).Subscriptions (func literal).
+	// Handled by notifications: notices.(*Service).onRefunded.
 	RefundIssuedEvent = message.NewEvent[RefundIssued]("payments.RefundIssued")
 	// Handled by orders: checkout.on (func literal).
 	RefundFailedEvent = message.NewEvent[RefundFailed]("payments.RefundFailed")

@@ -53,23 +53,31 @@ func (s *Service) Handlers() []bus.RequestHandler {
 // already stored and adds none.
 func (s *Service) Subscriptions() []bus.Subscription {
 	return []bus.Subscription{
-		outbox.SubscribeEvent(s.db, orders.OrderConfirmedEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderConfirmed]) error {
-				return s.add(ctx, tx, confirmed(m.Body))
-			}),
-		outbox.SubscribeEvent(s.db, orders.OrderRejectedEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderRejected]) error {
-				return s.add(ctx, tx, rejected(m.Body))
-			}),
-		outbox.SubscribeEvent(s.db, orders.OrderCancelledEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderCancelled]) error {
-				return s.add(ctx, tx, cancelled(m.Body))
-			}),
-		outbox.SubscribeEvent(s.db, payments.RefundIssuedEvent, Consumer,
-			func(ctx context.Context, tx *store.Tx, m message.Message[payments.RefundIssued]) error {
-				return s.add(ctx, tx, refunded(m.Body))
-			}),
+		outbox.SubscribeEvent(s.db, orders.OrderConfirmedEvent, Consumer, s.onConfirmed),
+		outbox.SubscribeEvent(s.db, orders.OrderRejectedEvent, Consumer, s.onRejected),
+		outbox.SubscribeEvent(s.db, orders.OrderCancelledEvent, Consumer, s.onCancelled),
+		outbox.SubscribeEvent(s.db, payments.RefundIssuedEvent, Consumer, s.onRefunded),
 	}
+}
+
+// onConfirmed tells the customer their order is confirmed.
+func (s *Service) onConfirmed(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderConfirmed]) error {
+	return s.add(ctx, tx, confirmed(m.Body))
+}
+
+// onRejected tells the customer why their order was rejected.
+func (s *Service) onRejected(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderRejected]) error {
+	return s.add(ctx, tx, rejected(m.Body))
+}
+
+// onCancelled tells the customer their order was cancelled (and refunded, if it was paid).
+func (s *Service) onCancelled(ctx context.Context, tx *store.Tx, m message.Message[orders.OrderCancelled]) error {
+	return s.add(ctx, tx, cancelled(m.Body))
+}
+
+// onRefunded tells the customer money was given back.
+func (s *Service) onRefunded(ctx context.Context, tx *store.Tx, m message.Message[payments.RefundIssued]) error {
+	return s.add(ctx, tx, refunded(m.Body))
 }
 
 // add stores d as a new notification in tx, unless it is stored already. An event

@@ -129,10 +129,13 @@ func (s *Service) Subscriptions() []bus.Subscription {
 func (s *Service) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
 		bus.Handle(payments.GetPaymentRequest, s.Get),
-		bus.Handle(payments.ProviderStatusRequest, func(context.Context, payments.ProviderStatus) (payments.ProviderState, error) {
-			return s.ProviderState(), nil
-		}),
+		bus.Handle(payments.ProviderStatusRequest, s.providerStatus),
 	}
+}
+
+// providerStatus answers ProviderStatus with ProviderState: it cannot fail.
+func (s *Service) providerStatus(context.Context, payments.ProviderStatus) (payments.ProviderState, error) {
+	return s.ProviderState(), nil
 }
 
 // Get returns an order's payment and its ledger, or payments.ErrPaymentNotFound.
