@@ -1,0 +1,18 @@
+package tests
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// TestArchitectureDocIsGenerated fails when docs/architecture.md's module map or
+// message table, or a contract declaration's "Handled by" lines, are not what
+// tools/archdoc draws from the code: a module, message, handler or caller was
+// added, renamed or moved without regenerating. Fix with `go run ./tools/archdoc`.
+func TestArchitectureDocIsGenerated(t *testing.T) {
+	cmd := exec.CommandContext(t.Context(), "go", "run", "./tools/archdoc", "-check")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run ./tools/archdoc -check: %v\n%s", err, out)
+	}
+}
