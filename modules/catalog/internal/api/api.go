@@ -53,143 +53,165 @@ type productOut struct {
 
 // Routes returns the catalog's HTTP routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
+	h := handlers{b: b}
 	return func(api huma.API) {
 		tags := []string{"Catalog"}
-
-		type listIn struct {
-			Category string         `query:"category" pattern:"^[a-z0-9][a-z0-9-]{0,63}$" doc:"only products in this category"`
-			Q        string         `query:"q" maxLength:"100" doc:"case-insensitive text to find in name or description"`
-			Status   catalog.Status `query:"status" enum:"draft,active,archived" doc:"admins only: list products in this status"`
-			Limit    int            `query:"limit" minimum:"1" maximum:"100" default:"20"`
-			Cursor   string         `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-		}
-		type listOut struct {
-			Link string `header:"Link" doc:"rel=next link to the next page"`
-			Body ProductList
-		}
 		huma.Register(api, huma.Operation{
 			OperationID: "list-products", Method: http.MethodGet, Path: "/v1/products", Tags: tags,
 			Summary:     "List products",
 			Description: "Active products in creation order, by pages. Admins may list drafts and archived products with status.",
 			Security:    httpapi.PublicOrAdmin,
-		}, func(ctx context.Context, in *listIn) (*listOut, error) {
-			admin := httpapi.IsAdmin(ctx)
-			if in.Status != "" && in.Status != catalog.StatusActive && !admin {
-				return nil, huma.Error403Forbidden("only admins can list draft or archived products")
-			}
-			after, err := productCursor.Decode(in.Cursor)
-			if err != nil {
-				return nil, err
-			}
-			page, err := bus.Call(ctx, b, catalog.ListProductsRequest, catalog.ListProducts{
-				Category: in.Category, Query: in.Q, Status: in.Status, IncludeUnpublished: admin, After: after, Limit: in.Limit})
-
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			out := &listOut{Body: ProductList{Items: page.Items}}
-			if out.Body.Items == nil {
-				out.Body.Items = []catalog.Product{}
-			}
-			if page.NextAfter != "" {
-				out.Body.NextCursor = productCursor.Encode(page.NextAfter)
-				q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-				for k, v := range map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)} {
-					if v != "" {
-						q.Set(k, v)
-					}
-				}
-				out.Link = httpapi.NextLink("/v1/products", q)
-			}
-			return out, nil
-		})
-
-		type getIn struct {
-			ID          string `path:"id" format:"uuid" doc:"the product's id"`
-			IfNoneMatch string `header:"If-None-Match" doc:"the ETag you hold; 304 if it is current"`
-		}
+		}, h.listProducts)
 		huma.Register(api, huma.Operation{
 			OperationID: "get-product", Method: http.MethodGet, Path: "/v1/products/{id}", Tags: tags,
 			Summary:     "Get a product",
 			Description: "Active and archived products are public; drafts are visible to admins only. Sends an ETag; If-None-Match gives 304.",
 			Security:    httpapi.PublicOrAdmin,
 			Responses:   map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
-		}, func(ctx context.Context, in *getIn) (*productOut, error) {
-			p, err := bus.Call(ctx, b, catalog.GetProductRequest, catalog.GetProduct{ID: in.ID, IncludeDrafts: httpapi.IsAdmin(ctx)})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			if httpapi.ETagMatches(in.IfNoneMatch, p.Version) {
-				return nil, huma.Status304NotModified()
-			}
-			return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
-		})
-
-		type createIn struct {
-			Body ProductInput
-		}
+		}, h.getProduct)
 		huma.Register(api, huma.Operation{
 			OperationID: "create-product", Method: http.MethodPost, Path: "/v1/products", Tags: tags,
 			Summary: "Create a product", DefaultStatus: http.StatusCreated, Security: httpapi.AdminOnly,
 			Description: "Publishes ProductCreated. A second product with the same SKU is a 409.",
-		}, func(ctx context.Context, in *createIn) (*productOut, error) {
-			p, err := bus.Call(ctx, b, catalog.CreateProductRequest, catalog.CreateProduct{
-				SKU: in.Body.SKU, Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category,
-				Price: in.Body.Price, Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
-
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return &productOut{ETag: httpapi.ETag(p.Version), Location: "/v1/products/" + p.ID, Body: p}, nil
-		})
-
-		type patchIn struct {
-			ID      string `path:"id" format:"uuid" doc:"the product's id"`
-			IfMatch string `header:"If-Match" doc:"required: the product's current ETag (428 without it)"`
-			Body    ProductPatch
-		}
+		}, h.createProduct)
 		huma.Register(api, huma.Operation{
 			OperationID: "update-product", Method: http.MethodPatch, Path: "/v1/products/{id}", Tags: tags,
 			Summary:     "Update a product",
 			Description: "Changes the fields sent, if If-Match holds the product's current ETag (412 otherwise). Publishes ProductUpdated, and PriceChanged when the price changes.",
 			Security:    httpapi.AdminOnly,
 			Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
-		}, func(ctx context.Context, in *patchIn) (*productOut, error) {
-			version, err := httpapi.IfMatchVersion(in.IfMatch, true)
-			if err != nil {
-				return nil, err
-			}
-			p, err := bus.Call(ctx, b, catalog.UpdateProductRequest, catalog.UpdateProduct{ID: in.ID, ExpectedVersion: version,
-				Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category, Price: in.Body.Price,
-				Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
-
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
-		})
-
-		type archiveIn struct {
-			ID      string `path:"id" format:"uuid" doc:"the product's id"`
-			IfMatch string `header:"If-Match" doc:"optional: archive only if the product is at this ETag"`
-		}
+		}, h.updateProduct)
 		huma.Register(api, huma.Operation{
 			OperationID: "archive-product", Method: http.MethodPost, Path: "/v1/products/{id}/archive", Tags: tags,
 			Summary:     "Archive a product",
 			Description: "Takes the product off sale; it stays readable by id for order history. Publishes ProductArchived. Archiving twice is not an error.",
 			Security:    httpapi.AdminOnly,
-		}, func(ctx context.Context, in *archiveIn) (*productOut, error) {
-			version, err := httpapi.IfMatchVersion(in.IfMatch, false)
-			if err != nil {
-				return nil, err
-			}
-			p, err := bus.Call(ctx, b, catalog.ArchiveProductRequest, catalog.ArchiveProduct{ID: in.ID, ExpectedVersion: version})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
-		})
+		}, h.archiveProduct)
 	}
+}
+
+// handlers answers the catalog's operations by asking the catalog through the bus.
+type handlers struct{ b *bus.Bus }
+
+type listIn struct {
+	Category string         `query:"category" pattern:"^[a-z0-9][a-z0-9-]{0,63}$" doc:"only products in this category"`
+	Q        string         `query:"q" maxLength:"100" doc:"case-insensitive text to find in name or description"`
+	Status   catalog.Status `query:"status" enum:"draft,active,archived" doc:"admins only: list products in this status"`
+	Limit    int            `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor   string         `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
+
+type listOut struct {
+	Link string `header:"Link" doc:"rel=next link to the next page"`
+	Body ProductList
+}
+
+// listProducts answers a page of active products; admins may ask for any status
+// and see unpublished products.
+func (h handlers) listProducts(ctx context.Context, in *listIn) (*listOut, error) {
+	admin := httpapi.IsAdmin(ctx)
+	if in.Status != "" && in.Status != catalog.StatusActive && !admin {
+		return nil, huma.Error403Forbidden("only admins can list draft or archived products")
+	}
+	after, err := productCursor.Decode(in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	page, err := bus.Call(ctx, h.b, catalog.ListProductsRequest, catalog.ListProducts{
+		Category: in.Category, Query: in.Q, Status: in.Status, IncludeUnpublished: admin, After: after, Limit: in.Limit})
+
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	out := &listOut{Body: ProductList{Items: page.Items}}
+	if out.Body.Items == nil {
+		out.Body.Items = []catalog.Product{}
+	}
+	if page.NextAfter != "" {
+		out.Body.NextCursor = productCursor.Encode(page.NextAfter)
+		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+		for k, v := range map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		out.Link = httpapi.NextLink("/v1/products", q)
+	}
+	return out, nil
+}
+
+type getIn struct {
+	ID          string `path:"id" format:"uuid" doc:"the product's id"`
+	IfNoneMatch string `header:"If-None-Match" doc:"the ETag you hold; 304 if it is current"`
+}
+
+// getProduct answers a product, or 304 when the caller's ETag is current. Drafts
+// are found for admins only.
+func (h handlers) getProduct(ctx context.Context, in *getIn) (*productOut, error) {
+	p, err := bus.Call(ctx, h.b, catalog.GetProductRequest, catalog.GetProduct{ID: in.ID, IncludeDrafts: httpapi.IsAdmin(ctx)})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	if httpapi.ETagMatches(in.IfNoneMatch, p.Version) {
+		return nil, huma.Status304NotModified()
+	}
+	return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
+}
+
+type createIn struct {
+	Body ProductInput
+}
+
+// createProduct creates a product and answers it with its Location.
+func (h handlers) createProduct(ctx context.Context, in *createIn) (*productOut, error) {
+	p, err := bus.Call(ctx, h.b, catalog.CreateProductRequest, catalog.CreateProduct{
+		SKU: in.Body.SKU, Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category,
+		Price: in.Body.Price, Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
+
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return &productOut{ETag: httpapi.ETag(p.Version), Location: "/v1/products/" + p.ID, Body: p}, nil
+}
+
+type patchIn struct {
+	ID      string `path:"id" format:"uuid" doc:"the product's id"`
+	IfMatch string `header:"If-Match" doc:"required: the product's current ETag (428 without it)"`
+	Body    ProductPatch
+}
+
+// updateProduct changes the fields sent, at the version If-Match names (required).
+func (h handlers) updateProduct(ctx context.Context, in *patchIn) (*productOut, error) {
+	version, err := httpapi.IfMatchVersion(in.IfMatch, true)
+	if err != nil {
+		return nil, err
+	}
+	p, err := bus.Call(ctx, h.b, catalog.UpdateProductRequest, catalog.UpdateProduct{ID: in.ID, ExpectedVersion: version,
+		Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category, Price: in.Body.Price,
+		Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
+
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
+}
+
+type archiveIn struct {
+	ID      string `path:"id" format:"uuid" doc:"the product's id"`
+	IfMatch string `header:"If-Match" doc:"optional: archive only if the product is at this ETag"`
+}
+
+// archiveProduct takes a product off sale, at the version If-Match names if any.
+func (h handlers) archiveProduct(ctx context.Context, in *archiveIn) (*productOut, error) {
+	version, err := httpapi.IfMatchVersion(in.IfMatch, false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := bus.Call(ctx, h.b, catalog.ArchiveProductRequest, catalog.ArchiveProduct{ID: in.ID, ExpectedVersion: version})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
 }
 
 var productCursor = httpapi.Cursor{Prefix: "p1."}

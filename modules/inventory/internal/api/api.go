@@ -50,62 +50,20 @@ type listOut[T any] struct {
 
 // Routes returns the inventory's HTTP routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
+	h := handlers{b: b}
 	return func(api huma.API) {
 		tags := []string{"Inventory"}
-
-		type listIn struct {
-			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-			Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-		}
 		huma.Register(api, huma.Operation{
 			OperationID: "list-inventory", Method: http.MethodGet, Path: "/v1/inventory", Tags: tags,
 			Summary: "List stock", Description: "Every item's stock, in SKU order, by pages.",
 			Security: httpapi.AdminOnly,
-		}, func(ctx context.Context, in *listIn) (*listOut[ItemList], error) {
-			after, err := itemCursor.Decode(in.Cursor)
-			if err != nil {
-				return nil, err
-			}
-			page, err := bus.Call(ctx, b, inventory.ListItemsRequest, inventory.ListItems{After: after, Limit: in.Limit})
-			if err != nil {
-				return nil, httpapi.Problem(err)
-			}
-			out := &listOut[ItemList]{Body: ItemList{Items: page.Items}}
-			if out.Body.Items == nil {
-				out.Body.Items = []inventory.Item{}
-			}
-			if page.NextAfter != "" {
-				out.Body.NextCursor = itemCursor.Encode(page.NextAfter)
-				out.Link = httpapi.NextLink("/v1/inventory", nextPage(out.Body.NextCursor, in.Limit))
-			}
-			return out, nil
-		})
-
-		type getIn struct {
-			SKU         string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
-			IfNoneMatch string `header:"If-None-Match" doc:"the ETag you hold; 304 if it is current"`
-		}
+		}, h.listItems)
 		huma.Register(api, huma.Operation{
 			OperationID: "get-inventory-item", Method: http.MethodGet, Path: "/v1/inventory/{sku}", Tags: tags,
 			Summary: "Get an item's stock", Description: "Sends an ETag (the item's version); If-None-Match gives 304.",
 			Security:  httpapi.AdminOnly,
 			Responses: map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
-		}, func(ctx context.Context, in *getIn) (*itemOut, error) {
-			it, err := bus.Call(ctx, b, inventory.GetItemRequest, inventory.GetItem{SKU: in.SKU})
-			if err != nil {
-				return nil, httpapi.Problem(err)
-			}
-			if httpapi.ETagMatches(in.IfNoneMatch, it.Version) {
-				return nil, huma.Status304NotModified()
-			}
-			return &itemOut{ETag: httpapi.ETag(it.Version), Body: it}, nil
-		})
-
-		type adjustIn struct {
-			SKU     string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
-			IfMatch string `header:"If-Match" doc:"optional: adjust only if the item is at this ETag"`
-			Body    AdjustmentInput
-		}
+		}, h.getItem)
 		huma.Register(api, huma.Operation{
 			OperationID: "adjust-inventory", Method: http.MethodPost, Path: "/v1/inventory/{sku}/adjustments", Tags: tags,
 			Summary: "Adjust an item's stock",
@@ -114,50 +72,109 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				"Publishes StockChanged, and StockLow when available stock falls to the threshold.",
 			Security: httpapi.AdminOnly,
 			Errors:   []int{http.StatusConflict, http.StatusPreconditionFailed},
-		}, func(ctx context.Context, in *adjustIn) (*itemOut, error) {
-			version, err := httpapi.IfMatchVersion(in.IfMatch, false)
-			if err != nil {
-				return nil, err
-			}
-			p, _ := httpapi.PrincipalFrom(ctx) // AdminOnly: there is one
-			it, err := bus.Call(ctx, b, inventory.AdjustRequest, inventory.Adjust{SKU: in.SKU, Delta: in.Body.Delta,
-				Reason: in.Body.Reason, Actor: p.UserID, ExpectedVersion: version, SetLowMark: in.Body.Threshold})
-
-			if err != nil {
-				return nil, httpapi.BodyProblem(renameField(err))
-			}
-			return &itemOut{ETag: httpapi.ETag(it.Version), Body: it}, nil
-		})
-
-		type adjustmentsIn struct {
-			SKU    string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
-			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-			Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-		}
+		}, h.adjust)
 		huma.Register(api, huma.Operation{
 			OperationID: "list-inventory-adjustments", Method: http.MethodGet, Path: "/v1/inventory/{sku}/adjustments", Tags: tags,
 			Summary: "List an item's adjustments", Description: "The audit trail of an item's stock, newest first, by pages.",
 			Security: httpapi.AdminOnly,
-		}, func(ctx context.Context, in *adjustmentsIn) (*listOut[AdjustmentList], error) {
-			before, err := adjustmentCursor.Decode(in.Cursor)
-			if err != nil {
-				return nil, err
-			}
-			page, err := bus.Call(ctx, b, inventory.ListAdjustmentsRequest, inventory.ListAdjustments{SKU: in.SKU, Before: before, Limit: in.Limit})
-			if err != nil {
-				return nil, httpapi.Problem(err)
-			}
-			out := &listOut[AdjustmentList]{Body: AdjustmentList{Items: page.Items}}
-			if out.Body.Items == nil {
-				out.Body.Items = []inventory.Adjustment{}
-			}
-			if page.NextBefore != "" {
-				out.Body.NextCursor = adjustmentCursor.Encode(page.NextBefore)
-				out.Link = httpapi.NextLink("/v1/inventory/"+in.SKU+"/adjustments", nextPage(out.Body.NextCursor, in.Limit))
-			}
-			return out, nil
-		})
+		}, h.listAdjustments)
 	}
+}
+
+// handlers answers the inventory's operations by asking the inventory through the bus.
+type handlers struct{ b *bus.Bus }
+
+type listIn struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
+
+// listItems answers a page of items, in SKU order.
+func (h handlers) listItems(ctx context.Context, in *listIn) (*listOut[ItemList], error) {
+	after, err := itemCursor.Decode(in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	page, err := bus.Call(ctx, h.b, inventory.ListItemsRequest, inventory.ListItems{After: after, Limit: in.Limit})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	out := &listOut[ItemList]{Body: ItemList{Items: page.Items}}
+	if out.Body.Items == nil {
+		out.Body.Items = []inventory.Item{}
+	}
+	if page.NextAfter != "" {
+		out.Body.NextCursor = itemCursor.Encode(page.NextAfter)
+		out.Link = httpapi.NextLink("/v1/inventory", nextPage(out.Body.NextCursor, in.Limit))
+	}
+	return out, nil
+}
+
+type getIn struct {
+	SKU         string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
+	IfNoneMatch string `header:"If-None-Match" doc:"the ETag you hold; 304 if it is current"`
+}
+
+// getItem answers an item's stock, or 304 when the caller's ETag is current.
+func (h handlers) getItem(ctx context.Context, in *getIn) (*itemOut, error) {
+	it, err := bus.Call(ctx, h.b, inventory.GetItemRequest, inventory.GetItem{SKU: in.SKU})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	if httpapi.ETagMatches(in.IfNoneMatch, it.Version) {
+		return nil, huma.Status304NotModified()
+	}
+	return &itemOut{ETag: httpapi.ETag(it.Version), Body: it}, nil
+}
+
+type adjustIn struct {
+	SKU     string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
+	IfMatch string `header:"If-Match" doc:"optional: adjust only if the item is at this ETag"`
+	Body    AdjustmentInput
+}
+
+// adjust changes an item's stock in the signed-in admin's name, at the version
+// If-Match names if any.
+func (h handlers) adjust(ctx context.Context, in *adjustIn) (*itemOut, error) {
+	version, err := httpapi.IfMatchVersion(in.IfMatch, false)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := httpapi.PrincipalFrom(ctx) // AdminOnly: there is one
+	it, err := bus.Call(ctx, h.b, inventory.AdjustRequest, inventory.Adjust{SKU: in.SKU, Delta: in.Body.Delta,
+		Reason: in.Body.Reason, Actor: p.UserID, ExpectedVersion: version, SetLowMark: in.Body.Threshold})
+
+	if err != nil {
+		return nil, httpapi.BodyProblem(renameField(err))
+	}
+	return &itemOut{ETag: httpapi.ETag(it.Version), Body: it}, nil
+}
+
+type adjustmentsIn struct {
+	SKU    string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
+
+// listAdjustments answers a page of an item's audit trail, newest first.
+func (h handlers) listAdjustments(ctx context.Context, in *adjustmentsIn) (*listOut[AdjustmentList], error) {
+	before, err := adjustmentCursor.Decode(in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	page, err := bus.Call(ctx, h.b, inventory.ListAdjustmentsRequest, inventory.ListAdjustments{SKU: in.SKU, Before: before, Limit: in.Limit})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	out := &listOut[AdjustmentList]{Body: AdjustmentList{Items: page.Items}}
+	if out.Body.Items == nil {
+		out.Body.Items = []inventory.Adjustment{}
+	}
+	if page.NextBefore != "" {
+		out.Body.NextCursor = adjustmentCursor.Encode(page.NextBefore)
+		out.Link = httpapi.NextLink("/v1/inventory/"+in.SKU+"/adjustments", nextPage(out.Body.NextCursor, in.Limit))
+	}
+	return out, nil
 }
 
 // renameField names the contract's set_low_mark as the body names it.

@@ -24,48 +24,58 @@ type NotificationList struct {
 
 // Routes returns the notifications module's HTTP routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
+	h := handlers{b: b}
 	return func(api huma.API) {
-		type listIn struct {
-			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-			Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-		}
-		type listOut struct {
-			Link string `header:"Link" doc:"rel=next link to the next page"`
-			Body NotificationList
-		}
 		huma.Register(api, huma.Operation{
 			OperationID: "list-notifications", Method: http.MethodGet, Path: "/v1/notifications",
 			Tags: []string{"Notifications"}, Summary: "List my notifications",
 			Description: "The signed-in customer's notifications (order confirmed, rejected or cancelled; refund issued), newest first, by pages. " +
 				"email_status says whether each was also sent by email.",
 			Security: httpapi.SignedIn,
-		}, func(ctx context.Context, in *listIn) (*listOut, error) {
-			p, ok := httpapi.PrincipalFrom(ctx)
-			if !ok {
-				return nil, huma.Error401Unauthorized("sign in first")
-			}
-			before, err := notificationCursor.Decode(in.Cursor)
-			if err != nil {
-				return nil, err
-			}
-			page, err := bus.Call(ctx, b, notifications.ListNotificationsRequest, notifications.ListNotifications{
-				CustomerID: p.UserID, Before: before, Limit: in.Limit})
-
-			if err != nil {
-				return nil, httpapi.Problem(err)
-			}
-			out := &listOut{Body: NotificationList{Items: page.Items}}
-			if out.Body.Items == nil {
-				out.Body.Items = []notifications.Notification{}
-			}
-			if page.NextBefore != "" {
-				out.Body.NextCursor = notificationCursor.Encode(page.NextBefore)
-				q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-				out.Link = httpapi.NextLink("/v1/notifications", q)
-			}
-			return out, nil
-		})
+		}, h.listNotifications)
 	}
+}
+
+// handlers answers the module's operations by asking it through the bus.
+type handlers struct{ b *bus.Bus }
+
+type listIn struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
+
+type listOut struct {
+	Link string `header:"Link" doc:"rel=next link to the next page"`
+	Body NotificationList
+}
+
+// listNotifications answers a page of the signed-in caller's own notifications,
+// newest first: whoever asks, admins included, sees only those addressed to them.
+func (h handlers) listNotifications(ctx context.Context, in *listIn) (*listOut, error) {
+	p, ok := httpapi.PrincipalFrom(ctx)
+	if !ok {
+		return nil, huma.Error401Unauthorized("sign in first")
+	}
+	before, err := notificationCursor.Decode(in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	page, err := bus.Call(ctx, h.b, notifications.ListNotificationsRequest, notifications.ListNotifications{
+		CustomerID: p.UserID, Before: before, Limit: in.Limit})
+
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	out := &listOut{Body: NotificationList{Items: page.Items}}
+	if out.Body.Items == nil {
+		out.Body.Items = []notifications.Notification{}
+	}
+	if page.NextBefore != "" {
+		out.Body.NextCursor = notificationCursor.Encode(page.NextBefore)
+		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+		out.Link = httpapi.NextLink("/v1/notifications", q)
+	}
+	return out, nil
 }
 
 var notificationCursor = httpapi.Cursor{Prefix: "n1."}

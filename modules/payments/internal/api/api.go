@@ -16,39 +16,51 @@ import (
 
 // Routes returns the payments routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
+	h := handlers{b: b}
 	return func(api huma.API) {
-		type getIn struct {
-			OrderID string `path:"order_id" format:"uuid" doc:"the order whose payment to show"`
-		}
-		type getOut struct{ Body payments.Payment }
 		huma.Register(api, huma.Operation{
 			OperationID: "get-payment", Method: http.MethodGet, Path: "/v1/payments/{order_id}", Tags: []string{"Payments"},
 			Summary:     "Get an order's payment",
 			Description: "The payment of an order and its ledger: every amount authorized, captured, voided and refunded. Admins only.",
 			Security:    httpapi.AdminOnly,
-		}, func(ctx context.Context, in *getIn) (*getOut, error) {
-			p, err := bus.Call(ctx, b, payments.GetPaymentRequest, payments.GetPayment{OrderID: in.OrderID})
-			if err != nil {
-				return nil, httpapi.Problem(err)
-			}
-			if p.Entries == nil {
-				p.Entries = []payments.Entry{}
-			}
-			return &getOut{Body: p}, nil
-		})
-
-		type stateOut struct{ Body payments.ProviderState }
+		}, h.getPayment)
 		huma.Register(api, huma.Operation{
 			OperationID: "get-payment-provider-status", Method: http.MethodGet, Path: "/v1/ops/payment-provider", Tags: []string{"Operations"},
 			Summary:     "The payment provider's circuit breaker",
 			Description: "Which payment provider the payments module calls, and whether its circuit breaker lets calls through (closed), tries one (half-open) or fails them at once (open).",
 			Security:    httpapi.AdminOnly,
-		}, func(ctx context.Context, _ *struct{}) (*stateOut, error) {
-			s, err := bus.Call(ctx, b, payments.ProviderStatusRequest, payments.ProviderStatus{})
-			if err != nil {
-				return nil, httpapi.Problem(err)
-			}
-			return &stateOut{Body: s}, nil
-		})
+		}, h.providerStatus)
 	}
+}
+
+// handlers answers the payments operations by asking payments through the bus.
+type handlers struct{ b *bus.Bus }
+
+type getIn struct {
+	OrderID string `path:"order_id" format:"uuid" doc:"the order whose payment to show"`
+}
+
+type getOut struct{ Body payments.Payment }
+
+// getPayment answers an order's payment with its ledger (an empty one, never null).
+func (h handlers) getPayment(ctx context.Context, in *getIn) (*getOut, error) {
+	p, err := bus.Call(ctx, h.b, payments.GetPaymentRequest, payments.GetPayment{OrderID: in.OrderID})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	if p.Entries == nil {
+		p.Entries = []payments.Entry{}
+	}
+	return &getOut{Body: p}, nil
+}
+
+type stateOut struct{ Body payments.ProviderState }
+
+// providerStatus answers the payment provider's circuit breaker state.
+func (h handlers) providerStatus(ctx context.Context, _ *struct{}) (*stateOut, error) {
+	s, err := bus.Call(ctx, h.b, payments.ProviderStatusRequest, payments.ProviderStatus{})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &stateOut{Body: s}, nil
 }
