@@ -53,191 +53,240 @@ func Routes(b *bus.Bus, limits Limits) httpapi.Routes {
 	if limits.PerAccountPerMinute <= 0 {
 		limits.PerAccountPerMinute = 5
 	}
-	perIP := httpapi.NewKeyedLimiter(limits.PerIPPerMinute, limits.PerIPPerMinute)
-	perAccount := httpapi.NewKeyedLimiter(limits.PerAccountPerMinute, limits.PerAccountPerMinute)
-	limit := func(ip, email string) error {
-		now := time.Now()
-		if ok, wait := perIP.Allow("ip:"+ip, now); !ok {
-			return httpapi.TooManyRequests(wait, "too many attempts from this address; retry later")
-		}
-		if email != "" {
-			if ok, wait := perAccount.Allow("account:"+strings.ToLower(strings.TrimSpace(email)), now); !ok {
-				return httpapi.TooManyRequests(wait, "too many attempts for this account; retry later")
-			}
-		}
-		return nil
-	}
-
+	h := handlers{b: b, attempts: attempts{
+		perIP:      httpapi.NewKeyedLimiter(limits.PerIPPerMinute, limits.PerIPPerMinute),
+		perAccount: httpapi.NewKeyedLimiter(limits.PerAccountPerMinute, limits.PerAccountPerMinute),
+	}}
 	// Public routes with a body are also limited at the edge, before their body is
 	// read: never below the configured sign-in limit, so raising that raises this.
 	edgePerMinute, edgeBurst := max(httpapi.EdgePerIPPerMinute, limits.PerIPPerMinute), max(httpapi.EdgeBurst, limits.PerIPPerMinute)
-
 	return func(api huma.API) {
-		tags := []string{"Identity"}
-
-		huma.Register(api, httpapi.RateLimited(huma.Operation{
-			OperationID: "register", Method: http.MethodPost, Path: "/v1/auth/register", Tags: tags,
-			Summary: "Create a customer account", DefaultStatus: http.StatusCreated, Security: httpapi.Public,
-			Description: "Passwords are 10 to 128 characters. Rate-limited per address and per account (429 with Retry-After).",
-			Errors:      []int{http.StatusConflict, http.StatusTooManyRequests},
-		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body Credentials }) (*userOut, error) {
-			if err := limit(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
-				return nil, err
-			}
-			u, err := bus.Call(ctx, b, identity.RegisterRequest, identity.Register{Email: in.Body.Email, Password: in.Body.Password})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
-		})
-
-		huma.Register(api, httpapi.RateLimited(huma.Operation{
-			OperationID: "login", Method: http.MethodPost, Path: "/v1/auth/login", Tags: tags,
-			Summary: "Sign in", Security: httpapi.Public,
-			Description: "Answers in the OAuth 2 token-response shape. A wrong email and a wrong password get the same answer. " +
-				"Rate-limited per address and per account (429 with Retry-After).",
-			Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
-		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body Credentials }) (*tokensOut, error) {
-			if err := limit(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
-				return nil, err
-			}
-			t, err := bus.Call(ctx, b, identity.LoginRequest, identity.Login{Email: in.Body.Email, Password: in.Body.Password})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return tokens(t), nil
-		})
-
-		type refreshBody struct {
-			RefreshToken string `json:"refresh_token" minLength:"1" maxLength:"200"`
-		}
-		huma.Register(api, httpapi.RateLimited(huma.Operation{
-			OperationID: "refresh", Method: http.MethodPost, Path: "/v1/auth/refresh", Tags: tags,
-			Summary: "Exchange a refresh token for new tokens", Security: httpapi.Public,
-			Description: "The refresh token is rotated: the one sent is spent. Sending a spent one again revokes every token of its family.",
-			Errors:      []int{http.StatusUnauthorized, http.StatusTooManyRequests},
-		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body refreshBody }) (*tokensOut, error) {
-			if err := limit(httpapi.ClientIP(ctx), ""); err != nil {
-				return nil, err
-			}
-			t, err := bus.Call(ctx, b, identity.RefreshRequest, identity.Refresh{RefreshToken: in.Body.RefreshToken})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return tokens(t), nil
-		})
-
-		huma.Register(api, httpapi.RateLimited(huma.Operation{
-			OperationID: "logout", Method: http.MethodPost, Path: "/v1/auth/logout", Tags: tags,
-			Summary: "Sign out: revoke a refresh token and its family", Security: httpapi.Public, DefaultStatus: http.StatusNoContent,
-		}, edgePerMinute, edgeBurst), func(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
-			if _, err := bus.Call(ctx, b, identity.LogoutRequest, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return nil, nil
-		})
-
-		huma.Register(api, huma.Operation{
-			OperationID: "get-me", Method: http.MethodGet, Path: "/v1/me", Tags: tags,
-			Summary: "The signed-in user's account", Security: httpapi.SignedIn,
-		}, func(ctx context.Context, _ *struct{}) (*userOut, error) {
-			p, _ := httpapi.PrincipalFrom(ctx)
-			u, err := bus.Call(ctx, b, identity.GetUserRequest, identity.GetUser{ID: p.UserID})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
-		})
-
-		type passwordBody struct {
-			CurrentPassword string `json:"current_password" minLength:"1" maxLength:"128"`
-			NewPassword     string `json:"new_password" minLength:"10" maxLength:"128"`
-		}
-		huma.Register(api, huma.Operation{
-			OperationID: "change-password", Method: http.MethodPost, Path: "/v1/me/password", Tags: tags,
-			Summary: "Change the signed-in user's password", Security: httpapi.SignedIn, DefaultStatus: http.StatusNoContent,
-			Description: "Signs out every session: all refresh tokens of the account are revoked.",
-			Errors:      []int{http.StatusUnprocessableEntity, http.StatusTooManyRequests},
-		}, func(ctx context.Context, in *struct{ Body passwordBody }) (*struct{}, error) {
-			p, _ := httpapi.PrincipalFrom(ctx)
-			if err := limit(httpapi.ClientIP(ctx), "user:"+p.UserID); err != nil {
-				return nil, err
-			}
-			_, err := bus.Call(ctx, b, identity.ChangePasswordRequest, identity.ChangePassword{
-				UserID: p.UserID, CurrentPassword: in.Body.CurrentPassword, NewPassword: in.Body.NewPassword})
-
-			if errors.Is(err, identity.ErrInvalidCredentials) {
-				// The caller is signed in; a 401 here would read as an expired session.
-				err = identity.ErrInvalidInput.Withf("the current password is not right").OnField("current_password")
-			}
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return nil, nil
-		})
-
-		type listIn struct {
-			Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-			Cursor string `query:"cursor" format:"uuid" doc:"next_cursor of the previous page"`
-		}
-		type listOut struct {
-			Body struct {
-				Items      []identity.User `json:"items"`
-				NextCursor string          `json:"next_cursor,omitempty"`
-			}
-		}
-		huma.Register(api, huma.Operation{
-			OperationID: "list-users", Method: http.MethodGet, Path: "/v1/users", Tags: tags,
-			Summary: "List accounts", Security: httpapi.AdminOnly,
-		}, func(ctx context.Context, in *listIn) (*listOut, error) {
-			page, err := bus.Call(ctx, b, identity.ListUsersRequest, identity.ListUsers{After: in.Cursor, Limit: in.Limit})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			out := &listOut{}
-			out.Body.Items, out.Body.NextCursor = page.Items, page.NextAfter
-			if out.Body.Items == nil {
-				out.Body.Items = []identity.User{}
-			}
-			return out, nil
-		})
-
-		type idIn struct {
-			ID string `path:"id" format:"uuid"`
-		}
-		huma.Register(api, huma.Operation{
-			OperationID: "get-user", Method: http.MethodGet, Path: "/v1/users/{id}", Tags: tags,
-			Summary: "Get an account", Security: httpapi.AdminOnly,
-		}, func(ctx context.Context, in *idIn) (*userOut, error) {
-			u, err := bus.Call(ctx, b, identity.GetUserRequest, identity.GetUser{ID: in.ID})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
-		})
-
-		type roleIn struct {
-			ID      string `path:"id" format:"uuid"`
-			IfMatch string `header:"If-Match" doc:"required: the account's current ETag (428 without it)"`
-			Body    struct {
-				Role string `json:"role" enum:"customer,admin"`
-			}
-		}
-		huma.Register(api, huma.Operation{
-			OperationID: "set-user-role", Method: http.MethodPut, Path: "/v1/users/{id}/role", Tags: tags,
-			Summary: "Change an account's role", Security: httpapi.AdminOnly,
-			Description: "Publishes RoleChanged. Tokens already issued keep their role until they expire (15 minutes).",
-			Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
-		}, func(ctx context.Context, in *roleIn) (*userOut, error) {
-			v, err := httpapi.IfMatchVersion(in.IfMatch, true)
-			if err != nil {
-				return nil, err
-			}
-			u, err := bus.Call(ctx, b, identity.SetRoleRequest, identity.SetRole{ID: in.ID, Role: in.Body.Role, ExpectedVersion: v})
-			if err != nil {
-				return nil, httpapi.BodyProblem(err)
-			}
-			return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
-		})
+		authRoutes(api, h, edgePerMinute, edgeBurst)
+		accountRoutes(api, h)
 	}
+}
+
+// authRoutes registers the public operations that sign up, sign in and out, and
+// refresh tokens; each is rate-limited at the edge as well as per account.
+func authRoutes(api huma.API, h handlers, edgePerMinute, edgeBurst int) {
+	tags := []string{"Identity"}
+	huma.Register(api, httpapi.RateLimited(huma.Operation{
+		OperationID: "register", Method: http.MethodPost, Path: "/v1/auth/register", Tags: tags,
+		Summary: "Create a customer account", DefaultStatus: http.StatusCreated, Security: httpapi.Public,
+		Description: "Passwords are 10 to 128 characters. Rate-limited per address and per account (429 with Retry-After).",
+		Errors:      []int{http.StatusConflict, http.StatusTooManyRequests},
+	}, edgePerMinute, edgeBurst), h.register)
+	huma.Register(api, httpapi.RateLimited(huma.Operation{
+		OperationID: "login", Method: http.MethodPost, Path: "/v1/auth/login", Tags: tags,
+		Summary: "Sign in", Security: httpapi.Public,
+		Description: "Answers in the OAuth 2 token-response shape. A wrong email and a wrong password get the same answer. " +
+			"Rate-limited per address and per account (429 with Retry-After).",
+		Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+	}, edgePerMinute, edgeBurst), h.login)
+	huma.Register(api, httpapi.RateLimited(huma.Operation{
+		OperationID: "refresh", Method: http.MethodPost, Path: "/v1/auth/refresh", Tags: tags,
+		Summary: "Exchange a refresh token for new tokens", Security: httpapi.Public,
+		Description: "The refresh token is rotated: the one sent is spent. Sending a spent one again revokes every token of its family.",
+		Errors:      []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+	}, edgePerMinute, edgeBurst), h.refresh)
+	huma.Register(api, httpapi.RateLimited(huma.Operation{
+		OperationID: "logout", Method: http.MethodPost, Path: "/v1/auth/logout", Tags: tags,
+		Summary: "Sign out: revoke a refresh token and its family", Security: httpapi.Public, DefaultStatus: http.StatusNoContent,
+	}, edgePerMinute, edgeBurst), h.logout)
+}
+
+// accountRoutes registers the signed-in caller's own account and, for admins,
+// everyone's.
+func accountRoutes(api huma.API, h handlers) {
+	tags := []string{"Identity"}
+	huma.Register(api, huma.Operation{
+		OperationID: "get-me", Method: http.MethodGet, Path: "/v1/me", Tags: tags,
+		Summary: "The signed-in user's account", Security: httpapi.SignedIn,
+	}, h.getMe)
+	huma.Register(api, huma.Operation{
+		OperationID: "change-password", Method: http.MethodPost, Path: "/v1/me/password", Tags: tags,
+		Summary: "Change the signed-in user's password", Security: httpapi.SignedIn, DefaultStatus: http.StatusNoContent,
+		Description: "Signs out every session: all refresh tokens of the account are revoked.",
+		Errors:      []int{http.StatusUnprocessableEntity, http.StatusTooManyRequests},
+	}, h.changePassword)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-users", Method: http.MethodGet, Path: "/v1/users", Tags: tags,
+		Summary: "List accounts", Security: httpapi.AdminOnly,
+	}, h.listUsers)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-user", Method: http.MethodGet, Path: "/v1/users/{id}", Tags: tags,
+		Summary: "Get an account", Security: httpapi.AdminOnly,
+	}, h.getUser)
+	huma.Register(api, huma.Operation{
+		OperationID: "set-user-role", Method: http.MethodPut, Path: "/v1/users/{id}/role", Tags: tags,
+		Summary: "Change an account's role", Security: httpapi.AdminOnly,
+		Description: "Publishes RoleChanged. Tokens already issued keep their role until they expire (15 minutes).",
+		Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
+	}, h.setRole)
+}
+
+// handlers answers identity's operations by asking identity through the bus.
+type handlers struct {
+	b        *bus.Bus
+	attempts attempts
+}
+
+// attempts limits sign-in and sign-up attempts per client address and per account.
+type attempts struct {
+	perIP, perAccount *httpapi.KeyedLimiter
+}
+
+// allow takes one attempt from ip and, unless account is empty, from account (an
+// email, compared case-insensitively). Over either limit it returns the 429 to
+// answer.
+func (a attempts) allow(ip, account string) error {
+	now := time.Now()
+	if ok, wait := a.perIP.Allow("ip:"+ip, now); !ok {
+		return httpapi.TooManyRequests(wait, "too many attempts from this address; retry later")
+	}
+	if account != "" {
+		if ok, wait := a.perAccount.Allow("account:"+strings.ToLower(strings.TrimSpace(account)), now); !ok {
+			return httpapi.TooManyRequests(wait, "too many attempts for this account; retry later")
+		}
+	}
+	return nil
+}
+
+// register creates a customer account.
+func (h handlers) register(ctx context.Context, in *struct{ Body Credentials }) (*userOut, error) {
+	if err := h.attempts.allow(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
+		return nil, err
+	}
+	u, err := bus.Call(ctx, h.b, identity.RegisterRequest, identity.Register{Email: in.Body.Email, Password: in.Body.Password})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
+}
+
+// login answers fresh tokens for an email and password.
+func (h handlers) login(ctx context.Context, in *struct{ Body Credentials }) (*tokensOut, error) {
+	if err := h.attempts.allow(httpapi.ClientIP(ctx), in.Body.Email); err != nil {
+		return nil, err
+	}
+	t, err := bus.Call(ctx, h.b, identity.LoginRequest, identity.Login{Email: in.Body.Email, Password: in.Body.Password})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return tokens(t), nil
+}
+
+type refreshBody struct {
+	RefreshToken string `json:"refresh_token" minLength:"1" maxLength:"200"`
+}
+
+// refresh spends a refresh token for new tokens.
+func (h handlers) refresh(ctx context.Context, in *struct{ Body refreshBody }) (*tokensOut, error) {
+	if err := h.attempts.allow(httpapi.ClientIP(ctx), ""); err != nil {
+		return nil, err
+	}
+	t, err := bus.Call(ctx, h.b, identity.RefreshRequest, identity.Refresh{RefreshToken: in.Body.RefreshToken})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return tokens(t), nil
+}
+
+// logout revokes a refresh token and its family.
+func (h handlers) logout(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
+	if _, err := bus.Call(ctx, h.b, identity.LogoutRequest, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return nil, nil
+}
+
+// getMe answers the signed-in caller's account.
+func (h handlers) getMe(ctx context.Context, _ *struct{}) (*userOut, error) {
+	p, _ := httpapi.PrincipalFrom(ctx)
+	return h.getUser(ctx, &idIn{ID: p.UserID})
+}
+
+type passwordBody struct {
+	CurrentPassword string `json:"current_password" minLength:"1" maxLength:"128"`
+	NewPassword     string `json:"new_password" minLength:"10" maxLength:"128"`
+}
+
+// changePassword changes the signed-in caller's password, limited like sign-in
+// attempts since it checks the current password.
+func (h handlers) changePassword(ctx context.Context, in *struct{ Body passwordBody }) (*struct{}, error) {
+	p, _ := httpapi.PrincipalFrom(ctx)
+	if err := h.attempts.allow(httpapi.ClientIP(ctx), "user:"+p.UserID); err != nil {
+		return nil, err
+	}
+	_, err := bus.Call(ctx, h.b, identity.ChangePasswordRequest, identity.ChangePassword{
+		UserID: p.UserID, CurrentPassword: in.Body.CurrentPassword, NewPassword: in.Body.NewPassword})
+
+	if errors.Is(err, identity.ErrInvalidCredentials) {
+		// The caller is signed in; a 401 here would read as an expired session.
+		err = identity.ErrInvalidInput.Withf("the current password is not right").OnField("current_password")
+	}
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return nil, nil
+}
+
+type listIn struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string `query:"cursor" format:"uuid" doc:"next_cursor of the previous page"`
+}
+
+type listOut struct {
+	Body struct {
+		Items      []identity.User `json:"items"`
+		NextCursor string          `json:"next_cursor,omitempty"`
+	}
+}
+
+// listUsers answers a page of accounts.
+func (h handlers) listUsers(ctx context.Context, in *listIn) (*listOut, error) {
+	page, err := bus.Call(ctx, h.b, identity.ListUsersRequest, identity.ListUsers{After: in.Cursor, Limit: in.Limit})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	out := &listOut{}
+	out.Body.Items, out.Body.NextCursor = page.Items, page.NextAfter
+	if out.Body.Items == nil {
+		out.Body.Items = []identity.User{}
+	}
+	return out, nil
+}
+
+type idIn struct {
+	ID string `path:"id" format:"uuid"`
+}
+
+// getUser answers an account.
+func (h handlers) getUser(ctx context.Context, in *idIn) (*userOut, error) {
+	u, err := bus.Call(ctx, h.b, identity.GetUserRequest, identity.GetUser{ID: in.ID})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
+}
+
+type roleIn struct {
+	ID      string `path:"id" format:"uuid"`
+	IfMatch string `header:"If-Match" doc:"required: the account's current ETag (428 without it)"`
+	Body    struct {
+		Role string `json:"role" enum:"customer,admin"`
+	}
+}
+
+// setRole changes an account's role, at the version If-Match names (required).
+func (h handlers) setRole(ctx context.Context, in *roleIn) (*userOut, error) {
+	v, err := httpapi.IfMatchVersion(in.IfMatch, true)
+	if err != nil {
+		return nil, err
+	}
+	u, err := bus.Call(ctx, h.b, identity.SetRoleRequest, identity.SetRole{ID: in.ID, Role: in.Body.Role, ExpectedVersion: v})
+	if err != nil {
+		return nil, httpapi.BodyProblem(err)
+	}
+	return &userOut{ETag: httpapi.ETag(u.Version), Body: u}, nil
 }
