@@ -76,12 +76,127 @@ func customer(ctx context.Context) (string, error) {
 	return p.UserID, nil
 }
 
+// Routes returns the orders module's HTTP routes, answered through b.
+func Routes(b *bus.Bus) httpapi.Routes {
+	h := handlers{b: b}
+	return func(api huma.API) {
+		cartRoutes(api, h)
+		orderRoutes(api, h)
+		streamRoute(api, h)
+		sagaRoutes(api, h)
+	}
+}
+
+// cartRoutes registers the signed-in caller's cart.
+func cartRoutes(api huma.API, h handlers) {
+	tags := []string{"Cart"}
+	huma.Register(api, huma.Operation{
+		OperationID: "get-cart", Method: http.MethodGet, Path: "/v1/cart", Tags: tags,
+		Summary:     "Get your cart",
+		Description: "Your cart priced now. Lines whose price changed since you last looked carry previous_price, products no longer sold are unavailable, and notices say so; what you see here counts as seen.",
+		Security:    httpapi.SignedIn,
+	}, h.getCart)
+	huma.Register(api, huma.Operation{
+		OperationID: "set-cart-item", Method: http.MethodPut, Path: "/v1/cart/items/{product_id}", Tags: tags,
+		Summary:     "Put a product in your cart",
+		Description: "Sets the quantity of a product in your cart, adding it at its current price. A cart holds up to 50 products, all in one currency.",
+		Security:    httpapi.SignedIn,
+	}, h.setCartItem)
+	huma.Register(api, huma.Operation{
+		OperationID: "remove-cart-item", Method: http.MethodDelete, Path: "/v1/cart/items/{product_id}", Tags: tags,
+		Summary:     "Remove a product from your cart",
+		Description: "Removing a product that is not in the cart is not an error. Answers the cart.",
+		Security:    httpapi.SignedIn,
+	}, h.removeCartItem)
+}
+
+// orderRoutes registers checkout, the caller's orders, and the admin views and
+// refunds of everyone's.
+func orderRoutes(api huma.API, h handlers) {
+	tags := []string{"Orders"}
+	huma.Register(api, huma.Operation{
+		OperationID: "place-order", Method: http.MethodPost, Path: "/v1/orders", Tags: tags,
+		Summary: "Check out your cart",
+		Description: "Prices the cart and stores it as a pending order, then reserves stock and authorizes the payment " +
+			"asynchronously: follow the order at Location or its event stream. 409 when prices changed since you last " +
+			"viewed the cart (the cart is re-priced: review it and check out again). The same Idempotency-Key with the " +
+			"same body answers the same order (Idempotent-Replayed: true); with another body, 422.",
+		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
+		Errors: []int{http.StatusConflict},
+	}, h.placeOrder)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-orders", Method: http.MethodGet, Path: "/v1/orders", Tags: tags,
+		Summary: "List your orders", Description: "Your orders, newest first, by pages.",
+		Security: httpapi.SignedIn,
+	}, h.listOwnOrders)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-all-orders", Method: http.MethodGet, Path: "/v1/ops/orders", Tags: tags,
+		Summary: "List every customer's orders", Description: "All orders (or one customer's), newest first, by pages. Admins only.",
+		Security: httpapi.AdminOnly,
+	}, h.listAllOrders)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-order", Method: http.MethodGet, Path: "/v1/orders/{id}", Tags: tags,
+		Summary: "Get an order", Description: "Your order (admins: any order). Another customer's order is a 404.",
+		Security: httpapi.SignedIn,
+	}, h.getOrder)
+	huma.Register(api, huma.Operation{
+		OperationID: "cancel-order", Method: http.MethodPost, Path: "/v1/orders/{id}/cancel", Tags: tags,
+		Summary: "Cancel an order",
+		Description: "A pending order is cancelled at once (the reservation released, the authorization voided). A " +
+			"confirmed order is cancelled, refunded in full and restocked — once its payment is captured, if it is " +
+			"still being completed. A rejected or cancelled order cannot be cancelled (409).",
+		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
+		Errors: []int{http.StatusConflict},
+	}, h.cancelOrder)
+	huma.Register(api, huma.Operation{
+		OperationID: "refund-order", Method: http.MethodPost, Path: "/v1/orders/{id}/refunds", Tags: tags,
+		Summary: "Refund an order",
+		Description: "Refunds some or all of a confirmed, captured order without restocking it (a goodwill refund). " +
+			"The refund is made asynchronously; the order's refunded amount grows when it is. 409 for orders that " +
+			"cannot be refunded.",
+		Security: httpapi.AdminOnly, DefaultStatus: http.StatusAccepted,
+		Errors: []int{http.StatusConflict},
+	}, h.refundOrder)
+}
+
+// streamRoute registers an order's event stream, for its owner and admins.
+func streamRoute(api huma.API, h handlers) {
+	sse.Register(api, huma.Operation{
+		OperationID: "stream-order", Method: http.MethodGet, Path: "/v1/orders/{id}/events", Tags: []string{"Orders"},
+		Summary: "Follow an order",
+		Description: "Server-sent events: first an `order` event with the order as it is, then a `status` event with the " +
+			"order after each change; the stream ends once the order is no longer pending. Each event's id is the " +
+			"order's version. Reconnect to resume (the first event brings you up to date).",
+		Security:    httpapi.SignedIn,
+		Middlewares: huma.Middlewares{h.streamOwner(api)},
+	}, map[string]any{"order": orders.Order{}, "status": OrderStatus{}}, h.streamOrder)
+}
+
+// sagaRoutes registers the admin views of checkout sagas.
+func sagaRoutes(api huma.API, h handlers) {
+	tags := []string{"Operations"}
+	huma.Register(api, huma.Operation{
+		OperationID: "list-sagas", Method: http.MethodGet, Path: "/v1/ops/sagas", Tags: tags,
+		Summary: "List checkout sagas", Description: "Checkout sagas, oldest first, optionally in one state (say, the ones still compensating).",
+		Security: httpapi.AdminOnly,
+	}, h.listSagas)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-saga", Method: http.MethodGet, Path: "/v1/ops/sagas/{order_id}", Tags: tags,
+		Summary: "Get an order's checkout saga", Description: "The saga's state, deadline, attempts and full history.",
+		Security: httpapi.AdminOnly,
+	}, h.getSaga)
+}
+
+// handlers answers the orders operations by asking the orders module through the
+// bus. Who the customer is comes from the access token (customer), never a body.
+type handlers struct{ b *bus.Bus }
+
 // ownedOrder returns order id if the caller owns it or is an admin. Anyone else gets
 // exactly the answer for an order that does not exist: both are built here from the
 // same error, so they cannot drift apart and tell one from the other.
-func ownedOrder(ctx context.Context, b *bus.Bus, id string) (orders.Order, error) {
+func (h handlers) ownedOrder(ctx context.Context, id string) (orders.Order, error) {
 	notFound := orders.ErrOrderNotFound.Withf("no order with id %s", id)
-	o, err := bus.Call(ctx, b, orders.GetOrderRequest, orders.GetOrder{ID: id})
+	o, err := bus.Call(ctx, h.b, orders.GetOrderRequest, orders.GetOrder{ID: id})
 	if errors.Is(err, orders.ErrOrderNotFound) {
 		err = notFound
 	}
@@ -94,75 +209,52 @@ func ownedOrder(ctx context.Context, b *bus.Bus, id string) (orders.Order, error
 	return o, nil
 }
 
-// Routes returns the orders module's HTTP routes, answered through b.
-func Routes(b *bus.Bus) httpapi.Routes {
-	return func(api huma.API) {
-		cartRoutes(api, b)
-		orderRoutes(api, b)
-		streamRoute(api, b)
-		sagaRoutes(api, b)
+// getCart answers the caller's cart, priced now.
+func (h handlers) getCart(ctx context.Context, _ *struct{}) (*cartOut, error) {
+	id, err := customer(ctx)
+	if err != nil {
+		return nil, err
 	}
+	c, err := bus.Call(ctx, h.b, orders.GetCartRequest, orders.GetCart{CustomerID: id})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &cartOut{Body: c}, nil
 }
 
-func cartRoutes(api huma.API, b *bus.Bus) {
-	tags := []string{"Cart"}
-	huma.Register(api, huma.Operation{
-		OperationID: "get-cart", Method: http.MethodGet, Path: "/v1/cart", Tags: tags,
-		Summary:     "Get your cart",
-		Description: "Your cart priced now. Lines whose price changed since you last looked carry previous_price, products no longer sold are unavailable, and notices say so; what you see here counts as seen.",
-		Security:    httpapi.SignedIn,
-	}, func(ctx context.Context, _ *struct{}) (*cartOut, error) {
-		id, err := customer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		c, err := bus.Call(ctx, b, orders.GetCartRequest, orders.GetCart{CustomerID: id})
-		if err != nil {
-			return nil, httpapi.Problem(err)
-		}
-		return &cartOut{Body: c}, nil
-	})
+type setCartItemIn struct {
+	ProductID string `path:"product_id" format:"uuid" doc:"the product's id"`
+	Body      CartItemInput
+}
 
-	type setIn struct {
-		ProductID string `path:"product_id" format:"uuid" doc:"the product's id"`
-		Body      CartItemInput
+// setCartItem sets a product's quantity in the caller's cart and answers the cart.
+func (h handlers) setCartItem(ctx context.Context, in *setCartItemIn) (*cartOut, error) {
+	id, err := customer(ctx)
+	if err != nil {
+		return nil, err
 	}
-	huma.Register(api, huma.Operation{
-		OperationID: "set-cart-item", Method: http.MethodPut, Path: "/v1/cart/items/{product_id}", Tags: tags,
-		Summary:     "Put a product in your cart",
-		Description: "Sets the quantity of a product in your cart, adding it at its current price. A cart holds up to 50 products, all in one currency.",
-		Security:    httpapi.SignedIn,
-	}, func(ctx context.Context, in *setIn) (*cartOut, error) {
-		id, err := customer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		c, err := bus.Call(ctx, b, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: id, ProductID: in.ProductID, Quantity: in.Body.Quantity})
-		if err != nil {
-			return nil, httpapi.Problem(err)
-		}
-		return &cartOut{Body: c}, nil
-	})
+	c, err := bus.Call(ctx, h.b, orders.SetCartItemRequest, orders.SetCartItem{CustomerID: id, ProductID: in.ProductID, Quantity: in.Body.Quantity})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &cartOut{Body: c}, nil
+}
 
-	type removeIn struct {
-		ProductID string `path:"product_id" format:"uuid" doc:"the product's id"`
+type removeCartItemIn struct {
+	ProductID string `path:"product_id" format:"uuid" doc:"the product's id"`
+}
+
+// removeCartItem takes a product out of the caller's cart and answers the cart.
+func (h handlers) removeCartItem(ctx context.Context, in *removeCartItemIn) (*cartOut, error) {
+	id, err := customer(ctx)
+	if err != nil {
+		return nil, err
 	}
-	huma.Register(api, huma.Operation{
-		OperationID: "remove-cart-item", Method: http.MethodDelete, Path: "/v1/cart/items/{product_id}", Tags: tags,
-		Summary:     "Remove a product from your cart",
-		Description: "Removing a product that is not in the cart is not an error. Answers the cart.",
-		Security:    httpapi.SignedIn,
-	}, func(ctx context.Context, in *removeIn) (*cartOut, error) {
-		id, err := customer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		c, err := bus.Call(ctx, b, orders.RemoveCartItemRequest, orders.RemoveCartItem{CustomerID: id, ProductID: in.ProductID})
-		if err != nil {
-			return nil, httpapi.Problem(err)
-		}
-		return &cartOut{Body: c}, nil
-	})
+	c, err := bus.Call(ctx, h.b, orders.RemoveCartItemRequest, orders.RemoveCartItem{CustomerID: id, ProductID: in.ProductID})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &cartOut{Body: c}, nil
 }
 
 // RequestHash is the hash a checkout's idempotency key is bound to: the SHA-256 of
@@ -173,232 +265,201 @@ func RequestHash(in PlaceOrderInput) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func orderRoutes(api huma.API, b *bus.Bus) {
-	tags := []string{"Orders"}
+type placeIn struct {
+	IdempotencyKey string `header:"Idempotency-Key" required:"true" minLength:"1" maxLength:"200" doc:"required: a key unique to this checkout; retrying with the same key and body answers the same order"`
+	Body           PlaceOrderInput
+}
 
-	type placeIn struct {
-		IdempotencyKey string `header:"Idempotency-Key" required:"true" minLength:"1" maxLength:"200" doc:"required: a key unique to this checkout; retrying with the same key and body answers the same order"`
-		Body           PlaceOrderInput
-	}
-	type placeOut struct {
-		Location string `header:"Location"`
-		Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
-		Body     orders.Order
-	}
-	huma.Register(api, huma.Operation{
-		OperationID: "place-order", Method: http.MethodPost, Path: "/v1/orders", Tags: tags,
-		Summary: "Check out your cart",
-		Description: "Prices the cart and stores it as a pending order, then reserves stock and authorizes the payment " +
-			"asynchronously: follow the order at Location or its event stream. 409 when prices changed since you last " +
-			"viewed the cart (the cart is re-priced: review it and check out again). The same Idempotency-Key with the " +
-			"same body answers the same order (Idempotent-Replayed: true); with another body, 422.",
-		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusConflict},
-	}, func(ctx context.Context, in *placeIn) (*placeOut, error) {
-		id, err := customer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		placed, err := bus.Call(ctx, b, orders.PlaceOrderRequest, orders.PlaceOrder{CustomerID: id, PaymentToken: in.Body.PaymentToken,
-			IdempotencyKey: in.IdempotencyKey, RequestHash: RequestHash(in.Body)})
+type placeOut struct {
+	Location string `header:"Location"`
+	Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
+	Body     orders.Order
+}
 
-		if err != nil {
-			return nil, httpapi.Problem(err)
-		}
-		out := &placeOut{Location: "/v1/orders/" + placed.Order.ID, Body: placed.Order}
-		if placed.Replayed {
-			out.Replayed = "true"
-		}
-		return out, nil
-	})
-
-	type listIn struct {
-		Status orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
-		Limit  int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
-		Cursor string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+// placeOrder checks out the caller's cart, once per idempotency key and body.
+func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*placeOut, error) {
+	id, err := customer(ctx)
+	if err != nil {
+		return nil, err
 	}
-	type listOut struct {
-		Link string `header:"Link" doc:"rel=next link to the next page"`
-		Body OrderList
-	}
-	// list answers a page of orders: customerID's, or everyone's when it is empty.
-	list := func(ctx context.Context, path, customerID string, in listIn) (*listOut, error) {
-		before, err := orderCursor.Decode(in.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		page, err := bus.Call(ctx, b, orders.ListOrdersRequest, orders.ListOrders{CustomerID: customerID, Status: in.Status, Before: before, Limit: in.Limit})
-		if err != nil {
-			return nil, httpapi.Problem(err)
-		}
-		out := &listOut{Body: OrderList{Items: page.Items}}
-		if out.Body.Items == nil {
-			out.Body.Items = []orders.Order{}
-		}
-		if page.NextBefore != "" {
-			out.Body.NextCursor = orderCursor.Encode(page.NextBefore)
-			q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-			if in.Status != "" {
-				q.Set("status", string(in.Status))
-			}
-			if customerID != "" && path != "/v1/orders" {
-				q.Set("customer_id", customerID)
-			}
-			out.Link = httpapi.NextLink(path, q)
-		}
-		return out, nil
-	}
+	placed, err := bus.Call(ctx, h.b, orders.PlaceOrderRequest, orders.PlaceOrder{CustomerID: id, PaymentToken: in.Body.PaymentToken,
+		IdempotencyKey: in.IdempotencyKey, RequestHash: RequestHash(in.Body)})
 
-	huma.Register(api, huma.Operation{
-		OperationID: "list-orders", Method: http.MethodGet, Path: "/v1/orders", Tags: tags,
-		Summary: "List your orders", Description: "Your orders, newest first, by pages.",
-		Security: httpapi.SignedIn,
-	}, func(ctx context.Context, in *listIn) (*listOut, error) {
-		id, err := customer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return list(ctx, "/v1/orders", id, *in)
-	})
-	type opsListIn struct {
-		CustomerID string        `query:"customer_id" format:"uuid" doc:"only this customer's orders"`
-		Status     orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
-		Limit      int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
-		Cursor     string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	if err != nil {
+		return nil, httpapi.Problem(err)
 	}
-	huma.Register(api, huma.Operation{
-		OperationID: "list-all-orders", Method: http.MethodGet, Path: "/v1/ops/orders", Tags: tags,
-		Summary: "List every customer's orders", Description: "All orders (or one customer's), newest first, by pages. Admins only.",
-		Security: httpapi.AdminOnly,
-	}, func(ctx context.Context, in *opsListIn) (*listOut, error) {
-		return list(ctx, "/v1/ops/orders", in.CustomerID, listIn{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor})
-	})
-
-	type idIn struct {
-		ID string `path:"id" format:"uuid" doc:"the order's id"`
+	out := &placeOut{Location: "/v1/orders/" + placed.Order.ID, Body: placed.Order}
+	if placed.Replayed {
+		out.Replayed = "true"
 	}
-	huma.Register(api, huma.Operation{
-		OperationID: "get-order", Method: http.MethodGet, Path: "/v1/orders/{id}", Tags: tags,
-		Summary: "Get an order", Description: "Your order (admins: any order). Another customer's order is a 404.",
-		Security: httpapi.SignedIn,
-	}, func(ctx context.Context, in *idIn) (*orderOut, error) {
-		o, err := ownedOrder(ctx, b, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &orderOut{Body: o}, nil
-	})
+	return out, nil
+}
 
-	huma.Register(api, huma.Operation{
-		OperationID: "cancel-order", Method: http.MethodPost, Path: "/v1/orders/{id}/cancel", Tags: tags,
-		Summary: "Cancel an order",
-		Description: "A pending order is cancelled at once (the reservation released, the authorization voided). A " +
-			"confirmed order is cancelled, refunded in full and restocked — once its payment is captured, if it is " +
-			"still being completed. A rejected or cancelled order cannot be cancelled (409).",
-		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusConflict},
-	}, func(ctx context.Context, in *idIn) (*orderOut, error) {
-		if _, err := ownedOrder(ctx, b, in.ID); err != nil {
-			return nil, err
-		}
-		p, _ := httpapi.PrincipalFrom(ctx)
-		reason := ""
-		if p.Role == "admin" {
-			reason = "cancelled by the shop"
-		}
-		o, err := bus.Call(ctx, b, orders.CancelOrderRequest, orders.CancelOrder{ID: in.ID, Actor: p.UserID, Reason: reason})
-		if err != nil {
-			return nil, httpapi.Problem(err)
-		}
-		return &orderOut{Body: o}, nil
-	})
+type orderListIn struct {
+	Status orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
+	Limit  int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
 
-	type refundIn struct {
-		ID             string `path:"id" format:"uuid" doc:"the order's id"`
-		IdempotencyKey string `header:"Idempotency-Key" maxLength:"200" doc:"optional: the refund's id; the same key refunds once"`
-		Body           RefundInput
+type allOrdersIn struct {
+	CustomerID string        `query:"customer_id" format:"uuid" doc:"only this customer's orders"`
+	Status     orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
+	Limit      int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor     string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
+
+type orderListOut struct {
+	Link string `header:"Link" doc:"rel=next link to the next page"`
+	Body OrderList
+}
+
+// listOwnOrders answers a page of the caller's orders.
+func (h handlers) listOwnOrders(ctx context.Context, in *orderListIn) (*orderListOut, error) {
+	id, err := customer(ctx)
+	if err != nil {
+		return nil, err
 	}
-	huma.Register(api, huma.Operation{
-		OperationID: "refund-order", Method: http.MethodPost, Path: "/v1/orders/{id}/refunds", Tags: tags,
-		Summary: "Refund an order",
-		Description: "Refunds some or all of a confirmed, captured order without restocking it (a goodwill refund). " +
-			"The refund is made asynchronously; the order's refunded amount grows when it is. 409 for orders that " +
-			"cannot be refunded.",
-		Security: httpapi.AdminOnly, DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusConflict},
-	}, func(ctx context.Context, in *refundIn) (*orderOut, error) {
-		p, _ := httpapi.PrincipalFrom(ctx)
-		refundID := in.IdempotencyKey
-		if refundID == "" {
-			refundID = bus.NewID()
-		}
-		o, err := bus.Call(ctx, b, orders.RefundOrderRequest, orders.RefundOrder{ID: in.ID, RefundID: refundID,
-			Amount: in.Body.Amount, Reason: in.Body.Reason, Actor: p.UserID})
+	return h.listOrders(ctx, "/v1/orders", id, *in)
+}
 
-		if err != nil {
-			return nil, httpapi.Problem(err)
+// listAllOrders answers a page of every customer's orders, or one customer's.
+func (h handlers) listAllOrders(ctx context.Context, in *allOrdersIn) (*orderListOut, error) {
+	return h.listOrders(ctx, "/v1/ops/orders", in.CustomerID, orderListIn{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor})
+}
+
+// listOrders answers a page of orders at path: customerID's, or everyone's when it
+// is empty.
+func (h handlers) listOrders(ctx context.Context, path, customerID string, in orderListIn) (*orderListOut, error) {
+	before, err := orderCursor.Decode(in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	page, err := bus.Call(ctx, h.b, orders.ListOrdersRequest, orders.ListOrders{CustomerID: customerID, Status: in.Status, Before: before, Limit: in.Limit})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	out := &orderListOut{Body: OrderList{Items: page.Items}}
+	if out.Body.Items == nil {
+		out.Body.Items = []orders.Order{}
+	}
+	if page.NextBefore != "" {
+		out.Body.NextCursor = orderCursor.Encode(page.NextBefore)
+		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+		if in.Status != "" {
+			q.Set("status", string(in.Status))
 		}
-		return &orderOut{Body: o}, nil
-	})
+		if customerID != "" && path != "/v1/orders" {
+			q.Set("customer_id", customerID)
+		}
+		out.Link = httpapi.NextLink(path, q)
+	}
+	return out, nil
+}
+
+type orderIn struct {
+	ID string `path:"id" format:"uuid" doc:"the order's id"`
+}
+
+// getOrder answers an order to its owner or an admin (see ownedOrder).
+func (h handlers) getOrder(ctx context.Context, in *orderIn) (*orderOut, error) {
+	o, err := h.ownedOrder(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &orderOut{Body: o}, nil
+}
+
+// cancelOrder cancels an order for its owner, or for an admin in the shop's name.
+func (h handlers) cancelOrder(ctx context.Context, in *orderIn) (*orderOut, error) {
+	if _, err := h.ownedOrder(ctx, in.ID); err != nil {
+		return nil, err
+	}
+	p, _ := httpapi.PrincipalFrom(ctx)
+	reason := ""
+	if p.Role == "admin" {
+		reason = "cancelled by the shop"
+	}
+	o, err := bus.Call(ctx, h.b, orders.CancelOrderRequest, orders.CancelOrder{ID: in.ID, Actor: p.UserID, Reason: reason})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &orderOut{Body: o}, nil
+}
+
+type refundIn struct {
+	ID             string `path:"id" format:"uuid" doc:"the order's id"`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"200" doc:"optional: the refund's id; the same key refunds once"`
+	Body           RefundInput
+}
+
+// refundOrder asks for a goodwill refund in the admin's name; the idempotency
+// key, when sent, is the refund's id, so a retry refunds once.
+func (h handlers) refundOrder(ctx context.Context, in *refundIn) (*orderOut, error) {
+	p, _ := httpapi.PrincipalFrom(ctx)
+	refundID := in.IdempotencyKey
+	if refundID == "" {
+		refundID = bus.NewID()
+	}
+	o, err := bus.Call(ctx, h.b, orders.RefundOrderRequest, orders.RefundOrder{ID: in.ID, RefundID: refundID,
+		Amount: in.Body.Amount, Reason: in.Body.Reason, Actor: p.UserID})
+
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &orderOut{Body: o}, nil
 }
 
 type streamOrderKey struct{}
 
-func streamRoute(api huma.API, b *bus.Bus) {
-	type streamIn struct {
-		ID string `path:"id" format:"uuid" doc:"the order's id"`
-	}
-	// The owner check runs before the stream starts, so that another customer's
-	// order is a plain 404 rather than an empty stream. Middleware runs before huma
-	// validates the path, so an id that is not a UUID is passed on unchecked: huma
-	// then refuses it (422) as it does on every other route, and no store sees it.
-	owner := func(ctx huma.Context, next func(huma.Context)) {
+// streamOwner is the stream's owner check, as middleware: it runs before the
+// stream starts, so that another customer's order is a plain 404 rather than an
+// empty stream, and it hands the order it found to streamOrder. Middleware runs
+// before huma validates the path, so an id that is not a UUID is passed on
+// unchecked: huma then refuses it (422) as it does on every other route, and no
+// store sees it.
+func (h handlers) streamOwner(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
 		id := ctx.Param("id")
 		if !isUUID(id) {
 			next(ctx)
 			return
 		}
-		o, err := ownedOrder(ctx.Context(), b, id)
+		o, err := h.ownedOrder(ctx.Context(), id)
 		if err != nil {
 			writeErr(api, ctx, err)
 			return
 		}
 		next(huma.WithValue(ctx, streamOrderKey{}, o))
 	}
-	sse.Register(api, huma.Operation{
-		OperationID: "stream-order", Method: http.MethodGet, Path: "/v1/orders/{id}/events", Tags: []string{"Orders"},
-		Summary: "Follow an order",
-		Description: "Server-sent events: first an `order` event with the order as it is, then a `status` event with the " +
-			"order after each change; the stream ends once the order is no longer pending. Each event's id is the " +
-			"order's version. Reconnect to resume (the first event brings you up to date).",
-		Security:    httpapi.SignedIn,
-		Middlewares: huma.Middlewares{owner},
-	}, map[string]any{"order": orders.Order{}, "status": OrderStatus{}}, func(ctx context.Context, in *streamIn, send sse.Sender) {
-		o, ok := ctx.Value(streamOrderKey{}).(orders.Order)
-		if !ok {
-			return
+}
+
+// streamOrder sends the order streamOwner found, then the order after each change,
+// until it is terminal, the client goes or the orders module cannot be reached.
+func (h handlers) streamOrder(ctx context.Context, _ *orderIn, send sse.Sender) {
+	o, ok := ctx.Value(streamOrderKey{}).(orders.Order)
+	if !ok {
+		return
+	}
+	if send(sse.Message{ID: int(o.Version), Data: o}) != nil {
+		return
+	}
+	for !o.Terminal() && ctx.Err() == nil {
+		next, err := bus.Call(ctx, h.b, orders.WaitOrderRequest, orders.WaitOrder{ID: o.ID, AfterVersion: o.Version, Wait: streamWait})
+		if err != nil {
+			return // the request's deadline, or the orders module is unreachable: the client reconnects
 		}
-		if send(sse.Message{ID: int(o.Version), Data: o}) != nil {
-			return
-		}
-		for !o.Terminal() && ctx.Err() == nil {
-			next, err := bus.Call(ctx, b, orders.WaitOrderRequest, orders.WaitOrder{ID: o.ID, AfterVersion: o.Version, Wait: streamWait})
-			if err != nil {
-				return // the request's deadline, or the orders module is unreachable: the client reconnects
-			}
-			if next.Version <= o.Version {
-				// Nothing changed: a comment keeps proxies from closing the idle stream.
-				if send.Comment("waiting") != nil {
-					return
-				}
-				continue
-			}
-			o = next
-			if send(sse.Message{ID: int(o.Version), Data: OrderStatus(o)}) != nil {
+		if next.Version <= o.Version {
+			// Nothing changed: a comment keeps proxies from closing the idle stream.
+			if send.Comment("waiting") != nil {
 				return
 			}
+			continue
 		}
-	})
+		o = next
+		if send(sse.Message{ID: int(o.Version), Data: OrderStatus(o)}) != nil {
+			return
+		}
+	}
 }
 
 // uuidSchema is the schema of order ids in paths (format:"uuid").
@@ -423,62 +484,57 @@ func writeErr(api huma.API, ctx huma.Context, err error) {
 	_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "internal error", err)
 }
 
-func sagaRoutes(api huma.API, b *bus.Bus) {
-	tags := []string{"Operations"}
-	type listIn struct {
-		State  orders.SagaState `query:"state" enum:"reserving,authorizing,completing,compensating,completed,rejected,cancelled" doc:"only sagas in this state"`
-		Limit  int              `query:"limit" minimum:"1" maximum:"100" default:"20"`
-		Cursor string           `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-	}
-	type listOut struct {
-		Link string `header:"Link" doc:"rel=next link to the next page"`
-		Body SagaList
-	}
-	huma.Register(api, huma.Operation{
-		OperationID: "list-sagas", Method: http.MethodGet, Path: "/v1/ops/sagas", Tags: tags,
-		Summary: "List checkout sagas", Description: "Checkout sagas, oldest first, optionally in one state (say, the ones still compensating).",
-		Security: httpapi.AdminOnly,
-	}, func(ctx context.Context, in *listIn) (*listOut, error) {
-		after, err := orderCursor.Decode(in.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		page, err := bus.Call(ctx, b, orders.ListSagasRequest, orders.ListSagas{State: in.State, After: after, Limit: in.Limit})
-		if err != nil {
-			return nil, httpapi.Problem(err)
-		}
-		out := &listOut{Body: SagaList{Items: page.Items}}
-		if out.Body.Items == nil {
-			out.Body.Items = []orders.Saga{}
-		}
-		if page.NextAfter != "" {
-			out.Body.NextCursor = orderCursor.Encode(page.NextAfter)
-			q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-			if in.State != "" {
-				q.Set("state", string(in.State))
-			}
-			out.Link = httpapi.NextLink("/v1/ops/sagas", q)
-		}
-		return out, nil
-	})
+type sagaListIn struct {
+	State  orders.SagaState `query:"state" enum:"reserving,authorizing,completing,compensating,completed,rejected,cancelled" doc:"only sagas in this state"`
+	Limit  int              `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string           `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
 
-	type getIn struct {
-		OrderID string `path:"order_id" format:"uuid" doc:"the order's id"`
+type sagaListOut struct {
+	Link string `header:"Link" doc:"rel=next link to the next page"`
+	Body SagaList
+}
+
+// listSagas answers a page of checkout sagas, oldest first.
+func (h handlers) listSagas(ctx context.Context, in *sagaListIn) (*sagaListOut, error) {
+	after, err := orderCursor.Decode(in.Cursor)
+	if err != nil {
+		return nil, err
 	}
-	type getOut struct {
-		Body orders.Saga
+	page, err := bus.Call(ctx, h.b, orders.ListSagasRequest, orders.ListSagas{State: in.State, After: after, Limit: in.Limit})
+	if err != nil {
+		return nil, httpapi.Problem(err)
 	}
-	huma.Register(api, huma.Operation{
-		OperationID: "get-saga", Method: http.MethodGet, Path: "/v1/ops/sagas/{order_id}", Tags: tags,
-		Summary: "Get an order's checkout saga", Description: "The saga's state, deadline, attempts and full history.",
-		Security: httpapi.AdminOnly,
-	}, func(ctx context.Context, in *getIn) (*getOut, error) {
-		s, err := bus.Call(ctx, b, orders.GetSagaRequest, orders.GetSaga{OrderID: in.OrderID})
-		if err != nil {
-			return nil, httpapi.Problem(err)
+	out := &sagaListOut{Body: SagaList{Items: page.Items}}
+	if out.Body.Items == nil {
+		out.Body.Items = []orders.Saga{}
+	}
+	if page.NextAfter != "" {
+		out.Body.NextCursor = orderCursor.Encode(page.NextAfter)
+		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+		if in.State != "" {
+			q.Set("state", string(in.State))
 		}
-		return &getOut{Body: s}, nil
-	})
+		out.Link = httpapi.NextLink("/v1/ops/sagas", q)
+	}
+	return out, nil
+}
+
+type sagaIn struct {
+	OrderID string `path:"order_id" format:"uuid" doc:"the order's id"`
+}
+
+type sagaOut struct {
+	Body orders.Saga
+}
+
+// getSaga answers an order's checkout saga with its history.
+func (h handlers) getSaga(ctx context.Context, in *sagaIn) (*sagaOut, error) {
+	s, err := bus.Call(ctx, h.b, orders.GetSagaRequest, orders.GetSaga{OrderID: in.OrderID})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &sagaOut{Body: s}, nil
 }
 
 // orderCursor pages over orders and sagas alike: both are keyed by the order id.
