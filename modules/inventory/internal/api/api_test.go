@@ -2,16 +2,11 @@ package api_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,62 +15,39 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
-	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/httpapi/apitest"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
-	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/inventory/internal/api"
 	"github.com/agora-commerce/agora/modules/inventory/internal/stock"
 )
 
-const (
-	maxBodyBytes = 1 << 20
-	problemJSON  = "application/problem+json"
-	adminID      = "0190a8b2-0000-7000-8000-00000000ad01"
-)
-
-var keys = auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+const adminID = "0190a8b2-0000-7000-8000-00000000ad01"
 
 var (
-	adminToken    = issue(adminID, "admin", time.Now(), time.Hour)
-	customerToken = issue("0190a8b2-0000-7000-8000-00000000c001", "customer", time.Now(), time.Hour)
-	expiredToken  = issue(adminID, "admin", time.Now().Add(-time.Hour), 15*time.Minute)
+	adminToken    = apitest.Token(adminID, "admin")
+	customerToken = apitest.Token("0190a8b2-0000-7000-8000-00000000c001", "customer")
+	expiredToken  = apitest.ExpiredToken(adminID, "admin")
 )
 
-func issue(userID, role string, now time.Time, ttl time.Duration) string {
-	tok, err := keys.Issue(auth.Principal{UserID: userID, Role: role}, now, ttl)
-	if err != nil {
-		panic(err)
-	}
-	return tok
-}
-
-// errs collects every log record at error level: a request that logs an error
-// failed inside, whatever it answered.
-var errs = testlog.New(slog.LevelError)
-
-func TestMain(m *testing.M) {
-	httpapi.InstallErrorHook(errs.Logger())
-	os.Exit(m.Run())
-}
+// req is one request to the server.
+type req = apitest.Request
 
 // server is the inventory behind the real HTTP edge and bus, on its own database.
 type server struct {
-	t       *testing.T
-	host    *modhost.Host
-	svc     *stock.Service
-	bus     *bus.Bus
-	handler http.Handler
+	*apitest.Server
+	host *modhost.Host
+	svc  *stock.Service
+	bus  *bus.Bus
 }
 
 func newServer(t *testing.T) *server {
 	t.Helper()
-	log := errs.Logger()
+	log := apitest.Logger()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	h, err := modhost.Open(t.Context(), cfg, "inventory", log)
@@ -88,95 +60,32 @@ func newServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatalf("bus.New: %v", err)
 	}
-	a := httpapi.NewAPI(httpapi.Config{Verifier: keys, MaxBodyBytes: maxBodyBytes, MaxInFlight: 64, RequestTimeout: 5 * time.Second}, log)
-	api.Routes(b)(a)
-	errs.Take()
-	t.Cleanup(func() {
-		for _, r := range errs.Take() {
-			t.Errorf("error logged: %s", r)
-		}
-	})
-	return &server{t: t, host: h, svc: svc, bus: b, handler: a.Handler()}
-}
-
-func (s *server) in(t *testing.T) *server {
-	c := *s
-	c.t = t
-	return &c
-}
-
-type req struct {
-	method, path string
-	body         any
-	admin        bool
-	customer     bool
-	header       map[string]string
-}
-
-func (s *server) do(r req) *httptest.ResponseRecorder {
-	s.t.Helper()
-	var body io.Reader
-	switch b := r.body.(type) {
-	case nil:
-	case string:
-		body = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			s.t.Fatalf("encode body: %v", err)
-		}
-		body = strings.NewReader(string(raw))
-	}
-	hr := httptest.NewRequestWithContext(s.t.Context(), r.method, r.path, body)
-	if body != nil {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	switch {
-	case r.admin:
-		hr.Header.Set("Authorization", "Bearer "+adminToken)
-	case r.customer:
-		hr.Header.Set("Authorization", "Bearer "+customerToken)
-	}
-	for k, v := range r.header {
-		hr.Header.Set(k, v)
-	}
-	w := httptest.NewRecorder()
-	s.handler.ServeHTTP(w, hr)
-	return w
-}
-
-func decodeJSON[T any](t *testing.T, w *httptest.ResponseRecorder) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
-		t.Fatalf("decode %T from %q: %v", v, w.Body.String(), err)
-	}
-	return v
+	return &server{Server: apitest.New(t, api.Routes(b)), host: h, svc: svc, bus: b}
 }
 
 // item makes inventory learn a product, as catalog.ProductCreated does, and
 // stocks it with onHand units.
-func (s *server) item(sku string, onHand int64) inventory.Item {
-	s.t.Helper()
+func (s *server) item(t *testing.T, sku string, onHand int64) inventory.Item {
+	t.Helper()
 	ctx := context.Background()
 	env, err := bus.NewEnvelope(ctx, message.KindEvent, catalog.ProductCreatedEvent.Name(),
 		catalog.ProductCreated{Product: catalog.Product{ID: bus.NewID(), SKU: sku}})
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := s.bus.Deliver(ctx, env); err != nil {
-		s.t.Fatalf("deliver ProductCreated: %v", err)
+		t.Fatalf("deliver ProductCreated: %v", err)
 	}
 	if onHand == 0 {
 		it, err := s.svc.GetItem(ctx, inventory.GetItem{SKU: sku})
 		if err != nil {
-			s.t.Fatal(err)
+			t.Fatal(err)
 		}
 		return it
 	}
 	it, err := s.svc.Adjust(ctx, inventory.Adjust{SKU: sku, Delta: onHand, Reason: "received", Actor: "test"})
 	if err != nil {
-		s.t.Fatalf("Adjust: %v", err)
+		t.Fatalf("Adjust: %v", err)
 	}
 	return it
 }
@@ -187,15 +96,15 @@ type state struct {
 	Outbox int
 }
 
-func (s *server) state() state {
-	s.t.Helper()
-	page, err := s.svc.ListItems(s.t.Context(), inventory.ListItems{})
+func (s *server) state(t *testing.T) state {
+	t.Helper()
+	page, err := s.svc.ListItems(t.Context(), inventory.ListItems{})
 	if err != nil {
-		s.t.Fatalf("ListItems: %v", err)
+		t.Fatalf("ListItems: %v", err)
 	}
 	var n int
-	if err := s.host.DB.GetContext(s.t.Context(), &n, `SELECT COUNT(*) FROM outbox`); err != nil {
-		s.t.Fatalf("count outbox: %v", err)
+	if err := s.host.DB.GetContext(t.Context(), &n, `SELECT COUNT(*) FROM outbox`); err != nil {
+		t.Fatalf("count outbox: %v", err)
 	}
 	return state{Items: page.Items, Outbox: n}
 }
@@ -204,7 +113,7 @@ func cursor(s string) string { return base64.RawURLEncoding.EncodeToString([]byt
 
 func TestErrors(t *testing.T) {
 	s := newServer(t)
-	mug := s.item("MUG", 10)
+	mug := s.item(t, "MUG", 10)
 	// Hold 4 of the 10 for an order.
 	env, _ := bus.NewEnvelope(t.Context(), message.KindCommand, inventory.ReserveStockCommand.Name(), inventory.ReserveStock{
 		OrderID: bus.NewID(), Lines: []inventory.Line{{ProductID: mug.ProductID, Quantity: 4}}, ExpiresAt: time.Now().Add(time.Hour)})
@@ -233,73 +142,69 @@ func TestErrors(t *testing.T) {
 		location string
 	}{
 		// Admins only, every route.
-		{"list without token", req{method: "GET", path: "/v1/inventory"}, 401, "", ""},
-		{"list as customer", req{method: "GET", path: "/v1/inventory", customer: true}, 403, "", ""},
-		{"list with expired token", req{method: "GET", path: "/v1/inventory", header: map[string]string{"Authorization": "Bearer " + expiredToken}}, 401, "", ""},
-		{"get without token", req{method: "GET", path: "/v1/inventory/MUG"}, 401, "", ""},
-		{"get as customer", req{method: "GET", path: "/v1/inventory/MUG", customer: true}, 403, "", ""},
-		{"get with wrong token", req{method: "GET", path: "/v1/inventory/MUG", header: map[string]string{"Authorization": "Bearer nope"}}, 401, "", ""},
-		{"adjust without token", req{method: "POST", path: adj, body: ok}, 401, "", ""},
-		{"adjust as customer", req{method: "POST", path: adj, body: ok, customer: true}, 403, "", ""},
-		{"adjustments without token", req{method: "GET", path: adj}, 401, "", ""},
-		{"adjustments as customer", req{method: "GET", path: adj, customer: true}, 403, "", ""},
+		{"list without token", req{Method: "GET", Path: "/v1/inventory"}, 401, "", ""},
+		{"list as customer", req{Method: "GET", Path: "/v1/inventory", Token: customerToken}, 403, "", ""},
+		{"list with expired token", req{Method: "GET", Path: "/v1/inventory", Token: expiredToken}, 401, "", ""},
+		{"get without token", req{Method: "GET", Path: "/v1/inventory/MUG"}, 401, "", ""},
+		{"get as customer", req{Method: "GET", Path: "/v1/inventory/MUG", Token: customerToken}, 403, "", ""},
+		{"get with wrong token", req{Method: "GET", Path: "/v1/inventory/MUG", Header: map[string]string{"Authorization": "Bearer nope"}}, 401, "", ""},
+		{"adjust without token", req{Method: "POST", Path: adj, Body: ok}, 401, "", ""},
+		{"adjust as customer", req{Method: "POST", Path: adj, Body: ok, Token: customerToken}, 403, "", ""},
+		{"adjustments without token", req{Method: "GET", Path: adj}, 401, "", ""},
+		{"adjustments as customer", req{Method: "GET", Path: adj, Token: customerToken}, 403, "", ""},
 
 		// Reads.
-		{"get unknown SKU", req{method: "GET", path: "/v1/inventory/NOPE", admin: true}, 404, "urn:agora:problem:inventory.item_not_found", ""},
-		{"get bad SKU", req{method: "GET", path: "/v1/inventory/mug", admin: true}, 422, "", "path.sku"},
-		{"get SKU too long", req{method: "GET", path: "/v1/inventory/" + strings.Repeat("A", 65), admin: true}, 422, "", "path.sku"},
-		{"list limit 0", req{method: "GET", path: "/v1/inventory?limit=0", admin: true}, 422, "", "query.limit"},
-		{"list limit 101", req{method: "GET", path: "/v1/inventory?limit=101", admin: true}, 422, "", "query.limit"},
-		{"list cursor not base64", req{method: "GET", path: "/v1/inventory?cursor=!!!", admin: true}, 422, "", "query.cursor"},
-		{"list cursor without prefix", req{method: "GET", path: "/v1/inventory?cursor=" + cursor("MUG"), admin: true}, 422, "", "query.cursor"},
-		{"list cursor of adjustments", req{method: "GET", path: "/v1/inventory?cursor=" + cursor("a1."+bus.NewID()), admin: true}, 422, "", "query.cursor"},
-		{"list cursor with an injection", req{method: "GET", path: "/v1/inventory?cursor=" + cursor("i1.' OR 1=1 --"), admin: true}, 422, "", "query.cursor"},
-		{"adjustments of unknown SKU", req{method: "GET", path: "/v1/inventory/NOPE/adjustments", admin: true}, 404, "urn:agora:problem:inventory.item_not_found", ""},
-		{"adjustments cursor not an id", req{method: "GET", path: adj + "?cursor=" + cursor("a1.MUG"), admin: true}, 422, "", "query.cursor"},
-		{"adjustments limit 101", req{method: "GET", path: adj + "?limit=101", admin: true}, 422, "", "query.limit"},
+		{"get unknown SKU", req{Method: "GET", Path: "/v1/inventory/NOPE", Token: adminToken}, 404, "urn:agora:problem:inventory.item_not_found", ""},
+		{"get bad SKU", req{Method: "GET", Path: "/v1/inventory/mug", Token: adminToken}, 422, "", "path.sku"},
+		{"get SKU too long", req{Method: "GET", Path: "/v1/inventory/" + strings.Repeat("A", 65), Token: adminToken}, 422, "", "path.sku"},
+		{"list limit 0", req{Method: "GET", Path: "/v1/inventory?limit=0", Token: adminToken}, 422, "", "query.limit"},
+		{"list limit 101", req{Method: "GET", Path: "/v1/inventory?limit=101", Token: adminToken}, 422, "", "query.limit"},
+		{"list cursor not base64", req{Method: "GET", Path: "/v1/inventory?cursor=!!!", Token: adminToken}, 422, "", "query.cursor"},
+		{"list cursor without prefix", req{Method: "GET", Path: "/v1/inventory?cursor=" + cursor("MUG"), Token: adminToken}, 422, "", "query.cursor"},
+		{"list cursor of adjustments", req{Method: "GET", Path: "/v1/inventory?cursor=" + cursor("a1."+bus.NewID()), Token: adminToken}, 422, "", "query.cursor"},
+		{"list cursor with an injection", req{Method: "GET", Path: "/v1/inventory?cursor=" + cursor("i1.' OR 1=1 --"), Token: adminToken}, 422, "", "query.cursor"},
+		{"adjustments of unknown SKU", req{Method: "GET", Path: "/v1/inventory/NOPE/adjustments", Token: adminToken}, 404, "urn:agora:problem:inventory.item_not_found", ""},
+		{"adjustments cursor not an id", req{Method: "GET", Path: adj + "?cursor=" + cursor("a1.MUG"), Token: adminToken}, 422, "", "query.cursor"},
+		{"adjustments limit 101", req{Method: "GET", Path: adj + "?limit=101", Token: adminToken}, 422, "", "query.limit"},
 
 		// Adjust.
-		{"adjust unknown SKU", req{method: "POST", path: "/v1/inventory/NOPE/adjustments", body: ok, admin: true}, 404, "urn:agora:problem:inventory.item_not_found", ""},
-		{"adjust bad SKU", req{method: "POST", path: "/v1/inventory/x%20y/adjustments", body: ok, admin: true}, 422, "", "path.sku"},
-		{"adjust zero", req{method: "POST", path: adj, body: with("delta", 0), admin: true}, 422, "urn:agora:problem:inventory.invalid_input", "body.delta"},
-		{"adjust without delta", req{method: "POST", path: adj, body: with("delta", nil), admin: true}, 422, "", "body"},
-		{"adjust over the maximum", req{method: "POST", path: adj, body: with("delta", inventory.MaxAdjustment+1), admin: true}, 422, "", "body.delta"},
-		{"adjust under the minimum", req{method: "POST", path: adj, body: with("delta", -inventory.MaxAdjustment-1), admin: true}, 422, "", "body.delta"},
-		{"adjust fractional", req{method: "POST", path: adj, body: with("delta", 1.5), admin: true}, 422, "", "body.delta"},
-		{"adjust without reason", req{method: "POST", path: adj, body: with("reason", nil), admin: true}, 422, "", "body"},
-		{"adjust empty reason", req{method: "POST", path: adj, body: with("reason", ""), admin: true}, 422, "", "body.reason"},
-		{"adjust blank reason", req{method: "POST", path: adj, body: with("reason", "   "), admin: true}, 422, "urn:agora:problem:inventory.invalid_input", "body.reason"},
-		{"adjust reason too long", req{method: "POST", path: adj, body: with("reason", strings.Repeat("x", inventory.MaxReasonLen+1)), admin: true}, 422, "", "body.reason"},
-		{"adjust negative threshold", req{method: "POST", path: adj, body: with("low_stock_threshold", -1), admin: true}, 422, "", "body.low_stock_threshold"},
-		{"adjust unknown field", req{method: "POST", path: adj, body: with("actor", "someone else"), admin: true}, 422, "", "body.actor"},
-		{"adjust malformed JSON", req{method: "POST", path: adj, body: `{"delta":`, admin: true}, 400, "", ""},
-		{"adjust below reserved", req{method: "POST", path: adj, body: with("delta", -7), admin: true}, 409, "urn:agora:problem:inventory.below_reserved", ""},
-		{"adjust stale If-Match", req{method: "POST", path: adj, body: ok, admin: true, header: map[string]string{"If-Match": `"1"`}}, 412, "urn:agora:problem:inventory.version_mismatch", ""},
-		{"adjust garbage If-Match", req{method: "POST", path: adj, body: ok, admin: true, header: map[string]string{"If-Match": "v3"}}, 412, "", "header.If-Match"},
-		{"adjust weak If-Match", req{method: "POST", path: adj, body: ok, admin: true, header: map[string]string{"If-Match": "W/" + current}}, 412, "", "header.If-Match"},
+		{"adjust unknown SKU", req{Method: "POST", Path: "/v1/inventory/NOPE/adjustments", Body: ok, Token: adminToken}, 404, "urn:agora:problem:inventory.item_not_found", ""},
+		{"adjust bad SKU", req{Method: "POST", Path: "/v1/inventory/x%20y/adjustments", Body: ok, Token: adminToken}, 422, "", "path.sku"},
+		{"adjust zero", req{Method: "POST", Path: adj, Body: with("delta", 0), Token: adminToken}, 422, "urn:agora:problem:inventory.invalid_input", "body.delta"},
+		{"adjust without delta", req{Method: "POST", Path: adj, Body: with("delta", nil), Token: adminToken}, 422, "", "body"},
+		{"adjust over the maximum", req{Method: "POST", Path: adj, Body: with("delta", inventory.MaxAdjustment+1), Token: adminToken}, 422, "", "body.delta"},
+		{"adjust under the minimum", req{Method: "POST", Path: adj, Body: with("delta", -inventory.MaxAdjustment-1), Token: adminToken}, 422, "", "body.delta"},
+		{"adjust fractional", req{Method: "POST", Path: adj, Body: with("delta", 1.5), Token: adminToken}, 422, "", "body.delta"},
+		{"adjust without reason", req{Method: "POST", Path: adj, Body: with("reason", nil), Token: adminToken}, 422, "", "body"},
+		{"adjust empty reason", req{Method: "POST", Path: adj, Body: with("reason", ""), Token: adminToken}, 422, "", "body.reason"},
+		{"adjust blank reason", req{Method: "POST", Path: adj, Body: with("reason", "   "), Token: adminToken}, 422, "urn:agora:problem:inventory.invalid_input", "body.reason"},
+		{"adjust reason too long", req{Method: "POST", Path: adj, Body: with("reason", strings.Repeat("x", inventory.MaxReasonLen+1)), Token: adminToken}, 422, "", "body.reason"},
+		{"adjust negative threshold", req{Method: "POST", Path: adj, Body: with("low_stock_threshold", -1), Token: adminToken}, 422, "", "body.low_stock_threshold"},
+		{"adjust unknown field", req{Method: "POST", Path: adj, Body: with("actor", "someone else"), Token: adminToken}, 422, "", "body.actor"},
+		{"adjust malformed JSON", req{Method: "POST", Path: adj, Body: `{"delta":`, Token: adminToken}, 400, "", ""},
+		{"adjust below reserved", req{Method: "POST", Path: adj, Body: with("delta", -7), Token: adminToken}, 409, "urn:agora:problem:inventory.below_reserved", ""},
+		{"adjust stale If-Match", req{Method: "POST", Path: adj, Body: ok, Token: adminToken, Header: map[string]string{"If-Match": `"1"`}}, 412, "urn:agora:problem:inventory.version_mismatch", ""},
+		{"adjust garbage If-Match", req{Method: "POST", Path: adj, Body: ok, Token: adminToken, Header: map[string]string{"If-Match": "v3"}}, 412, "", "header.If-Match"},
+		{"adjust weak If-Match", req{Method: "POST", Path: adj, Body: ok, Token: adminToken, Header: map[string]string{"If-Match": "W/" + current}}, 412, "", "header.If-Match"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := s.in(t)
-			before := s.state()
-			w := s.do(tt.r)
+			before := s.state(t)
+			w := s.Do(t, tt.r)
 			if w.Code != tt.status {
 				t.Errorf("status = %d, want %d; body %s", w.Code, tt.status, w.Body.String())
 			}
 			if w.Code >= 500 {
 				t.Fatalf("a client error answered %d", w.Code)
 			}
-			if ct := w.Header().Get("Content-Type"); ct != problemJSON {
-				t.Errorf("Content-Type = %q, want %s", ct, problemJSON)
-			}
-			prob := decodeJSON[huma.ErrorModel](t, w)
+			prob := apitest.Problem(t, w)
 			if tt.typ != "" && prob.Type != tt.typ {
 				t.Errorf("problem type = %q, want %q", prob.Type, tt.typ)
 			}
 			if tt.location != "" && !slices.ContainsFunc(prob.Errors, func(d *huma.ErrorDetail) bool { return d.Location == tt.location }) {
 				t.Errorf("problem errors do not name %s: %s", tt.location, w.Body.String())
 			}
-			if diff := cmp.Diff(before, s.state()); diff != "" {
+			if diff := cmp.Diff(before, s.state(t)); diff != "" {
 				t.Errorf("the failed request changed state (-before +after):\n%s", diff)
 			}
 		})
@@ -308,30 +213,30 @@ func TestErrors(t *testing.T) {
 
 func TestGetAndAdjust(t *testing.T) {
 	s := newServer(t)
-	mug := s.item("MUG", 0)
+	mug := s.item(t, "MUG", 0)
 	path := "/v1/inventory/MUG"
 
-	w := s.do(req{method: "GET", path: path, admin: true})
+	w := s.Do(t, req{Method: "GET", Path: path, Token: adminToken})
 	if w.Code != http.StatusOK {
 		t.Fatalf("get: status %d, body %s", w.Code, w.Body.String())
 	}
-	if diff := cmp.Diff(mug, decodeJSON[inventory.Item](t, w)); diff != "" {
+	if diff := cmp.Diff(mug, apitest.Decode[inventory.Item](t, w)); diff != "" {
 		t.Errorf("get (-want +got):\n%s", diff)
 	}
 	if got := w.Header().Get("ETag"); got != `"1"` {
 		t.Errorf("ETag = %q, want \"1\"", got)
 	}
-	if w = s.do(req{method: "GET", path: path, admin: true, header: map[string]string{"If-None-Match": `"1"`}}); w.Code != http.StatusNotModified {
+	if w = s.Do(t, req{Method: "GET", Path: path, Token: adminToken, Header: map[string]string{"If-None-Match": `"1"`}}); w.Code != http.StatusNotModified {
 		t.Errorf("get with the current ETag: status %d, want 304", w.Code)
 	}
 
 	// Adjust at the current version, and set the threshold.
-	w = s.do(req{method: "POST", path: path + "/adjustments", admin: true, header: map[string]string{"If-Match": `"1"`},
-		body: `{"delta": 25, "reason": "received from supplier", "low_stock_threshold": 3}`})
+	w = s.Do(t, req{Method: "POST", Path: path + "/adjustments", Token: adminToken, Header: map[string]string{"If-Match": `"1"`},
+		Body: `{"delta": 25, "reason": "received from supplier", "low_stock_threshold": 3}`})
 	if w.Code != http.StatusOK {
 		t.Fatalf("adjust: status %d, body %s", w.Code, w.Body.String())
 	}
-	got := decodeJSON[inventory.Item](t, w)
+	got := apitest.Decode[inventory.Item](t, w)
 	want := mug
 	want.OnHand, want.Available, want.LowMark, want.Version, want.UpdatedAt = 25, 25, 3, 2, got.UpdatedAt
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -341,21 +246,21 @@ func TestGetAndAdjust(t *testing.T) {
 		t.Errorf("ETag = %q, want \"2\"", got)
 	}
 	// Without If-Match: no version check.
-	if w = s.do(req{method: "POST", path: path + "/adjustments", admin: true, body: `{"delta": -5, "reason": "damaged"}`}); w.Code != http.StatusOK {
+	if w = s.Do(t, req{Method: "POST", Path: path + "/adjustments", Token: adminToken, Body: `{"delta": -5, "reason": "damaged"}`}); w.Code != http.StatusOK {
 		t.Fatalf("adjust without If-Match: status %d, body %s", w.Code, w.Body.String())
 	}
 	// The old ETag is stale now.
-	if w = s.do(req{method: "POST", path: path + "/adjustments", admin: true, header: map[string]string{"If-Match": `"2"`},
-		body: `{"delta": 1, "reason": "found one"}`}); w.Code != http.StatusPreconditionFailed {
+	if w = s.Do(t, req{Method: "POST", Path: path + "/adjustments", Token: adminToken, Header: map[string]string{"If-Match": `"2"`},
+		Body: `{"delta": 1, "reason": "found one"}`}); w.Code != http.StatusPreconditionFailed {
 		t.Errorf("adjust with a stale ETag: status %d, want 412", w.Code)
 	}
 
 	// The audit trail names the admin who adjusted.
-	w = s.do(req{method: "GET", path: path + "/adjustments", admin: true})
+	w = s.Do(t, req{Method: "GET", Path: path + "/adjustments", Token: adminToken})
 	if w.Code != http.StatusOK {
 		t.Fatalf("adjustments: status %d, body %s", w.Code, w.Body.String())
 	}
-	list := decodeJSON[api.AdjustmentList](t, w)
+	list := apitest.Decode[api.AdjustmentList](t, w)
 	type adj struct {
 		Delta, OnHand int64
 		Reason, Actor string
@@ -373,7 +278,7 @@ func TestListPagination(t *testing.T) {
 	s := newServer(t)
 	var skus []string
 	for i := range 7 {
-		skus = append(skus, s.item(fmt.Sprintf("SKU-%d", i), int64(i)).SKU)
+		skus = append(skus, s.item(t, fmt.Sprintf("SKU-%d", i), int64(i)).SKU)
 	}
 	for i := range 5 {
 		if _, err := s.svc.Adjust(t.Context(), inventory.Adjust{SKU: "SKU-0", Delta: int64(i + 1), Reason: "r", Actor: "a"}); err != nil {
@@ -397,7 +302,7 @@ func TestListPagination(t *testing.T) {
 			if pages > 10 {
 				t.Fatalf("pagination does not end; visited %d", len(got))
 			}
-			w := s.do(req{method: "GET", path: path, admin: true})
+			w := s.Do(t, req{Method: "GET", Path: path, Token: adminToken})
 			if w.Code != http.StatusOK {
 				t.Fatalf("GET %s: status %d, body %s", path, w.Code, w.Body.String())
 			}
@@ -425,7 +330,7 @@ func TestListPagination(t *testing.T) {
 	for _, limit := range []int{1, 2, 7, 20} {
 		t.Run(fmt.Sprint("items by ", limit), func(t *testing.T) {
 			got := walk(t, "/v1/inventory", limit, func(w *httptest.ResponseRecorder) ([]string, string) {
-				page := decodeJSON[api.ItemList](t, w)
+				page := apitest.Decode[api.ItemList](t, w)
 				var out []string
 				for _, it := range page.Items {
 					out = append(out, it.SKU)
@@ -438,7 +343,7 @@ func TestListPagination(t *testing.T) {
 		})
 		t.Run(fmt.Sprint("adjustments by ", limit), func(t *testing.T) {
 			got := walk(t, "/v1/inventory/SKU-0/adjustments", limit, func(w *httptest.ResponseRecorder) ([]string, string) {
-				page := decodeJSON[api.AdjustmentList](t, w)
+				page := apitest.Decode[api.AdjustmentList](t, w)
 				var out []string
 				for _, a := range page.Items {
 					out = append(out, a.ID)
