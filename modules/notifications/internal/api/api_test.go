@@ -2,33 +2,23 @@ package api_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
-	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/httpapi/apitest"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testdb"
-	"github.com/agora-commerce/agora/internal/testlog"
-	"github.com/agora-commerce/agora/modules/notifications"
 	"github.com/agora-commerce/agora/modules/notifications/internal/api"
 	"github.com/agora-commerce/agora/modules/notifications/internal/notices"
 	"github.com/agora-commerce/agora/modules/orders"
 )
-
-var keys = auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
 
 const (
 	ada   = "0190a8b2-0000-7000-8000-00000000ada1"
@@ -36,26 +26,9 @@ const (
 	admin = "0190a8b2-0000-7000-8000-00000000ad01"
 )
 
-func token(userID, role string, issuedAt time.Time) string {
-	tok, err := keys.Issue(auth.Principal{UserID: userID, Role: role}, issuedAt, time.Hour)
-	if err != nil {
-		panic(err)
-	}
-	return tok
-}
-
-// errs collects every log record at error level: a request that logs an error
-// failed inside, whatever it answered.
-var errs = testlog.New(slog.LevelError)
-
-func TestMain(m *testing.M) {
-	httpapi.InstallErrorHook(errs.Logger())
-	os.Exit(m.Run())
-}
-
 type server struct {
-	handler http.Handler
-	bus     *bus.Bus
+	*apitest.Server
+	bus *bus.Bus
 }
 
 func newServer(t *testing.T) *server {
@@ -64,19 +37,11 @@ func newServer(t *testing.T) *server {
 		return modhost.MigrateDB(ctx, db, testdb.Logger())
 	})
 	svc := notices.NewService(db, nil)
-	b, err := bus.New(errs.Logger(), bus.Limits{}, nil, svc.Handlers(), svc.Subscriptions())
+	b, err := bus.New(apitest.Logger(), bus.Limits{}, nil, svc.Handlers(), svc.Subscriptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := httpapi.NewAPI(httpapi.Config{Verifier: keys, MaxBodyBytes: 1 << 20, MaxInFlight: 64, RequestTimeout: 5 * time.Second}, errs.Logger())
-	api.Routes(b)(a)
-	errs.Take()
-	t.Cleanup(func() {
-		for _, r := range errs.Take() {
-			t.Errorf("error logged: %s", r)
-		}
-	})
-	return &server{handler: a.Handler(), bus: b}
+	return &server{Server: apitest.New(t, api.Routes(b)), bus: b}
 }
 
 // confirm makes a notification for customer by delivering an OrderConfirmed.
@@ -93,29 +58,10 @@ func (s *server) confirm(t *testing.T, customer string) string {
 	return o.ID
 }
 
+// get lists path as the holder of tok.
 func (s *server) get(t *testing.T, path, tok string) *httptest.ResponseRecorder {
 	t.Helper()
-	r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, path, nil)
-	if tok != "" {
-		r.Header.Set("Authorization", "Bearer "+tok)
-	}
-	w := httptest.NewRecorder()
-	s.handler.ServeHTTP(w, r)
-	return w
-}
-
-type listBody struct {
-	Items      []notifications.Notification `json:"items"`
-	NextCursor string                       `json:"next_cursor"`
-}
-
-func decode(t *testing.T, w *httptest.ResponseRecorder) listBody {
-	t.Helper()
-	var v listBody
-	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
-		t.Fatalf("decode %q: %v", w.Body.String(), err)
-	}
-	return v
+	return s.Do(t, apitest.Request{Method: http.MethodGet, Path: path, Token: tok})
 }
 
 func TestListNeedsAValidToken(t *testing.T) {
@@ -124,7 +70,7 @@ func TestListNeedsAValidToken(t *testing.T) {
 	for name, tok := range map[string]string{
 		"none":    "",
 		"wrong":   "nope",
-		"expired": token(ada, "customer", time.Now().Add(-2*time.Hour)),
+		"expired": apitest.ExpiredToken(ada, "customer"),
 	} {
 		w := s.get(t, "/v1/notifications", tok)
 		if w.Code != http.StatusUnauthorized {
@@ -150,11 +96,11 @@ func TestListShowsOnlyTheCallersOwn(t *testing.T) {
 		{grace, "customer", []string{graceOrder}},
 		{admin, "admin", nil},
 	} {
-		w := s.get(t, "/v1/notifications", token(tt.who, tt.role, time.Now()))
+		w := s.get(t, "/v1/notifications", apitest.Token(tt.who, tt.role))
 		if w.Code != http.StatusOK {
 			t.Fatalf("status %d: %s", w.Code, w.Body.String())
 		}
-		body := decode(t, w)
+		body := apitest.Decode[api.NotificationList](t, w)
 		var got []string
 		for _, n := range body.Items {
 			got = append(got, n.OrderID)
@@ -179,7 +125,7 @@ func TestListPages(t *testing.T) {
 		want = append([]string{s.confirm(t, ada)}, want...)
 	}
 	s.confirm(t, grace)
-	tok := token(ada, "customer", time.Now())
+	tok := apitest.Token(ada, "customer")
 	var got []string
 	path := "/v1/notifications?limit=2"
 	for pages := 0; path != ""; pages++ {
@@ -190,7 +136,7 @@ func TestListPages(t *testing.T) {
 		if w.Code != http.StatusOK {
 			t.Fatalf("%s: status %d: %s", path, w.Code, w.Body.String())
 		}
-		body := decode(t, w)
+		body := apitest.Decode[api.NotificationList](t, w)
 		for _, n := range body.Items {
 			got = append(got, n.OrderID)
 		}
@@ -215,7 +161,7 @@ func TestListPages(t *testing.T) {
 
 func TestListRejectsBadQueries(t *testing.T) {
 	s := newServer(t)
-	tok := token(ada, "customer", time.Now())
+	tok := apitest.Token(ada, "customer")
 	for _, path := range []string{
 		"/v1/notifications?limit=0",
 		"/v1/notifications?limit=101",
