@@ -2,22 +2,16 @@ package api_test
 
 import (
 	"bufio"
-	"crypto/ed25519"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/httpapi/apitest"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/agora-commerce/agora/modules/catalog"
@@ -28,8 +22,6 @@ import (
 	"github.com/agora-commerce/agora/modules/payments"
 )
 
-var keys = auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
-
 const (
 	aliceID = "0190a8b2-0000-7000-8000-00000000a11c"
 	bobID   = "0190a8b2-0000-7000-8000-000000000b0b"
@@ -37,132 +29,58 @@ const (
 )
 
 var (
-	aliceToken = issue(aliceID, "customer")
-	bobToken   = issue(bobID, "customer")
-	adminToken = issue(adminID, "admin")
+	aliceToken = apitest.Token(aliceID, "customer")
+	bobToken   = apitest.Token(bobID, "customer")
+	adminToken = apitest.Token(adminID, "admin")
 )
 
-func issue(userID, role string) string {
-	tok, err := keys.Issue(auth.Principal{UserID: userID, Role: role}, time.Now(), time.Hour)
-	if err != nil {
-		panic(err)
-	}
-	return tok
-}
+// req is one request to the server.
+type req = apitest.Request
 
-var errs = testlog.New(slog.LevelError)
-
-func TestMain(m *testing.M) {
-	httpapi.InstallErrorHook(errs.Logger())
-	os.Exit(m.Run())
-}
-
+// server is the orders module, with fakes of the modules it talks to, behind the
+// real HTTP edge.
 type server struct {
-	t     *testing.T
+	*apitest.Server
 	world *ordertest.World
-	srv   *httptest.Server
 }
 
 func newServer(t *testing.T) *server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	h, err := modhost.Open(t.Context(), cfg, "orders", errs.Logger())
+	h, err := modhost.Open(t.Context(), cfg, "orders", apitest.Logger())
 	if err != nil {
 		t.Fatalf("modhost.Open: %v", err)
 	}
 	t.Cleanup(func() { _ = h.DB.Close() })
 	w := ordertest.NewWorld(t, h, checkout.Options{})
-	a := httpapi.NewAPI(httpapi.Config{Verifier: keys, MaxBodyBytes: 1 << 20, MaxInFlight: 64, RequestTimeout: 10 * time.Second}, errs.Logger())
-	api.Routes(w.Bus)(a)
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	errs.Take()
-	t.Cleanup(func() {
-		for _, r := range errs.Take() {
-			t.Errorf("error logged: %s", r)
-		}
-	})
-	return &server{t: t, world: w, srv: srv}
+	return &server{Server: apitest.New(t, api.Routes(w.Bus)), world: w}
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r response) decode(t *testing.T, v any) {
+// place checks out the cart of tok's holder with an idempotency key.
+func (s *server) place(t *testing.T, tok, key, paymentToken string) *httptest.ResponseRecorder {
 	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
-	}
-}
-
-func (r response) problem(t *testing.T) huma.ErrorModel {
-	t.Helper()
-	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Errorf("Content-Type %q, want problem+json; body %s", ct, r.body)
-	}
-	var p huma.ErrorModel
-	r.decode(t, &p)
-	return p
-}
-
-func (s *server) do(method, path, token string, body any, header ...string) response {
-	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = strings.NewReader(string(raw))
-	}
-	req, err := http.NewRequestWithContext(s.t.Context(), method, s.srv.URL+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: raw}
-}
-
-func (s *server) place(token, key, paymentToken string) response {
-	return s.do(http.MethodPost, "/v1/orders", token, map[string]string{"payment_token": paymentToken}, "Idempotency-Key", key)
+	return s.Do(t, req{Method: http.MethodPost, Path: "/v1/orders", Token: tok,
+		Body: map[string]string{"payment_token": paymentToken}, Header: map[string]string{"Idempotency-Key": key}})
 }
 
 func TestCartRoutes(t *testing.T) {
 	s := newServer(t)
 	tee := s.world.Catalog.Add("TEE-M", "Classic Tee", 1500)
 
-	if r := s.do(http.MethodGet, "/v1/cart", "", nil); r.status != http.StatusUnauthorized {
-		t.Errorf("cart without a token: %d", r.status)
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/cart"}); r.Code != http.StatusUnauthorized {
+		t.Errorf("cart without a token: %d", r.Code)
 	}
-	r := s.do(http.MethodPut, "/v1/cart/items/"+tee.ID, aliceToken, map[string]int{"quantity": 2})
-	var c orders.Cart
-	r.decode(t, &c)
-	if r.status != http.StatusOK || c.CustomerID != aliceID || len(c.Lines) != 1 || c.Total.Amount != 3000 {
-		t.Fatalf("put item: %d %s", r.status, r.body)
+	r := s.Do(t, req{Method: http.MethodPut, Path: "/v1/cart/items/" + tee.ID, Token: aliceToken, Body: map[string]int{"quantity": 2}})
+	c := apitest.Decode[orders.Cart](t, r)
+	if r.Code != http.StatusOK || c.CustomerID != aliceID || len(c.Lines) != 1 || c.Total.Amount != 3000 {
+		t.Fatalf("put item: %d %s", r.Code, r.Body)
 	}
 	// The cart is the caller's: bob's is empty.
-	r = s.do(http.MethodGet, "/v1/cart", bobToken, nil)
-	r.decode(t, &c)
-	if r.status != http.StatusOK || len(c.Lines) != 0 {
-		t.Errorf("bob's cart: %d %s", r.status, r.body)
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/cart", Token: bobToken})
+	c = apitest.Decode[orders.Cart](t, r)
+	if r.Code != http.StatusOK || len(c.Lines) != 0 {
+		t.Errorf("bob's cart: %d %s", r.Code, r.Body)
 	}
 	for _, tc := range []struct {
 		name, path string
@@ -174,17 +92,17 @@ func TestCartRoutes(t *testing.T) {
 		{"not a uuid", "/v1/cart/items/nope", map[string]int{"quantity": 1}, http.StatusUnprocessableEntity, "path.product_id"},
 		{"unknown product", "/v1/cart/items/0190a8b2-0000-7000-8000-000000000999", map[string]int{"quantity": 1}, http.StatusUnprocessableEntity, "path.product_id"},
 	} {
-		r := s.do(http.MethodPut, tc.path, aliceToken, tc.body)
-		p := r.problem(t)
-		if r.status != tc.status || len(p.Errors) == 0 || p.Errors[0].Location != tc.location {
-			t.Errorf("%s: %d %s, want %d on %s", tc.name, r.status, r.body, tc.status, tc.location)
+		r := s.Do(t, req{Method: http.MethodPut, Path: tc.path, Token: aliceToken, Body: tc.body})
+		p := apitest.Problem(t, r)
+		if r.Code != tc.status || len(p.Errors) == 0 || p.Errors[0].Location != tc.location {
+			t.Errorf("%s: %d %s, want %d on %s", tc.name, r.Code, r.Body, tc.status, tc.location)
 		}
 	}
 	for range 2 {
-		r = s.do(http.MethodDelete, "/v1/cart/items/"+tee.ID, aliceToken, nil)
-		r.decode(t, &c)
-		if r.status != http.StatusOK || len(c.Lines) != 0 {
-			t.Errorf("delete: %d %s", r.status, r.body)
+		r = s.Do(t, req{Method: http.MethodDelete, Path: "/v1/cart/items/" + tee.ID, Token: aliceToken})
+		c = apitest.Decode[orders.Cart](t, r)
+		if r.Code != http.StatusOK || len(c.Lines) != 0 {
+			t.Errorf("delete: %d %s", r.Code, r.Body)
 		}
 	}
 }
@@ -195,31 +113,29 @@ func TestOrderRoutes(t *testing.T) {
 	tee := w.Catalog.Add("TEE-M", "Classic Tee", 1500)
 	w.Fill(t, aliceID, []catalog.Product{tee}, 2)
 
-	r := s.do(http.MethodPost, "/v1/orders", aliceToken, map[string]string{"payment_token": "tok_visa"})
-	p := r.problem(t)
-	if r.status != http.StatusUnprocessableEntity || len(p.Errors) == 0 || p.Errors[0].Location != "header.Idempotency-Key" {
-		t.Errorf("checkout without Idempotency-Key: %d %s", r.status, r.body)
+	r := s.Do(t, req{Method: http.MethodPost, Path: "/v1/orders", Token: aliceToken, Body: map[string]string{"payment_token": "tok_visa"}})
+	p := apitest.Problem(t, r)
+	if r.Code != http.StatusUnprocessableEntity || len(p.Errors) == 0 || p.Errors[0].Location != "header.Idempotency-Key" {
+		t.Errorf("checkout without Idempotency-Key: %d %s", r.Code, r.Body)
 	}
-	if r := s.place("", "k-1", "tok_visa"); r.status != http.StatusUnauthorized {
-		t.Errorf("checkout signed out: %d", r.status)
+	if r := s.place(t, "", "k-1", "tok_visa"); r.Code != http.StatusUnauthorized {
+		t.Errorf("checkout signed out: %d", r.Code)
 	}
 
-	r = s.place(aliceToken, "k-1", "tok_visa")
-	var o orders.Order
-	r.decode(t, &o)
-	if r.status != http.StatusAccepted || r.header.Get("Location") != "/v1/orders/"+o.ID || o.Status != orders.StatusPending ||
-		o.CustomerID != aliceID || r.header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("checkout: %d %v %s", r.status, r.header, r.body)
+	r = s.place(t, aliceToken, "k-1", "tok_visa")
+	o := apitest.Decode[orders.Order](t, r)
+	if r.Code != http.StatusAccepted || r.Header().Get("Location") != "/v1/orders/"+o.ID || o.Status != orders.StatusPending ||
+		o.CustomerID != aliceID || r.Header().Get("Idempotent-Replayed") != "" {
+		t.Fatalf("checkout: %d %v %s", r.Code, r.Header(), r.Body)
 	}
-	r = s.place(aliceToken, "k-1", "tok_visa")
-	var again orders.Order
-	r.decode(t, &again)
-	if r.status != http.StatusAccepted || again.ID != o.ID || r.header.Get("Idempotent-Replayed") != "true" {
-		t.Errorf("replay: %d %v %s", r.status, r.header, r.body)
+	r = s.place(t, aliceToken, "k-1", "tok_visa")
+	again := apitest.Decode[orders.Order](t, r)
+	if r.Code != http.StatusAccepted || again.ID != o.ID || r.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replay: %d %v %s", r.Code, r.Header(), r.Body)
 	}
-	r = s.place(aliceToken, "k-1", "tok_other")
-	if p := r.problem(t); r.status != http.StatusUnprocessableEntity || p.Type != httpapi.ProblemTypePrefix+"orders.idempotency_key_reused" {
-		t.Errorf("key reused with another body: %d %s", r.status, r.body)
+	r = s.place(t, aliceToken, "k-1", "tok_other")
+	if p := apitest.Problem(t, r); r.Code != http.StatusUnprocessableEntity || p.Type != httpapi.ProblemTypePrefix+"orders.idempotency_key_reused" {
+		t.Errorf("key reused with another body: %d %s", r.Code, r.Body)
 	}
 	w.WaitSaga(t, o.ID, orders.SagaCompleted)
 
@@ -230,99 +146,94 @@ func TestOrderRoutes(t *testing.T) {
 		token  string
 		status int
 	}{{"owner", aliceToken, 200}, {"admin", adminToken, 200}, {"other", bobToken, 404}, {"nobody", "", 401}} {
-		if r := s.do(http.MethodGet, "/v1/orders/"+o.ID, tc.token, nil); r.status != tc.status {
-			t.Errorf("get as %s: %d, want %d", tc.who, r.status, tc.status)
+		if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders/" + o.ID, Token: tc.token}); r.Code != tc.status {
+			t.Errorf("get as %s: %d, want %d", tc.who, r.Code, tc.status)
 		}
 	}
-	if r := s.do(http.MethodGet, "/v1/orders/0190a8b2-0000-7000-8000-000000000999", aliceToken, nil); r.status != http.StatusNotFound {
-		t.Errorf("unknown order: %d", r.status)
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders/0190a8b2-0000-7000-8000-000000000999", Token: aliceToken}); r.Code != http.StatusNotFound {
+		t.Errorf("unknown order: %d", r.Code)
 	}
-	if r := s.do(http.MethodPost, "/v1/orders/"+o.ID+"/cancel", bobToken, nil); r.status != http.StatusNotFound {
-		t.Errorf("cancel as another customer: %d", r.status)
+	if r := s.Do(t, req{Method: http.MethodPost, Path: "/v1/orders/" + o.ID + "/cancel", Token: bobToken}); r.Code != http.StatusNotFound {
+		t.Errorf("cancel as another customer: %d", r.Code)
 	}
-	if r := s.do(http.MethodPost, "/v1/orders/"+o.ID+"/refunds", aliceToken, map[string]any{"reason": "x"}); r.status != http.StatusForbidden {
-		t.Errorf("refund as a customer: %d", r.status)
+	if r := s.Do(t, req{Method: http.MethodPost, Path: "/v1/orders/" + o.ID + "/refunds", Token: aliceToken, Body: map[string]any{"reason": "x"}}); r.Code != http.StatusForbidden {
+		t.Errorf("refund as a customer: %d", r.Code)
 	}
-	r = s.do(http.MethodPost, "/v1/orders/"+o.ID+"/refunds", adminToken, map[string]any{"amount": 500, "reason": "goodwill"}, "Idempotency-Key", "r-1")
-	if r.status != http.StatusAccepted {
-		t.Errorf("refund as admin: %d %s", r.status, r.body)
+	r = s.Do(t, req{Method: http.MethodPost, Path: "/v1/orders/" + o.ID + "/refunds", Token: adminToken, Body: map[string]any{"amount": 500, "reason": "goodwill"}, Header: map[string]string{"Idempotency-Key": "r-1"}})
+	if r.Code != http.StatusAccepted {
+		t.Errorf("refund as admin: %d %s", r.Code, r.Body)
 	}
 	testlog.Eventually(t, "the refund", func() bool { return w.Order(t, o.ID).Refunded == 500 })
 
-	r = s.do(http.MethodPost, "/v1/orders/"+o.ID+"/cancel", aliceToken, nil)
-	r.decode(t, &o)
-	if r.status != http.StatusAccepted || o.Status != orders.StatusCancelled {
-		t.Errorf("cancel as owner: %d %s", r.status, r.body)
+	r = s.Do(t, req{Method: http.MethodPost, Path: "/v1/orders/" + o.ID + "/cancel", Token: aliceToken})
+	o = apitest.Decode[orders.Order](t, r)
+	if r.Code != http.StatusAccepted || o.Status != orders.StatusCancelled {
+		t.Errorf("cancel as owner: %d %s", r.Code, r.Body)
 	}
-	if r := s.do(http.MethodPost, "/v1/orders/"+o.ID+"/cancel", aliceToken, nil); r.status != http.StatusConflict {
-		t.Errorf("cancel twice: %d %s", r.status, r.body)
+	if r := s.Do(t, req{Method: http.MethodPost, Path: "/v1/orders/" + o.ID + "/cancel", Token: aliceToken}); r.Code != http.StatusConflict {
+		t.Errorf("cancel twice: %d %s", r.Code, r.Body)
 	}
 
 	// Lists: own orders, newest first, with a Link to the next page.
 	for i := range 2 {
 		w.Fill(t, aliceID, []catalog.Product{tee})
-		s.place(aliceToken, "k-list-"+string(rune('a'+i)), "tok_visa")
+		s.place(t, aliceToken, "k-list-"+string(rune('a'+i)), "tok_visa")
 	}
-	r = s.do(http.MethodGet, "/v1/orders?limit=2", aliceToken, nil)
-	var list api.OrderList
-	r.decode(t, &list)
-	if r.status != 200 || len(list.Items) != 2 || list.NextCursor == "" || !strings.Contains(r.header.Get("Link"), `rel="next"`) {
-		t.Fatalf("first page: %d %v %s", r.status, r.header, r.body)
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders?limit=2", Token: aliceToken})
+	list := apitest.Decode[api.OrderList](t, r)
+	if r.Code != 200 || len(list.Items) != 2 || list.NextCursor == "" || !strings.Contains(r.Header().Get("Link"), `rel="next"`) {
+		t.Fatalf("first page: %d %v %s", r.Code, r.Header(), r.Body)
 	}
-	r = s.do(http.MethodGet, "/v1/orders?limit=2&cursor="+list.NextCursor, aliceToken, nil)
-	var next api.OrderList
-	r.decode(t, &next)
-	if r.status != 200 || len(next.Items) != 1 || next.Items[0].ID != o.ID || next.NextCursor != "" {
-		t.Errorf("second page: %d %s", r.status, r.body)
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders?limit=2&cursor=" + list.NextCursor, Token: aliceToken})
+	next := apitest.Decode[api.OrderList](t, r)
+	if r.Code != 200 || len(next.Items) != 1 || next.Items[0].ID != o.ID || next.NextCursor != "" {
+		t.Errorf("second page: %d %s", r.Code, r.Body)
 	}
-	if r := s.do(http.MethodGet, "/v1/orders?cursor=garbage", aliceToken, nil); r.status != http.StatusUnprocessableEntity {
-		t.Errorf("bad cursor: %d", r.status)
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders?cursor=garbage", Token: aliceToken}); r.Code != http.StatusUnprocessableEntity {
+		t.Errorf("bad cursor: %d", r.Code)
 	}
-	r = s.do(http.MethodGet, "/v1/orders", bobToken, nil)
-	r.decode(t, &list)
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders", Token: bobToken})
+	list = apitest.Decode[api.OrderList](t, r)
 	if len(list.Items) != 0 {
 		t.Errorf("bob lists %d orders", len(list.Items))
 	}
 
 	// Admins list everyone's orders, or one customer's, under /v1/ops/orders.
-	if r := s.do(http.MethodGet, "/v1/ops/orders", aliceToken, nil); r.status != http.StatusForbidden {
-		t.Errorf("all orders as a customer: %d", r.status)
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/ops/orders", Token: aliceToken}); r.Code != http.StatusForbidden {
+		t.Errorf("all orders as a customer: %d", r.Code)
 	}
-	r = s.do(http.MethodGet, "/v1/ops/orders?limit=2&customer_id="+aliceID, adminToken, nil)
-	var all api.OrderList
-	r.decode(t, &all)
-	link := r.header.Get("Link")
-	if r.status != 200 || len(all.Items) != 2 || all.NextCursor == "" ||
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/ops/orders?limit=2&customer_id=" + aliceID, Token: adminToken})
+	all := apitest.Decode[api.OrderList](t, r)
+	link := r.Header().Get("Link")
+	if r.Code != 200 || len(all.Items) != 2 || all.NextCursor == "" ||
 		!strings.Contains(link, "/v1/ops/orders?") || !strings.Contains(link, "customer_id="+aliceID) {
-		t.Fatalf("admin's first page of alice's orders: %d %s %s", r.status, link, r.body)
+		t.Fatalf("admin's first page of alice's orders: %d %s %s", r.Code, link, r.Body)
 	}
-	r = s.do(http.MethodGet, "/v1/ops/orders?customer_id="+bobID, adminToken, nil)
-	r.decode(t, &all)
-	if r.status != 200 || len(all.Items) != 0 {
-		t.Errorf("admin's list of bob's orders: %d %s", r.status, r.body)
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/ops/orders?customer_id=" + bobID, Token: adminToken})
+	all = apitest.Decode[api.OrderList](t, r)
+	if r.Code != 200 || len(all.Items) != 0 {
+		t.Errorf("admin's list of bob's orders: %d %s", r.Code, r.Body)
 	}
-	r = s.do(http.MethodGet, "/v1/ops/orders?limit=100", adminToken, nil)
-	r.decode(t, &all)
-	if r.status != 200 || len(all.Items) < 3 {
-		t.Errorf("admin's list of every order: %d, %d orders", r.status, len(all.Items))
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/ops/orders?limit=100", Token: adminToken})
+	all = apitest.Decode[api.OrderList](t, r)
+	if r.Code != 200 || len(all.Items) < 3 {
+		t.Errorf("admin's list of every order: %d, %d orders", r.Code, len(all.Items))
 	}
 
 	// Admin saga views.
 	w.WaitSaga(t, o.ID, orders.SagaCancelled)
-	if r := s.do(http.MethodGet, "/v1/ops/sagas", aliceToken, nil); r.status != http.StatusForbidden {
-		t.Errorf("sagas as a customer: %d", r.status)
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/ops/sagas", Token: aliceToken}); r.Code != http.StatusForbidden {
+		t.Errorf("sagas as a customer: %d", r.Code)
 	}
-	r = s.do(http.MethodGet, "/v1/ops/sagas?state=cancelled", adminToken, nil)
-	var sagas api.SagaList
-	r.decode(t, &sagas)
-	if r.status != 200 || len(sagas.Items) != 1 || sagas.Items[0].OrderID != o.ID {
-		t.Errorf("cancelled sagas: %d %s", r.status, r.body)
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/ops/sagas?state=cancelled", Token: adminToken})
+	sagas := apitest.Decode[api.SagaList](t, r)
+	if r.Code != 200 || len(sagas.Items) != 1 || sagas.Items[0].OrderID != o.ID {
+		t.Errorf("cancelled sagas: %d %s", r.Code, r.Body)
 	}
-	r = s.do(http.MethodGet, "/v1/ops/sagas/"+o.ID, adminToken, nil)
-	var sg orders.Saga
-	r.decode(t, &sg)
-	if r.status != 200 || sg.State != orders.SagaCancelled || len(sg.History) < 5 || strings.Contains(string(r.body), "tok_visa") {
-		t.Errorf("saga: %d %s", r.status, r.body)
+	r = s.Do(t, req{Method: http.MethodGet, Path: "/v1/ops/sagas/" + o.ID, Token: adminToken})
+	sg := apitest.Decode[orders.Saga](t, r)
+	if r.Code != 200 || sg.State != orders.SagaCancelled || len(sg.History) < 5 || strings.Contains(r.Body.String(), "tok_visa") {
+		t.Errorf("saga: %d %s", r.Code, r.Body)
 	}
 }
 
@@ -337,13 +248,16 @@ func TestOrderStream(t *testing.T) {
 	o := w.Place(t, aliceID, "tok_visa")
 	testlog.Eventually(t, "authorization to be asked", func() bool { return w.Peer.Has(o.ID, payments.AuthorizePaymentCommand.Name()) })
 
-	if r := s.do(http.MethodGet, "/v1/orders/"+o.ID+"/events", bobToken, nil); r.status != http.StatusNotFound {
-		t.Errorf("another customer's stream: %d %s", r.status, r.body)
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders/" + o.ID + "/events", Token: bobToken}); r.Code != http.StatusNotFound {
+		t.Errorf("another customer's stream: %d %s", r.Code, r.Body)
 	}
 
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.srv.URL+"/v1/orders/"+o.ID+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+aliceToken)
-	resp, err := http.DefaultClient.Do(req)
+	// Read the stream as it is written: over a real connection.
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	hr, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/orders/"+o.ID+"/events", nil)
+	hr.Header.Set("Authorization", "Bearer "+aliceToken)
+	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,19 +335,19 @@ func TestAnotherCustomersOrderIsNotFound(t *testing.T) {
 		if route.method == http.MethodPost {
 			body = map[string]any{}
 		}
-		other := s.do(route.method, path(o.ID), bobToken, body)
-		missing := s.do(route.method, path(unknown), bobToken, body)
-		if other.status != http.StatusNotFound || missing.status != http.StatusNotFound {
-			t.Errorf("%s %s: another customer's order %d, an unknown one %d; want 404 for both", route.method, route.path, other.status, missing.status)
+		other := s.Do(t, req{Method: route.method, Path: path(o.ID), Token: bobToken, Body: body})
+		missing := s.Do(t, req{Method: route.method, Path: path(unknown), Token: bobToken, Body: body})
+		if other.Code != http.StatusNotFound || missing.Code != http.StatusNotFound {
+			t.Errorf("%s %s: another customer's order %d, an unknown one %d; want 404 for both", route.method, route.path, other.Code, missing.Code)
 		}
 		// The answer for alice's order, with its id replaced by the unknown one.
-		got := strings.ReplaceAll(string(other.body), o.ID, unknown)
-		if got != string(missing.body) {
-			t.Errorf("%s %s: another customer's order answers\n  %s\nan unknown order answers\n  %s", route.method, route.path, got, missing.body)
+		got := strings.ReplaceAll(other.Body.String(), o.ID, unknown)
+		if got != missing.Body.String() {
+			t.Errorf("%s %s: another customer's order answers\n  %s\nan unknown order answers\n  %s", route.method, route.path, got, missing.Body)
 		}
 		for _, h := range []string{"Content-Type", "Cache-Control"} {
-			if other.header.Get(h) != missing.header.Get(h) {
-				t.Errorf("%s %s: %s %q for another customer's order, %q for an unknown one", route.method, route.path, h, other.header.Get(h), missing.header.Get(h))
+			if other.Header().Get(h) != missing.Header().Get(h) {
+				t.Errorf("%s %s: %s %q for another customer's order, %q for an unknown one", route.method, route.path, h, other.Header().Get(h), missing.Header().Get(h))
 			}
 		}
 	}
@@ -454,15 +368,15 @@ func TestOrderStreamRefusesMalformedIDs(t *testing.T) {
 		{"too long", strings.Repeat("a", 300), http.StatusUnprocessableEntity},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stream := s.do(http.MethodGet, "/v1/orders/"+tc.id+"/events", aliceToken, nil)
-			stream.problem(t)
-			if stream.status != tc.status {
-				t.Fatalf("stream: %d %s, want %d", stream.status, stream.body, tc.status)
+			stream := s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders/" + tc.id + "/events", Token: aliceToken})
+			apitest.Problem(t, stream)
+			if stream.Code != tc.status {
+				t.Fatalf("stream: %d %s, want %d", stream.Code, stream.Body, tc.status)
 			}
 			// The same answer as the order itself.
-			get := s.do(http.MethodGet, "/v1/orders/"+tc.id, aliceToken, nil)
-			if get.status != stream.status || string(get.body) != string(stream.body) {
-				t.Errorf("stream answers %d %s; the order route %d %s", stream.status, stream.body, get.status, get.body)
+			get := s.Do(t, req{Method: http.MethodGet, Path: "/v1/orders/" + tc.id, Token: aliceToken})
+			if get.Code != stream.Code || get.Body.String() != stream.Body.String() {
+				t.Errorf("stream answers %d %s; the order route %d %s", stream.Code, stream.Body, get.Code, get.Body)
 			}
 		})
 	}
