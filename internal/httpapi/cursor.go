@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -50,4 +51,31 @@ func (c Cursor) valid(key string) bool {
 // query (which carries the next cursor and the list's other parameters).
 func NextLink(path string, query url.Values) string {
 	return fmt.Sprintf(`<%s?%s>; rel="next"`, path, query.Encode())
+}
+
+// Next returns what a list answers about the page after one whose last key is key:
+// the cursor to pass for it and the Link header that leads there — path with that
+// cursor, limit and the list's filters, those that are empty left out. Both are ""
+// when key is "": that page was the last.
+func (c Cursor) Next(key, path string, limit int, filters map[string]string) (cursor, link string) {
+	if key == "" {
+		return "", ""
+	}
+	cursor = c.Encode(key)
+	q := url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(limit)}}
+	for k, v := range filters {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return cursor, NextLink(path, q)
+}
+
+// NotNull returns items, or an empty slice when items is nil: a list answers [],
+// never null, when it has nothing to show.
+func NotNull[T any](items []T) []T {
+	if items == nil {
+		return []T{}
+	}
+	return items
 }
