@@ -6,8 +6,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -123,20 +121,9 @@ func (h handlers) listProducts(ctx context.Context, in *listIn) (*listOut, error
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	out := &listOut{Body: ProductList{Items: page.Items}}
-	if out.Body.Items == nil {
-		out.Body.Items = []catalog.Product{}
-	}
-	if page.NextAfter != "" {
-		out.Body.NextCursor = productCursor.Encode(page.NextAfter)
-		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-		for k, v := range map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		out.Link = httpapi.NextLink("/v1/products", q)
-	}
+	out := &listOut{Body: ProductList{Items: httpapi.NotNull(page.Items)}}
+	out.Body.NextCursor, out.Link = productCursor.Next(page.NextAfter, "/v1/products", in.Limit,
+		map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)})
 	return out, nil
 }
 

@@ -250,10 +250,7 @@ func (h handlers) listUsers(ctx context.Context, in *listIn) (*listOut, error) {
 		return nil, httpapi.BodyProblem(err)
 	}
 	out := &listOut{}
-	out.Body.Items, out.Body.NextCursor = page.Items, page.NextAfter
-	if out.Body.Items == nil {
-		out.Body.Items = []identity.User{}
-	}
+	out.Body.Items, out.Body.NextCursor = httpapi.NotNull(page.Items), page.NextAfter
 	return out, nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -99,14 +97,8 @@ func (h handlers) listItems(ctx context.Context, in *listIn) (*listOut[ItemList]
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &listOut[ItemList]{Body: ItemList{Items: page.Items}}
-	if out.Body.Items == nil {
-		out.Body.Items = []inventory.Item{}
-	}
-	if page.NextAfter != "" {
-		out.Body.NextCursor = itemCursor.Encode(page.NextAfter)
-		out.Link = httpapi.NextLink("/v1/inventory", nextPage(out.Body.NextCursor, in.Limit))
-	}
+	out := &listOut[ItemList]{Body: ItemList{Items: httpapi.NotNull(page.Items)}}
+	out.Body.NextCursor, out.Link = itemCursor.Next(page.NextAfter, "/v1/inventory", in.Limit, nil)
 	return out, nil
 }
 
@@ -166,14 +158,8 @@ func (h handlers) listAdjustments(ctx context.Context, in *adjustmentsIn) (*list
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &listOut[AdjustmentList]{Body: AdjustmentList{Items: page.Items}}
-	if out.Body.Items == nil {
-		out.Body.Items = []inventory.Adjustment{}
-	}
-	if page.NextBefore != "" {
-		out.Body.NextCursor = adjustmentCursor.Encode(page.NextBefore)
-		out.Link = httpapi.NextLink("/v1/inventory/"+in.SKU+"/adjustments", nextPage(out.Body.NextCursor, in.Limit))
-	}
+	out := &listOut[AdjustmentList]{Body: AdjustmentList{Items: httpapi.NotNull(page.Items)}}
+	out.Body.NextCursor, out.Link = adjustmentCursor.Next(page.NextBefore, "/v1/inventory/"+in.SKU+"/adjustments", in.Limit, nil)
 	return out, nil
 }
 
@@ -198,9 +184,4 @@ func validCursorSKU(s string) bool {
 		return false
 	}
 	return strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
-}
-
-// nextPage is the query of a list's next page.
-func nextPage(cursor string, limit int) url.Values {
-	return url.Values{"cursor": {cursor}, "limit": {strconv.Itoa(limit)}}
 }

@@ -6,8 +6,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -66,15 +64,8 @@ func (h handlers) listNotifications(ctx context.Context, in *listIn) (*listOut, 
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &listOut{Body: NotificationList{Items: page.Items}}
-	if out.Body.Items == nil {
-		out.Body.Items = []notifications.Notification{}
-	}
-	if page.NextBefore != "" {
-		out.Body.NextCursor = notificationCursor.Encode(page.NextBefore)
-		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-		out.Link = httpapi.NextLink("/v1/notifications", q)
-	}
+	out := &listOut{Body: NotificationList{Items: httpapi.NotNull(page.Items)}}
+	out.Body.NextCursor, out.Link = notificationCursor.Next(page.NextBefore, "/v1/notifications", in.Limit, nil)
 	return out, nil
 }
 

@@ -12,8 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -338,21 +336,12 @@ func (h handlers) listOrders(ctx context.Context, path, customerID string, in or
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &orderListOut{Body: OrderList{Items: page.Items}}
-	if out.Body.Items == nil {
-		out.Body.Items = []orders.Order{}
+	filters := map[string]string{"status": string(in.Status)}
+	if path != "/v1/orders" {
+		filters["customer_id"] = customerID // on the caller's own list it is implied
 	}
-	if page.NextBefore != "" {
-		out.Body.NextCursor = orderCursor.Encode(page.NextBefore)
-		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-		if in.Status != "" {
-			q.Set("status", string(in.Status))
-		}
-		if customerID != "" && path != "/v1/orders" {
-			q.Set("customer_id", customerID)
-		}
-		out.Link = httpapi.NextLink(path, q)
-	}
+	out := &orderListOut{Body: OrderList{Items: httpapi.NotNull(page.Items)}}
+	out.Body.NextCursor, out.Link = orderCursor.Next(page.NextBefore, path, in.Limit, filters)
 	return out, nil
 }
 
@@ -505,18 +494,8 @@ func (h handlers) listSagas(ctx context.Context, in *sagaListIn) (*sagaListOut, 
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &sagaListOut{Body: SagaList{Items: page.Items}}
-	if out.Body.Items == nil {
-		out.Body.Items = []orders.Saga{}
-	}
-	if page.NextAfter != "" {
-		out.Body.NextCursor = orderCursor.Encode(page.NextAfter)
-		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
-		if in.State != "" {
-			q.Set("state", string(in.State))
-		}
-		out.Link = httpapi.NextLink("/v1/ops/sagas", q)
-	}
+	out := &sagaListOut{Body: SagaList{Items: httpapi.NotNull(page.Items)}}
+	out.Body.NextCursor, out.Link = orderCursor.Next(page.NextAfter, "/v1/ops/sagas", in.Limit, map[string]string{"state": string(in.State)})
 	return out, nil
 }
 

@@ -48,9 +48,7 @@ func (h handlers) getPayment(ctx context.Context, in *getIn) (*getOut, error) {
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	if p.Entries == nil {
-		p.Entries = []payments.Entry{}
-	}
+	p.Entries = httpapi.NotNull(p.Entries)
 	return &getOut{Body: p}, nil
 }
 
