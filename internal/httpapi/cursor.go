@@ -53,6 +53,20 @@ func NextLink(path string, query url.Values) string {
 	return fmt.Sprintf(`<%s?%s>; rel="next"`, path, query.Encode())
 }
 
+// Paging is the query of a list that pages with a Cursor: embed it in the
+// operation's input, after the list's filters.
+type Paging struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+}
+
+// PageOut is the answer of a list that pages: the page (a struct of items and
+// next_cursor) as its body, and the Link header to the next page.
+type PageOut[T any] struct {
+	Link string `header:"Link" doc:"rel=next link to the next page"`
+	Body T
+}
+
 // Next returns what a list answers about the page after one whose last key is key:
 // the cursor to pass for it and the Link header that leads there — path with that
 // cursor, limit and the list's filters, those that are empty left out. Both are ""

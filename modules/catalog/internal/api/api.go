@@ -95,18 +95,12 @@ type listIn struct {
 	Category string         `query:"category" pattern:"^[a-z0-9][a-z0-9-]{0,63}$" doc:"only products in this category"`
 	Q        string         `query:"q" maxLength:"100" doc:"case-insensitive text to find in name or description"`
 	Status   catalog.Status `query:"status" enum:"draft,active,archived" doc:"admins only: list products in this status"`
-	Limit    int            `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor   string         `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-}
-
-type listOut struct {
-	Link string `header:"Link" doc:"rel=next link to the next page"`
-	Body ProductList
+	httpapi.Paging
 }
 
 // listProducts answers a page of active products; admins may ask for any status
 // and see unpublished products.
-func (h handlers) listProducts(ctx context.Context, in *listIn) (*listOut, error) {
+func (h handlers) listProducts(ctx context.Context, in *listIn) (*httpapi.PageOut[ProductList], error) {
 	admin := httpapi.IsAdmin(ctx)
 	if in.Status != "" && in.Status != catalog.StatusActive && !admin {
 		return nil, huma.Error403Forbidden("only admins can list draft or archived products")
@@ -121,7 +115,7 @@ func (h handlers) listProducts(ctx context.Context, in *listIn) (*listOut, error
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	out := &listOut{Body: ProductList{Items: httpapi.NotNull(page.Items)}}
+	out := &httpapi.PageOut[ProductList]{Body: ProductList{Items: httpapi.NotNull(page.Items)}}
 	out.Body.NextCursor, out.Link = productCursor.Next(page.NextAfter, "/v1/products", in.Limit,
 		map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)})
 	return out, nil

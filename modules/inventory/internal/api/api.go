@@ -41,11 +41,6 @@ type itemOut struct {
 	Body inventory.Item
 }
 
-type listOut[T any] struct {
-	Link string `header:"Link" doc:"rel=next link to the next page"`
-	Body T
-}
-
 // Routes returns the inventory's HTTP routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
 	h := handlers{b: b}
@@ -83,12 +78,11 @@ func Routes(b *bus.Bus) httpapi.Routes {
 type handlers struct{ b *bus.Bus }
 
 type listIn struct {
-	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	httpapi.Paging
 }
 
 // listItems answers a page of items, in SKU order.
-func (h handlers) listItems(ctx context.Context, in *listIn) (*listOut[ItemList], error) {
+func (h handlers) listItems(ctx context.Context, in *listIn) (*httpapi.PageOut[ItemList], error) {
 	after, err := itemCursor.Decode(in.Cursor)
 	if err != nil {
 		return nil, err
@@ -97,7 +91,7 @@ func (h handlers) listItems(ctx context.Context, in *listIn) (*listOut[ItemList]
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &listOut[ItemList]{Body: ItemList{Items: httpapi.NotNull(page.Items)}}
+	out := &httpapi.PageOut[ItemList]{Body: ItemList{Items: httpapi.NotNull(page.Items)}}
 	out.Body.NextCursor, out.Link = itemCursor.Next(page.NextAfter, "/v1/inventory", in.Limit, nil)
 	return out, nil
 }
@@ -143,13 +137,12 @@ func (h handlers) adjust(ctx context.Context, in *adjustIn) (*itemOut, error) {
 }
 
 type adjustmentsIn struct {
-	SKU    string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
-	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	SKU string `path:"sku" pattern:"^[A-Z0-9][A-Z0-9_-]{0,63}$" doc:"the item's SKU"`
+	httpapi.Paging
 }
 
 // listAdjustments answers a page of an item's audit trail, newest first.
-func (h handlers) listAdjustments(ctx context.Context, in *adjustmentsIn) (*listOut[AdjustmentList], error) {
+func (h handlers) listAdjustments(ctx context.Context, in *adjustmentsIn) (*httpapi.PageOut[AdjustmentList], error) {
 	before, err := adjustmentCursor.Decode(in.Cursor)
 	if err != nil {
 		return nil, err
@@ -158,7 +151,7 @@ func (h handlers) listAdjustments(ctx context.Context, in *adjustmentsIn) (*list
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &listOut[AdjustmentList]{Body: AdjustmentList{Items: httpapi.NotNull(page.Items)}}
+	out := &httpapi.PageOut[AdjustmentList]{Body: AdjustmentList{Items: httpapi.NotNull(page.Items)}}
 	out.Body.NextCursor, out.Link = adjustmentCursor.Next(page.NextBefore, "/v1/inventory/"+in.SKU+"/adjustments", in.Limit, nil)
 	return out, nil
 }

@@ -38,18 +38,12 @@ func Routes(b *bus.Bus) httpapi.Routes {
 type handlers struct{ b *bus.Bus }
 
 type listIn struct {
-	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-}
-
-type listOut struct {
-	Link string `header:"Link" doc:"rel=next link to the next page"`
-	Body NotificationList
+	httpapi.Paging
 }
 
 // listNotifications answers a page of the signed-in caller's own notifications,
 // newest first: whoever asks, admins included, sees only those addressed to them.
-func (h handlers) listNotifications(ctx context.Context, in *listIn) (*listOut, error) {
+func (h handlers) listNotifications(ctx context.Context, in *listIn) (*httpapi.PageOut[NotificationList], error) {
 	p, ok := httpapi.PrincipalFrom(ctx)
 	if !ok {
 		return nil, huma.Error401Unauthorized("sign in first")
@@ -64,7 +58,7 @@ func (h handlers) listNotifications(ctx context.Context, in *listIn) (*listOut, 
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &listOut{Body: NotificationList{Items: httpapi.NotNull(page.Items)}}
+	out := &httpapi.PageOut[NotificationList]{Body: NotificationList{Items: httpapi.NotNull(page.Items)}}
 	out.Body.NextCursor, out.Link = notificationCursor.Next(page.NextBefore, "/v1/notifications", in.Limit, nil)
 	return out, nil
 }

@@ -295,24 +295,17 @@ func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*placeOut, error
 
 type orderListIn struct {
 	Status orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
-	Limit  int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	httpapi.Paging
 }
 
 type allOrdersIn struct {
 	CustomerID string        `query:"customer_id" format:"uuid" doc:"only this customer's orders"`
 	Status     orders.Status `query:"status" enum:"pending,confirmed,rejected,cancelled" doc:"only orders in this status"`
-	Limit      int           `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor     string        `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-}
-
-type orderListOut struct {
-	Link string `header:"Link" doc:"rel=next link to the next page"`
-	Body OrderList
+	httpapi.Paging
 }
 
 // listOwnOrders answers a page of the caller's orders.
-func (h handlers) listOwnOrders(ctx context.Context, in *orderListIn) (*orderListOut, error) {
+func (h handlers) listOwnOrders(ctx context.Context, in *orderListIn) (*httpapi.PageOut[OrderList], error) {
 	id, err := customer(ctx)
 	if err != nil {
 		return nil, err
@@ -321,13 +314,13 @@ func (h handlers) listOwnOrders(ctx context.Context, in *orderListIn) (*orderLis
 }
 
 // listAllOrders answers a page of every customer's orders, or one customer's.
-func (h handlers) listAllOrders(ctx context.Context, in *allOrdersIn) (*orderListOut, error) {
-	return h.listOrders(ctx, "/v1/ops/orders", in.CustomerID, orderListIn{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor})
+func (h handlers) listAllOrders(ctx context.Context, in *allOrdersIn) (*httpapi.PageOut[OrderList], error) {
+	return h.listOrders(ctx, "/v1/ops/orders", in.CustomerID, orderListIn{Status: in.Status, Paging: in.Paging})
 }
 
 // listOrders answers a page of orders at path: customerID's, or everyone's when it
 // is empty.
-func (h handlers) listOrders(ctx context.Context, path, customerID string, in orderListIn) (*orderListOut, error) {
+func (h handlers) listOrders(ctx context.Context, path, customerID string, in orderListIn) (*httpapi.PageOut[OrderList], error) {
 	before, err := orderCursor.Decode(in.Cursor)
 	if err != nil {
 		return nil, err
@@ -340,7 +333,7 @@ func (h handlers) listOrders(ctx context.Context, path, customerID string, in or
 	if path != "/v1/orders" {
 		filters["customer_id"] = customerID // on the caller's own list it is implied
 	}
-	out := &orderListOut{Body: OrderList{Items: httpapi.NotNull(page.Items)}}
+	out := &httpapi.PageOut[OrderList]{Body: OrderList{Items: httpapi.NotNull(page.Items)}}
 	out.Body.NextCursor, out.Link = orderCursor.Next(page.NextBefore, path, in.Limit, filters)
 	return out, nil
 }
@@ -474,18 +467,12 @@ func writeErr(api huma.API, ctx huma.Context, err error) {
 }
 
 type sagaListIn struct {
-	State  orders.SagaState `query:"state" enum:"reserving,authorizing,completing,compensating,completed,rejected,cancelled" doc:"only sagas in this state"`
-	Limit  int              `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor string           `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
-}
-
-type sagaListOut struct {
-	Link string `header:"Link" doc:"rel=next link to the next page"`
-	Body SagaList
+	State orders.SagaState `query:"state" enum:"reserving,authorizing,completing,compensating,completed,rejected,cancelled" doc:"only sagas in this state"`
+	httpapi.Paging
 }
 
 // listSagas answers a page of checkout sagas, oldest first.
-func (h handlers) listSagas(ctx context.Context, in *sagaListIn) (*sagaListOut, error) {
+func (h handlers) listSagas(ctx context.Context, in *sagaListIn) (*httpapi.PageOut[SagaList], error) {
 	after, err := orderCursor.Decode(in.Cursor)
 	if err != nil {
 		return nil, err
@@ -494,7 +481,7 @@ func (h handlers) listSagas(ctx context.Context, in *sagaListIn) (*sagaListOut, 
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &sagaListOut{Body: SagaList{Items: httpapi.NotNull(page.Items)}}
+	out := &httpapi.PageOut[SagaList]{Body: SagaList{Items: httpapi.NotNull(page.Items)}}
 	out.Body.NextCursor, out.Link = orderCursor.Next(page.NextAfter, "/v1/ops/sagas", in.Limit, map[string]string{"state": string(in.State)})
 	return out, nil
 }
