@@ -1,0 +1,253 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/store"
+)
+
+// Config tunes a Worker. Zero values take the defaults.
+type Config struct {
+	Name         string        // what its log lines call it (default: the table's name)
+	Batch        int           // jobs handed to one handler call (default 1)
+	Concurrency  int           // handler calls at once (default 1)
+	PollInterval time.Duration // how often to look for due jobs without a wake-up (default 1s)
+	// Heartbeat is how often the leases of running work are renewed (default: a
+	// third of the lease, so that two renewals can fail before a lease runs out).
+	Heartbeat time.Duration
+	// Priority marks the worker's database work as work in progress, which the
+	// store lets go before new work (store.WithPriority).
+	Priority bool
+	// Upkeep, if set, runs after every pass of the loop (its own clock decides
+	// whether there is anything to do): a module's housekeeping on the same loop.
+	Upkeep func(ctx context.Context)
+}
+
+// Handler does the work of a batch of claimed jobs (T is a row of the table's
+// Columns) and records each outcome through the Queue (Complete, Fail, RetryAt,
+// Bury) — in the transaction of its effects where it has one. A job it leaves
+// unrecorded stays held until Stop releases it or its lease runs out. ctx is
+// cancelled only when a Stop gives up waiting: the handler should then return
+// promptly. Its error is logged; it changes nothing else.
+type Handler[T any] func(ctx context.Context, q *Queue, batch []T) error
+
+// Worker runs a Queue: from Start to Stop it claims due jobs — at once on Notify,
+// else every PollInterval — and hands them to its Handler, Batch at a time and
+// Concurrency batches at once, renewing their leases while they run.
+type Worker[T any] struct {
+	q      *Queue
+	cfg    Config
+	handle Handler[T]
+	log    *slog.Logger
+	wake   chan struct{}
+
+	mu    sync.Mutex
+	stop  context.CancelFunc // ends the loop: no new claims
+	abort context.CancelFunc // cancels the work in progress
+	done  chan struct{}
+	calls sync.WaitGroup
+}
+
+// NewWorker returns a worker of q that hands claimed jobs to handle.
+func NewWorker[T any](q *Queue, cfg Config, log *slog.Logger, handle Handler[T]) *Worker[T] {
+	if cfg.Name == "" {
+		cfg.Name = q.t.Name
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = q.policy.Lease / 3
+	}
+	return &Worker[T]{q: q, cfg: cfg, handle: handle, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Queue returns the queue the worker runs.
+func (w *Worker[T]) Queue() *Queue { return w.q }
+
+// Notify wakes the worker: new work may be due. It never blocks.
+func (w *Worker[T]) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the worker in its own goroutines until Stop; it returns at once.
+// Jobs left held by a previous run — a crash included — are claimed again as soon
+// as their lease runs out.
+func (w *Worker[T]) Start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stop != nil {
+		return
+	}
+	// Work runs under workCtx, which Stop cancels only when its own context ends,
+	// so that stopping lets the work in progress finish.
+	workCtx, abort := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(workCtx)
+	w.stop, w.abort, w.done = stop, abort, make(chan struct{})
+	workCtx = context.WithValue(workCtx, stoppingKey{}, ctx)
+	go w.run(w.prioritized(ctx), w.prioritized(workCtx))
+}
+
+type stoppingKey struct{}
+
+// Stopping reports whether the worker running the handler under ctx has been told
+// to stop. A handler that works through a batch one job at a time checks it
+// between jobs and leaves the rest, which Stop releases.
+func Stopping(ctx context.Context) bool {
+	if loop, ok := ctx.Value(stoppingKey{}).(context.Context); ok {
+		return loop.Err() != nil
+	}
+	return ctx.Err() != nil
+}
+
+// Stop stops claiming, lets the work in progress finish (until ctx ends, when it
+// is cancelled and Stop returns ctx's error once it has returned), and releases
+// the jobs still held, so that the next worker takes them at once.
+func (w *Worker[T]) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	stop, abort, done := w.stop, w.abort, w.done
+	w.stop = nil
+	w.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	<-done // the loop only waits on the database, which ends with ctx of its calls
+	finished := make(chan struct{})
+	go func() { w.calls.Wait(); close(finished) }()
+	var err error
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	abort()
+	<-finished // cancelled work returns at once, recorded or left held
+	return errors.Join(err, w.q.Release(context.WithoutCancel(ctx)))
+}
+
+func (w *Worker[T]) prioritized(ctx context.Context) context.Context {
+	if w.cfg.Priority {
+		return store.WithPriority(ctx)
+	}
+	return ctx
+}
+
+func (w *Worker[T]) run(ctx, workCtx context.Context) {
+	defer close(w.done)
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	go w.heartbeat(ctx, slots)
+	ticker := time.NewTicker(w.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		claimed, limit, err := w.dispatch(ctx, workCtx, slots)
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn(w.cfg.Name+": claiming jobs failed", "err", err)
+		}
+		if w.cfg.Upkeep != nil {
+			w.cfg.Upkeep(ctx)
+		}
+		if limit > 0 && claimed == limit {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+// dispatch claims as many jobs as there are free slots for and starts a handler
+// call per batch of them. It returns how many it claimed of how many it asked for.
+func (w *Worker[T]) dispatch(ctx, workCtx context.Context, slots chan struct{}) (int, int, error) {
+	limit := (cap(slots) - len(slots)) * w.cfg.Batch
+	if limit == 0 {
+		return 0, 0, nil
+	}
+	var jobs []T
+	if err := w.q.Claim(ctx, &jobs, limit); err != nil {
+		return 0, limit, err
+	}
+	claimed := len(jobs)
+	for len(jobs) > 0 {
+		batch := jobs[:min(w.cfg.Batch, len(jobs))]
+		jobs = jobs[len(batch):]
+		slots <- struct{}{}
+		w.calls.Add(1)
+		go func() {
+			defer func() {
+				<-slots
+				w.calls.Done()
+				w.Notify() // a slot is free: look again
+			}()
+			if err := w.handle(workCtx, w.q, batch); err != nil && workCtx.Err() == nil {
+				w.log.Warn(w.cfg.Name+": job failed", "err", err)
+			}
+		}()
+	}
+	return claimed, limit, nil
+}
+
+// heartbeat renews the queue's leases every Heartbeat while work runs, until ctx
+// ends (Stop then waits for the work and releases it).
+func (w *Worker[T]) heartbeat(ctx context.Context, slots chan struct{}) {
+	t := time.NewTicker(w.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(slots) == 0 {
+			continue // nothing held
+		}
+		if err := w.q.Renew(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn(w.cfg.Name+": renewing leases failed", "err", err)
+		}
+	}
+}
+
+// Pass claims up to Batch × Concurrency due jobs, handles them (Concurrency
+// batches at once) and returns when they are handled: one turn of what Start does
+// on a loop, for tools and tests. It returns how many it claimed and the handlers'
+// errors.
+func (w *Worker[T]) Pass(ctx context.Context) (int, error) {
+	ctx = w.prioritized(ctx)
+	var jobs []T
+	if err := w.q.Claim(ctx, &jobs, w.cfg.Batch*w.cfg.Concurrency); err != nil {
+		return 0, err
+	}
+	n := len(jobs)
+	errs := make([]error, 0, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for len(jobs) > 0 {
+		batch := jobs[:min(w.cfg.Batch, len(jobs))]
+		jobs = jobs[len(batch):]
+		wg.Go(func() {
+			if err := w.handle(ctx, w.q, batch); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return n, errors.Join(errs...)
+}
