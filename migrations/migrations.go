@@ -1,7 +1,7 @@
 // Package migrations embeds every module's SQL migrations into the binary. Each
-// module has its own folder, applied by goose to that module's own database; the
-// outbox folder holds the tables every module's database carries for the
-// transactional outbox and inbox.
+// module has its own folder, applied by goose to that module's own database. The
+// tables every module's database carries for the transactional outbox and inbox
+// are the outbox package's own (outbox.Migrate).
 //
 // A folder's .sql files are portable SQL for every dialect. Where the dialects
 // differ, the folder has instead one subfolder per dialect ("sqlite", "postgres")
@@ -17,7 +17,7 @@ import (
 //go:embed */*.sql */*/*.sql
 var files embed.FS
 
-// For returns the migrations of one module (or "outbox") for dialect, rooted at
+// For returns the migrations of one module for dialect, rooted at
 // their folder.
 func For(name, dialect string) (fs.FS, error) {
 	for _, dir := range []string{name + "/" + dialect, name} {

@@ -7,8 +7,8 @@ import (
 
 func TestForPicksTheDialectFolder(t *testing.T) {
 	tests := []struct{ name, dialect, wantFile string }{
-		{"outbox", "sqlite", "00001_outbox.sql"},
-		{"outbox", "postgres", "00001_outbox.sql"},
+		{"orders", "sqlite", "00001_orders.sql"},
+		{"orders", "postgres", "00001_orders.sql"},
 		{"catalog", "sqlite", "00001_products.sql"},
 		{"catalog", "postgres", "00001_products.sql"},
 	}

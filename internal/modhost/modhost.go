@@ -75,11 +75,7 @@ func OpenDB(ctx context.Context, cfg config.Config, module string) (*store.DB, e
 
 // MigrateDB applies the outbox's migrations and then the module's own to db.
 func MigrateDB(ctx context.Context, db *store.DB, log *slog.Logger) error {
-	ob, err := migrations.For("outbox", string(db.Dialect))
-	if err != nil {
-		return err
-	}
-	if err := store.Migrate(ctx, db, ob, "goose_outbox_version", log); err != nil {
+	if err := outbox.Migrate(ctx, db, log); err != nil {
 		return err
 	}
 	own, err := migrations.For(db.Module, string(db.Dialect))

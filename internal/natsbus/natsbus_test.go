@@ -20,7 +20,6 @@ import (
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testlog"
-	"github.com/agora-commerce/agora/migrations"
 )
 
 // The messages of a toy module, "echo".
@@ -479,11 +478,7 @@ func outboxDB(t *testing.T) *store.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	ob, err := migrations.For("outbox", string(db.Dialect))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, db, ob, "goose_outbox_version", discard); err != nil {
+	if err := outbox.Migrate(ctx, db, discard); err != nil {
 		t.Fatal(err)
 	}
 	return db

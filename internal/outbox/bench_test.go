@@ -11,7 +11,6 @@ import (
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
-	"github.com/agora-commerce/agora/migrations"
 )
 
 // benchDB opens a SQLite module database with the outbox's tables and an effects
@@ -24,11 +23,7 @@ func benchDB(b *testing.B, module string) *store.DB {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = db.Close() })
-	ob, err := migrations.For("outbox", string(db.Dialect))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := store.Migrate(ctx, db, ob, "goose_outbox_version", discard); err != nil {
+	if err := outbox.Migrate(ctx, db, discard); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE effects (message_id TEXT NOT NULL, qty INTEGER NOT NULL)`); err != nil {

@@ -28,7 +28,6 @@ import (
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testlog"
-	"github.com/agora-commerce/agora/migrations"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -86,11 +85,7 @@ func openDB(t *testing.T, be testdb.Backend, module, path string) *store.DB {
 		t.Fatalf("open %s: %v", module, err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	ob, err := migrations.For("outbox", string(db.Dialect))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, db, ob, "goose_outbox_version", discard); err != nil {
+	if err := outbox.Migrate(ctx, db, discard); err != nil {
 		t.Fatalf("migrate outbox: %v", err)
 	}
 	own := fstest.MapFS{"00001_effects.sql": {Data: []byte(`-- +goose Up

@@ -7,14 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/agora-commerce/agora/internal/backoff"
-	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 )
@@ -68,99 +64,67 @@ type BatchDeliverer interface {
 	DeliverBatch(ctx context.Context, envs []message.Envelope) []error
 }
 
-// Relay drains one module's outbox into a Deliverer. Several relays (replicas) may
-// drain one outbox: each claims a batch with a lease, so a message is delivered by
-// one relay at a time, and a crashed relay's claims expire and are taken over.
+// Relay drains one module's outbox into a Deliverer: a jobs.Worker over the outbox
+// table. Several relays (replicas) may drain one outbox: each claims a batch with
+// a lease, so a message is delivered by one relay at a time, and a crashed relay's
+// claims expire and are taken over.
 type Relay struct {
-	db    *store.DB
-	cfg   RelayConfig
-	log   *slog.Logger
-	owner string
-	wake  chan struct{}
+	db        *store.DB
+	cfg       RelayConfig
+	log       *slog.Logger
+	worker    *jobs.Worker[row]
+	to        atomic.Pointer[Deliverer] // set by Start
+	lastSweep time.Time                 // of the inbox; only the worker's loop touches it
+}
 
-	stop  context.CancelFunc // ends the loop: no new claims, no further deliveries
-	abort context.CancelFunc // cancels the delivery in progress
-	done  chan struct{}
-	mu    sync.Mutex
+// table is the outbox as a job queue: a message is a job, delivered in id
+// (creation) order, deleted once delivered, parked with dead_at after MaxAttempts
+// failures. An attempt counts when it fails, so a claim cut short costs none.
+var table = jobs.Table{
+	Name:       "outbox",
+	Key:        "id",
+	Columns:    "id, kind, type, correlation_id, causation_id, headers, payload, created_at, attempts",
+	Live:       "dead_at IS NULL",
+	Order:      "id",
+	DeleteDone: true,
+	DeadAt:     "dead_at",
 }
 
 // NewRelay returns a relay for db's outbox. Start it with Start or drive it with Drain.
 // It takes its Deliverer only when it runs, so that the outbox (which needs the relay
 // to wake it) can exist before the bus (which needs the module's handlers) does.
 func NewRelay(db *store.DB, cfg RelayConfig, log *slog.Logger) *Relay {
-	return &Relay{db: db, cfg: cfg.withDefaults(), log: log.With("module", db.Module, "component", "relay"),
-		owner: bus.NewID(), wake: make(chan struct{}, 1)}
+	cfg = cfg.withDefaults()
+	r := &Relay{db: db, cfg: cfg, log: log.With("module", db.Module, "component", "relay")}
+	q := jobs.New(db, table, jobs.Policy{Lease: cfg.Lease, MaxAttempts: cfg.MaxAttempts,
+		BaseBackoff: cfg.BaseBackoff, MaxBackoff: cfg.MaxBackoff})
+	// Delivering accepted work goes before accepting new work, on every database
+	// the delivery writes to (Priority).
+	r.worker = jobs.NewWorker(q, jobs.Config{Name: "outbox relay", Batch: cfg.BatchSize, PollInterval: cfg.PollInterval,
+		Priority: true, Upkeep: r.upkeep}, r.log,
+		func(ctx context.Context, _ *jobs.Queue, batch []row) error { return r.deliver(ctx, batch, *r.to.Load()) })
+	return r
 }
 
 // Notify wakes the relay; it never blocks.
-func (r *Relay) Notify() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
+func (r *Relay) Notify() { r.worker.Notify() }
 
 // Start runs the relay in a goroutine, delivering to to, until Stop.
 func (r *Relay) Start(to Deliverer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stop != nil {
-		return
-	}
-	// The delivery in progress runs under deliverCtx, which Stop cancels only when its
-	// own context ends, so that stopping lets it finish.
-	deliverCtx, abort := context.WithCancel(context.Background())
-	ctx, cancel := context.WithCancel(deliverCtx)
-	r.stop, r.abort, r.done = cancel, abort, make(chan struct{})
-	go r.run(ctx, deliverCtx, to)
+	r.to.Store(&to)
+	r.worker.Start()
 }
 
 // Stop stops the relay, letting the delivery in progress finish (bounded by ctx),
 // and releases its unfinished claims so another relay or the next start takes them
 // at once.
-func (r *Relay) Stop(ctx context.Context) error {
-	r.mu.Lock()
-	stop, abort, done := r.stop, r.abort, r.done
-	r.stop = nil
-	r.mu.Unlock()
-	if stop == nil {
-		return nil
-	}
-	stop()
-	select {
-	case <-done:
-		abort()
-	case <-ctx.Done():
-		abort()
-		return ctx.Err()
-	}
-	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET lease_owner = '', lease_until = 0 WHERE lease_owner = ?`), r.owner)
-	return err
-}
+func (r *Relay) Stop(ctx context.Context) error { return r.worker.Stop(ctx) }
 
-func (r *Relay) run(ctx, deliverCtx context.Context, to Deliverer) {
-	defer close(r.done)
-	ticker := time.NewTicker(r.cfg.PollInterval)
-	defer ticker.Stop()
-	lastSweep := time.Time{}
-	for {
-		n, err := r.drain(ctx, deliverCtx, to)
-		if err != nil && ctx.Err() == nil {
-			r.log.Warn("outbox relay pass failed", "err", err)
-		}
-		if time.Since(lastSweep) > time.Hour {
-			lastSweep = time.Now()
-			r.sweepInbox(ctx)
-		}
-		if n >= r.cfg.BatchSize {
-			continue // more may be waiting
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.wake:
-		case <-ticker.C:
-		}
+// upkeep runs on the relay's loop: the hourly purge of old inbox records.
+func (r *Relay) upkeep(ctx context.Context) {
+	if time.Since(r.lastSweep) > time.Hour {
+		r.lastSweep = time.Now()
+		r.sweepInbox(ctx)
 	}
 }
 
@@ -187,43 +151,28 @@ func (w row) envelope() message.Envelope {
 // outcome of each: delivered ones are deleted, failed ones are rescheduled with
 // backoff or, after MaxAttempts, parked as dead letters. It returns how many it claimed.
 func (r *Relay) Drain(ctx context.Context, to Deliverer) (int, error) {
-	return r.drain(ctx, ctx, to)
-}
-
-// drain is Drain with deliveries made under deliverCtx: it stops claiming and
-// starting deliveries when ctx ends, but a delivery already started ends only with
-// deliverCtx.
-func (r *Relay) drain(ctx, deliverCtx context.Context, to Deliverer) (int, error) {
-	// Delivering accepted work goes before accepting new work, on every database
-	// the delivery writes to.
-	ctx, deliverCtx = store.WithPriority(ctx), store.WithPriority(deliverCtx)
-	now := time.Now().UTC()
+	ctx = store.WithPriority(ctx)
+	q := r.worker.Queue()
 	var rows []row
-	// On PostgreSQL, concurrent relays skip each other's locked rows instead of
-	// queueing behind them; SQLite has a single writer and needs no such clause.
-	lock := ""
-	if r.db.Dialect == store.Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	err := store.InTx(ctx, r.db, func(tx *store.Tx) error {
-		// The lease conditions are repeated outside the sub-select so that a claimer
-		// re-checks them on the row itself, whatever the sub-select saw.
-		return tx.SelectContext(ctx, &rows, tx.Rebind(`UPDATE outbox SET lease_owner = ?, lease_until = ?
-			WHERE id IN (SELECT id FROM outbox WHERE dead_at IS NULL AND next_attempt_at <= ? AND lease_until < ?
-			             ORDER BY id LIMIT ?`+lock+`)
-			  AND dead_at IS NULL AND lease_until < ?
-			RETURNING id, kind, type, correlation_id, causation_id, headers, payload, created_at, attempts`),
-			r.owner, now.Add(r.cfg.Lease).UnixMilli(), now.UnixMilli(), now.UnixMilli(), r.cfg.BatchSize, now.UnixMilli())
-	})
-	if err != nil || len(rows) == 0 {
+	if err := q.Claim(ctx, &rows, r.cfg.BatchSize); err != nil {
 		return 0, err
 	}
+	return len(rows), r.deliver(ctx, rows, to)
+}
+
+// deliver hands a claimed batch to to, in id order, and records each outcome: the
+// delivered ones deleted in one statement, each failure rescheduled or parked.
+func (r *Relay) deliver(ctx context.Context, rows []row, to Deliverer) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	q := r.worker.Queue()
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	var delivered []string
 	var errs []error
 	outcome := func(w row, err error) {
 		if err != nil {
-			errs = append(errs, r.failed(deliverCtx, w, err))
+			errs = append(errs, r.failed(ctx, q, w, err))
 			return
 		}
 		delivered = append(delivered, w.ID)
@@ -233,53 +182,38 @@ func (r *Relay) drain(ctx, deliverCtx context.Context, to Deliverer) (int, error
 		for i, w := range rows {
 			envs[i] = w.envelope()
 		}
-		for i, err := range bd.DeliverBatch(deliverCtx, envs) {
+		for i, err := range bd.DeliverBatch(ctx, envs) {
 			outcome(rows[i], err)
 		}
 	} else {
 		for _, w := range rows {
-			if ctx.Err() != nil {
+			if jobs.Stopping(ctx) {
 				break // unfinished claims are released by Stop
 			}
-			outcome(w, to.Deliver(deliverCtx, w.envelope()))
+			outcome(w, to.Deliver(ctx, w.envelope()))
 		}
 	}
 	if len(delivered) > 0 {
-		q, args, err := sqlx.In(`DELETE FROM outbox WHERE lease_owner = ? AND id IN (?)`, r.owner, delivered)
-		if err == nil {
-			err = store.InTx(context.WithoutCancel(ctx), r.db, func(tx *store.Tx) error {
-				_, err := tx.ExecContext(context.WithoutCancel(ctx), tx.Rebind(q), args...)
-				return err
-			})
-		}
-		if err != nil {
+		err := store.InTx(context.WithoutCancel(ctx), r.db, func(tx *store.Tx) error {
+			return q.Complete(context.WithoutCancel(ctx), tx, delivered...)
+		})
+		if err != nil && !errors.Is(err, jobs.ErrLeaseLost) {
 			// The messages were delivered; their lease will expire and they will be
 			// delivered again, which receivers' inboxes make harmless.
 			errs = append(errs, fmt.Errorf("outbox: mark delivered: %w", err))
 		}
 	}
-	return len(rows), errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
-func (r *Relay) failed(ctx context.Context, w row, cause error) error {
-	attempts := w.Attempts + 1
-	now := time.Now().UTC()
-	msg := cause.Error()
-	if len(msg) > 2000 {
-		msg = strings.ToValidUTF8(msg[:2000], "") // do not keep half a character
-	}
-	var err error
-	if attempts >= r.cfg.MaxAttempts {
-		r.log.Error("outbox message parked as dead letter", "id", w.ID, "type", w.Type, "attempts", attempts, "err", cause)
-		_, err = r.db.ExecContext(context.WithoutCancel(ctx), r.db.Rebind(`UPDATE outbox
-			SET attempts = ?, last_error = ?, dead_at = ?, lease_owner = '', lease_until = 0
-			WHERE id = ? AND lease_owner = ?`), attempts, msg, now.UnixMilli(), w.ID, r.owner)
+// failed records a failed delivery of w: retried after a backoff, or parked as a
+// dead letter after MaxAttempts.
+func (r *Relay) failed(ctx context.Context, q *jobs.Queue, w row, cause error) error {
+	out, err := q.Fail(context.WithoutCancel(ctx), r.db, w.ID, w.Attempts+1, cause)
+	if out.Dead {
+		r.log.Error("outbox message parked as dead letter", "id", w.ID, "type", w.Type, "attempts", w.Attempts+1, "err", cause)
 	} else {
-		delay := backoff.Delay(r.cfg.BaseBackoff, r.cfg.MaxBackoff, attempts)
-		r.log.Warn("outbox delivery failed; will retry", "id", w.ID, "type", w.Type, "attempt", attempts, "retry_in", delay, "err", cause)
-		_, err = r.db.ExecContext(context.WithoutCancel(ctx), r.db.Rebind(`UPDATE outbox
-			SET attempts = ?, last_error = ?, next_attempt_at = ?, lease_owner = '', lease_until = 0
-			WHERE id = ? AND lease_owner = ?`), attempts, msg, now.Add(delay).UnixMilli(), w.ID, r.owner)
+		r.log.Warn("outbox delivery failed; will retry", "id", w.ID, "type", w.Type, "attempt", w.Attempts+1, "retry_in", out.RetryIn, "err", cause)
 	}
 	if err != nil {
 		return fmt.Errorf("outbox: record failure of %s: %w", w.ID, err)

@@ -11,7 +11,6 @@ import (
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
-	"github.com/agora-commerce/agora/migrations"
 )
 
 // The cost of observing the bus, on its two paths: an in-process request (the
@@ -96,11 +95,7 @@ func BenchmarkBusDurableDelivery(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = db.Close() })
-			ob, err := migrations.For("outbox", string(db.Dialect))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := store.Migrate(context.Background(), db, ob, "goose_outbox_version", discard); err != nil {
+			if err := outbox.Migrate(context.Background(), db, discard); err != nil {
 				b.Fatal(err)
 			}
 			sub := outbox.SubscribeEvent(db, made, "pricing.cache", func(context.Context, *store.Tx, message.Message[query]) error { return nil })

@@ -21,7 +21,6 @@ import (
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/telemetry"
 	"github.com/agora-commerce/agora/internal/testdb"
-	"github.com/agora-commerce/agora/migrations"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -78,11 +77,7 @@ func TestBusObserver(t *testing.T) {
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 
 	db := testdb.Open(t, testdb.SQLite, "shop", func(ctx context.Context, db *store.DB) error {
-		ob, err := migrations.For("outbox", string(db.Dialect))
-		if err != nil {
-			return err
-		}
-		return store.Migrate(ctx, db, ob, "goose_outbox_version", discard)
+		return outbox.Migrate(ctx, db, discard)
 	})
 	h := modhost.NewHost(db, discard)
 	var handled []int

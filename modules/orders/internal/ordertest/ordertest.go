@@ -21,7 +21,6 @@ import (
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testlog"
-	"github.com/agora-commerce/agora/migrations"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/orders"
@@ -267,11 +266,7 @@ func NewWorld(t testing.TB, h *modhost.Host, opts checkout.Options) *World {
 		t.Fatalf("open peer db: %v", err)
 	}
 	t.Cleanup(func() { _ = peerDB.Close() })
-	ob, err := migrations.For("outbox", string(store.SQLite))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, peerDB, ob, "goose_outbox_version", slog.New(slog.DiscardHandler)); err != nil {
+	if err := outbox.Migrate(ctx, peerDB, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("migrate peer db: %v", err)
 	}
 	relay := outbox.NewRelay(peerDB, outbox.RelayConfig{PollInterval: 50 * time.Millisecond}, log)
