@@ -102,7 +102,9 @@ func NewRelay(db *store.DB, cfg RelayConfig, log *slog.Logger) *Relay {
 	// the delivery writes to (Priority).
 	r.worker = jobs.NewWorker(q, jobs.Config{Name: "outbox relay", Batch: cfg.BatchSize, PollInterval: cfg.PollInterval,
 		Priority: true, Upkeep: r.upkeep}, r.log,
-		func(ctx context.Context, _ *jobs.Queue, batch []row) error { return r.deliver(ctx, batch, *r.to.Load()) })
+		func(ctx context.Context, _ *jobs.Queue, batch []row) error {
+			return r.deliver(ctx, batch, *r.to.Load())
+		})
 	return r
 }
 
