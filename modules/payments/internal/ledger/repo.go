@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -289,60 +289,29 @@ func (r repo) wakePending(ctx context.Context, q sqlx.ExtContext, orderID string
 	return err
 }
 
-// claim leases up to limit due pending operations to owner until leaseUntil,
-// counting an attempt on each. Several workers (replicas) may claim at once: each
-// operation goes to one of them until its lease ends.
-func (r repo) claim(ctx context.Context, db *store.DB, owner string, now, leaseUntil time.Time, limit int) ([]operation, error) {
-	lock := ""
-	if db.Dialect == store.Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	var ops []operation
-	err := store.InTx(ctx, db, func(tx *store.Tx) error {
-		return tx.SelectContext(ctx, &ops, tx.Rebind(`UPDATE payment_operations
-			SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
-			WHERE op_key IN (SELECT op_key FROM payment_operations
-			                 WHERE state = 'pending' AND next_attempt_at <= ? AND lease_until < ?
-			                 ORDER BY next_attempt_at LIMIT ?`+lock+`)
-			  AND state = 'pending' AND lease_until < ?
-			RETURNING `+operationColumns),
-			owner, leaseUntil.UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit, now.UnixMilli())
-	})
-	if err != nil {
-		return nil, fmt.Errorf("payments: claim operations: %w", err)
-	}
-	return ops, nil
+// operations is payment_operations as a job queue: a pending operation is a job,
+// due at next_attempt_at. An attempt counts when it is claimed, so an operation
+// resumed after a crash knows an earlier call may have reached the provider.
+// Operations are never parked as dead: a capture, void or refund that may succeed
+// later is tried until it does, and an answer the provider gives finishes it.
+var operations = jobs.Table{
+	Name:        "payment_operations",
+	Key:         "op_key",
+	Columns:     operationColumns,
+	Live:        "state = 'pending'",
+	Order:       "next_attempt_at",
+	CountClaims: true,
+	ErrorLen:    1000,
 }
 
-// finish ends o (done or failed, with why), releasing its lease.
+// finish ends o (done or failed, with why); the queue's Complete, in the same
+// transaction, gives up its lease.
 func (r repo) finish(ctx context.Context, q sqlx.ExtContext, o operation, state, outcome string, now time.Time) error {
 	_, err := q.ExecContext(ctx, q.Rebind(`UPDATE payment_operations
-		SET state = ?, outcome = ?, lease_owner = '', lease_until = 0, updated_at = ? WHERE op_key = ?`),
+		SET state = ?, outcome = ?, updated_at = ? WHERE op_key = ?`),
 		state, outcome, now.UnixMilli(), o.Key)
 	if err != nil {
 		return fmt.Errorf("payments: finish %s: %w", o.Key, err)
 	}
 	return nil
-}
-
-// retryLater puts o back in line at next, releasing its lease and keeping why it
-// has to wait.
-func (r repo) retryLater(ctx context.Context, q sqlx.ExtContext, o operation, next time.Time, lastErr string) error {
-	if len(lastErr) > 1000 {
-		lastErr = strings.ToValidUTF8(lastErr[:1000], "")
-	}
-	_, err := q.ExecContext(ctx, q.Rebind(`UPDATE payment_operations
-		SET next_attempt_at = ?, last_error = ?, lease_owner = '', lease_until = 0, updated_at = ? WHERE op_key = ? AND state = 'pending'`),
-		next.UnixMilli(), lastErr, time.Now().UTC().UnixMilli(), o.Key)
-	if err != nil {
-		return fmt.Errorf("payments: reschedule %s: %w", o.Key, err)
-	}
-	return nil
-}
-
-// release gives up owner's leases, so the next worker takes those operations at once.
-func (r repo) release(ctx context.Context, db *store.DB, owner string) error {
-	_, err := db.ExecContext(ctx, db.Rebind(`UPDATE payment_operations SET lease_owner = '', lease_until = 0
-		WHERE lease_owner = ? AND state = 'pending'`), owner)
-	return err
 }

@@ -18,12 +18,12 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -59,6 +59,9 @@ type Options struct {
 	// (default 30s). It should outlast a call with its retries; if it does not, a
 	// second call is made with the same key, which costs a call and nothing else.
 	Lease        time.Duration
+	// Heartbeat is how often the leases of the calls in flight are renewed
+	// (default: a third of Lease).
+	Heartbeat    time.Duration
 	RetryBase    time.Duration // first delay before a capture, void or refund is tried again (default 200ms)
 	RetryMax     time.Duration // cap on that delay (default 1m)
 	ProviderName string        // "simulated" or "http", for ProviderStatus
@@ -92,27 +95,29 @@ func (o Options) withDefaults() Options {
 // Service is the payments ledger: its command subscriptions, its request handlers
 // and its worker pool.
 type Service struct {
-	db    *store.DB
-	ob    *outbox.Outbox
-	prov  provider.Provider
-	opts  Options
-	log   *slog.Logger
-	repo  repo
-	owner string
-	wake  chan struct{}
-
-	mu    sync.Mutex
-	stop  context.CancelFunc // ends the claim loop
-	abort context.CancelFunc // cancels the provider calls in flight
-	done  chan struct{}
-	calls sync.WaitGroup
+	db     *store.DB
+	ob     *outbox.Outbox
+	prov   provider.Provider
+	opts   Options
+	log    *slog.Logger
+	repo   repo
+	worker *jobs.Worker[operation]
 }
 
 // NewService returns the ledger in db, emitting through ob and calling prov. Start
 // its worker pool with Start.
 func NewService(db *store.DB, ob *outbox.Outbox, prov provider.Provider, opts Options, log *slog.Logger) *Service {
-	return &Service{db: db, ob: ob, prov: prov, opts: opts.withDefaults(), log: log.With("module", "payments"),
-		repo: repo{dialect: db.Dialect}, owner: bus.NewID(), wake: make(chan struct{}, 1)}
+	s := &Service{db: db, ob: ob, prov: prov, opts: opts.withDefaults(), log: log.With("module", "payments"),
+		repo: repo{dialect: db.Dialect}}
+	q := jobs.New(db, operations, jobs.Policy{Lease: s.opts.Lease, BaseBackoff: s.opts.RetryBase, MaxBackoff: s.opts.RetryMax})
+	// Recording a provider's answer is work in progress: it goes before new work.
+	s.worker = jobs.NewWorker(q, jobs.Config{Name: "payment worker", Concurrency: s.opts.Workers,
+		PollInterval: s.opts.PollInterval, Heartbeat: s.opts.Heartbeat, Priority: true}, s.log,
+		func(ctx context.Context, q *jobs.Queue, batch []operation) error {
+			s.perform(ctx, q, batch[0])
+			return nil
+		})
+	return s
 }
 
 // Subscriptions returns the module's command handlers.

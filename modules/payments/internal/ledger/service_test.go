@@ -429,6 +429,7 @@ func TestCrashedAuthorizationIsResumed(t *testing.T) {
 		lo.Lease = 300 * time.Millisecond
 		dead := lo
 		dead.PollInterval = time.Hour // once "dead", the first process never looks again
+		dead.Heartbeat = time.Hour    // nor renews the lease of the call it was making
 		first := ledger.NewService(h.DB, h.Outbox, provider.NewResilient(crashed, po), dead, testdb.Logger())
 		events := &recorder{}
 		b, err := bus.New(testdb.Logger(), bus.Limits{}, nil, nil, append(first.Subscriptions(), events.subscriptions()...))

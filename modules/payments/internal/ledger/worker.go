@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -14,103 +14,23 @@ import (
 )
 
 // Notify wakes the worker pool; it never blocks.
-func (s *Service) Notify() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Notify() { s.worker.Notify() }
 
 // Start runs the worker pool until Stop: it claims due operations (at once on a
-// Notify, else every PollInterval) and makes up to Workers provider calls at once.
-// Operations left pending by a previous run — a crash included — are among the due
-// ones as soon as their lease ends.
-func (s *Service) Start() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stop != nil {
-		return
-	}
-	callCtx, abort := context.WithCancel(context.Background())
-	ctx, stop := context.WithCancel(callCtx)
-	s.stop, s.abort, s.done = stop, abort, make(chan struct{})
-	go s.run(ctx, callCtx)
-}
+// Notify, else every PollInterval) and makes up to Workers provider calls at once,
+// renewing their leases while they run. Operations left pending by a previous
+// run — a crash included — are among the due ones as soon as their lease ends.
+func (s *Service) Start() { s.worker.Start() }
 
 // Stop stops claiming, lets the calls in flight finish (until ctx ends, when they
 // are cancelled and their operations stay pending), and releases this pool's
 // leases so that the next start resumes those operations at once.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	stop, abort, done := s.stop, s.abort, s.done
-	s.stop = nil
-	s.mu.Unlock()
-	if stop == nil {
-		return nil
-	}
-	stop()
-	<-done
-	finished := make(chan struct{})
-	go func() { s.calls.Wait(); close(finished) }()
-	var err error
-	select {
-	case <-finished:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	abort()
-	<-finished // cancelled calls return at once; their outcome is recorded or left pending
-	if rerr := s.repo.release(context.WithoutCancel(ctx), s.db, s.owner); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
-	return err
-}
-
-func (s *Service) run(ctx, callCtx context.Context) {
-	// Recording a provider's answer is work in progress: it goes before new work.
-	ctx, callCtx = store.WithPriority(ctx), store.WithPriority(callCtx)
-	defer close(s.done)
-	slots := make(chan struct{}, s.opts.Workers)
-	ticker := time.NewTicker(s.opts.PollInterval)
-	defer ticker.Stop()
-	for {
-		claimed, free := 0, cap(slots)-len(slots)
-		if free > 0 {
-			now := time.Now().UTC()
-			ops, err := s.repo.claim(ctx, s.db, s.owner, now, now.Add(s.opts.Lease), free)
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("claiming payment operations failed", "err", err)
-			}
-			claimed = len(ops)
-			for _, o := range ops {
-				slots <- struct{}{}
-				s.calls.Add(1)
-				go func() {
-					defer func() {
-						<-slots
-						s.calls.Done()
-						s.Notify() // a slot is free: look again
-					}()
-					s.perform(callCtx, o)
-				}()
-			}
-		}
-		if claimed > 0 && claimed == free {
-			continue // more may be due
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.wake:
-		case <-ticker.C:
-		}
-	}
-}
+func (s *Service) Stop(ctx context.Context) error { return s.worker.Stop(ctx) }
 
 // perform makes o's provider call and records its outcome, in the trace of the
 // work that scheduled o. A call cut short by Stop leaves o pending, to be resumed
 // with the same key.
-func (s *Service) perform(ctx context.Context, o operation) {
+func (s *Service) perform(ctx context.Context, _ *jobs.Queue, o operation) {
 	ctx = bus.WithModule(message.WithCause(ctx, message.Cause{ID: o.CauseID, CorrelationID: o.CorrelationID}), "payments")
 	ctx, end := s.traceOperation(ctx, o)
 	var err error
@@ -154,15 +74,24 @@ func (s *Service) record(ctx context.Context, o operation, fn func(tx *store.Tx,
 		if err != nil {
 			return err
 		}
-		return s.repo.finish(ctx, tx, o, state, outcome, now)
+		if err := s.repo.finish(ctx, tx, o, state, outcome, now); err != nil {
+			return err
+		}
+		// Another worker holds o now (this one's lease ran out): its call, made
+		// with the same key, records the same answer.
+		return s.worker.Queue().Complete(ctx, tx, o.Key)
 	})
 }
 
 // retryLater puts o back in line after a backoff that grows with its attempts.
 func (s *Service) retryLater(ctx context.Context, o operation, cause error) error {
-	next := time.Now().UTC().Add(backoff.Delay(s.opts.RetryBase, s.opts.RetryMax, o.Attempts))
-	return s.repo.retryLater(context.WithoutCancel(ctx), s.db, o, next, cause.Error())
+	_, err := s.worker.Queue().Fail(context.WithoutCancel(ctx), s.db, o.Key, o.Attempts, cause)
+	return err
 }
+
+// errWaitingForAuthorization is why a capture is put off: its authorization has
+// not answered yet.
+var errWaitingForAuthorization = errors.New("waiting for the authorization")
 
 // declineReason returns why an authorization that got no answer is declined.
 func declineReason(err error) string {
@@ -259,7 +188,8 @@ func (s *Service) capture(ctx context.Context, o operation, p payment) error {
 	switch payments.Status(p.Status) {
 	case payments.StatusAuthorizing:
 		// Wait for the authorization; its outcome wakes this operation.
-		return s.repo.retryLater(context.WithoutCancel(ctx), s.db, o, time.Now().UTC().Add(s.opts.PollInterval), "waiting for the authorization")
+		return s.worker.Queue().RetryAt(context.WithoutCancel(ctx), s.db, o.Key, o.Attempts, time.Now().Add(s.opts.PollInterval),
+			errWaitingForAuthorization)
 	case payments.StatusAuthorized:
 	case payments.StatusCaptured, payments.StatusRefunded:
 		return s.record(ctx, o, func(*store.Tx, *payment, time.Time) (string, string, error) { return stateDone, "", nil })
