@@ -58,7 +58,7 @@ type Options struct {
 	// Lease is how long a claimed operation is a worker's before another may take it
 	// (default 30s). It should outlast a call with its retries; if it does not, a
 	// second call is made with the same key, which costs a call and nothing else.
-	Lease        time.Duration
+	Lease time.Duration
 	// Heartbeat is how often the leases of the calls in flight are renewed
 	// (default: a third of Lease).
 	Heartbeat    time.Duration
