@@ -223,11 +223,15 @@ func (w *Worker[T]) heartbeat(ctx context.Context, slots chan struct{}) {
 	}
 }
 
-// Pass claims up to Batch × Concurrency due jobs, handles them (Concurrency
-// batches at once) and returns when they are handled: one turn of what Start does
-// on a loop, for tools and tests. It returns how many it claimed and the handlers'
-// errors.
-func (w *Worker[T]) Pass(ctx context.Context) (int, error) {
+// Pass claims up to Batch × Concurrency due jobs, hands them to handle (the
+// worker's own Handler when nil), Concurrency batches at once, and returns when
+// they are handled: one turn of what Start does on a loop, for tools, tests and
+// callers that bring their own handler. It returns how many it claimed and the
+// handlers' errors.
+func (w *Worker[T]) Pass(ctx context.Context, handle Handler[T]) (int, error) {
+	if handle == nil {
+		handle = w.handle
+	}
 	ctx = w.prioritized(ctx)
 	var jobs []T
 	if err := w.q.Claim(ctx, &jobs, w.cfg.Batch*w.cfg.Concurrency); err != nil {
@@ -241,7 +245,7 @@ func (w *Worker[T]) Pass(ctx context.Context) (int, error) {
 		batch := jobs[:min(w.cfg.Batch, len(jobs))]
 		jobs = jobs[len(batch):]
 		wg.Go(func() {
-			if err := w.handle(ctx, w.q, batch); err != nil {
+			if err := handle(ctx, w.q, batch); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -153,13 +153,9 @@ func (w row) envelope() message.Envelope {
 // outcome of each: delivered ones are deleted, failed ones are rescheduled with
 // backoff or, after MaxAttempts, parked as dead letters. It returns how many it claimed.
 func (r *Relay) Drain(ctx context.Context, to Deliverer) (int, error) {
-	ctx = store.WithPriority(ctx)
-	q := r.worker.Queue()
-	var rows []row
-	if err := q.Claim(ctx, &rows, r.cfg.BatchSize); err != nil {
-		return 0, err
-	}
-	return len(rows), r.deliver(ctx, rows, to)
+	return r.worker.Pass(ctx, func(ctx context.Context, _ *jobs.Queue, batch []row) error {
+		return r.deliver(ctx, batch, to)
+	})
 }
 
 // deliver hands a claimed batch to to, in id order, and records each outcome: the

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/notifications/internal/mailer"
@@ -28,11 +28,10 @@ type EmailConfig struct {
 	BaseBackoff   time.Duration // delay before the first retry, doubled per attempt with jitter (default 30s)
 	MaxBackoff    time.Duration // cap on the retry delay (default 1h)
 	PollInterval  time.Duration // how often to look for due emails without a wake-up (default 10s)
-	BatchSize     int           // due emails looked up at once (default 100)
 	LookupTimeout time.Duration // bound on asking identity for the address (default 5s)
 	SendTimeout   time.Duration // bound on one SMTP exchange (default 30s)
 	// Lease is how long a claimed email is left to its sender before another may
-	// take it (default: LookupTimeout + SendTimeout + 30s, so a live sender keeps it).
+	// take it (default: LookupTimeout + SendTimeout + 30s); a live sender renews it.
 	Lease time.Duration
 }
 
@@ -52,9 +51,6 @@ func (c EmailConfig) withDefaults() EmailConfig {
 	if c.PollInterval <= 0 {
 		c.PollInterval = 10 * time.Second
 	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 100
-	}
 	if c.LookupTimeout <= 0 {
 		c.LookupTimeout = 5 * time.Second
 	}
@@ -67,168 +63,123 @@ func (c EmailConfig) withDefaults() EmailConfig {
 	return c
 }
 
-// Emailer sends the pending emails of a notifications database: woken when a
-// notification commits (Notify) and on a timer, it claims each due email, asks
-// identity for the customer's address over the bus, sends it, and records the
-// outcome — never inside a transaction, at most Concurrency at once. A failed
-// attempt is retried with backoff; after MaxAttempts, or at once when the failure
-// is permanent (the server refused the recipient for good, the customer does not
-// exist), the email is marked failed. The notification itself is never touched.
+// EmailJobs is the notifications table as a job queue: a notification whose
+// email is pending is a job, due at email_next_at, oldest first. An attempt counts
+// when it is claimed (a sender that dies has used one); a sent email is 'sent', one
+// given up on 'failed', and the notification itself is never touched.
+var EmailJobs = jobs.Table{
+	Name:        "notifications",
+	Key:         "id",
+	Columns:     "id, customer_id, title, body, email_attempts",
+	Live:        "email_status = 'pending'",
+	Order:       "email_next_at, id",
+	Due:         "email_next_at",
+	Attempts:    "email_attempts",
+	LastError:   "email_error",
+	CountClaims: true,
+	Done:        "email_status = 'sent', email_error = ''",
+	Dead:        "email_status = 'failed'",
+	ErrorLen:    maxErrorLen,
+}
+
+// Emailer sends the pending emails of a notifications database: a jobs.Worker,
+// woken when a notification commits (Notify) and on a timer, claims each due
+// email, asks identity for the customer's address over the bus, sends it, and
+// records the outcome — never inside a transaction, at most Concurrency at once.
+// A failed attempt is retried with backoff; after MaxAttempts, or at once when the
+// failure is permanent (the server refused the recipient for good, the customer
+// does not exist), the email is marked failed.
 //
-// Several Emailers (replicas) may share a database: a claim is a conditional
-// update, so each attempt is made by one of them.
+// Several Emailers (replicas) may share a database: each email is claimed under a
+// lease, so each attempt is made by one of them.
 type Emailer struct {
-	db     *store.DB
-	repo   Repo
 	mailer Mailer
 	cfg    EmailConfig
 	log    *slog.Logger
-	wake   chan struct{}
+	worker *jobs.Worker[EmailClaim]
+	bus    atomic.Pointer[bus.Bus] // set by Start
+}
 
-	mu    sync.Mutex
-	stop  context.CancelFunc // ends the loop: no new claims
-	abort context.CancelFunc // cancels the sends in progress
-	done  chan struct{}
+// EmailClaim is a pending email one sender has taken.
+type EmailClaim struct {
+	ID         string `db:"id"`
+	CustomerID string `db:"customer_id"`
+	Title      string `db:"title"`
+	Body       string `db:"body"`
+	Attempts   int    `db:"email_attempts"` // this attempt included
 }
 
 // NewEmailer returns an Emailer of db's notifications, sending through m. Start it
 // with Start or drive it with SendDue.
 func NewEmailer(db *store.DB, m Mailer, cfg EmailConfig, log *slog.Logger) *Emailer {
-	return &Emailer{db: db, mailer: m, cfg: cfg.withDefaults(), log: log.With("module", db.Module, "component", "emailer"),
-		wake: make(chan struct{}, 1)}
+	cfg = cfg.withDefaults()
+	e := &Emailer{mailer: m, cfg: cfg, log: log.With("module", db.Module, "component", "emailer")}
+	q := jobs.New(db, EmailJobs, jobs.Policy{Lease: cfg.Lease, MaxAttempts: cfg.MaxAttempts,
+		BaseBackoff: cfg.BaseBackoff, MaxBackoff: cfg.MaxBackoff})
+	e.worker = jobs.NewWorker(q, jobs.Config{Name: "emailer", Concurrency: cfg.Concurrency, PollInterval: cfg.PollInterval},
+		e.log, func(ctx context.Context, q *jobs.Queue, batch []EmailClaim) error {
+			e.send(ctx, q, e.bus.Load(), batch[0])
+			return nil
+		})
+	return e
 }
 
 // Notify wakes the emailer; it never blocks.
-func (e *Emailer) Notify() {
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-}
+func (e *Emailer) Notify() { e.worker.Notify() }
 
 // Start runs the emailer in a goroutine, looking addresses up through b, until Stop.
 func (e *Emailer) Start(b *bus.Bus) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.stop != nil {
-		return
-	}
-	// Sends run under sendCtx, which Stop cancels only when its own context ends,
-	// so that stopping lets the sends in progress finish.
-	sendCtx, abort := context.WithCancel(context.Background())
-	ctx, cancel := context.WithCancel(sendCtx)
-	e.stop, e.abort, e.done = cancel, abort, make(chan struct{})
-	go e.run(ctx, sendCtx, b)
+	e.bus.Store(b)
+	e.worker.Start()
 }
 
-// Stop stops the emailer, letting the sends in progress finish (bounded by ctx).
-// An email whose send is cut short stays claimed until its lease ends, and is then
-// sent again (by this process after a restart, or by another).
-func (e *Emailer) Stop(ctx context.Context) error {
-	e.mu.Lock()
-	stop, abort, done := e.stop, e.abort, e.done
-	e.stop = nil
-	e.mu.Unlock()
-	if stop == nil {
-		return nil
-	}
-	stop()
-	defer abort()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Stop stops the emailer, letting the sends in progress finish (bounded by ctx,
+// then cancelled), and releases the emails it holds: an email whose send was cut
+// short is sent again by the next sender to look.
+func (e *Emailer) Stop(ctx context.Context) error { return e.worker.Stop(ctx) }
 
-func (e *Emailer) run(ctx, sendCtx context.Context, b *bus.Bus) {
-	defer close(e.done)
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	slots := make(chan struct{}, e.cfg.Concurrency)
-	ticker := time.NewTicker(e.cfg.PollInterval)
-	defer ticker.Stop()
-	for {
-		n, err := e.pass(ctx, sendCtx, b, slots, &inflight)
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("email pass failed", "err", err)
-		}
-		if n >= e.cfg.BatchSize {
-			continue // more may be due
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.wake:
-		case <-ticker.C:
-		}
-	}
-}
-
-// SendDue sends every email due now, at most Concurrency at once, and returns when
-// they are all sent or rescheduled: one pass of what Start does on a loop.
+// SendDue sends every email due now, at most Concurrency at once, looking
+// addresses up through b, and returns when they are all sent or rescheduled: what
+// Start does on a loop.
 func (e *Emailer) SendDue(ctx context.Context, b *bus.Bus) error {
-	var inflight sync.WaitGroup
-	_, err := e.pass(ctx, ctx, b, make(chan struct{}, e.cfg.Concurrency), &inflight)
-	inflight.Wait()
-	return err
-}
-
-// pass claims up to BatchSize due emails and starts a send for each, waiting for a
-// free slot before each claim (so that nothing is claimed that is not being sent).
-// It returns how many were due.
-func (e *Emailer) pass(ctx, sendCtx context.Context, b *bus.Bus, slots chan struct{}, inflight *sync.WaitGroup) (int, error) {
-	ids, err := e.repo.DueEmails(ctx, e.db, time.Now(), e.cfg.BatchSize)
-	if err != nil {
-		return 0, err
-	}
-	for _, id := range ids {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return len(ids), nil
+	for {
+		n, err := e.worker.Pass(ctx, func(ctx context.Context, q *jobs.Queue, batch []EmailClaim) error {
+			e.send(ctx, q, b, batch[0])
+			return nil
+		})
+		if err != nil || n < e.cfg.Concurrency {
+			return err
 		}
-		now := time.Now()
-		c, ok, err := e.repo.ClaimEmail(ctx, e.db, id, now, now.Add(e.cfg.Lease))
-		if err != nil || !ok {
-			<-slots
-			if err != nil {
-				return len(ids), err
-			}
-			continue // another sender has it, or it is no longer pending
-		}
-		inflight.Add(1)
-		go func() {
-			defer func() { <-slots; inflight.Done() }()
-			e.send(sendCtx, b, c)
-		}()
 	}
-	return len(ids), nil
 }
 
 // send makes one attempt at a claimed email and records its outcome.
-func (e *Emailer) send(ctx context.Context, b *bus.Bus, c EmailClaim) {
+func (e *Emailer) send(ctx context.Context, q *jobs.Queue, b *bus.Bus, c EmailClaim) {
 	err := e.attempt(ctx, b, c)
 	// The outcome is recorded even when ctx ended meanwhile: the attempt was made.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	db := q.DB()
 	if err == nil {
-		if err := e.repo.EmailSent(rctx, e.db, c.ID); err != nil {
+		if err := q.Complete(rctx, db, c.ID); err != nil {
 			e.log.Error("email sent but not recorded; it will be sent again", "notification", c.ID, "err", err)
 		}
 		return
 	}
-	var retryAt time.Time
-	if !mailer.IsPermanent(err) && c.Attempts < e.cfg.MaxAttempts {
-		retryAt = time.Now().Add(backoff.Delay(e.cfg.BaseBackoff, e.cfg.MaxBackoff, c.Attempts))
-	}
-	if retryAt.IsZero() {
+	var rerr error
+	if mailer.IsPermanent(err) {
 		e.log.Warn("email failed for good", "notification", c.ID, "attempts", c.Attempts, "err", err)
+		rerr = q.Bury(rctx, db, c.ID, c.Attempts, err)
 	} else {
-		e.log.Info("email failed; will retry", "notification", c.ID, "attempts", c.Attempts, "retry_at", retryAt, "err", err)
+		var out jobs.Outcome
+		out, rerr = q.Fail(rctx, db, c.ID, c.Attempts, err)
+		if out.Dead {
+			e.log.Warn("email failed for good", "notification", c.ID, "attempts", c.Attempts, "err", err)
+		} else {
+			e.log.Info("email failed; will retry", "notification", c.ID, "attempts", c.Attempts, "retry_in", out.RetryIn, "err", err)
+		}
 	}
-	if rerr := e.repo.EmailFailed(rctx, e.db, c.ID, err, retryAt); rerr != nil {
+	if rerr != nil {
 		e.log.Error("email failure not recorded; it will be retried when its claim ends", "notification", c.ID, "err", rerr)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
@@ -226,7 +227,7 @@ func TestEmailersShareTheWork(t *testing.T) {
 		const count = 30
 		var sends atomic.Int32
 		r := newEmailRig(t, h, smtptest.Options{Rcpt: func(string) error { sends.Add(1); return nil }},
-			notices.EmailConfig{Concurrency: 3, BatchSize: 7, PollInterval: time.Hour})
+			notices.EmailConfig{Concurrency: 3, PollInterval: time.Hour})
 		for range count {
 			r.confirm(t, ada)
 		}
@@ -234,7 +235,7 @@ func TestEmailersShareTheWork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		other := notices.NewEmailer(h.DB, m, notices.EmailConfig{Concurrency: 3, BatchSize: 7, PollInterval: time.Hour}, testdb.Logger())
+		other := notices.NewEmailer(h.DB, m, notices.EmailConfig{Concurrency: 3, PollInterval: time.Hour}, testdb.Logger())
 		r.start(t)
 		other.Start(r.bus)
 		t.Cleanup(func() { _ = other.Stop(context.Background()) })
@@ -268,9 +269,10 @@ func TestExpiredClaimIsTakenAgain(t *testing.T) {
 	h := modhost.NewHost(sqliteDB(t), testdb.Logger())
 	r := newEmailRig(t, h, smtptest.Options{}, notices.EmailConfig{})
 	_, n := r.confirm(t, ada)
-	now := time.Now()
-	if _, ok, err := (notices.Repo{}).ClaimEmail(t.Context(), h.DB, n.ID, now, now.Add(time.Hour)); err != nil || !ok {
-		t.Fatalf("claim: %v %v", ok, err)
+	// A sender that claims the email and dies.
+	var claimed []notices.EmailClaim
+	if err := jobs.New(h.DB, notices.EmailJobs, jobs.Policy{Lease: time.Hour}).Claim(t.Context(), &claimed, 10); err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v %v", claimed, err)
 	}
 	if err := r.emailer.SendDue(t.Context(), r.bus); err != nil {
 		t.Fatal(err)
@@ -279,8 +281,8 @@ func TestExpiredClaimIsTakenAgain(t *testing.T) {
 		t.Fatal("an email claimed by another sender was sent")
 	}
 	// The claim's lease ends.
-	if _, err := h.DB.ExecContext(t.Context(), `UPDATE notifications SET email_next_at = ? WHERE id = ?`,
-		now.Add(-time.Second).UnixMilli(), n.ID); err != nil {
+	if _, err := h.DB.ExecContext(t.Context(), `UPDATE notifications SET lease_until = ? WHERE id = ?`,
+		time.Now().Add(-time.Second).UnixMilli(), n.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.emailer.SendDue(t.Context(), r.bus); err != nil {

@@ -3,7 +3,6 @@ package notices
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -80,83 +79,6 @@ func (Repo) List(ctx context.Context, q sqlx.ExtContext, customerID, before stri
 		out[i] = r.notification()
 	}
 	return out, nil
-}
-
-// DueEmails returns the ids of up to limit notifications whose email is pending and
-// due at now, the longest waiting first.
-func (Repo) DueEmails(ctx context.Context, q sqlx.ExtContext, now time.Time, limit int) ([]string, error) {
-	var ids []string
-	err := sqlx.SelectContext(ctx, q, &ids, q.Rebind(`SELECT id FROM notifications
-		WHERE email_status = 'pending' AND email_next_at <= ? ORDER BY email_next_at, id LIMIT ?`), now.UnixMilli(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("notifications: due emails: %w", err)
-	}
-	return ids, nil
-}
-
-// EmailClaim is a pending email one sender has taken.
-type EmailClaim struct {
-	ID         string `db:"id"`
-	CustomerID string `db:"customer_id"`
-	Title      string `db:"title"`
-	Body       string `db:"body"`
-	Attempts   int    `db:"email_attempts"` // this attempt included
-}
-
-// ClaimEmail takes notification id's email for one attempt if it is still pending
-// and due at now: it counts the attempt and makes the email due again only at
-// leaseUntil, so that no other sender takes it meanwhile and a sender that dies
-// leaves it to be taken again then. It reports false when another sender took it
-// first or it is no longer pending.
-func (Repo) ClaimEmail(ctx context.Context, q sqlx.ExtContext, id string, now, leaseUntil time.Time) (EmailClaim, bool, error) {
-	res, err := q.ExecContext(ctx, q.Rebind(`UPDATE notifications
-		SET email_attempts = email_attempts + 1, email_next_at = ?
-		WHERE id = ? AND email_status = 'pending' AND email_next_at <= ?`), leaseUntil.UnixMilli(), id, now.UnixMilli())
-	if err != nil {
-		return EmailClaim{}, false, fmt.Errorf("notifications: claim email %s: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return EmailClaim{}, false, err
-	}
-	var c EmailClaim
-	err = sqlx.GetContext(ctx, q, &c, q.Rebind(`SELECT id, customer_id, title, body, email_attempts
-		FROM notifications WHERE id = ?`), id)
-	if err != nil {
-		return EmailClaim{}, false, fmt.Errorf("notifications: read claimed email %s: %w", id, err)
-	}
-	return c, true, nil
-}
-
-// EmailSent records that id's email was accepted by the mail server.
-func (Repo) EmailSent(ctx context.Context, q sqlx.ExtContext, id string) error {
-	_, err := q.ExecContext(ctx, q.Rebind(`UPDATE notifications SET email_status = 'sent', email_error = ''
-		WHERE id = ? AND email_status = 'pending'`), id)
-	if err != nil {
-		return fmt.Errorf("notifications: record email %s sent: %w", id, err)
-	}
-	return nil
-}
-
-// EmailFailed records a failed attempt at id's email: it is due again at retryAt,
-// or, when retryAt is zero, failed for good.
-func (Repo) EmailFailed(ctx context.Context, q sqlx.ExtContext, id string, cause error, retryAt time.Time) error {
-	msg := cause.Error()
-	if len(msg) > maxErrorLen {
-		msg = msg[:maxErrorLen]
-	}
-	msg = strings.ToValidUTF8(msg, "")
-	var err error
-	if retryAt.IsZero() {
-		_, err = q.ExecContext(ctx, q.Rebind(`UPDATE notifications SET email_status = 'failed', email_error = ?
-			WHERE id = ? AND email_status = 'pending'`), msg, id)
-	} else {
-		_, err = q.ExecContext(ctx, q.Rebind(`UPDATE notifications SET email_next_at = ?, email_error = ?
-			WHERE id = ? AND email_status = 'pending'`), retryAt.UnixMilli(), msg, id)
-	}
-	if err != nil {
-		return fmt.Errorf("notifications: record email %s failure: %w", id, err)
-	}
-	return nil
 }
 
 // EmailState is what tests and operators see of a notification's email.
