@@ -400,25 +400,3 @@ func (Repo) ListSagas(ctx context.Context, q sqlx.ExtContext, state orders.SagaS
 	}
 	return out, nil
 }
-
-// ClaimDue returns the id of one unfinished saga whose deadline is at or before now,
-// locked until the transaction ends; PostgreSQL skips sagas another replica holds.
-// It returns "" when none is due.
-func (r Repo) ClaimDue(ctx context.Context, q sqlx.ExtContext, now time.Time) (string, error) {
-	lock := ""
-	if r.dialect == store.Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	var id string
-	err := sqlx.GetContext(ctx, q, &id, q.Rebind(`SELECT order_id FROM sagas
-		WHERE state IN (?, ?, ?, ?) AND deadline <= ? ORDER BY deadline LIMIT 1`+lock),
-		string(orders.SagaReserving), string(orders.SagaAuthorizing), string(orders.SagaCompleting),
-		string(orders.SagaCompensating), micros(now))
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("orders: claim due saga: %w", err)
-	}
-	return id, nil
-}

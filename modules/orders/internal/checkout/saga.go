@@ -3,9 +3,11 @@ package checkout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -51,32 +53,87 @@ func on[T any](s *Service, e message.Event[T], orderOf func(T) string) bus.Subsc
 	})
 }
 
+// sagaTimeouts is the sagas table as a job queue: an unfinished saga is a job, due
+// at its deadline (which every step of the saga moves). A timeout that fails is
+// retried with backoff (an attempt counts when it fails), and is never given up:
+// the saga's own attempts decide when it compensates.
+var sagaTimeouts = jobs.Table{
+	Name:    "sagas",
+	Key:     "order_id",
+	Columns: "order_id, sweep_attempts",
+	Live: fmt.Sprintf("state IN ('%s', '%s', '%s', '%s')", orders.SagaReserving, orders.SagaAuthorizing,
+		orders.SagaCompleting, orders.SagaCompensating),
+	Order:    "deadline",
+	Due:      "deadline",
+	Attempts: "sweep_attempts",
+	Unit:     time.Microsecond,
+	Done:     "sweep_attempts = 0",
+}
+
+// dueSaga is a saga the sweep claimed.
+type dueSaga struct {
+	OrderID  string `db:"order_id"`
+	Failures int    `db:"sweep_attempts"`
+}
+
+// newSweep returns the timeout sweep: a jobs.Worker over the sagas that also
+// purges old checkout keys (hourly). Sagas in flight go before new checkouts
+// (Priority).
+func (s *Service) newSweep() *jobs.Worker[dueSaga] {
+	q := jobs.New(s.db, sagaTimeouts, jobs.Policy{BaseBackoff: s.opts.Timing.StepTimeout, MaxBackoff: 10 * time.Minute})
+	var lastPurge time.Time
+	purge := func(ctx context.Context) {
+		if time.Since(lastPurge) < time.Hour {
+			return
+		}
+		lastPurge = time.Now()
+		if n, err := s.repo.PurgeCheckoutKeys(ctx, s.db, s.now().Add(-s.opts.KeyRetention)); err != nil && ctx.Err() == nil {
+			s.log.Warn("purging checkout keys failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("purged checkout keys", "count", n)
+		}
+	}
+	return jobs.NewWorker(q, jobs.Config{Name: "saga timeout sweep", PollInterval: s.opts.SweepEvery, Priority: true, Upkeep: purge},
+		s.log, func(ctx context.Context, q *jobs.Queue, batch []dueSaga) error { return s.timeout(ctx, q, batch[0]) })
+}
+
+// timeout gives saga d its timeout in one transaction, if it is still due (an
+// answer may have moved it since it was claimed). A timeout that fails is put off
+// by a backoff, so it does not hold up the others.
+func (s *Service) timeout(ctx context.Context, q *jobs.Queue, d dueSaga) error {
+	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
+		sg, err := s.repo.GetSaga(ctx, tx, d.OrderID, true)
+		if err != nil {
+			return err
+		}
+		if !sg.Terminal() && !sg.Deadline.After(s.now()) {
+			if _, err := s.apply(ctx, tx, d.OrderID, saga.Timeout{}); err != nil {
+				return err
+			}
+		}
+		return q.Complete(ctx, tx, d.OrderID)
+	})
+	if err == nil || errors.Is(err, jobs.ErrLeaseLost) {
+		return nil
+	}
+	s.log.ErrorContext(ctx, "saga timeout failed; put off", "order_id", d.OrderID, "err", err)
+	if _, ferr := q.Fail(context.WithoutCancel(ctx), s.db, d.OrderID, d.Failures+1, err); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return nil
+}
+
 // Sweep gives every unfinished saga past its deadline its timeout, one saga per
-// transaction, and returns how many it handled. A saga whose timeout fails is put
-// off by a step timeout so it does not hold up the others.
+// transaction, and returns how many it handled (at most 100): what the started
+// sweep does on a loop.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	const batch = 100
 	n := 0
 	for n < batch && ctx.Err() == nil {
-		var id string
-		err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
-			var err error
-			if id, err = s.repo.ClaimDue(ctx, tx, s.now()); err != nil || id == "" {
-				return err
-			}
-			_, err = s.apply(ctx, tx, id, saga.Timeout{})
-			return err
-		})
-		if id == "" {
+		got, err := s.sweep.Pass(ctx, nil)
+		n += got
+		if got == 0 || err != nil {
 			return n, err
-		}
-		n++
-		if err != nil {
-			s.log.ErrorContext(ctx, "saga timeout failed; put off", "order_id", id, "err", err)
-			if _, perr := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE sagas SET deadline = ? WHERE order_id = ?`),
-				micros(s.now().Add(s.opts.Timing.StepTimeout)), id); perr != nil {
-				return n, errors.Join(err, perr)
-			}
 		}
 	}
 	return n, nil
@@ -85,57 +142,10 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // Start runs the timeout sweep (every SweepEvery) and the purge of old checkout
 // keys (hourly) in a goroutine, until Stop.
 func (s *Service) Start(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel, s.done = cancel, make(chan struct{})
-	go s.run(ctx)
+	s.sweep.Start()
 	return nil
 }
 
-func (s *Service) run(ctx context.Context) {
-	defer close(s.done)
-	ctx = store.WithPriority(ctx) // sagas in flight go before new checkouts
-	t := time.NewTicker(s.opts.SweepEvery)
-	defer t.Stop()
-	var lastPurge time.Time
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("saga timeout sweep failed", "err", err)
-		}
-		if time.Since(lastPurge) > time.Hour {
-			lastPurge = time.Now()
-			if n, err := s.repo.PurgeCheckoutKeys(ctx, s.db, s.now().Add(-s.opts.KeyRetention)); err != nil && ctx.Err() == nil {
-				s.log.Warn("purging checkout keys failed", "err", err)
-			} else if n > 0 {
-				s.log.Info("purged checkout keys", "count", n)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// Stop stops the sweep, waiting (up to ctx's end) for the pass in progress.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel = nil
-	s.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Stop stops the sweep, waiting (up to ctx's end) for the saga in progress, and
+// releases the sagas it holds.
+func (s *Service) Stop(ctx context.Context) error { return s.sweep.Stop(ctx) }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -96,17 +97,16 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	changes notifier
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	sweep   *jobs.Worker[dueSaga]
 }
 
 // NewService returns the orders service on db, sending through ob and pricing with cat.
 func NewService(db *store.DB, ob *outbox.Outbox, cat Catalog, opts Options, log *slog.Logger) *Service {
-	return &Service{db: db, outbox: ob, catalog: cat, repo: Repo{dialect: db.Dialect}, opts: opts.withDefaults(), log: log,
+	s := &Service{db: db, outbox: ob, catalog: cat, repo: Repo{dialect: db.Dialect}, opts: opts.withDefaults(), log: log,
 		now:     func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		changes: notifier{waiters: map[string]*waiter{}}}
+	s.sweep = s.newSweep()
+	return s
 }
 
 // Handlers returns the service's request handlers, for the bus.
