@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/store"
@@ -92,36 +93,12 @@ func (s *Service) placeOnce(ctx context.Context, p orders.PlaceOrder) (orders.Pl
 	if err != nil {
 		return orders.PlacedOrder{}, err
 	}
-	var gone, changed []string
-	for _, l := range lines {
-		switch {
-		case l.unavailable != "":
-			gone = append(gone, l.unavailable)
-		case l.changed:
-			changed = append(changed, fmt.Sprintf("%s is now %s (was %s)", l.name, formatMoney(l.current), formatMoney(l.seen())))
-		}
-	}
-	if len(gone) > 0 {
-		return orders.PlacedOrder{}, orders.ErrProductUnavailable.Withf("%s", strings.Join(gone, " "))
-	}
-	if len(changed) > 0 {
-		if _, _, err := s.markSeen(ctx, p.CustomerID, lines); err != nil {
-			return orders.PlacedOrder{}, err
-		}
-		return orders.PlacedOrder{}, orders.ErrPriceChanged.Withf("prices changed since you last viewed your cart: %s. The cart was re-priced; review it and check out again.",
-			strings.Join(changed, "; "))
+	if err := s.pricesAsSeen(ctx, p.CustomerID, lines); err != nil {
+		return orders.PlacedOrder{}, err
 	}
 
 	now := s.now()
-	o := orders.Order{ID: bus.NewID(), CustomerID: p.CustomerID, Status: orders.StatusPending,
-		Lines: make([]orders.OrderLine, len(lines)), Version: 1, CreatedAt: now, UpdatedAt: now}
-	o.Total.Currency = lines[0].SeenCurrency
-	for i, l := range lines {
-		total := l.current.Amount * l.Quantity
-		o.Lines[i] = orders.OrderLine{ProductID: l.ProductID, SKU: l.SKU, Name: l.name, UnitPrice: l.current,
-			Quantity: l.Quantity, LineTotal: orders.Money{Amount: total, Currency: l.current.Currency}}
-		o.Total.Amount += total
-	}
+	o := newOrder(p.CustomerID, lines, now)
 	sg, msgs := saga.Start(o, p.PaymentToken, now, s.opts.Timing)
 	err = store.InTx(ctx, s.db, func(tx *store.Tx) error {
 		// The cart's lock serializes a customer's checkouts; once it is held, a
@@ -164,6 +141,46 @@ func (s *Service) placeOnce(ctx context.Context, p orders.PlaceOrder) (orders.Pl
 	}
 	s.log.InfoContext(ctx, "order placed", "order_id", o.ID, "customer_id", o.CustomerID, "total", o.Total.Amount, "currency", o.Total.Currency)
 	return orders.PlacedOrder{Order: o}, nil
+}
+
+// pricesAsSeen refuses a checkout whose lines are not all for sale at the price
+// the customer saw: ErrProductUnavailable, or ErrPriceChanged once the new prices
+// are recorded as seen.
+func (s *Service) pricesAsSeen(ctx context.Context, customerID string, lines []pricedLine) error {
+	var gone, changed []string
+	for _, l := range lines {
+		switch {
+		case l.unavailable != "":
+			gone = append(gone, l.unavailable)
+		case l.changed:
+			changed = append(changed, fmt.Sprintf("%s is now %s (was %s)", l.name, formatMoney(l.current), formatMoney(l.seen())))
+		}
+	}
+	if len(gone) > 0 {
+		return orders.ErrProductUnavailable.Withf("%s", strings.Join(gone, " "))
+	}
+	if len(changed) > 0 {
+		if _, _, err := s.markSeen(ctx, customerID, lines); err != nil {
+			return err
+		}
+		return orders.ErrPriceChanged.Withf("prices changed since you last viewed your cart: %s. The cart was re-priced; review it and check out again.",
+			strings.Join(changed, "; "))
+	}
+	return nil
+}
+
+// newOrder returns the pending order of customerID for its priced cart lines.
+func newOrder(customerID string, lines []pricedLine, now time.Time) orders.Order {
+	o := orders.Order{ID: bus.NewID(), CustomerID: customerID, Status: orders.StatusPending,
+		Lines: make([]orders.OrderLine, len(lines)), Version: 1, CreatedAt: now, UpdatedAt: now}
+	o.Total.Currency = lines[0].SeenCurrency
+	for i, l := range lines {
+		total := l.current.Amount * l.Quantity
+		o.Lines[i] = orders.OrderLine{ProductID: l.ProductID, SKU: l.SKU, Name: l.name, UnitPrice: l.current,
+			Quantity: l.Quantity, LineTotal: orders.Money{Amount: total, Currency: l.current.Currency}}
+		o.Total.Amount += total
+	}
+	return o
 }
 
 func sameLines(a, b []cartLine) bool {
