@@ -224,7 +224,7 @@ func (q *Queue) Release(ctx context.Context) error {
 	return nil
 }
 
-// Complete records the jobs keys as done, through ex (a transaction, so that it
+// Complete records the jobs named by keys as done, through ex (a transaction, so that it
 // commits with the work's effects, or the database): Table.Done, or their
 // deletion. Jobs this queue no longer holds are left alone; when that leaves out
 // all of keys, Complete returns ErrLeaseLost.

@@ -241,16 +241,22 @@ func (w *Worker[T]) Pass(ctx context.Context, handle Handler[T]) (int, error) {
 	errs := make([]error, 0, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for len(jobs) > 0 {
-		batch := jobs[:min(w.cfg.Batch, len(jobs))]
+	run := func(batch []T) {
+		if err := handle(ctx, w.q, batch); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	}
+	for len(jobs) > w.cfg.Batch {
+		batch := jobs[:w.cfg.Batch]
 		jobs = jobs[len(batch):]
-		wg.Go(func() {
-			if err := handle(ctx, w.q, batch); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
+		wg.Go(func() { run(batch) })
+	}
+	if len(jobs) > 0 {
+		// The last batch runs in the caller's goroutine: a pass of one batch (the
+		// relay's Drain) is a plain call, whose panics reach its caller.
+		run(jobs)
 	}
 	wg.Wait()
 	return n, errors.Join(errs...)
