@@ -487,7 +487,9 @@ func TestCheckoutFlows(t *testing.T) {
 // A step that gets no answer is sent again, then compensated: the order is
 // rejected, the reservation released, and the customer told they were not charged.
 func TestTimeoutCompensates(t *testing.T) {
-	opts := checkout.Options{Timing: saga.Timing{StepTimeout: 100 * time.Millisecond, MaxAttempts: 2, ReservationTTL: time.Minute},
+	// The step timeout is long enough that an answered step (the reservation) never
+	// times out on a loaded machine, and short enough to keep the test quick.
+	opts := checkout.Options{Timing: saga.Timing{StepTimeout: 750 * time.Millisecond, MaxAttempts: 2, ReservationTTL: time.Minute},
 		SweepEvery: 20 * time.Millisecond}
 	each(t, opts, func(t *testing.T, w *ordertest.World) {
 		tee := w.Catalog.Add("TEE-M", "Classic Tee", 1500)
