@@ -244,10 +244,14 @@ func (s *fakeShop) handler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		for {
-			b, _ := json.Marshal(s.orderJSON(o))
+			// One reading of the status decides both what is sent and whether the
+			// stream goes on: read twice, the order could turn final in between,
+			// and the stream would hold on without ever sending the final status.
+			view := s.orderJSON(o)
+			b, _ := json.Marshal(view)
 			fmt.Fprintf(w, "event: order\ndata: %s\n\n", b)
 			w.(http.Flusher).Flush()
-			if st, _ := s.status(o); st != "pending" {
+			if view["status"] != "pending" {
 				s.mu.Unlock() // hold the stream open without the lock
 				<-r.Context().Done()
 				s.mu.Lock()
