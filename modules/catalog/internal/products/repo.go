@@ -12,6 +12,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/catalog"
 )
 
@@ -180,7 +181,7 @@ func (Repo) Insert(ctx context.Context, q sqlx.ExtContext, p catalog.Product) er
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p.ID, p.SKU, p.Name, p.Description, p.Category, p.Price.Amount, p.Price.Currency, string(attrs), p.ImageURL,
 		string(p.Status), p.Version, storedTime(p.CreatedAt), storedTime(p.UpdatedAt), searchText(&p))
-	if err != nil && isUniqueViolation(err) {
+	if store.IsUniqueViolation(err) {
 		return catalog.ErrSKUTaken.Withf("a product with SKU %s exists", p.SKU).OnField("sku")
 	}
 	if err != nil {
@@ -209,9 +210,4 @@ func (Repo) Update(ctx context.Context, q sqlx.ExtContext, p catalog.Product) er
 		return catalog.ErrVersionMismatch
 	}
 	return nil
-}
-
-func isUniqueViolation(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
+	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/catalog"
 )
@@ -132,10 +133,7 @@ func (s *Service) GetMany(ctx context.Context, q catalog.GetProducts) (catalog.P
 
 // List answers catalog.ListProducts.
 func (s *Service) List(ctx context.Context, q catalog.ListProducts) (catalog.ProductPage, error) {
-	f := ListFilter{Category: q.Category, Query: q.Query, After: q.After, Limit: q.Limit}
-	if f.Limit <= 0 || f.Limit > catalog.MaxPageSize {
-		f.Limit = catalog.MaxPageSize
-	}
+	f := ListFilter{Category: q.Category, Query: q.Query, After: q.After}
 	switch {
 	case q.Status != "" && (q.IncludeUnpublished || q.Status == catalog.StatusActive):
 		f.Statuses = []catalog.Status{q.Status}
@@ -143,21 +141,18 @@ func (s *Service) List(ctx context.Context, q catalog.ListProducts) (catalog.Pro
 	default:
 		f.Statuses = []catalog.Status{catalog.StatusActive}
 	}
-	// One extra row tells whether there is a next page.
-	f.Limit++
-	items, err := s.repo.List(ctx, s.db, f)
+	limit := paging.Limit(q.Limit, catalog.MaxPageSize, catalog.MaxPageSize)
+	items, next, err := paging.Read(limit, func(n int) ([]catalog.Product, error) {
+		f.Limit = n
+		return s.repo.List(ctx, s.db, f)
+	}, func(p catalog.Product) string { return p.ID })
 	if err == nil {
 		err = s.withAvailability(ctx, s.db, items)
 	}
 	if err != nil {
 		return catalog.ProductPage{}, err
 	}
-	page := catalog.ProductPage{Items: items}
-	if len(items) == f.Limit {
-		page.Items = items[:f.Limit-1]
-		page.NextAfter = page.Items[len(page.Items)-1].ID
-	}
-	return page, nil
+	return catalog.ProductPage{Items: items, NextAfter: next}, nil
 }
 
 // Create answers catalog.CreateProduct.

@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/identity"
 )
 
@@ -50,7 +50,7 @@ func (Repo) Insert(ctx context.Context, q sqlx.ExtContext, u identity.User, pass
 	_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO users (`+userColumns+`, password_hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.Email, u.Role, u.Version, storedTime(u.CreatedAt), storedTime(u.UpdatedAt), passwordHash)
-	if err != nil && isUniqueViolation(err) {
+	if store.IsUniqueViolation(err) {
 		return identity.ErrEmailUnavailable.OnField("email")
 	}
 	if err != nil {
@@ -228,9 +228,4 @@ func (Repo) RevokeUser(ctx context.Context, q sqlx.ExtContext, userID string, at
 		return fmt.Errorf("identity: revoke refresh tokens of %s: %w", userID, err)
 	}
 	return nil
-}
-
-func isUniqueViolation(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/outbox"
+	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/identity"
 )
@@ -324,21 +325,14 @@ func (s *Service) GetUser(ctx context.Context, g identity.GetUser) (identity.Use
 
 // ListUsers answers identity.ListUsers.
 func (s *Service) ListUsers(ctx context.Context, l identity.ListUsers) (identity.UserPage, error) {
-	limit := l.Limit
-	if limit <= 0 || limit > identity.MaxPageSize {
-		limit = identity.MaxPageSize
-	}
-	// One extra row tells whether there is a next page.
-	items, err := s.repo.List(ctx, s.db, l.After, limit+1)
+	limit := paging.Limit(l.Limit, identity.MaxPageSize, identity.MaxPageSize)
+	items, next, err := paging.Read(limit, func(n int) ([]identity.User, error) {
+		return s.repo.List(ctx, s.db, l.After, n)
+	}, func(u identity.User) string { return u.ID })
 	if err != nil {
 		return identity.UserPage{}, err
 	}
-	page := identity.UserPage{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		page.NextAfter = page.Items[limit-1].ID
-	}
-	return page, nil
+	return identity.UserPage{Items: items, NextAfter: next}, nil
 }
 
 // SetRole answers identity.SetRole. Setting the role an account has is no change:

@@ -15,6 +15,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
+	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/inventory"
 )
@@ -110,21 +111,14 @@ func (s *Service) GetAvailability(ctx context.Context, q inventory.GetAvailabili
 
 // ListItems answers inventory.ListItems.
 func (s *Service) ListItems(ctx context.Context, q inventory.ListItems) (inventory.ItemPage, error) {
-	limit := q.Limit
-	if limit <= 0 || limit > inventory.MaxPageSize {
-		limit = inventory.MaxPageSize
-	}
-	// One extra row tells whether there is a next page.
-	items, err := s.repo.ListItems(ctx, s.db, q.After, limit+1)
+	limit := paging.Limit(q.Limit, inventory.MaxPageSize, inventory.MaxPageSize)
+	items, next, err := paging.Read(limit, func(n int) ([]inventory.Item, error) {
+		return s.repo.ListItems(ctx, s.db, q.After, n)
+	}, func(it inventory.Item) string { return it.SKU })
 	if err != nil {
 		return inventory.ItemPage{}, err
 	}
-	page := inventory.ItemPage{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		page.NextAfter = page.Items[limit-1].SKU
-	}
-	return page, nil
+	return inventory.ItemPage{Items: items, NextAfter: next}, nil
 }
 
 // ListAdjustments answers inventory.ListAdjustments. An unknown SKU is
@@ -133,20 +127,14 @@ func (s *Service) ListAdjustments(ctx context.Context, q inventory.ListAdjustmen
 	if _, err := s.GetItem(ctx, inventory.GetItem{SKU: q.SKU}); err != nil {
 		return inventory.AdjustmentPage{}, err
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > inventory.MaxPageSize {
-		limit = inventory.MaxPageSize
-	}
-	adjs, err := s.repo.Adjustments(ctx, s.db, q.SKU, q.Before, limit+1)
+	limit := paging.Limit(q.Limit, inventory.MaxPageSize, inventory.MaxPageSize)
+	adjs, next, err := paging.Read(limit, func(n int) ([]inventory.Adjustment, error) {
+		return s.repo.Adjustments(ctx, s.db, q.SKU, q.Before, n)
+	}, func(a inventory.Adjustment) string { return a.ID })
 	if err != nil {
 		return inventory.AdjustmentPage{}, err
 	}
-	page := inventory.AdjustmentPage{Items: adjs}
-	if len(adjs) > limit {
-		page.Items = adjs[:limit]
-		page.NextBefore = page.Items[limit-1].ID
-	}
-	return page, nil
+	return inventory.AdjustmentPage{Items: adjs, NextBefore: next}, nil
 }
 
 // validateAdjust checks what an Adjust says on its own, before any item is read.

@@ -13,6 +13,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
+	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/notifications"
 	"github.com/agora-commerce/agora/modules/orders"
@@ -118,22 +119,12 @@ func (s *Service) List(ctx context.Context, q notifications.ListNotifications) (
 			return notifications.NotificationPage{}, notifications.ErrInvalidInput.Withf("before must be a notification id").OnField("before")
 		}
 	}
-	limit := q.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultPageSize
-	case limit > notifications.MaxPageSize:
-		limit = notifications.MaxPageSize
-	}
-	// One extra row tells whether there is a next page.
-	items, err := s.repo.List(ctx, s.db, q.CustomerID, q.Before, limit+1)
+	limit := paging.Limit(q.Limit, DefaultPageSize, notifications.MaxPageSize)
+	items, next, err := paging.Read(limit, func(n int) ([]notifications.Notification, error) {
+		return s.repo.List(ctx, s.db, q.CustomerID, q.Before, n)
+	}, func(n notifications.Notification) string { return n.ID })
 	if err != nil {
 		return notifications.NotificationPage{}, err
 	}
-	page := notifications.NotificationPage{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		page.NextBefore = page.Items[limit-1].ID
-	}
-	return page, nil
+	return notifications.NotificationPage{Items: items, NextBefore: next}, nil
 }

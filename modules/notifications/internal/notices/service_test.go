@@ -250,27 +250,6 @@ func TestListRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestFormatMoney(t *testing.T) {
-	for _, tt := range []struct {
-		amount   int64
-		currency string
-		want     string
-	}{
-		{0, "EUR", "EUR 0.00"},
-		{5, "EUR", "EUR 0.05"},
-		{126450, "EUR", "EUR 1,264.50"},
-		{123456789, "USD", "USD 1,234,567.89"},
-		{1500, "JPY", "JPY 1,500"},
-		{1234, "KWD", "KWD 1.234"},
-		{-250, "GBP", "GBP -2.50"},
-		{-9223372036854775808, "EUR", "EUR -92,233,720,368,547,758.08"},
-	} {
-		if got := notices.FormatMoney(tt.amount, tt.currency); got != tt.want {
-			t.Errorf("FormatMoney(%d, %s) = %q, want %q", tt.amount, tt.currency, got, tt.want)
-		}
-	}
-}
-
 func TestShortID(t *testing.T) {
 	// Two UUIDv7 made in one millisecond share their head, never (in practice) their tail.
 	a, b := bus.NewID(), bus.NewID()

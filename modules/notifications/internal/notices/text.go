@@ -45,7 +45,7 @@ func confirmed(e orders.OrderConfirmed) draft {
 	return draft{CustomerID: o.CustomerID, Kind: KindOrderConfirmed, OrderID: o.ID,
 		Title: "Order " + ref + " is confirmed",
 		Body: "Thank you for your order " + ref + ". It is confirmed: " + strconv.FormatInt(units, 10) + " " + items +
-			", total " + FormatMoney(o.Total.Amount, o.Total.Currency) + ". We will let you know if anything changes."}
+			", total " + o.Total.String() + ". We will let you know if anything changes."}
 }
 
 func rejected(e orders.OrderRejected) draft {
@@ -53,7 +53,7 @@ func rejected(e orders.OrderRejected) draft {
 	ref := ShortID(o.ID)
 	return draft{CustomerID: o.CustomerID, Kind: KindOrderRejected, OrderID: o.ID,
 		Title: "Order " + ref + " could not be completed",
-		Body: "We could not complete your order " + ref + " (total " + FormatMoney(o.Total.Amount, o.Total.Currency) + ")" +
+		Body: "We could not complete your order " + ref + " (total " + o.Total.String() + ")" +
 			because(o.Reason) + " No payment has been taken."}
 }
 
@@ -66,16 +66,16 @@ func cancelled(e orders.OrderCancelled) draft {
 	}
 	return draft{CustomerID: o.CustomerID, Kind: KindOrderCancelled, OrderID: o.ID,
 		Title: "Order " + ref + " is cancelled",
-		Body: "Your order " + ref + " (total " + FormatMoney(o.Total.Amount, o.Total.Currency) + ") has been cancelled" +
+		Body: "Your order " + ref + " (total " + o.Total.String() + ") has been cancelled" +
 			because(o.Reason) + after}
 }
 
 func refunded(e payments.RefundIssued) draft {
 	ref := ShortID(e.OrderID)
-	amount := FormatMoney(e.Amount.Amount, e.Amount.Currency)
+	amount := e.Amount.String()
 	body := "We have refunded " + amount + " for your order " + ref + because(e.Reason)
 	if e.TotalRefunded > e.Amount.Amount {
-		body += " In all, " + FormatMoney(e.TotalRefunded, e.Amount.Currency) + " has been refunded for this order."
+		body += " In all, " + payments.Money{Amount: e.TotalRefunded, Currency: e.Amount.Currency}.String() + " has been refunded for this order."
 	}
 	body += " It may take a few days to show on your statement."
 	return draft{CustomerID: e.CustomerID, Kind: KindRefundIssued, OrderID: e.OrderID, Ref: e.RefundID,
@@ -112,44 +112,4 @@ func ShortID(id string) string {
 		hex = hex[len(hex)-8:]
 	}
 	return "#" + strings.ToUpper(hex)
-}
-
-// minorDigits lists the ISO 4217 currencies whose minor unit is not a hundredth.
-var minorDigits = map[string]int{
-	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-	"RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-	"CLF": 4, "UYW": 4,
-}
-
-// FormatMoney writes an amount in minor units with its currency code, in the
-// currency's own number of decimals and with thousands separated: "EUR 1,234.50",
-// "JPY 1,500".
-func FormatMoney(amount int64, currency string) string {
-	digits, ok := minorDigits[currency]
-	if !ok {
-		digits = 2
-	}
-	sign := ""
-	u := uint64(amount)
-	if amount < 0 {
-		sign, u = "-", uint64(-(amount+1))+1 // no overflow at MinInt64
-	}
-	s := strconv.FormatUint(u, 10)
-	if len(s) <= digits {
-		s = strings.Repeat("0", digits-len(s)+1) + s
-	}
-	whole, frac := s[:len(s)-digits], s[len(s)-digits:]
-	var b strings.Builder
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if digits > 0 {
-		b.WriteByte('.')
-		b.WriteString(frac)
-	}
-	return strings.TrimSpace(currency + " " + sign + b.String())
 }

@@ -73,7 +73,7 @@ func view(c cart, lines []pricedLine) orders.Cart {
 		case l.changed:
 			prev := l.seen()
 			line.PreviousPrice = &prev
-			out.Notices = append(out.Notices, fmt.Sprintf("The price of %s changed from %s to %s.", l.name, formatMoney(prev), formatMoney(l.current)))
+			out.Notices = append(out.Notices, fmt.Sprintf("The price of %s changed from %s to %s.", l.name, prev, l.current))
 		}
 		if !line.Unavailable {
 			out.Total.Amount += line.LineTotal.Amount
@@ -81,19 +81,6 @@ func view(c cart, lines []pricedLine) orders.Cart {
 		out.Lines = append(out.Lines, line)
 	}
 	return out
-}
-
-// zeroDecimal lists the ISO 4217 currencies that have no minor unit.
-var zeroDecimal = map[string]bool{"BIF": true, "CLP": true, "DJF": true, "GNF": true, "ISK": true, "JPY": true,
-	"KMF": true, "KRW": true, "PYG": true, "RWF": true, "UGX": true, "UYI": true, "VND": true, "VUV": true,
-	"XAF": true, "XOF": true, "XPF": true}
-
-// formatMoney writes m for people: "19.99 EUR".
-func formatMoney(m orders.Money) string {
-	if zeroDecimal[m.Currency] {
-		return fmt.Sprintf("%d %s", m.Amount, m.Currency)
-	}
-	return fmt.Sprintf("%d.%02d %s", m.Amount/100, m.Amount%100, m.Currency)
 }
 
 // markSeen records in one transaction that the customer has now seen the current

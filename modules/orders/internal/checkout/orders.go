@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/orders"
 	"github.com/agora-commerce/agora/modules/orders/internal/saga"
@@ -75,20 +76,14 @@ func (s *Service) ListOrders(ctx context.Context, q orders.ListOrders) (orders.O
 	if len(q.Before) > maxIDLen || len(q.CustomerID) > maxIDLen {
 		return orders.OrderPage{}, orders.ErrInvalidInput.Withf("ids are at most %d characters", maxIDLen)
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > orders.MaxPageSize {
-		limit = orders.MaxPageSize
-	}
-	items, err := s.repo.ListOrders(ctx, s.db, q.CustomerID, q.Status, q.Before, limit+1)
+	limit := paging.Limit(q.Limit, orders.MaxPageSize, orders.MaxPageSize)
+	items, next, err := paging.Read(limit, func(n int) ([]orders.Order, error) {
+		return s.repo.ListOrders(ctx, s.db, q.CustomerID, q.Status, q.Before, n)
+	}, func(o orders.Order) string { return o.ID })
 	if err != nil {
 		return orders.OrderPage{}, err
 	}
-	page := orders.OrderPage{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		page.NextBefore = page.Items[limit-1].ID
-	}
-	return page, nil
+	return orders.OrderPage{Items: items, NextBefore: next}, nil
 }
 
 // CancelOrder answers orders.CancelOrder: it returns the order as the cancellation
@@ -144,20 +139,16 @@ func (s *Service) ListSagas(ctx context.Context, q orders.ListSagas) (orders.Sag
 	if len(q.After) > maxIDLen {
 		return orders.SagaPage{}, orders.ErrInvalidInput.Withf("ids are at most %d characters", maxIDLen)
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > orders.MaxPageSize {
-		limit = orders.MaxPageSize
-	}
-	items, err := s.repo.ListSagas(ctx, s.db, q.State, q.After, limit+1)
+	limit := paging.Limit(q.Limit, orders.MaxPageSize, orders.MaxPageSize)
+	items, next, err := paging.Read(limit, func(n int) ([]saga.Saga, error) {
+		return s.repo.ListSagas(ctx, s.db, q.State, q.After, n)
+	}, func(sg saga.Saga) string { return sg.OrderID })
 	if err != nil {
 		return orders.SagaPage{}, err
 	}
-	page := orders.SagaPage{Items: make([]orders.Saga, 0, len(items))}
-	for _, sg := range items[:min(len(items), limit)] {
+	page := orders.SagaPage{Items: make([]orders.Saga, 0, len(items)), NextAfter: next}
+	for _, sg := range items {
 		page.Items = append(page.Items, sg.View())
-	}
-	if len(items) > limit {
-		page.NextAfter = items[limit-1].OrderID
 	}
 	return page, nil
 }

@@ -153,7 +153,7 @@ func (s *Service) pricesAsSeen(ctx context.Context, customerID string, lines []p
 		case l.unavailable != "":
 			gone = append(gone, l.unavailable)
 		case l.changed:
-			changed = append(changed, fmt.Sprintf("%s is now %s (was %s)", l.name, formatMoney(l.current), formatMoney(l.seen())))
+			changed = append(changed, fmt.Sprintf("%s is now %s (was %s)", l.name, l.current, l.seen()))
 		}
 	}
 	if len(gone) > 0 {

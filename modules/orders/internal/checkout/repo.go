@@ -35,11 +35,6 @@ func (r Repo) forUpdate() string {
 	return ""
 }
 
-func isUniqueViolation(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
-}
-
 // cartLine is a stored cart line.
 type cartLine struct {
 	ProductID    string `db:"product_id"`
@@ -291,7 +286,7 @@ var errKeyTaken = errors.New("orders: idempotency key taken concurrently")
 func (Repo) InsertCheckoutKey(ctx context.Context, q sqlx.ExtContext, customerID, key, hash, orderID string, now time.Time) error {
 	_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO checkout_keys (customer_id, idempotency_key, request_hash, order_id, created_at)
 		VALUES (?, ?, ?, ?, ?)`), customerID, key, hash, orderID, micros(now))
-	if err != nil && isUniqueViolation(err) {
+	if store.IsUniqueViolation(err) {
 		return errKeyTaken
 	}
 	if err != nil {

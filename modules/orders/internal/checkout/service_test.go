@@ -144,7 +144,7 @@ func TestCart(t *testing.T) {
 			if !mugLine.Unavailable || c.Total.Amount != 5100 {
 				t.Errorf("archived line %+v, total %d (want the archived one left out)", mugLine, c.Total.Amount)
 			}
-			if len(c.Notices) != 2 || !strings.Contains(c.Notices[0], "15.00 EUR to 17.00 EUR") || !strings.Contains(c.Notices[1], "Mug") {
+			if len(c.Notices) != 2 || !strings.Contains(c.Notices[0], "EUR 15.00 to EUR 17.00") || !strings.Contains(c.Notices[1], "Mug") {
 				t.Errorf("notices %q", c.Notices)
 			}
 			// Seen now: the price change is not news any more; the unavailable product still is.
@@ -293,7 +293,7 @@ func TestPlaceOrder(t *testing.T) {
 			w.Fill(t, bob, []catalog.Product{tee, mug})
 			w.Catalog.Update(tee.ID, func(p *catalog.Product) { p.Price.Amount = 1999 })
 			_, err := place(bob, "k-price", "h")
-			if !errors.Is(err, orders.ErrPriceChanged) || !strings.Contains(err.Error(), "Classic Tee is now 19.99 EUR (was 15.00 EUR)") {
+			if !errors.Is(err, orders.ErrPriceChanged) || !strings.Contains(err.Error(), "Classic Tee is now EUR 19.99 (was EUR 15.00)") {
 				t.Fatalf("err = %v, want ErrPriceChanged naming the product", err)
 			}
 			if c, _ := bus.Call(ctx, w.Bus, orders.GetCartRequest, orders.GetCart{CustomerID: bob}); c.Lines[0].PreviousPrice != nil || c.Lines[0].UnitPrice.Amount != 1999 {
