@@ -139,12 +139,15 @@ func TestMetricsShowTheCheckout(t *testing.T) {
 	before := scrape(t, a, token)
 	checkoutOnce(t, a, s, "metrics")
 	var after metrics
-	// The outbox backlog drains after the checkout ends (the last events are
-	// delivered asynchronously): wait for every module's to be back at zero.
-	testlog.Eventually(t, "every outbox to drain", func() bool {
+	// The saga completes, and the outbox backlog drains, after the order is
+	// confirmed (the capture and the last events are asynchronous): wait for the
+	// completed saga and for every module's backlog to be back at zero.
+	completedBefore, _ := before.sum("agora_orders_sagas", map[string]string{"state": "completed"})
+	testlog.Eventually(t, "the saga to complete and every outbox to drain", func() bool {
 		after = scrape(t, a, token)
 		pending, ok := after.sum("agora_outbox_pending_messages", nil)
-		return ok && pending == 0
+		completed, _ := after.sum("agora_orders_sagas", map[string]string{"state": "completed"})
+		return ok && pending == 0 && completed > completedBefore
 	})
 
 	post := map[string]string{"route": "/v1/orders", "method": "POST", "code": "202"}
