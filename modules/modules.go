@@ -12,6 +12,7 @@ import (
 	notifications "github.com/agora-commerce/agora/modules/notifications/module"
 	orders "github.com/agora-commerce/agora/modules/orders/module"
 	payments "github.com/agora-commerce/agora/modules/payments/module"
+	web "github.com/agora-commerce/agora/modules/web/module"
 )
 
 // All returns every module with its default settings, fresh for one command line:
@@ -24,6 +25,7 @@ func All() []modhost.Module {
 		payments.New(),
 		orders.New(),
 		notifications.New(),
+		web.New(),
 	}
 }
 

@@ -86,7 +86,7 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 	// before them: no message from another process arrives at a closed database.
 	opts = append(opts, fx.Invoke(serveTransport))
 	opts = append(opts, fx.Provide(
-		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.OpsRoutes(b, names) }, fx.ResultTags(`group:"http.routes"`)),
+		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.OpsRoutes(b, modhost.WithData(mods)) }, fx.ResultTags(`group:"http.routes"`)),
 		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.TopologyRoutes(b, proc, names) }, fx.ResultTags(`group:"http.routes"`)),
 	))
 	return fx.Options(opts...)

@@ -54,7 +54,7 @@ func TestStartAndStop(t *testing.T) {
 	var srv *httpapi.Server
 	a := fxtest.New(t, app.Serve(cfg, app.Modules(), slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&srv))
 	a.RequireStart()
-	for _, m := range modhost.Names(app.Modules()) {
+	for _, m := range modhost.WithData(app.Modules()) {
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, m+".db")); err != nil {
 			t.Errorf("module %s has no database: %v", m, err)
 		}

@@ -71,7 +71,7 @@ func (c *commandLine) root() *ucli.Command {
 			Usage:  "apply pending migrations to the databases of --modules, then exit",
 			Flags:  c.commonFlags(),
 			Before: c.setup,
-			Action: func(ctx context.Context, _ *ucli.Command) error { return migrate(ctx, c.cfg, c.log) },
+			Action: func(ctx context.Context, _ *ucli.Command) error { return migrate(ctx, c.cfg, c.mods, c.log) },
 		},
 	}
 	cmds = append(cmds, c.moduleCommands()...)
@@ -163,9 +163,13 @@ func serve(ctx context.Context, cfg config.Config, mods []modhost.Module, log *s
 	return nil
 }
 
-func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func migrate(ctx context.Context, cfg config.Config, mods []modhost.Module, log *slog.Logger) error {
 	cfg.MigrateOnStart = true
+	withData := modhost.WithData(mods)
 	for _, m := range cfg.Modules {
+		if !slices.Contains(withData, m) {
+			continue // it has no database
+		}
 		h, err := modhost.Open(ctx, cfg, m, log)
 		if err != nil {
 			return err

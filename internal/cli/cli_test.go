@@ -197,13 +197,13 @@ func checkUpToDate(t *testing.T, what string, recs []map[string]any, log string)
 			got[m]++
 		}
 	}
-	for _, m := range modhost.Names(app.Modules()) {
+	for _, m := range modhost.WithData(app.Modules()) {
 		if got[m] != 1 {
 			t.Errorf("%s reported %s up to date %d times, want once; log:\n%s", what, m, got[m], log)
 		}
 	}
-	if len(got) != len(modhost.Names(app.Modules())) {
-		t.Errorf("%s reported modules %v up to date, want %v", what, got, modhost.Names(app.Modules()))
+	if len(got) != len(modhost.WithData(app.Modules())) {
+		t.Errorf("%s reported modules %v up to date, want %v", what, got, modhost.WithData(app.Modules()))
 	}
 }
 

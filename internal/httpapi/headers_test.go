@@ -83,6 +83,10 @@ func TestPlainErrorsBecomeProblems(t *testing.T) {
 				_, _ = w.Write([]byte("<p>docs</p>"))
 			case "/docs/broken":
 				http.Error(w, "something internal", http.StatusInternalServerError)
+			case "/docs/forbidden":
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte("<p>admins only</p>"))
 			default:
 				http.NotFound(w, r)
 			}
@@ -102,6 +106,10 @@ func TestPlainErrorsBecomeProblems(t *testing.T) {
 	}
 	if r := do(t, srv, "GET", "/docs/page", nil, nil); r.status != 200 || string(r.body) != "<p>docs</p>" {
 		t.Errorf("a page: %d %s", r.status, r.body)
+	}
+	// An HTML error page is written for people, on purpose: it stays.
+	if r := do(t, srv, "GET", "/docs/forbidden", nil, nil); r.status != 403 || string(r.body) != "<p>admins only</p>" {
+		t.Errorf("an HTML error page: %d %s", r.status, r.body)
 	}
 	// The API's own problems are untouched.
 	do(t, srv, "DELETE", "/openapi.json", nil, nil).problem(t, http.StatusMethodNotAllowed)

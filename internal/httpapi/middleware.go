@@ -122,9 +122,10 @@ func RemoteAddrFrom(ctx context.Context) (string, bool) {
 }
 
 // recorder notes the status and size of a response for the access log. It also
-// keeps every error problem+json: an error answer written as plain text or HTML
+// keeps every error problem+json: an error answer written as plain text
 // (http.NotFound, http.Error, the mux's own 405, a handler mounted on the mux) is
-// replaced by a problem with the same status and headers.
+// replaced by a problem with the same status and headers; an HTML error page is a
+// deliberate answer and stays.
 type recorder struct {
 	http.ResponseWriter
 	method, path string
@@ -175,10 +176,13 @@ func missDetail(method, path string, code int) string {
 	return http.StatusText(code)
 }
 
-// structured reports whether a Content-Type is JSON or CBOR (problem or not), the
-// formats the API answers errors in.
+// structured reports whether a Content-Type is one an error is deliberately
+// answered in: JSON or CBOR (problem or not), the API's formats, or an HTML page
+// (the web face's error pages, written for people). Only plain text — the
+// standard library's http.Error and http.NotFound — is replaced by a problem.
 func structured(contentType string) bool {
-	return strings.Contains(contentType, "json") || strings.Contains(contentType, "cbor")
+	return strings.Contains(contentType, "json") || strings.Contains(contentType, "cbor") ||
+		strings.HasPrefix(contentType, "text/html")
 }
 
 // Flush lets streamed responses (server-sent events) through.

@@ -109,13 +109,7 @@ func Provide(module string) fx.Option {
 				return opsHandlers(module, h.DeadLetters)
 			}, fx.ResultTags(`group:"bus.requests,flatten"`)),
 			// Which process runs the module, for the topology view.
-			fx.Annotate(func(cfg config.Config, p *Process) bus.RequestHandler {
-				if p == nil {
-					np := NewProcess(cfg, "")
-					p = &np
-				}
-				return bus.Handle(processRequest(module), func(context.Context, struct{}) (Process, error) { return *p, nil })
-			}, fx.ParamTags(``, `optional:"true"`), fx.ResultTags(`group:"bus.requests"`)),
+			processHandler(module),
 			// The module's connection pool (go_sql_*{db_name="<module>"}) and its
 			// outbox backlog, for /metrics.
 			fx.Annotate(func(h *Host) []prometheus.Collector {
@@ -129,4 +123,22 @@ func Provide(module string) fx.Option {
 			})
 		}),
 	)
+}
+
+// ProvideProcess returns the fx options of a module that owns no data (see
+// Module.Stateless): it answers only which process runs it, for the topology view.
+func ProvideProcess(module string) fx.Option {
+	return fx.Provide(processHandler(module))
+}
+
+// processHandler answers <module>.ops.Process with this process (from fx when the
+// app supplies it, else described from the configuration).
+func processHandler(module string) any {
+	return fx.Annotate(func(cfg config.Config, p *Process) bus.RequestHandler {
+		if p == nil {
+			np := NewProcess(cfg, "")
+			p = &np
+		}
+		return bus.Handle(ProcessRequest(module), func(context.Context, struct{}) (Process, error) { return *p, nil })
+	}, fx.ParamTags(``, `optional:"true"`), fx.ResultTags(`group:"bus.requests"`))
 }

@@ -26,6 +26,10 @@ type Module struct {
 	// Flags are the module's own settings, each a flag of `agora serve` and an
 	// AGORA_* environment variable.
 	Flags []ucli.Flag
+	// Stateless says the module owns no data: no database, no outbox, no migrations
+	// (the web face, which speaks only other modules' contracts). The platform opens,
+	// migrates and reports on the databases of the others only.
+	Stateless bool
 	// Run returns the fx options that run the module in this process: its database,
 	// its handlers and subscriptions on the bus, its workers.
 	Run func() fx.Option
@@ -56,6 +60,17 @@ type Started struct {
 	Bus  *bus.Bus
 	Log  *slog.Logger
 	Stop func()
+}
+
+// WithData returns the names of the modules that own data (not Stateless), in order.
+func WithData(mods []Module) []string {
+	var names []string
+	for _, m := range mods {
+		if !m.Stateless {
+			names = append(names, m.Name)
+		}
+	}
+	return names
 }
 
 // Names returns the modules' names, in order.

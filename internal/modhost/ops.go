@@ -39,30 +39,33 @@ type (
 	}
 )
 
-func listDeadLetters(module string) message.Request[ListDeadLetters, DeadLetterPage] {
+// ListDeadLettersRequest asks module for a page of its dead letters.
+func ListDeadLettersRequest(module string) message.Request[ListDeadLetters, DeadLetterPage] {
 	return message.NewRequest[ListDeadLetters, DeadLetterPage](module + ".ops.ListDeadLetters")
 }
 
-func redriveDeadLetter(module string) message.Request[RedriveDeadLetter, struct{}] {
+// RedriveDeadLetterRequest asks module to put one of its dead letters back in line.
+func RedriveDeadLetterRequest(module string) message.Request[RedriveDeadLetter, struct{}] {
 	return message.NewRequest[RedriveDeadLetter, struct{}](module + ".ops.RedriveDeadLetter")
 }
 
-func outboxStatus(module string) message.Request[struct{}, OutboxStatus] {
+// OutboxStatusRequest asks module for its outbox backlog.
+func OutboxStatusRequest(module string) message.Request[struct{}, OutboxStatus] {
 	return message.NewRequest[struct{}, OutboxStatus](module + ".ops.OutboxStatus")
 }
 
 func opsHandlers(module string, d *outbox.DeadLetters) []bus.RequestHandler {
 	return []bus.RequestHandler{
-		bus.Handle(listDeadLetters(module), func(ctx context.Context, q ListDeadLetters) (DeadLetterPage, error) {
+		bus.Handle(ListDeadLettersRequest(module), func(ctx context.Context, q ListDeadLetters) (DeadLetterPage, error) {
 			items, err := d.List(ctx, q.After, q.Limit)
 			return DeadLetterPage{Items: items}, err
 		}),
 
-		bus.Handle(redriveDeadLetter(module), func(ctx context.Context, q RedriveDeadLetter) (struct{}, error) {
+		bus.Handle(RedriveDeadLetterRequest(module), func(ctx context.Context, q RedriveDeadLetter) (struct{}, error) {
 			return struct{}{}, d.Redrive(ctx, q.ID)
 		}),
 
-		bus.Handle(outboxStatus(module), func(ctx context.Context, _ struct{}) (OutboxStatus, error) {
+		bus.Handle(OutboxStatusRequest(module), func(ctx context.Context, _ struct{}) (OutboxStatus, error) {
 			pending, oldest, dead, err := d.Backlog(ctx)
 			return OutboxStatus{Module: module, Pending: pending, OldestAgeSeconds: oldest.Seconds(), DeadLetters: dead}, err
 		}),
@@ -91,7 +94,7 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)
 			}
-			s, err := bus.Call(ctx, b, outboxStatus(in.Module), struct{}{})
+			s, err := bus.Call(ctx, b, OutboxStatusRequest(in.Module), struct{}{})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -112,7 +115,7 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)
 			}
-			page, err := bus.Call(ctx, b, listDeadLetters(in.Module), ListDeadLetters{After: in.After, Limit: in.Limit})
+			page, err := bus.Call(ctx, b, ListDeadLettersRequest(in.Module), ListDeadLetters{After: in.After, Limit: in.Limit})
 			if err != nil {
 				return nil, httpapi.Problem(err)
 			}
@@ -134,7 +137,7 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)
 			}
-			if _, err := bus.Call(ctx, b, redriveDeadLetter(in.Module), RedriveDeadLetter{ID: in.ID}); err != nil {
+			if _, err := bus.Call(ctx, b, RedriveDeadLetterRequest(in.Module), RedriveDeadLetter{ID: in.ID}); err != nil {
 				return nil, httpapi.Problem(err)
 			}
 			return nil, nil

@@ -37,8 +37,8 @@ func NewProcess(cfg config.Config, version string) Process {
 		Modules: append([]string{}, cfg.Modules...), Started: time.Now().UTC()}
 }
 
-// processRequest asks whoever runs module which process it is.
-func processRequest(module string) message.Request[struct{}, Process] {
+// ProcessRequest asks whoever runs module which process it is.
+func ProcessRequest(module string) message.Request[struct{}, Process] {
 	return message.NewRequest[struct{}, Process](module + ".ops.Process")
 }
 
@@ -72,26 +72,34 @@ func TopologyRoutes(b *bus.Bus, this Process, modules []string) httpapi.Routes {
 				"and, for every module, the process that answers for it — over the bus, so from any process.",
 		}, func(ctx context.Context, _ *struct{}) (*out, error) {
 			t := Topology{This: this, Requests: b.LocalRequestTypes(), Subscriptions: b.SubscribedTypes(),
-				Modules: make([]Placement, len(modules))}
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			var wg sync.WaitGroup
-			for i, m := range modules {
-				wg.Go(func() {
-					p, err := bus.Call(ctx, b, processRequest(m), struct{}{})
-					t.Modules[i] = Placement{Module: m}
-					switch {
-					case err == nil:
-						t.Modules[i].Running, t.Modules[i].Process = true, &p
-					case errors.Is(err, message.ErrNoHandler):
-						t.Modules[i].Problem = "no process runs it"
-					default:
-						t.Modules[i].Problem = message.AsError(err).Message
-					}
-				})
-			}
-			wg.Wait()
+				Modules: Locate(ctx, b, modules)}
 			return &out{Body: t}, nil
 		})
 	}
+}
+
+// Locate asks, over the bus and at once, which process runs each of modules, and
+// answers within 2 s whatever happens: a module nobody answers for in time is
+// reported with the reason, in the order of modules.
+func Locate(ctx context.Context, b *bus.Bus, modules []string) []Placement {
+	placed := make([]Placement, len(modules))
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, m := range modules {
+		wg.Go(func() {
+			p, err := bus.Call(ctx, b, ProcessRequest(m), struct{}{})
+			placed[i] = Placement{Module: m}
+			switch {
+			case err == nil:
+				placed[i].Running, placed[i].Process = true, &p
+			case errors.Is(err, message.ErrNoHandler):
+				placed[i].Problem = "no process runs it"
+			default:
+				placed[i].Problem = message.AsError(err).Message
+			}
+		})
+	}
+	wg.Wait()
+	return placed
 }

@@ -1,0 +1,21 @@
+// Package web is the contract of the web module: Agora's face for people, served by
+// the binary itself — the storefront at / (browse and search with live
+// availability, sign-up and sign-in, cart, checkout, the order followed live,
+// history, notifications, cancel and refund) and the operations console at
+// /console (admins only: topology, message flow, outboxes and dead letters,
+// sagas, the payment provider's breaker, inventory).
+//
+// The module declares no messages and owns no data: it renders HTML on the server
+// from what the other modules answer over the bus (their contracts only, never
+// their tables), so it works in every topology — in the single binary, in every
+// process of a split deployment, or alone as the frontend service
+// (AGORA_MODULES=web AGORA_HTTP_MODULES=web).
+//
+// Browser sessions are an HttpOnly, SameSite=Strict cookie holding identity's
+// tokens; state-changing forms are also refused when the browser says they come
+// from another origin. Pages carry a strict Content-Security-Policy: scripts and
+// styles only from the module's own embedded, content-hashed files.
+package web
+
+// Name is the module's name in AGORA_MODULES and AGORA_HTTP_MODULES.
+const Name = "web"
