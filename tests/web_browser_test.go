@@ -337,3 +337,85 @@ func checkPhoneLayout(t *testing.T, b *browser) {
 
 // bus4 is a short unique suffix for test accounts.
 func bus4() string { return fmt.Sprintf("%x@example.com", time.Now().UnixNano()) }
+
+// TestConsoleJourney is an operator's visit: the console is refused to a
+// customer (403 page) and sends an anonymous visitor to sign in; the admin sees
+// every module running, the panel updating live as messages flow, a checkout's
+// saga step by step, and adjusts an item's stock.
+func TestConsoleJourney(t *testing.T) {
+	a := startAgora(t, t.TempDir())
+	b := newBrowser(t, a.base, 2*time.Minute)
+	b.signIn("/signin", "customer@example.com", "demo-customer-password", `nav button.link`)
+	if first := b.buy("coffee", "tok_visa", 1); first == "" {
+		t.Fatal("no order page")
+	}
+	b.open("/console", "main h1")
+	if got := eval[string](b, `document.querySelector("main h1").textContent`); got != "Not allowed" {
+		t.Errorf("a customer on /console sees %q, want the 403 page", got)
+	}
+	b.checkA11y("403 page")
+	b.do("sign out", chromedp.Click(`nav button.link`), chromedp.WaitVisible(`a[href="/signin"]`))
+
+	b.signIn("/console", "admin@example.com", "demo-admin-password", "#live table")
+	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); !strings.HasSuffix(loc, "/console") {
+		t.Errorf("after signing in from /console the admin is at %s, want back at /console", loc)
+	}
+	if up := eval[int](b, `document.querySelectorAll("#live .badge.confirmed").length`); up != 7 {
+		t.Errorf("the topology shows %d modules up, want 7", up)
+	}
+	b.checkA11y("console")
+	watchConsole(t, b, a)
+	b.screenshot("console")
+
+	b.do("open the sagas", chromedp.Click(`.subnav a[href="/console/sagas"]`), chromedp.WaitVisible("main table a"),
+		chromedp.Click("main table a"), chromedp.WaitVisible(".history li"))
+	if h := eval[string](b, `document.querySelector(".history").innerText`); !strings.Contains(h, "inventory.StockReserved") {
+		t.Errorf("the saga's history does not show the reservation:\n%s", h)
+	}
+	b.checkA11y("saga")
+	b.screenshot("saga")
+
+	b.open("/console/inventory", "main table a")
+	b.do("adjust stock", chromedp.Click("main table a"), chromedp.WaitVisible("#delta"),
+		chromedp.SendKeys("#delta", "7"), chromedp.SendKeys("#reason", "delivery from the browser test"),
+		chromedp.Click("main form button"), chromedp.WaitVisible("main table"))
+	if h := eval[string](b, `document.querySelector("main table").innerText`); !strings.Contains(h, "delivery from the browser test") {
+		t.Errorf("the adjustment is not listed:\n%s", h)
+	}
+	b.checkA11y("inventory item")
+}
+
+// watchConsole checks that the console's panel is live: a stock adjustment made
+// through the API (its StockChanged event flows through the bus) shows in the
+// message flow without a reload.
+func watchConsole(t *testing.T, b *browser, a *agora) {
+	t.Helper()
+	eval[chromedp.Void](b, `window.agoraSamePage = true`)
+	before := eval[string](b, `document.querySelector("#live .flow").innerText`)
+	a.do("POST", "/v1/inventory/BOOK-DDIA/adjustments", map[string]any{"delta": 1, "reason": "console test"}, a.admin()...).want(t, 200, nil)
+	js := fmt.Sprintf(`document.querySelector("#live .flow").innerText !== %q`, before)
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js)); err != nil {
+		t.Fatalf("the console's message flow never changed after a stock adjustment: %v", err)
+	}
+	if !eval[bool](b, `window.agoraSamePage === true`) {
+		t.Error("the console reloaded; want its panel updated through its event stream")
+	}
+}
+
+// TestStorefrontSplit runs the storefront from a process of its own
+// (AGORA_MODULES=web) in a split deployment, every other module in its own
+// process behind NATS: a purchase goes through, and the console shows where
+// each module runs.
+func TestStorefrontSplit(t *testing.T) {
+	d := startSplit(t, append(splitLayout[:len(splitLayout):len(splitLayout)], "web"), false)
+	b := newBrowser(t, d.entry.base, 2*time.Minute)
+	b.signUp("split-"+strings.ToLower(bus4()), "a long passphrase for the shop")
+	b.buy("tee", "tok_visa", 1)
+	b.do("the order is confirmed", chromedp.WaitVisible(`#status [data-status="confirmed"]`))
+	b.do("sign out", chromedp.Click(`nav button.link`), chromedp.WaitVisible(`a[href="/signin"]`))
+	b.signIn("/console", "admin@example.com", "demo-admin-password", "#live table")
+	procs := eval[int](b, `new Set([...document.querySelectorAll("#live .topology tbody td:nth-child(2)")].map(td => td.innerText.split(" ")[1])).size`)
+	if procs != len(splitLayout)+1 {
+		t.Errorf("the topology shows %d processes, want %d", procs, len(splitLayout)+1)
+	}
+}
