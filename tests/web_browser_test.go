@@ -113,6 +113,7 @@ func (b *browser) waitFor(path, sel string) {
 func (b *browser) signUp(email, password string) {
 	b.t.Helper()
 	b.open("/signup", "#email")
+	b.checkA11y("sign-up form")
 	b.do("sign up", chromedp.SendKeys("#email", email), chromedp.SendKeys("#password", password),
 		chromedp.SendKeys("#confirm", password), chromedp.Click(`main button[type="submit"]`),
 		chromedp.WaitVisible(`nav button.link`)) // "Sign out": signed in
@@ -122,6 +123,7 @@ func (b *browser) signUp(email, password string) {
 func (b *browser) signIn(path, email, password, sel string) {
 	b.t.Helper()
 	b.open(path, "#email")
+	b.checkA11y("sign-in form")
 	b.do("sign in", chromedp.SendKeys("#email", email), chromedp.SendKeys("#password", password),
 		chromedp.Click(`main button[type="submit"]`), chromedp.WaitVisible(sel))
 }

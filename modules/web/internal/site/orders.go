@@ -113,7 +113,7 @@ func (s *Site) cancelOrder(w http.ResponseWriter, r *http.Request, v *visit) err
 
 // orderLive streams the order's status panel as server-sent events: an event
 // "status" whose data is the panel's HTML, first as the order is (unless the
-// browser already has that version, per Last-Event-ID), then after each change,
+// browser already shows that version, see renderedVersion), then after each change,
 // waiting through orders' WaitOrder long poll. It ends when the order is settled,
 // at the request's deadline or after streamFor; the browser reconnects.
 func (s *Site) orderLive(w http.ResponseWriter, r *http.Request, v *visit) error {
@@ -123,7 +123,7 @@ func (s *Site) orderLive(w http.ResponseWriter, r *http.Request, v *visit) error
 		return err
 	}
 	ev := startEvents(w)
-	seen, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	seen := renderedVersion(r)
 	until := time.Now().Add(s.streamFor)
 	for {
 		if o.Version > seen {
@@ -148,6 +148,15 @@ func (s *Site) orderLive(w http.ResponseWriter, r *http.Request, v *visit) error
 		}
 		o = next
 	}
+}
+
+// renderedVersion is the version of the order the browser already shows: the
+// page's (?after=, from the page that opened the stream) or, when the stream
+// reconnects, the last event's (Last-Event-ID), whichever is newer.
+func renderedVersion(r *http.Request) int64 {
+	page, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	last, _ := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	return max(page, last, 0)
 }
 
 // waitFor is how long one long poll may wait: up to 20 s, and ending a second
