@@ -164,26 +164,28 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, v *visit, err error)
 	s.render(w, r, v, status, "error", errorPage{Title: title, Message: msg, SignIn: status == http.StatusForbidden})
 }
 
+// errorPages are each error kind's status and page title; other kinds are 500s.
+var errorPages = map[message.ErrorKind]struct {
+	status int
+	title  string
+}{
+	message.Invalid:         {http.StatusUnprocessableEntity, "That did not work"},
+	message.NotFound:        {http.StatusNotFound, "Not found"},
+	message.Conflict:        {http.StatusConflict, "That cannot be done now"},
+	message.Precondition:    {http.StatusConflict, "That cannot be done now"},
+	message.Unauthenticated: {http.StatusUnauthorized, "Please sign in"},
+	message.Forbidden:       {http.StatusForbidden, "Not allowed"},
+	message.Unavailable:     {http.StatusServiceUnavailable, "Temporarily unavailable"},
+	message.Overloaded:      {http.StatusServiceUnavailable, "Temporarily unavailable"},
+	message.Timeout:         {http.StatusGatewayTimeout, "That took too long"},
+}
+
 // errorStatus maps an error kind to its status and a page title.
 func errorStatus(k message.ErrorKind) (int, string) {
-	switch k {
-	case message.Invalid:
-		return http.StatusUnprocessableEntity, "That did not work"
-	case message.NotFound:
-		return http.StatusNotFound, "Not found"
-	case message.Conflict, message.Precondition:
-		return http.StatusConflict, "That cannot be done now"
-	case message.Unauthenticated:
-		return http.StatusUnauthorized, "Please sign in"
-	case message.Forbidden:
-		return http.StatusForbidden, "Not allowed"
-	case message.Unavailable, message.Overloaded:
-		return http.StatusServiceUnavailable, "Temporarily unavailable"
-	case message.Timeout:
-		return http.StatusGatewayTimeout, "That took too long"
-	default:
-		return http.StatusInternalServerError, "Something went wrong"
+	if p, ok := errorPages[k]; ok {
+		return p.status, p.title
 	}
+	return http.StatusInternalServerError, "Something went wrong"
 }
 
 // pagePolicy is every page's Content-Security-Policy: nothing but this site's own
