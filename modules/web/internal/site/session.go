@@ -82,10 +82,14 @@ func (s *Site) page(rule access, h handler) http.Handler {
 }
 
 // signInReturn is where to come back after signing in: the page asked for, or
-// for a form posted without a session, the page it was posted from.
+// for a form posted without a session ("Add to cart" signed out), the page of
+// this site it was posted from.
 func signInReturn(r *http.Request) string {
 	if r.Method == http.MethodGet {
 		return r.URL.RequestURI()
+	}
+	if u, err := url.Parse(r.Referer()); err == nil && u.Host == r.Host {
+		return localPath(u.RequestURI())
 	}
 	return "/"
 }

@@ -316,3 +316,19 @@ func TestAssetsCacheValidators(t *testing.T) {
 		t.Errorf("unknown asset: %d, want 404", r.StatusCode)
 	}
 }
+
+// TestSignInReturnsToTheForm checks that a form posted signed out ("Add to
+// cart") leads to sign in and back to the page it was posted from, never to
+// another site's.
+func TestSignInReturnsToTheForm(t *testing.T) {
+	f := newFixture(t)
+	for referer, want := range map[string]string{
+		f.srv.URL + "/products/1?x=y":     "/signin?next=" + url.QueryEscape("/products/1?x=y"),
+		"https://evil.example/products/1": "/signin?next=" + url.QueryEscape("/"),
+	} {
+		res := f.send("POST", "/cart", "", "Referer", referer, "Sec-Fetch-Site", "same-origin")
+		if got := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || got != want {
+			t.Errorf("from %s: %d %s, want 303 %s", referer, res.StatusCode, got, want)
+		}
+	}
+}

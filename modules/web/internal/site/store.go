@@ -94,10 +94,9 @@ func (s *Site) product(w http.ResponseWriter, r *http.Request, v *visit) error {
 
 // authPage is the sign-in and sign-up form. It never carries the password back.
 type authPage struct {
-	SignUp       bool
-	Email, Next  string
-	Error        string
-	DemoAccounts bool
+	SignUp      bool
+	Email, Next string
+	Error       string
 }
 
 func (p authPage) PageTitle() string {
