@@ -19,6 +19,8 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/message"
+	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/orders"
 )
@@ -37,6 +39,7 @@ type fixture struct {
 	srv       *httptest.Server
 	refresh   atomic.Int64 // identity.Refresh calls
 	loggedOut atomic.Value // the refresh token identity.Logout got
+	redriven  atomic.Value // the dead letter orders was asked to redrive
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -74,6 +77,13 @@ func (f *fixture) handlers() []bus.RequestHandler {
 			}
 			return orders.Order{ID: order, CustomerID: alice, Status: orders.StatusConfirmed, Version: 2,
 				Total: orders.Money{Amount: 1990, Currency: "EUR"}}, nil
+		}),
+		bus.Handle(modhost.ListDeadLettersRequest("orders"), func(context.Context, modhost.ListDeadLetters) (modhost.DeadLetterPage, error) {
+			return modhost.DeadLetterPage{Items: []outbox.DeadLetter{{ID: "dl-1", Type: "inventory.ReserveStock", Attempts: 10, LastError: "no receiver"}}}, nil
+		}),
+		bus.Handle(modhost.RedriveDeadLetterRequest("orders"), func(_ context.Context, q modhost.RedriveDeadLetter) (struct{}, error) {
+			f.redriven.Store(q.ID)
+			return struct{}{}, nil
 		}),
 		bus.Handle(orders.GetCartRequest, func(context.Context, orders.GetCart) (orders.Cart, error) {
 			return orders.Cart{}, errSecret
@@ -330,5 +340,24 @@ func TestSignInReturnsToTheForm(t *testing.T) {
 		if got := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || got != want {
 			t.Errorf("from %s: %d %s, want 303 %s", referer, res.StatusCode, got, want)
 		}
+	}
+}
+
+// TestDeadLetterRedrive checks the console's dead letters: listed for an admin
+// with their last error, redriven by the module that holds them, and a module
+// the console does not know is a 404.
+func TestDeadLetterRedrive(t *testing.T) {
+	f := newFixture(t)
+	admin := f.token(root, identity.RoleAdmin, time.Hour) + "|r"
+	if b := body(t, f.send("GET", "/console/dead-letters/orders", admin)); !strings.Contains(b, "no receiver") ||
+		!strings.Contains(b, `action="/console/dead-letters/orders/dl-1/redrive"`) {
+		t.Fatalf("the dead letter is not listed with its redrive form:\n%s", b)
+	}
+	res := f.send("POST", "/console/dead-letters/orders/dl-1/redrive", admin, "Sec-Fetch-Site", "same-origin")
+	if res.StatusCode != http.StatusSeeOther || f.redriven.Load() != "dl-1" {
+		t.Errorf("redrive: %d, orders asked to redrive %v; want 303 and dl-1", res.StatusCode, f.redriven.Load())
+	}
+	if res := f.send("GET", "/console/dead-letters/nope", admin); res.StatusCode != http.StatusNotFound {
+		t.Errorf("an unknown module: %d, want 404", res.StatusCode)
 	}
 }
