@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"embed"
 	"errors"
-	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -44,13 +43,13 @@ func loadPages() *pages {
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
-	"money": formatMoney,
+	"money": message.Money.String,
 	"when":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
 	"ago":   ago,
 	"short": func(id string) string { return id[:min(len(id), 8)] },
 	"add":   func(a, b int64) int64 { return a + b },
 	"minor": func(amount int64, currency string) string {
-		return formatMoney(message.Money{Amount: amount, Currency: currency})
+		return message.Money{Amount: amount, Currency: currency}.String()
 	},
 	"contains": strings.Contains,
 	"initial":  initial,
@@ -62,24 +61,6 @@ func initial(name string) string {
 		return string(r)
 	}
 	return "?"
-}
-
-// formatMoney shows an amount in minor units with its currency: "€19.90".
-func formatMoney(m message.Money) string {
-	symbols := map[string]string{"EUR": "€", "USD": "$", "GBP": "£"}
-	sign := ""
-	amount := m.Amount
-	if amount < 0 {
-		sign, amount = "-", -amount
-	}
-	if m.Currency == "JPY" || m.Currency == "KRW" { // no minor unit
-		return sign + strconv.FormatInt(amount, 10) + " " + m.Currency
-	}
-	n := fmt.Sprintf("%d.%02d", amount/100, amount%100)
-	if s, ok := symbols[m.Currency]; ok {
-		return sign + s + n
-	}
-	return sign + n + " " + m.Currency
 }
 
 // ago says how long ago t was, roughly.

@@ -152,10 +152,10 @@ func TestAccessRules(t *testing.T) {
 		{"anonymous console", "/console/sagas", "", 303, "/signin?next=" + url.QueryEscape("/console/sagas"), ""},
 		{"anonymous order", "/orders/" + order, "", 303, "/signin?next=" + url.QueryEscape("/orders/"+order), ""},
 		{"customer console", "/console/sagas", customer, 403, "", "administrators"},
-		{"own order", "/orders/" + order, customer, 200, "", "€19.90"},
+		{"own order", "/orders/" + order, customer, 200, "", "EUR 19.90"},
 		{"another's order", "/orders/" + order, stranger, 404, "", "order not found"},
 		{"missing order", "/orders/0190a8b2-0000-7000-8000-0000000000d2", customer, 404, "", "order not found"},
-		{"admin, any order", "/orders/" + order, admin, 200, "", "€19.90"},
+		{"admin, any order", "/orders/" + order, admin, 200, "", "EUR 19.90"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
