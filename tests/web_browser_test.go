@@ -373,7 +373,9 @@ func TestConsoleJourney(t *testing.T) {
 		t.Errorf("a customer on /console sees %q, want the 403 page", got)
 	}
 	b.checkA11y("403 page")
-	b.do("sign out", chromedp.Click(`nav button.link`), chromedp.WaitVisible(`a[href="/signin"]`))
+	// The nav's sign-in link, not the 403 page's "sign in as someone else": that one
+	// is there before the sign-out has navigated, and opening a page then races it.
+	b.do("sign out", chromedp.Click(`nav button.link`), chromedp.WaitVisible(`nav a[href="/signin"]`))
 
 	b.signIn("/console", "admin@example.com", "demo-admin-password", "#live table")
 	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); !strings.HasSuffix(loc, "/console") {
@@ -431,7 +433,7 @@ func TestStorefrontSplit(t *testing.T) {
 	b.signUp("split-"+strings.ToLower(bus4()), "a long passphrase for the shop")
 	b.buy("tee", "tok_visa", 1)
 	b.do("the order is confirmed", chromedp.WaitVisible(`#status [data-status="confirmed"]`))
-	b.do("sign out", chromedp.Click(`nav button.link`), chromedp.WaitVisible(`a[href="/signin"]`))
+	b.do("sign out", chromedp.Click(`nav button.link`), chromedp.WaitVisible(`nav a[href="/signin"]`))
 	b.signIn("/console", "admin@example.com", "demo-admin-password", "#live table")
 	procs := eval[int](b, `new Set([...document.querySelectorAll("#live .topology tbody td:nth-child(2)")].map(td => td.innerText.split(" ")[1])).size`)
 	if procs != len(splitLayout)+1 {
