@@ -49,7 +49,7 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 	proc := modhost.NewProcess(cfg, BuildVersion())
 	names := modhost.Names(mods)
 	opts := []fx.Option{
-		fx.Supply(cfg, log, &proc),
+		fx.Supply(cfg, log, &proc, modhost.NewRoster(mods)),
 		// First, so that tracing is flushed last when the app stops.
 		telemetry.Module(telemetry.Config{Version: proc.Version, Modules: proc.Modules, Transport: proc.Transport}),
 		fx.WithLogger(func() fxevent.Logger {

@@ -62,6 +62,17 @@ type Started struct {
 	Stop func()
 }
 
+// Roster is the binary's modules as the registry lists them, for what presents the
+// whole system (the ops routes, the web console): every process has it, whatever
+// modules it runs, so a new module appears there by its registry line alone.
+type Roster struct {
+	Modules  []string // every module, in start order
+	WithData []string // those that own data: a database and an outbox
+}
+
+// NewRoster returns the roster of mods.
+func NewRoster(mods []Module) Roster { return Roster{Modules: Names(mods), WithData: WithData(mods)} }
+
 // WithData returns the names of the modules that own data (not Stateless), in order.
 func WithData(mods []Module) []string {
 	var names []string

@@ -37,6 +37,6 @@ func Module() fx.Option {
 // Routes returns the web module's pages: the storefront, the console and their
 // assets, which speak to the other modules over b. Every process that serves the
 // web module's HTTP provides it.
-func Routes(b *bus.Bus, keys *auth.Keys, tel *telemetry.Telemetry, log *slog.Logger) httpapi.Routes {
-	return site.New(site.Deps{Bus: b, Keys: keys, Metrics: tel.Registry, Log: log}).Routes
+func Routes(b *bus.Bus, keys *auth.Keys, tel *telemetry.Telemetry, roster modhost.Roster, log *slog.Logger) httpapi.Routes {
+	return site.New(site.Deps{Bus: b, Keys: keys, Metrics: tel.Registry, Roster: roster, Log: log}).Routes
 }

@@ -17,13 +17,6 @@ import (
 	"github.com/agora-commerce/agora/modules/payments"
 )
 
-// consoleModules are the modules the console shows: those whose contracts the
-// web module speaks, and itself. dataModules own an outbox.
-var (
-	consoleModules = []string{"identity", "catalog", "inventory", "payments", "orders", "notifications", "web"}
-	dataModules    = []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}
-)
-
 // consoleState is the live part of the console: where modules run, their
 // outboxes, the payment provider and this process's message flow.
 type consoleState struct {
@@ -51,10 +44,10 @@ func (consoleState) PageTitle() string { return "Console" }
 // snapshot asks every module, at once, for the console's live state; each part
 // that cannot be had says why instead of failing the page.
 func (s *Site) snapshot(ctx context.Context) consoleState {
-	st := consoleState{Outboxes: make([]outboxRow, len(dataModules)), At: time.Now().UTC()}
+	st := consoleState{Outboxes: make([]outboxRow, len(s.roster.WithData)), At: time.Now().UTC()}
 	var wg sync.WaitGroup
-	wg.Go(func() { st.Placements = modhost.Locate(ctx, s.bus, consoleModules) })
-	for i, m := range dataModules {
+	wg.Go(func() { st.Placements = modhost.Locate(ctx, s.bus, s.roster.Modules) })
+	for i, m := range s.roster.WithData {
 		wg.Go(func() {
 			o, err := bus.Call(ctx, s.bus, modhost.OutboxStatusRequest(m), struct{}{})
 			st.Outboxes[i] = outboxRow{OutboxStatus: o, Problem: problem(err)}
@@ -183,7 +176,7 @@ func (p deadLettersPage) PageTitle() string { return "Dead letters of " + p.Modu
 
 func (s *Site) deadLetters(w http.ResponseWriter, r *http.Request, v *visit) error {
 	m := r.PathValue("module")
-	if !slices.Contains(dataModules, m) {
+	if !slices.Contains(s.roster.WithData, m) {
 		return errUnknownModule
 	}
 	page, err := bus.Call(r.Context(), s.bus, modhost.ListDeadLettersRequest(m), modhost.ListDeadLetters{Limit: 100})
@@ -203,7 +196,7 @@ var errUnknownModule = message.NewError(message.NotFound, "web.unknown_module", 
 // redrive puts a dead letter back in line for delivery.
 func (s *Site) redrive(w http.ResponseWriter, r *http.Request, _ *visit) error {
 	m, id := r.PathValue("module"), r.PathValue("id")
-	if !slices.Contains(dataModules, m) {
+	if !slices.Contains(s.roster.WithData, m) {
 		return errUnknownModule
 	}
 	if _, err := bus.Call(r.Context(), s.bus, modhost.RedriveDeadLetterRequest(m), modhost.RedriveDeadLetter{ID: id}); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/modhost"
 )
 
 // Deps are what the site needs from its process.
@@ -23,7 +24,10 @@ type Deps struct {
 	// Metrics is the process's registry, read for the console's message flow
 	// (nil: the console shows none).
 	Metrics prometheus.Gatherer
-	Log     *slog.Logger
+	// Roster is the binary's modules, for the console: where each runs, and the
+	// outboxes of those that own data.
+	Roster modhost.Roster
+	Log    *slog.Logger
 }
 
 // Site serves the pages. It is safe for concurrent use.
@@ -31,6 +35,7 @@ type Site struct {
 	bus       *bus.Bus
 	keys      *auth.Keys
 	metrics   prometheus.Gatherer
+	roster    modhost.Roster
 	log       *slog.Logger
 	refresher *refresher
 	signIns   *signInLimits
@@ -44,7 +49,7 @@ type Site struct {
 // New returns the site, with its templates parsed and its assets hashed.
 func New(d Deps) *Site {
 	return &Site{
-		bus: d.Bus, keys: d.Keys, metrics: d.Metrics, log: d.Log,
+		bus: d.Bus, keys: d.Keys, metrics: d.Metrics, roster: d.Roster, log: d.Log,
 		refresher: newRefresher(d.Bus),
 		signIns:   newSignInLimits(),
 		pages:     loadPages(),

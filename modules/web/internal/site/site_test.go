@@ -51,7 +51,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	api := httpapi.NewAPI(httpapi.Config{RequestTimeout: 5 * time.Second, MaxInFlight: 64}, log)
-	New(Deps{Bus: b, Keys: f.keys, Log: log}).Routes(api)
+	New(Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
+		Modules:  []string{"identity", "catalog", "inventory", "payments", "orders", "notifications", "web"},
+		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}}).Routes(api)
 	f.srv = httptest.NewServer(api.Handler())
 	t.Cleanup(f.srv.Close)
 	return f
