@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,16 +42,13 @@ func loadPages() *pages {
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
-	"money": message.Money.String,
+	"money": message.Money.String, // the one format customers see amounts in
 	"when":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
-	"ago":   ago,
 	"short": func(id string) string { return id[:min(len(id), 8)] },
-	"add":   func(a, b int64) int64 { return a + b },
 	"minor": func(amount int64, currency string) string {
 		return message.Money{Amount: amount, Currency: currency}.String()
 	},
-	"contains": strings.Contains,
-	"initial":  initial,
+	"initial": initial,
 }
 
 // initial is the first letter of a name, for a product's tile.
@@ -61,19 +57,6 @@ func initial(name string) string {
 		return string(r)
 	}
 	return "?"
-}
-
-// ago says how long ago t was, roughly.
-func ago(t time.Time) string {
-	d := time.Since(t).Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return strconv.Itoa(int(d.Seconds())) + " s ago"
-	case d < time.Hour:
-		return strconv.Itoa(int(d.Minutes())) + " min ago"
-	default:
-		return strconv.Itoa(int(d.Hours())) + " h ago"
-	}
 }
 
 // view is what every page template gets.
