@@ -92,3 +92,20 @@ func Names(mods []Module) []string {
 	}
 	return names
 }
+
+// Messenger is a module's service as the bus sees it: the requests it answers and
+// the durable messages it subscribes to.
+type Messenger interface {
+	Handlers() []bus.RequestHandler
+	Subscriptions() []bus.Subscription
+}
+
+// OnBus returns the fx options that put the module's service S — provided in the
+// module's fx.Module — on the bus: its handlers and subscriptions, into the groups
+// the composition root builds the bus from.
+func OnBus[S Messenger]() fx.Option {
+	return fx.Provide(
+		fx.Annotate(func(s S) []bus.RequestHandler { return s.Handlers() }, fx.ResultTags(`group:"bus.requests,flatten"`)),
+		fx.Annotate(func(s S) []bus.Subscription { return s.Subscriptions() }, fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
+	)
+}

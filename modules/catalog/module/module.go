@@ -30,16 +30,7 @@ func Module(s Settings) fx.Option {
 				return products.NewService(h.DB, h.Outbox, products.Options{CacheTTL: s.CacheTTL})
 			},
 		),
-		fx.Provide(
-			fx.Annotate(
-				func(s *products.Service) []bus.RequestHandler { return s.Handlers() },
-				fx.ResultTags(`group:"bus.requests,flatten"`),
-			),
-			fx.Annotate(
-				func(s *products.Service) []bus.Subscription { return s.Subscriptions() },
-				fx.ResultTags(`group:"bus.subscriptions,flatten"`),
-			),
-		),
+		modhost.OnBus[*products.Service](),
 		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, ps *products.Service, log *slog.Logger) {
 			if cfg.Demo {
 				lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, ps, log) }))

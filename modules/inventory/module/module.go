@@ -30,16 +30,7 @@ func Module() fx.Option {
 				return stock.NewService(h.DB, h.Outbox, log)
 			},
 		),
-		fx.Provide(
-			fx.Annotate(
-				func(s *stock.Service) []bus.RequestHandler { return s.Handlers() },
-				fx.ResultTags(`group:"bus.requests,flatten"`),
-			),
-			fx.Annotate(
-				func(s *stock.Service) []bus.Subscription { return s.Subscriptions() },
-				fx.ResultTags(`group:"bus.subscriptions,flatten"`),
-			),
-		),
+		modhost.OnBus[*stock.Service](),
 		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, s *stock.Service, b *bus.Bus) {
 			var sweeper, seeder *stock.Background
 			lc.Append(fx.Hook{

@@ -27,12 +27,7 @@ func Module(s Settings) fx.Option {
 			func(h *modhost.Host, log *slog.Logger) (*notices.Emailer, error) { return newEmailer(h, s, log) },
 			func(h *modhost.Host, e *notices.Emailer) *notices.Service { return notices.NewService(h.DB, e) },
 		),
-		fx.Provide(
-			fx.Annotate(func(n *notices.Service) []bus.RequestHandler { return n.Handlers() },
-				fx.ResultTags(`group:"bus.requests,flatten"`)),
-			fx.Annotate(func(n *notices.Service) []bus.Subscription { return n.Subscriptions() },
-				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
-		),
+		modhost.OnBus[*notices.Service](),
 		fx.Invoke(func(lc fx.Lifecycle, e *notices.Emailer, b *bus.Bus) {
 			if e == nil {
 				return

@@ -30,11 +30,8 @@ func Module(s Settings) fx.Option {
 					log.With("module", "orders"))
 			},
 		),
+		modhost.OnBus[*checkout.Service](),
 		fx.Provide(
-			fx.Annotate(func(c *checkout.Service) []bus.RequestHandler { return c.Handlers() },
-				fx.ResultTags(`group:"bus.requests,flatten"`)),
-			fx.Annotate(func(c *checkout.Service) []bus.Subscription { return c.Subscriptions() },
-				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
 			// Sagas by state and their duration, for /metrics.
 			fx.Annotate(func(m *checkout.Metrics, c *checkout.Service) []prometheus.Collector { return m.Collectors(c) },
 				fx.ResultTags(`group:"metrics.collectors,flatten"`)),

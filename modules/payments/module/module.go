@@ -41,11 +41,8 @@ func Module(s Settings) fx.Option {
 				return ledger.NewService(h.DB, h.Outbox, prov, ledger.Options{ProviderName: name, Lease: lease}, log)
 			},
 		),
+		modhost.OnBus[*ledger.Service](),
 		fx.Provide(
-			fx.Annotate(func(l *ledger.Service) []bus.RequestHandler { return l.Handlers() },
-				fx.ResultTags(`group:"bus.requests,flatten"`)),
-			fx.Annotate(func(l *ledger.Service) []bus.Subscription { return l.Subscriptions() },
-				fx.ResultTags(`group:"bus.subscriptions,flatten"`)),
 			fx.Annotate(breakerGauge, fx.ResultTags(`group:"metrics.collectors"`)),
 		),
 		fx.Invoke(func(lc fx.Lifecycle, l *ledger.Service) {
