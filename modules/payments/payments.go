@@ -1,11 +1,12 @@
-// Package payments is the contract of the payments module: a ledger per order of
-// money authorized, captured, voided and refunded through a payment provider.
+// Package payments is the contract of the payments module: a ledger per payable — an
+// order or a ride, named by its id (PayableID) and its kind (Payable) — of money
+// authorized, captured, voided and refunded through a payment provider.
 // Other modules use this package — its messages, replies, events and errors — and
 // nothing else of payments.
 //
 // The ledger never captures without an authorization, never captures twice and
 // never refunds more than was captured. Every call to the provider carries an
-// idempotency key derived from the order and the operation, so a retry after a lost
+// idempotency key derived from the payable and the operation, so a retry after a lost
 // answer (a provider that timed out after charging) has no second effect.
 //
 // Provider calls never run inside a database transaction: a command is recorded
@@ -13,9 +14,14 @@
 // retryable errors only, and a circuit breaker), and the outcome is recorded with
 // its event. Calls interrupted by a crash are resumed at start.
 //
-// Commands (durable; idempotent per OrderID and operation):
+// Every event carries the payable's kind, so a module that subscribes takes the
+// events of its own payables only (orders: Payable "order" or empty, as sent before
+// rides existed; rides: "ride").
+//
+// Commands (durable; idempotent per PayableID and operation):
 //   - AuthorizePayment → PaymentAuthorized or PaymentDeclined.
-//   - CapturePayment → PaymentCaptured (retried until the provider takes it).
+//   - CapturePayment → PaymentCaptured (retried until the provider takes it); a
+//     partial capture (a ride's cancellation fee) releases the rest.
 //   - VoidPayment → PaymentVoided (also when nothing was authorized: the saga may
 //     void blindly while compensating).
 //   - RefundPayment → RefundIssued or RefundFailed.
@@ -31,7 +37,16 @@ import (
 // module shares the one type.
 type Money = message.Money
 
-// Status is where an order's payment stands.
+// Payable is the kind of thing a payment pays for.
+type Payable string
+
+// The payables.
+const (
+	PayableOrder Payable = "order"
+	PayableRide  Payable = "ride"
+)
+
+// Status is where a payable's payment stands.
 type Status string
 
 // Payment statuses.
@@ -44,7 +59,7 @@ const (
 	StatusRefunded    Status = "refunded" // fully refunded; partial refunds leave it captured
 )
 
-// Entry is one movement in an order's ledger.
+// Entry is one movement in a payable's ledger.
 type Entry struct {
 	Kind        string    `json:"kind" enum:"authorized,captured,voided,refunded"`
 	Amount      Money     `json:"amount"`
@@ -53,9 +68,10 @@ type Entry struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-// Payment is an order's payment and its ledger.
+// Payment is a payable's payment and its ledger.
 type Payment struct {
-	OrderID    string    `json:"order_id" format:"uuid"`
+	PayableID  string    `json:"payable_id" format:"uuid" doc:"the order's or the ride's id"`
+	Payable    Payable   `json:"payable" enum:"order,ride"`
 	CustomerID string    `json:"customer_id" format:"uuid"`
 	Status     Status    `json:"status"`
 	Amount     Money     `json:"amount" doc:"the amount to authorize"`
@@ -68,9 +84,9 @@ type Payment struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-// GetPayment asks for an order's payment.
+// GetPayment asks for a payable's payment.
 type GetPayment struct {
-	OrderID string `json:"order_id"`
+	PayableID string `json:"payable_id"`
 }
 
 // ProviderStatus asks for the state of the payment provider's circuit breaker.
@@ -90,32 +106,36 @@ var (
 	ProviderStatusRequest = message.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
 )
 
-// AuthorizePayment asks to hold Amount on the card behind PaymentToken for OrderID.
+// AuthorizePayment asks to hold Amount on the card behind PaymentToken for the
+// payable; an empty Payable is an order.
 type AuthorizePayment struct {
-	OrderID      string `json:"order_id"`
-	CustomerID   string `json:"customer_id"`
-	Amount       Money  `json:"amount"`
-	PaymentToken string `json:"payment_token"`
+	PayableID    string  `json:"payable_id"`
+	Payable      Payable `json:"payable,omitempty"`
+	CustomerID   string  `json:"customer_id"`
+	Amount       Money   `json:"amount"`
+	PaymentToken string  `json:"payment_token"`
 }
 
-// CapturePayment takes the authorized amount of OrderID.
+// CapturePayment takes Amount (0: all that is authorized) of the payable's
+// authorization and releases the rest.
 type CapturePayment struct {
-	OrderID string `json:"order_id"`
+	PayableID string `json:"payable_id"`
+	Amount    int64  `json:"amount,omitempty"`
 }
 
-// VoidPayment releases OrderID's authorization, if there is one.
+// VoidPayment releases the payable's authorization, if there is one.
 type VoidPayment struct {
-	OrderID string `json:"order_id"`
-	Reason  string `json:"reason"`
+	PayableID string `json:"payable_id"`
+	Reason    string `json:"reason"`
 }
 
 // RefundPayment gives back Amount (0: all that is captured and not yet refunded).
 // RefundID makes the refund idempotent: the same id refunds once.
 type RefundPayment struct {
-	OrderID  string `json:"order_id"`
-	RefundID string `json:"refund_id"`
-	Amount   int64  `json:"amount"`
-	Reason   string `json:"reason"`
+	PayableID string `json:"payable_id"`
+	RefundID  string `json:"refund_id"`
+	Amount    int64  `json:"amount"`
+	Reason    string `json:"reason"`
 }
 
 // The payments module's commands.
@@ -140,52 +160,58 @@ const (
 	DeclineProviderUnavailable = "provider_unavailable" // the circuit breaker is open: not tried
 )
 
-// PaymentAuthorized says Amount is held for OrderID.
+// PaymentAuthorized says Amount is held for the payable.
 type PaymentAuthorized struct {
-	OrderID     string `json:"order_id"`
-	CustomerID  string `json:"customer_id"`
-	Amount      Money  `json:"amount"`
-	ProviderRef string `json:"provider_ref"`
+	PayableID   string  `json:"payable_id"`
+	Payable     Payable `json:"payable,omitempty"`
+	CustomerID  string  `json:"customer_id"`
+	Amount      Money   `json:"amount"`
+	ProviderRef string  `json:"provider_ref"`
 }
 
-// PaymentDeclined says nothing is held for OrderID, and why.
+// PaymentDeclined says nothing is held for the payable, and why.
 type PaymentDeclined struct {
-	OrderID    string `json:"order_id"`
-	CustomerID string `json:"customer_id"`
-	Reason     string `json:"reason"`  // one of the Decline* codes
-	Message    string `json:"message"` // for the customer
+	PayableID  string  `json:"payable_id"`
+	Payable    Payable `json:"payable,omitempty"`
+	CustomerID string  `json:"customer_id"`
+	Reason     string  `json:"reason"`  // one of the Decline* codes
+	Message    string  `json:"message"` // for the customer
 }
 
-// PaymentCaptured says Amount was taken for OrderID.
+// PaymentCaptured says Amount was taken for the payable.
 type PaymentCaptured struct {
-	OrderID    string `json:"order_id"`
-	CustomerID string `json:"customer_id"`
-	Amount     Money  `json:"amount"`
+	PayableID  string  `json:"payable_id"`
+	Payable    Payable `json:"payable,omitempty"`
+	CustomerID string  `json:"customer_id"`
+	Amount     Money   `json:"amount"`
 }
 
-// PaymentVoided says OrderID's authorization is released (or there was none).
+// PaymentVoided says the payable's authorization is released (or there was none).
 type PaymentVoided struct {
-	OrderID    string `json:"order_id"`
-	CustomerID string `json:"customer_id"`
+	PayableID  string  `json:"payable_id"`
+	Payable    Payable `json:"payable,omitempty"`
+	CustomerID string  `json:"customer_id"`
 }
 
-// RefundIssued says Amount was given back for OrderID.
+// RefundIssued says Amount was given back for the payable.
 type RefundIssued struct {
-	OrderID       string `json:"order_id"`
-	CustomerID    string `json:"customer_id"`
-	RefundID      string `json:"refund_id"`
-	Amount        Money  `json:"amount"`
-	TotalRefunded int64  `json:"total_refunded"`
-	Reason        string `json:"reason"`
+	PayableID     string  `json:"payable_id"`
+	Payable       Payable `json:"payable,omitempty"`
+	CustomerID    string  `json:"customer_id"`
+	RefundID      string  `json:"refund_id"`
+	Amount        Money   `json:"amount"`
+	TotalRefunded int64   `json:"total_refunded"`
+	Reason        string  `json:"reason"`
 }
 
 // RefundFailed says a refund could not be made (nothing captured, or more than
 // what is left), and why.
 type RefundFailed struct {
-	OrderID    string `json:"order_id"`
-	CustomerID string `json:"customer_id"`
-	RefundID   string `json:"refund_id"`
-	Reason     string `json:"reason"`
+	PayableID  string  `json:"payable_id"`
+	Payable    Payable `json:"payable,omitempty"`
+	CustomerID string  `json:"customer_id"`
+	RefundID   string  `json:"refund_id"`
+	Reason     string  `json:"reason"`
 }
 
 // The payments module's events.
@@ -207,5 +233,5 @@ var (
 
 // Errors the payments module returns; errors.Is matches them on either side of the bus.
 var (
-	ErrPaymentNotFound = message.NewError(message.NotFound, "payments.payment_not_found", "no payment for this order")
+	ErrPaymentNotFound = message.NewError(message.NotFound, "payments.payment_not_found", "no payment for this order or ride")
 )

@@ -49,7 +49,7 @@ func authorizeAndWait(t *testing.T, b *bus.Bus) payments.Payment {
 	t.Helper()
 	order := bus.NewID()
 	env, err := bus.NewEnvelope(t.Context(), message.KindCommand, payments.AuthorizePaymentCommand.Name(), payments.AuthorizePayment{
-		OrderID: order, CustomerID: bus.NewID(), Amount: payments.Money{Amount: 1999, Currency: "EUR"}, PaymentToken: psp.TokenVisa})
+		PayableID: order, CustomerID: bus.NewID(), Amount: payments.Money{Amount: 1999, Currency: "EUR"}, PaymentToken: psp.TokenVisa})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func authorizeAndWait(t *testing.T, b *bus.Bus) payments.Payment {
 	}
 	var p payments.Payment
 	testlog.Eventually(t, "the payment to be authorized", func() bool {
-		p, err = bus.Call(t.Context(), b, payments.GetPaymentRequest, payments.GetPayment{OrderID: order})
+		p, err = bus.Call(t.Context(), b, payments.GetPaymentRequest, payments.GetPayment{PayableID: order})
 		return err == nil && p.Status == payments.StatusAuthorized
 	})
 	return p
@@ -120,9 +120,9 @@ func TestRoutes(t *testing.T) {
 		name, path, token string
 		want              int
 	}{
-		{"payment", "/v1/payments/" + p.OrderID, token("admin"), http.StatusOK},
-		{"payment as customer", "/v1/payments/" + p.OrderID, token("customer"), http.StatusForbidden},
-		{"payment signed out", "/v1/payments/" + p.OrderID, "", http.StatusUnauthorized},
+		{"payment", "/v1/payments/" + p.PayableID, token("admin"), http.StatusOK},
+		{"payment as customer", "/v1/payments/" + p.PayableID, token("customer"), http.StatusForbidden},
+		{"payment signed out", "/v1/payments/" + p.PayableID, "", http.StatusUnauthorized},
 		{"unknown payment", "/v1/payments/" + bus.NewID(), token("admin"), http.StatusNotFound},
 		{"not an order id", "/v1/payments/nope", token("admin"), http.StatusUnprocessableEntity},
 		{"provider", "/v1/ops/payment-provider", token("admin"), http.StatusOK},
@@ -144,7 +144,7 @@ func TestRoutes(t *testing.T) {
 				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
 					t.Fatal(err)
 				}
-				if got.OrderID != p.OrderID || got.Status != payments.StatusAuthorized || got.Authorized != 1999 || len(got.Entries) != 1 {
+				if got.PayableID != p.PayableID || got.Status != payments.StatusAuthorized || got.Authorized != 1999 || len(got.Entries) != 1 {
 					t.Errorf("payment %+v", got)
 				}
 			}

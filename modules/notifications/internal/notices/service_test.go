@@ -106,7 +106,7 @@ func TestEachEventMakesOneNotification(t *testing.T) {
 		}, notices.KindOrderCancelled, "Order #ABCD1234 is cancelled",
 			[]string{"#ABCD1234", "EUR 1,264.50", ": changed my mind.", "being refunded"}},
 		{"refund", func() message.Outgoing {
-			return payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: orderID, CustomerID: ada, RefundID: "r-1",
+			return payments.RefundIssuedEvent.With(payments.RefundIssued{PayableID: orderID, CustomerID: ada, RefundID: "r-1",
 				Amount: payments.Money{Amount: 500, Currency: "EUR"}, TotalRefunded: 1500, Reason: "a goodwill gesture"})
 		}, notices.KindRefundIssued, "Refund of EUR 5.00 for order #ABCD1234",
 			[]string{"refunded EUR 5.00", "#ABCD1234", ": a goodwill gesture.", "In all, EUR 15.00 has been refunded"}},
@@ -153,7 +153,7 @@ func TestRefundsAreNotifiedOncePerRefund(t *testing.T) {
 		b := newBus(t, notices.NewService(h.DB, nil))
 		orderID := bus.NewID()
 		refund := func(refundID string) message.Outgoing {
-			return payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: orderID, CustomerID: ada, RefundID: refundID,
+			return payments.RefundIssuedEvent.With(payments.RefundIssued{PayableID: orderID, CustomerID: ada, RefundID: refundID,
 				Amount: payments.Money{Amount: 100, Currency: "EUR"}})
 		}
 		publish(t, b, refund("r-1"), bus.NewID())

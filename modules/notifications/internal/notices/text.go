@@ -71,14 +71,14 @@ func cancelled(e orders.OrderCancelled) draft {
 }
 
 func refunded(e payments.RefundIssued) draft {
-	ref := ShortID(e.OrderID)
+	ref := ShortID(e.PayableID)
 	amount := e.Amount.String()
 	body := "We have refunded " + amount + " for your order " + ref + because(e.Reason)
 	if e.TotalRefunded > e.Amount.Amount {
 		body += " In all, " + payments.Money{Amount: e.TotalRefunded, Currency: e.Amount.Currency}.String() + " has been refunded for this order."
 	}
 	body += " It may take a few days to show on your statement."
-	return draft{CustomerID: e.CustomerID, Kind: KindRefundIssued, OrderID: e.OrderID, Ref: e.RefundID,
+	return draft{CustomerID: e.CustomerID, Kind: KindRefundIssued, OrderID: e.PayableID, Ref: e.RefundID,
 		Title: "Refund of " + amount + " for order " + ref,
 		Body:  body}
 }

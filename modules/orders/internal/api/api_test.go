@@ -270,7 +270,7 @@ func TestOrderStream(t *testing.T) {
 	if first.name != "order" || first.order.Status != orders.StatusPending || first.id != "1" {
 		t.Fatalf("first event %+v", first)
 	}
-	w.Publish(t, payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{OrderID: o.ID, CustomerID: aliceID,
+	w.Publish(t, payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{PayableID: o.ID, CustomerID: aliceID,
 		Amount: payments.Money(o.Total)}))
 	second, ok := <-events
 	if !ok || second.name != "status" || second.order.Status != orders.StatusConfirmed || second.order.Version != 2 || second.id != "2" {

@@ -31,12 +31,12 @@ func (s *Service) Subscriptions() []bus.Subscription {
 		on(s, inventory.ReservationCommitFailedEvent, func(m inventory.ReservationCommitFailed) string { return m.OrderID }),
 		on(s, inventory.ReservationReleasedEvent, func(m inventory.ReservationReleased) string { return m.OrderID }),
 		on(s, inventory.OrderRestockedEvent, func(m inventory.OrderRestocked) string { return m.OrderID }),
-		on(s, payments.PaymentAuthorizedEvent, func(m payments.PaymentAuthorized) string { return m.OrderID }),
-		on(s, payments.PaymentDeclinedEvent, func(m payments.PaymentDeclined) string { return m.OrderID }),
-		on(s, payments.PaymentCapturedEvent, func(m payments.PaymentCaptured) string { return m.OrderID }),
-		on(s, payments.PaymentVoidedEvent, func(m payments.PaymentVoided) string { return m.OrderID }),
-		on(s, payments.RefundIssuedEvent, func(m payments.RefundIssued) string { return m.OrderID }),
-		on(s, payments.RefundFailedEvent, func(m payments.RefundFailed) string { return m.OrderID }),
+		on(s, payments.PaymentAuthorizedEvent, func(m payments.PaymentAuthorized) string { return m.PayableID }),
+		on(s, payments.PaymentDeclinedEvent, func(m payments.PaymentDeclined) string { return m.PayableID }),
+		on(s, payments.PaymentCapturedEvent, func(m payments.PaymentCaptured) string { return m.PayableID }),
+		on(s, payments.PaymentVoidedEvent, func(m payments.PaymentVoided) string { return m.PayableID }),
+		on(s, payments.RefundIssuedEvent, func(m payments.RefundIssued) string { return m.PayableID }),
+		on(s, payments.RefundFailedEvent, func(m payments.RefundFailed) string { return m.PayableID }),
 	}
 }
 

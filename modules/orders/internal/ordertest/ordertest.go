@@ -166,13 +166,13 @@ func orderOf(v any) string {
 	case inventory.RestockOrder:
 		return m.OrderID
 	case payments.AuthorizePayment:
-		return m.OrderID
+		return m.PayableID
 	case payments.CapturePayment:
-		return m.OrderID
+		return m.PayableID
 	case payments.VoidPayment:
-		return m.OrderID
+		return m.PayableID
 	case payments.RefundPayment:
-		return m.OrderID
+		return m.PayableID
 	}
 	return ""
 }
@@ -220,26 +220,26 @@ func (p *Peer) Subscriptions() []bus.Subscription {
 		}),
 		answer(p, payments.AuthorizePaymentCommand, func(_ *Peer, m payments.AuthorizePayment) []message.Outgoing {
 			if m.PaymentToken == DeclineToken {
-				return []message.Outgoing{payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{OrderID: m.OrderID, CustomerID: m.CustomerID,
+				return []message.Outgoing{payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{PayableID: m.PayableID, CustomerID: m.CustomerID,
 					Reason: payments.DeclineCardDeclined, Message: DeclineMessage})}
 			}
-			return []message.Outgoing{payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{OrderID: m.OrderID, CustomerID: m.CustomerID,
-				Amount: m.Amount, ProviderRef: "ref-" + m.OrderID})}
+			return []message.Outgoing{payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{PayableID: m.PayableID, CustomerID: m.CustomerID,
+				Amount: m.Amount, ProviderRef: "ref-" + m.PayableID})}
 		}),
 		answer(p, payments.CapturePaymentCommand, func(_ *Peer, m payments.CapturePayment) []message.Outgoing {
-			return []message.Outgoing{payments.PaymentCapturedEvent.With(payments.PaymentCaptured{OrderID: m.OrderID})}
+			return []message.Outgoing{payments.PaymentCapturedEvent.With(payments.PaymentCaptured{PayableID: m.PayableID})}
 		}),
 		answer(p, payments.VoidPaymentCommand, func(_ *Peer, m payments.VoidPayment) []message.Outgoing {
-			return []message.Outgoing{payments.PaymentVoidedEvent.With(payments.PaymentVoided{OrderID: m.OrderID})}
+			return []message.Outgoing{payments.PaymentVoidedEvent.With(payments.PaymentVoided{PayableID: m.PayableID})}
 		}),
 		answer(p, payments.RefundPaymentCommand, func(p *Peer, m payments.RefundPayment) []message.Outgoing {
 			amount := m.Amount
 			if amount == 0 {
 				amount = 1 << 40 // "all that is left": the test's orders are far smaller
 			}
-			p.refunded[m.OrderID] += amount
-			return []message.Outgoing{payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: m.OrderID, RefundID: m.RefundID,
-				Amount: payments.Money{Amount: amount, Currency: "EUR"}, TotalRefunded: p.refunded[m.OrderID], Reason: m.Reason})}
+			p.refunded[m.PayableID] += amount
+			return []message.Outgoing{payments.RefundIssuedEvent.With(payments.RefundIssued{PayableID: m.PayableID, RefundID: m.RefundID,
+				Amount: payments.Money{Amount: amount, Currency: "EUR"}, TotalRefunded: p.refunded[m.PayableID], Reason: m.Reason})}
 		}),
 	}
 }

@@ -349,7 +349,7 @@ func (x *step) stockReserved() {
 }
 
 func (x *step) authorize() message.Outgoing {
-	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{OrderID: x.s.OrderID, CustomerID: x.s.CustomerID,
+	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{PayableID: x.s.OrderID, CustomerID: x.s.CustomerID,
 		Amount: payments.Money(x.s.Total), PaymentToken: x.s.PaymentToken})
 }
 
@@ -422,12 +422,12 @@ func (x *step) paymentAuthorized() {
 		x.s.Awaiting = nil
 		x.await(AckCommitted, AckCaptured)
 		x.command(inventory.CommitReservationCommand.With(inventory.CommitReservation{OrderID: x.s.OrderID}))
-		x.command(payments.CapturePaymentCommand.With(payments.CapturePayment{OrderID: x.s.OrderID}))
+		x.command(payments.CapturePaymentCommand.With(payments.CapturePayment{PayableID: x.s.OrderID}))
 	case x.s.AuthorizeSent && !x.s.Confirmed && (x.s.State == orders.SagaCompensating || x.s.State == orders.SagaRejected || x.s.State == orders.SagaCancelled):
 		// The order is not going ahead: release the hold on the card. Nothing waits
 		// for this void; it is payments' to carry through.
 		x.note("payment authorized for an order that is not going ahead")
-		x.command(payments.VoidPaymentCommand.With(payments.VoidPayment{OrderID: x.s.OrderID,
+		x.command(payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.OrderID,
 			Reason: "late authorization for an order that is no longer pending"}))
 	case x.s.Confirmed:
 		x.ignore("the payment was already authorized")
@@ -472,7 +472,7 @@ func (x *step) release() message.Outgoing {
 }
 
 func (x *step) void() message.Outgoing {
-	return payments.VoidPaymentCommand.With(payments.VoidPayment{OrderID: x.s.OrderID, Reason: "order " + string(x.s.Target)})
+	return payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.OrderID, Reason: "order " + string(x.s.Target)})
 }
 
 func (x *step) paymentCaptured() {
@@ -538,7 +538,7 @@ func (x *step) commitFailed(m inventory.ReservationCommitFailed) {
 // so sending it again refunds once.
 func (x *step) cancelRefund(reason string) message.Outgoing {
 	x.s.CancelRefundID = x.s.OrderID + "-cancel"
-	return payments.RefundPaymentCommand.With(payments.RefundPayment{OrderID: x.s.OrderID,
+	return payments.RefundPaymentCommand.With(payments.RefundPayment{PayableID: x.s.OrderID,
 		RefundID: x.s.CancelRefundID, Reason: reason})
 }
 
@@ -643,7 +643,7 @@ func (x *step) refund(r RefundRequest) error {
 		x.note("asked by %s", r.Actor)
 	}
 	x.s.Refunds = append(slices.Clone(x.s.Refunds), Refund{ID: r.RefundID, Amount: r.Amount})
-	x.command(payments.RefundPaymentCommand.With(payments.RefundPayment{OrderID: x.s.OrderID, RefundID: r.RefundID,
+	x.command(payments.RefundPaymentCommand.With(payments.RefundPayment{PayableID: x.s.OrderID, RefundID: r.RefundID,
 		Amount: r.Amount, Reason: r.Reason}))
 	return nil
 }
@@ -684,13 +684,13 @@ func (x *step) resend() []message.Outgoing {
 		case AckCommitted:
 			out = append(out, inventory.CommitReservationCommand.With(inventory.CommitReservation{OrderID: x.s.OrderID}))
 		case AckCaptured:
-			out = append(out, payments.CapturePaymentCommand.With(payments.CapturePayment{OrderID: x.s.OrderID}))
+			out = append(out, payments.CapturePaymentCommand.With(payments.CapturePayment{PayableID: x.s.OrderID}))
 		case AckReleased:
 			out = append(out, x.release())
 		case AckVoided:
 			out = append(out, x.void())
 		case AckRefunded:
-			out = append(out, payments.RefundPaymentCommand.With(payments.RefundPayment{OrderID: x.s.OrderID,
+			out = append(out, payments.RefundPaymentCommand.With(payments.RefundPayment{PayableID: x.s.OrderID,
 				RefundID: x.s.CancelRefundID, Reason: x.o.Reason}))
 		case AckRestocked:
 			out = append(out, x.restock(x.o.Reason))

@@ -41,14 +41,14 @@ var (
 	commitFailed   = inventory.ReservationCommitFailed{OrderID: orderID, Reason: "expired"}
 	released       = inventory.ReservationReleased{OrderID: orderID}
 	restocked      = inventory.OrderRestocked{OrderID: orderID}
-	authorized     = payments.PaymentAuthorized{OrderID: orderID, Amount: payments.Money{Amount: 5000, Currency: "EUR"}}
-	declined       = payments.PaymentDeclined{OrderID: orderID, Reason: payments.DeclineInsufficientFunds, Message: "Your card has insufficient funds."}
-	captured       = payments.PaymentCaptured{OrderID: orderID}
-	voided         = payments.PaymentVoided{OrderID: orderID}
-	cancelRefunded = payments.RefundIssued{OrderID: orderID, RefundID: orderID + "-cancel", Amount: payments.Money{Amount: 5000, Currency: "EUR"}, TotalRefunded: 5000}
-	cancelRefFail  = payments.RefundFailed{OrderID: orderID, RefundID: orderID + "-cancel", Reason: "nothing left"}
-	otherRefunded  = payments.RefundIssued{OrderID: orderID, RefundID: "r-1", Amount: payments.Money{Amount: 1000, Currency: "EUR"}, TotalRefunded: 1000}
-	otherRefFail   = payments.RefundFailed{OrderID: orderID, RefundID: "r-1", Reason: "nothing captured"}
+	authorized     = payments.PaymentAuthorized{PayableID: orderID, Amount: payments.Money{Amount: 5000, Currency: "EUR"}}
+	declined       = payments.PaymentDeclined{PayableID: orderID, Reason: payments.DeclineInsufficientFunds, Message: "Your card has insufficient funds."}
+	captured       = payments.PaymentCaptured{PayableID: orderID}
+	voided         = payments.PaymentVoided{PayableID: orderID}
+	cancelRefunded = payments.RefundIssued{PayableID: orderID, RefundID: orderID + "-cancel", Amount: payments.Money{Amount: 5000, Currency: "EUR"}, TotalRefunded: 5000}
+	cancelRefFail  = payments.RefundFailed{PayableID: orderID, RefundID: orderID + "-cancel", Reason: "nothing left"}
+	otherRefunded  = payments.RefundIssued{PayableID: orderID, RefundID: "r-1", Amount: payments.Money{Amount: 1000, Currency: "EUR"}, TotalRefunded: 1000}
+	otherRefFail   = payments.RefundFailed{PayableID: orderID, RefundID: "r-1", Reason: "nothing captured"}
 	cancel         = saga.Cancel{Reason: "changed my mind", Actor: "c1"}
 	refund         = saga.RefundRequest{RefundID: "r-1", Amount: 1000, Reason: "goodwill", Actor: "admin"}
 	timeout        = saga.Timeout{}
@@ -396,7 +396,7 @@ func TestCommandPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := payments.AuthorizePayment{OrderID: orderID, CustomerID: o.CustomerID, Amount: payments.Money{Amount: 5000, Currency: "EUR"}, PaymentToken: "tok_visa"}
+	want := payments.AuthorizePayment{PayableID: orderID, CustomerID: o.CustomerID, Amount: payments.Money{Amount: 5000, Currency: "EUR"}, PaymentToken: "tok_visa"}
 	if diff := cmp.Diff(want, r.Send[0].Payload); diff != "" {
 		t.Errorf("AuthorizePayment (-want +got):\n%s", diff)
 	}

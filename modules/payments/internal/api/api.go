@@ -44,7 +44,7 @@ type getOut struct{ Body payments.Payment }
 
 // getPayment answers an order's payment with its ledger (an empty one, never null).
 func (h handlers) getPayment(ctx context.Context, in *getIn) (*getOut, error) {
-	p, err := bus.Call(ctx, h.b, payments.GetPaymentRequest, payments.GetPayment{OrderID: in.OrderID})
+	p, err := bus.Call(ctx, h.b, payments.GetPaymentRequest, payments.GetPayment{PayableID: in.OrderID})
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}

@@ -102,7 +102,7 @@ func (w *world) send(t *testing.T, cmds ...message.Outgoing) {
 
 func (w *world) payment(t *testing.T, orderID string) payments.Payment {
 	t.Helper()
-	p, err := bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{OrderID: orderID})
+	p, err := bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{PayableID: orderID})
 	if err != nil {
 		t.Fatalf("GetPayment %s: %v", orderID, err)
 	}
@@ -115,7 +115,7 @@ func (w *world) waitStatus(t *testing.T, orderID string, status payments.Status)
 	var p payments.Payment
 	testlog.Eventually(t, "payment "+orderID+" "+string(status), func() bool {
 		var err error
-		p, err = bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{OrderID: orderID})
+		p, err = bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{PayableID: orderID})
 		return err == nil && p.Status == status
 	})
 	return p
@@ -140,20 +140,20 @@ func (w *world) settle(t *testing.T) {
 }
 
 func authorize(order, token string, amount int64) message.Outgoing {
-	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{OrderID: order, CustomerID: "cust-" + order,
+	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{PayableID: order, CustomerID: "cust-" + order,
 		Amount: payments.Money{Amount: amount, Currency: "EUR"}, PaymentToken: token})
 }
 
 func capture(order string) message.Outgoing {
-	return payments.CapturePaymentCommand.With(payments.CapturePayment{OrderID: order})
+	return payments.CapturePaymentCommand.With(payments.CapturePayment{PayableID: order})
 }
 
 func void(order string) message.Outgoing {
-	return payments.VoidPaymentCommand.With(payments.VoidPayment{OrderID: order, Reason: "out of stock"})
+	return payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: order, Reason: "out of stock"})
 }
 
 func refund(order, id string, amount int64) message.Outgoing {
-	return payments.RefundPaymentCommand.With(payments.RefundPayment{OrderID: order, RefundID: id, Amount: amount, Reason: "returned"})
+	return payments.RefundPaymentCommand.With(payments.RefundPayment{PayableID: order, RefundID: id, Amount: amount, Reason: "returned"})
 }
 
 // recorder keeps every event payments publishes.

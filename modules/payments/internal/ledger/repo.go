@@ -112,7 +112,7 @@ func (p *payment) refund(amount int64, ref, reason string, now time.Time) (entry
 
 // contract returns the payment as the contract shows it.
 func (p *payment) contract(entries []entry) payments.Payment {
-	out := payments.Payment{OrderID: p.OrderID, CustomerID: p.CustomerID, Status: payments.Status(p.Status),
+	out := payments.Payment{PayableID: p.OrderID, CustomerID: p.CustomerID, Status: payments.Status(p.Status),
 		Amount: p.money(p.Amount), Authorized: p.Authorized, Captured: p.Captured, Refunded: p.Refunded, Reason: p.Reason,
 		Entries: make([]payments.Entry, 0, len(entries)), CreatedAt: time.UnixMilli(p.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(p.UpdatedAt).UTC()}
 	for _, e := range entries {

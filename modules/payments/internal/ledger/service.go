@@ -145,14 +145,14 @@ func (s *Service) providerStatus(context.Context, payments.ProviderStatus) (paym
 
 // Get returns an order's payment and its ledger, or payments.ErrPaymentNotFound.
 func (s *Service) Get(ctx context.Context, q payments.GetPayment) (payments.Payment, error) {
-	if q.OrderID == "" || len(q.OrderID) > maxID {
+	if q.PayableID == "" || len(q.PayableID) > maxID {
 		return payments.Payment{}, payments.ErrPaymentNotFound // nothing is ever stored under such an id
 	}
-	p, err := s.repo.payment(ctx, s.db, q.OrderID, false)
+	p, err := s.repo.payment(ctx, s.db, q.PayableID, false)
 	if err != nil {
 		return payments.Payment{}, err
 	}
-	es, err := s.repo.entries(ctx, s.db, q.OrderID)
+	es, err := s.repo.entries(ctx, s.db, q.PayableID)
 	if err != nil {
 		return payments.Payment{}, err
 	}
@@ -191,7 +191,7 @@ func checkID(field, v string) error {
 
 func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Message[payments.AuthorizePayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.OrderID); err != nil {
+	if err := checkID("order_id", c.PayableID); err != nil {
 		return err
 	}
 	switch {
@@ -205,14 +205,14 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 		return errInvalidCommand.Withf("payment_token is longer than %d characters", maxToken).OnField("payment_token")
 	}
 	now := time.Now().UTC()
-	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
-		p = payment{OrderID: c.OrderID, CustomerID: c.CustomerID, Status: string(payments.StatusAuthorizing),
+		p = payment{OrderID: c.PayableID, CustomerID: c.CustomerID, Status: string(payments.StatusAuthorizing),
 			Amount: c.Amount.Amount, Currency: c.Amount.Currency, Token: c.PaymentToken, CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
 		if err := s.repo.insertPayment(ctx, tx, p); err != nil {
 			return err
 		}
-		return s.schedule(ctx, tx, operation{Key: opKey(c.OrderID, opAuthorize, ""), OrderID: c.OrderID, Op: opAuthorize}, now)
+		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opAuthorize, ""), OrderID: c.PayableID, Op: opAuthorize}, now)
 	}
 	if err != nil {
 		return err
@@ -221,7 +221,7 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 	// answer if there is none yet).
 	if p.Amount != c.Amount.Amount || p.Currency != c.Amount.Currency {
 		s.log.WarnContext(ctx, "authorize for an order already paid with another amount: the first amount stands",
-			"order_id", c.OrderID, "first", p.Amount, "asked", c.Amount.Amount)
+			"order_id", c.PayableID, "first", p.Amount, "asked", c.Amount.Amount)
 	}
 	switch payments.Status(p.Status) {
 	case payments.StatusAuthorized, payments.StatusCaptured, payments.StatusRefunded:
@@ -236,12 +236,12 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 
 func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m message.Message[payments.CapturePayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.OrderID); err != nil {
+	if err := checkID("order_id", c.PayableID); err != nil {
 		return err
 	}
-	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
-		s.log.WarnContext(ctx, "capture of an order with no payment: nothing to capture", "order_id", c.OrderID)
+		s.log.WarnContext(ctx, "capture of an order with no payment: nothing to capture", "order_id", c.PayableID)
 		return nil
 	}
 	if err != nil {
@@ -250,33 +250,33 @@ func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m message.Message
 	switch payments.Status(p.Status) {
 	case payments.StatusAuthorizing, payments.StatusAuthorized:
 		// While the authorization is pending, the capture waits for it.
-		if voiding, err := s.repo.hasPending(ctx, tx, c.OrderID, opVoid); err != nil || voiding {
+		if voiding, err := s.repo.hasPending(ctx, tx, c.PayableID, opVoid); err != nil || voiding {
 			if voiding {
-				s.log.WarnContext(ctx, "capture of a payment being voided: not captured", "order_id", c.OrderID)
+				s.log.WarnContext(ctx, "capture of a payment being voided: not captured", "order_id", c.PayableID)
 			}
 			return err
 		}
-		return s.schedule(ctx, tx, operation{Key: opKey(c.OrderID, opCapture, ""), OrderID: c.OrderID, Op: opCapture}, time.Now().UTC())
+		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opCapture, ""), OrderID: c.PayableID, Op: opCapture}, time.Now().UTC())
 	case payments.StatusCaptured, payments.StatusRefunded:
 		return s.ob.Add(ctx, tx, capturedEvent(p))
 	default:
-		s.log.WarnContext(ctx, "capture of a payment with nothing authorized: not captured", "order_id", c.OrderID, "status", p.Status)
+		s.log.WarnContext(ctx, "capture of a payment with nothing authorized: not captured", "order_id", c.PayableID, "status", p.Status)
 		return nil
 	}
 }
 
 func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m message.Message[payments.VoidPayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.OrderID); err != nil {
+	if err := checkID("order_id", c.PayableID); err != nil {
 		return err
 	}
 	c.Reason = truncate(c.Reason, maxText)
 	now := time.Now().UTC()
-	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
 		// Voided before it was ever authorized: record it, so that an authorize
 		// arriving late is answered with the void rather than a charge.
-		p = payment{OrderID: c.OrderID, Status: string(payments.StatusVoided), Reason: c.Reason,
+		p = payment{OrderID: c.PayableID, Status: string(payments.StatusVoided), Reason: c.Reason,
 			CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
 		if err := s.repo.insertPayment(ctx, tx, p); err != nil {
 			return err
@@ -298,22 +298,22 @@ func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m message.Message[pa
 	case payments.StatusVoided:
 		return s.ob.Add(ctx, tx, voidedEvent(p))
 	case payments.StatusAuthorized:
-		if capturing, err := s.repo.hasPending(ctx, tx, c.OrderID, opCapture); err != nil || capturing {
+		if capturing, err := s.repo.hasPending(ctx, tx, c.PayableID, opCapture); err != nil || capturing {
 			if capturing {
-				s.log.WarnContext(ctx, "void of a payment being captured: not voided", "order_id", c.OrderID)
+				s.log.WarnContext(ctx, "void of a payment being captured: not voided", "order_id", c.PayableID)
 			}
 			return err
 		}
-		return s.schedule(ctx, tx, operation{Key: opKey(c.OrderID, opVoid, ""), OrderID: c.OrderID, Op: opVoid, Reason: c.Reason}, now)
+		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opVoid, ""), OrderID: c.PayableID, Op: opVoid, Reason: c.Reason}, now)
 	default:
-		s.log.WarnContext(ctx, "void of a captured payment: not voided (refund it instead)", "order_id", c.OrderID)
+		s.log.WarnContext(ctx, "void of a captured payment: not voided (refund it instead)", "order_id", c.PayableID)
 		return nil
 	}
 }
 
 func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[payments.RefundPayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.OrderID); err != nil {
+	if err := checkID("order_id", c.PayableID); err != nil {
 		return err
 	}
 	if err := checkID("refund_id", c.RefundID); err != nil {
@@ -325,16 +325,16 @@ func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[
 	c.Reason = truncate(c.Reason, maxText)
 	failed := func(p payment, reason string) error {
 		return s.ob.Add(ctx, tx, payments.RefundFailedEvent.With(payments.RefundFailed{
-			OrderID: c.OrderID, CustomerID: p.CustomerID, RefundID: c.RefundID, Reason: reason}))
+			PayableID: c.PayableID, CustomerID: p.CustomerID, RefundID: c.RefundID, Reason: reason}))
 	}
-	p, err := s.repo.payment(ctx, tx, c.OrderID, true)
+	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
 		return failed(payment{}, RefundNotCaptured)
 	}
 	if err != nil {
 		return err
 	}
-	key := opKey(c.OrderID, opRefund, c.RefundID)
+	key := opKey(c.PayableID, opRefund, c.RefundID)
 	if o, ok, err := s.repo.operation(ctx, tx, key); err != nil {
 		return err
 	} else if ok {
@@ -350,7 +350,7 @@ func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[
 	if p.Captured == 0 {
 		return failed(p, RefundNotCaptured)
 	}
-	pending, err := s.repo.pendingRefunds(ctx, tx, c.OrderID)
+	pending, err := s.repo.pendingRefunds(ctx, tx, c.PayableID)
 	if err != nil {
 		return err
 	}
@@ -362,7 +362,7 @@ func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[
 	if amount <= 0 || amount > left {
 		return failed(p, RefundExceedsCaptured)
 	}
-	return s.schedule(ctx, tx, operation{Key: key, OrderID: c.OrderID, Op: opRefund, RefundID: c.RefundID, Amount: amount, Reason: c.Reason},
+	return s.schedule(ctx, tx, operation{Key: key, OrderID: c.PayableID, Op: opRefund, RefundID: c.RefundID, Amount: amount, Reason: c.Reason},
 		time.Now().UTC())
 }
 
@@ -376,26 +376,26 @@ func (s *Service) schedule(ctx context.Context, tx *store.Tx, o operation, now t
 }
 
 func authorizedEvent(p payment) message.Outgoing {
-	return payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{OrderID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{PayableID: p.OrderID, CustomerID: p.CustomerID,
 		Amount: p.money(p.Amount), ProviderRef: p.ProviderAuthID})
 }
 
 func declinedEvent(p payment) message.Outgoing {
-	return payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{OrderID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{PayableID: p.OrderID, CustomerID: p.CustomerID,
 		Reason: p.Reason, Message: Messages[p.Reason]})
 }
 
 func capturedEvent(p payment) message.Outgoing {
-	return payments.PaymentCapturedEvent.With(payments.PaymentCaptured{OrderID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.PaymentCapturedEvent.With(payments.PaymentCaptured{PayableID: p.OrderID, CustomerID: p.CustomerID,
 		Amount: p.money(p.Captured)})
 }
 
 func voidedEvent(p payment) message.Outgoing {
-	return payments.PaymentVoidedEvent.With(payments.PaymentVoided{OrderID: p.OrderID, CustomerID: p.CustomerID})
+	return payments.PaymentVoidedEvent.With(payments.PaymentVoided{PayableID: p.OrderID, CustomerID: p.CustomerID})
 }
 
 func refundIssuedEvent(p payment, o operation) message.Outgoing {
-	return payments.RefundIssuedEvent.With(payments.RefundIssued{OrderID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.RefundIssuedEvent.With(payments.RefundIssued{PayableID: p.OrderID, CustomerID: p.CustomerID,
 		RefundID: o.RefundID, Amount: p.money(o.Amount), TotalRefunded: p.Refunded, Reason: o.Reason})
 }
 

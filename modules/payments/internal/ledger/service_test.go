@@ -53,7 +53,7 @@ func TestAuthorizeOutcomes(t *testing.T) {
 			switch tc.wantType {
 			case payments.PaymentAuthorizedEvent.Name():
 				ev := decode[payments.PaymentAuthorized](t, env)
-				want := payments.PaymentAuthorized{OrderID: order, CustomerID: "cust-" + order,
+				want := payments.PaymentAuthorized{PayableID: order, CustomerID: "cust-" + order,
 					Amount: payments.Money{Amount: 2500, Currency: "EUR"}, ProviderRef: ev.ProviderRef}
 				if diff := cmp.Diff(want, ev); diff != "" || ev.ProviderRef == "" {
 					t.Errorf("%s: PaymentAuthorized (-want +got):\n%s", tc.token, diff)
@@ -199,7 +199,7 @@ func TestCaptureNeedsAnAuthorization(t *testing.T) {
 		if p := w.payment(t, declined); p.Captured != 0 || p.Status != payments.StatusDeclined {
 			t.Errorf("declined payment after capture: %+v", p)
 		}
-		if _, err := bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{OrderID: unknown}); !errors.Is(err, payments.ErrPaymentNotFound) {
+		if _, err := bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{PayableID: unknown}); !errors.Is(err, payments.ErrPaymentNotFound) {
 			t.Errorf("unknown order: err = %v", err)
 		}
 	})
@@ -461,7 +461,7 @@ func TestCrashedAuthorizationIsResumed(t *testing.T) {
 			t.Fatalf("the provider holds %+v; want the one authorization %s", auths, ev.ProviderRef)
 		}
 		testlog.Eventually(t, "the payment to be authorized", func() bool {
-			p, err := second.Get(t.Context(), payments.GetPayment{OrderID: order})
+			p, err := second.Get(t.Context(), payments.GetPayment{PayableID: order})
 			return err == nil && p.Status == payments.StatusAuthorized && p.Authorized == 5000
 		})
 		if got := events.types(order); len(got) != 1 {
@@ -522,7 +522,7 @@ func TestMalformedCommandsAreRefused(t *testing.T) {
 		bad := []message.Outgoing{
 			authorize("", psp.TokenVisa, 100),
 			authorize(bus.NewID(), psp.TokenVisa, 0),
-			payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{OrderID: bus.NewID(), Amount: payments.Money{Amount: 1, Currency: "euro"}}),
+			payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{PayableID: bus.NewID(), Amount: payments.Money{Amount: 1, Currency: "euro"}}),
 			refund(bus.NewID(), "", 0),
 			refund(bus.NewID(), "r", -1),
 		}

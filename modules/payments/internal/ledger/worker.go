@@ -269,7 +269,7 @@ func (s *Service) void(ctx context.Context, o operation, p payment) error {
 func (s *Service) refund(ctx context.Context, o operation, p payment) error {
 	failed := func(tx *store.Tx, p *payment, reason string) (string, string, error) {
 		return stateFailed, reason, s.ob.Add(ctx, tx, payments.RefundFailedEvent.With(payments.RefundFailed{
-			OrderID: p.OrderID, CustomerID: p.CustomerID, RefundID: o.RefundID, Reason: reason}))
+			PayableID: p.OrderID, CustomerID: p.CustomerID, RefundID: o.RefundID, Reason: reason}))
 	}
 	if p.Captured-p.Refunded < o.Amount {
 		return s.record(ctx, o, func(tx *store.Tx, p *payment, _ time.Time) (string, string, error) {
