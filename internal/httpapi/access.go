@@ -28,6 +28,12 @@ var (
 	// AdminOnly operations need an access token with the admin role: 401 without a
 	// valid token, 403 with another role.
 	AdminOnly = []map[string][]string{{BearerAuth: {"admin"}}}
+	// DriverOnly operations need an access token with the driver role (a driver's
+	// own app): 401 without a valid token, 403 with another role.
+	DriverOnly = []map[string][]string{{BearerAuth: {"driver"}}}
+	// DriverOrAdmin operations admit drivers (for themselves) and admins (for any
+	// driver: a fleet operator's batch); 403 for other roles.
+	DriverOrAdmin = []map[string][]string{{BearerAuth: {"driver", "admin"}}}
 	// PublicOrAdmin operations are public and show admins more (drafts, say). A
 	// token that is sent must be valid.
 	PublicOrAdmin = []map[string][]string{{}, {BearerAuth: {}}}
