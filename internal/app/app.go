@@ -134,7 +134,7 @@ func newTransport(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*natsbu
 	case !strings.HasPrefix(cfg.BusURL, "nats://") && !strings.HasPrefix(cfg.BusURL, "tls://"):
 		return nil, fmt.Errorf("bus URL %q: want nats://host:port (or empty for the in-process bus)", cfg.BusURL)
 	}
-	t, err := natsbus.Connect(natsbus.Config{URL: cfg.BusURL, Name: "agora[" + strings.Join(cfg.Modules, ",") + "]"}, log)
+	t, err := natsbus.Connect(natsbus.Config{URL: cfg.BusURL, OutageWait: cfg.BusOutageWait, Name: "agora[" + strings.Join(cfg.Modules, ",") + "]"}, log)
 	if err != nil {
 		return nil, err
 	}

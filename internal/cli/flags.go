@@ -49,6 +49,7 @@ func (c *commandLine) serveFlags() []ucli.Flag {
 		modhost.Setting(&cfg.MetricsToken, "metrics-token", "bearer token that /metrics requires; empty: /metrics answers the loopback address only"),
 		modhost.Setting(&cfg.BusURL, "bus-url", "connect this process to the others through NATS (nats://host:port, e.g. `agora broker`'s); empty: every module in this process, in-process bus"),
 		modhost.Setting(&c.httpModules, "http-modules", "modules whose HTTP routes this process serves (all, none, or a comma-separated list); routes of modules running elsewhere ask them over the bus"),
+		modhost.Setting(&cfg.BusOutageWait, "bus-outage-wait", "how long a request to another process waits for a lost broker before failing with 503 and Retry-After"),
 		modhost.Setting(&cfg.BusMaxInFlight, "bus-max-in-flight", "requests one module handles at once; callers wait up to their deadline, then get 503"),
 		modhost.Setting(&cfg.ShutdownTimeout, "shutdown-timeout", "how long a stop waits for requests and messages in flight"),
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	// servers of a cluster) connects this process's bus to the other processes
 	// through NATS; empty keeps every message in this process.
 	BusURL string
+	// BusOutageWait is how long a request to another process waits for a lost broker
+	// connection to come back before it fails with 503 and Retry-After.
+	BusOutageWait time.Duration
 
 	// DatabaseURL selects PostgreSQL for every module (postgres://…); empty means
 	// one SQLite file per module under DataDir. ModuleDatabaseURLs overrides it per
@@ -68,6 +71,7 @@ func Default() Config {
 		MaxInFlight:        1024,
 		ShutdownTimeout:    15 * time.Second,
 		BusMaxInFlight:     256,
+		BusOutageWait:      2 * time.Second,
 		DBMaxOpenConns:     8,
 		DBMaxIdleConns:     8,
 		DBConnMaxLifetime:  30 * time.Minute,

@@ -78,6 +78,10 @@ var (
 	// ErrNoHandler: no process serves the message's receiver (the module is not
 	// running here and no remote transport reaches it).
 	ErrNoHandler = NewError(Unavailable, "bus.no_handler", "no process serves this request")
+	// ErrUnreachable: the broker that carries requests to other processes cannot be
+	// reached (or the connection dropped while waiting for the answer). The request
+	// may or may not have been handled; retry it shortly.
+	ErrUnreachable = NewError(Unavailable, "bus.unreachable", "the message bus is unreachable; retry shortly")
 	// ErrOverloaded: the receiver had no free capacity before the caller's
 	// deadline or its queue was full. Callers should retry later with backoff.
 	ErrOverloaded = NewError(Overloaded, "bus.overloaded", "the service is overloaded; retry later")

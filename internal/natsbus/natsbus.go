@@ -76,6 +76,13 @@ type Config struct {
 
 	// RequestTimeout is the deadline of a request whose context has none (default 30s).
 	RequestTimeout time.Duration
+	// OutageWait is how long a request made while the broker is unreachable waits
+	// for the connection to come back before it fails as unavailable (default 2s).
+	OutageWait time.Duration
+	// PingInterval is how often the connection checks that the broker answers; two
+	// unanswered pings mark it lost, so a silent broker (paused, partitioned) is
+	// noticed within about three intervals (default 1s).
+	PingInterval time.Duration
 	// ReconnectBuffer is how many bytes are buffered while disconnected (default 8 MiB).
 	ReconnectBuffer int
 }
@@ -104,6 +111,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 30 * time.Second
+	}
+	if c.OutageWait <= 0 {
+		c.OutageWait = 2 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = time.Second
 	}
 	if c.ReconnectBuffer <= 0 {
 		c.ReconnectBuffer = 8 << 20
@@ -136,6 +149,7 @@ type Transport struct {
 	log *slog.Logger
 	nc  *nats.Conn
 	js  jetstream.JetStream
+	up  *link
 
 	mu        sync.Mutex
 	b         *bus.Bus
@@ -150,9 +164,11 @@ var _ bus.Transport = (*Transport)(nil)
 // connection is retried in the background, forever, as after any disconnection.
 func Connect(cfg Config, log *slog.Logger) (*Transport, error) {
 	cfg = cfg.withDefaults()
-	t := &Transport{cfg: cfg, log: log.With("component", "natsbus")}
+	t := &Transport{cfg: cfg, log: log.With("component", "natsbus"), up: newLink()}
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name(cfg.Name),
+		nats.PingInterval(cfg.PingInterval),
+		nats.MaxPingsOutstanding(2),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -162,9 +178,11 @@ func Connect(cfg Config, log *slog.Logger) (*Transport, error) {
 			if nc.IsClosed() {
 				return // our own Close at shutdown, not a lost broker
 			}
+			t.up.down()
 			t.log.Warn("bus disconnected from the broker; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			t.up.restored()
 			t.log.Info("bus reconnected to the broker", "url", nc.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
@@ -177,6 +195,9 @@ func Connect(cfg Config, log *slog.Logger) (*Transport, error) {
 	)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: connect %s: %w", cfg.URL, err)
+	}
+	if !nc.IsConnected() {
+		t.up.down() // not there yet: RetryOnFailedConnect keeps trying
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -352,19 +373,26 @@ func withDefaultDeadline(ctx context.Context, d time.Duration) (context.Context,
 func (t *Transport) Request(ctx context.Context, env message.Envelope) ([]byte, error) {
 	ctx, cancel := withDefaultDeadline(ctx, t.cfg.RequestTimeout)
 	defer cancel()
+	ctx, release, err := t.up.await(ctx, t.cfg.OutageWait, env.Type)
+	if err != nil {
+		return nil, err
+	}
+	defer release(nil)
 	deadline, _ := ctx.Deadline()
 	msg := envelopeMsg(requestPrefix+env.Type, env)
 	msg.Header.Set(hTimeout, strconv.FormatInt(time.Until(deadline).Milliseconds(), 10))
 	reply, err := t.nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case err == nil:
+	case errors.Is(context.Cause(ctx), errLinkLost):
+		return nil, unreachable(env.Type)
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, message.ErrNoHandler.Withf("no process serves %s (module %q is not running)", env.Type, bus.ModuleOf(env.Type))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		return nil, message.ErrTimeout
 	default:
 		t.log.WarnContext(ctx, "bus request failed", "type", env.Type, "err", err)
-		return nil, message.ErrNoHandler.Withf("the message bus is unreachable; %s could not be asked", bus.ModuleOf(env.Type))
+		return nil, unreachable(env.Type)
 	}
 	if reply.Header.Get(hError) != "" {
 		be := &message.Error{}
