@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -96,6 +98,13 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 // after every module (and so stopped before them: requests drain before relays and
 // databases close).
 func Serve(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option {
+	return ServeOn(nil, cfg, mods, log)
+}
+
+// ServeOn is Serve on a listener bound already (nil: bind cfg.HTTPAddr at start).
+// The command line binds first, so that the port proves no other live process is
+// this one — the lease identity of the jobs it runs (see Instance).
+func ServeOn(ln net.Listener, cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option {
 	return fx.Options(
 		Options(cfg, mods, log),
 		fx.Provide(func(api *httpapi.API) *httpapi.Server {
@@ -105,7 +114,11 @@ func Serve(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option
 			started := time.Now()
 			lc.Append(fx.Hook{
 				OnStart: func(context.Context) error {
-					if err := srv.Start(); err != nil {
+					start := srv.Start
+					if ln != nil {
+						start = func() error { return srv.StartOn(ln) }
+					}
+					if err := start(); err != nil {
 						return err
 					}
 					base := "http://" + srv.Addr()
@@ -121,6 +134,21 @@ func Serve(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option
 			})
 		}),
 	)
+}
+
+// Instance names the process listening on ln for the leases of its jobs: the host
+// and the bound address, which no other live process on the host has and the same
+// process has again when it restarts on its configured port. A port the system
+// picked (":0") names nothing stable: the empty name, and random lease owners.
+func Instance(cfg config.Config, ln net.Listener) string {
+	if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err != nil || port == "0" {
+		return ""
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return host + "|" + ln.Addr().String()
 }
 
 // newTransport connects to the broker when cfg.BusURL names one (nil otherwise:

@@ -19,6 +19,7 @@ import (
 	"github.com/agora-commerce/agora/internal/app"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
+	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/logging"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/tools/loadgen"
@@ -144,7 +145,15 @@ func (c *commandLine) setup(ctx context.Context, cmd *ucli.Command) (context.Con
 }
 
 func serve(ctx context.Context, cfg config.Config, mods []modhost.Module, log *slog.Logger) error {
-	a := fx.New(app.Serve(cfg, mods, log))
+	// The port first: holding it proves no other live process is this instance, so
+	// the jobs this run creates may take back what a crashed run of it left held.
+	ln, err := httpapi.Listen(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	jobs.SetInstance(app.Instance(cfg, ln))
+	a := fx.New(app.ServeOn(ln, cfg, mods, log))
 	if err := a.Err(); err != nil {
 		return err
 	}

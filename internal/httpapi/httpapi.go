@@ -130,10 +130,24 @@ func NewServer(cfg Config, api *API, log *slog.Logger) *Server {
 // Start listens and serves in a goroutine; it returns once the port is bound, or
 // the error that prevented it.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.srv.Addr)
+	ln, err := Listen(s.srv.Addr)
 	if err != nil {
-		return fmt.Errorf("http: listen on %s: %w", s.srv.Addr, err)
+		return err
 	}
+	return s.StartOn(ln)
+}
+
+// Listen binds addr for a server, before it starts (StartOn).
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// StartOn serves on ln, bound already, in a goroutine.
+func (s *Server) StartOn(ln net.Listener) error {
 	s.ln = ln
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -21,12 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/agora-commerce/agora/internal/backoff"
-	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/store"
 )
 
@@ -119,11 +119,16 @@ type Queue struct {
 	policy Policy
 	owner  string
 	sql    statements
+
+	// mine and run are the owner prefixes of this instance and of this run of it
+	// (see SetInstance); taken says the first claim took back a previous run's jobs.
+	mine, run string
+	taken     atomic.Bool
 }
 
 // statements are the queue's SQL, built once so that each text is prepared once.
 type statements struct {
-	claim, renew, release, complete, retry, fail, bury string
+	claim, renew, release, complete, retry, fail, bury, takeBack string
 }
 
 // New returns a queue of t's jobs in db under a fresh owner id.
@@ -132,7 +137,8 @@ func New(db *store.DB, t Table, p Policy) *Queue {
 	if p.MaxAttempts > 0 && t.DeadAt == "" && t.Dead == "" {
 		panic(fmt.Sprintf("jobs: table %s has no way to park a dead job, but MaxAttempts is %d", t.Name, p.MaxAttempts))
 	}
-	q := &Queue{db: db, t: t, policy: p, owner: bus.NewID()}
+	q := &Queue{db: db, t: t, policy: p}
+	q.owner, q.mine, q.run = newOwner()
 	q.sql = q.statements()
 	return q
 }
@@ -166,8 +172,10 @@ func (q *Queue) statements() statements {
 			WHERE %[5]s IN (SELECT %[5]s FROM %[1]s WHERE %[6]s AND %[7]s <= ? AND %[3]s < ? ORDER BY %[8]s LIMIT ?%[9]s)
 			  AND %[6]s AND %[3]s < ?
 			RETURNING %[10]s`, t.Name, t.LeaseOwner, t.LeaseUntil, count, t.Key, t.Live, t.Due, t.Order, lock, t.Columns),
-		renew:    fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ?`, t.Name, t.LeaseUntil, t.LeaseOwner),
-		release:  fmt.Sprintf(`UPDATE %s SET %s WHERE %s = ?`, t.Name, free, t.LeaseOwner),
+		renew:   fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ?`, t.Name, t.LeaseUntil, t.LeaseOwner),
+		release: fmt.Sprintf(`UPDATE %s SET %s WHERE %s = ?`, t.Name, free, t.LeaseOwner),
+		takeBack: fmt.Sprintf(`UPDATE %[1]s SET %[2]s WHERE substr(%[3]s, 1, ?) = ? AND substr(%[3]s, 1, ?) <> ?`,
+			t.Name, free, t.LeaseOwner),
 		complete: fmt.Sprintf(`UPDATE %s SET %s WHERE %s = ? AND %s IN (?)`, t.Name, done, t.LeaseOwner, t.Key),
 		retry:    fmt.Sprintf(`UPDATE %s SET %s = ?, %s = ?, %s = ?, %s WHERE %s`, t.Name, t.Attempts, t.LastError, t.Due, free, held),
 		bury:     fmt.Sprintf(`UPDATE %s SET %s = ?, %s = ?, %s, %s WHERE %s`, t.Name, t.Attempts, t.LastError, dead, free, held),
@@ -196,13 +204,28 @@ func (q *Queue) stamp(t time.Time) int64 { return t.UnixNano() / int64(q.t.Unit)
 func (q *Queue) Claim(ctx context.Context, dest any, limit int) error {
 	now := time.Now()
 	err := store.InTx(ctx, q.db, func(tx *store.Tx) error {
+		if err := q.takeBack(ctx, tx); err != nil {
+			return err
+		}
 		return tx.SelectContext(ctx, dest, tx.Rebind(q.sql.claim),
 			q.owner, q.stamp(now.Add(q.policy.Lease)), q.stamp(now), q.stamp(now), limit, q.stamp(now))
 	})
 	if err != nil {
 		return fmt.Errorf("jobs: claim from %s: %w", q.t.Name, err)
 	}
+	q.taken.Store(true)
 	return nil
+}
+
+// takeBack frees, once per queue, the jobs a previous run of this instance still
+// holds (it crashed, or its stop was cut short), so that the claim that follows
+// takes them at once.
+func (q *Queue) takeBack(ctx context.Context, tx *store.Tx) error {
+	if q.mine == "" || q.taken.Load() {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, tx.Rebind(q.sql.takeBack), len(q.mine), q.mine, len(q.run), q.run)
+	return err
 }
 
 // Renew extends every lease this queue holds to now + Lease: the heartbeat of work
