@@ -315,9 +315,10 @@ func TestCheckoutSurvivesKills(t *testing.T) {
 	}
 	for range 3 {
 		time.Sleep(time.Duration(300+rand.IntN(600)) * time.Millisecond)
-		current.Load().kill()
+		killed := current.Load()
+		killed.kill()
 		t.Logf("killed after %d orders placed", placed.Load())
-		current.Store(startAgora(t, dir, env...))
+		current.Store(restartAgora(t, killed, env...))
 	}
 	time.Sleep(500 * time.Millisecond)
 	close(stop)

@@ -129,6 +129,13 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// restartAgora starts a process like a, killed, on its data directory and port:
+// the same instance, which takes back at once what the killed one held.
+func restartAgora(t *testing.T, a *agora, env ...string) *agora {
+	t.Helper()
+	return startAgoraWith(t, startOptions{addr: strings.TrimPrefix(a.base, "http://")}, a.dataDir, env...)
+}
+
 // startAgora starts `agora serve --demo` on dataDir, with env (KEY=value) added to
 // its environment, and waits until /readyz is 200. The process is stopped, and its
 // logs checked, when the test ends.
@@ -139,7 +146,8 @@ func startAgora(t *testing.T, dataDir string, env ...string) *agora {
 
 // startOptions vary what startAgoraWith does; the zero value is startAgora's.
 type startOptions struct {
-	noLogin bool // do not sign in as the demo admin (identity may run nowhere)
+	noLogin bool   // do not sign in as the demo admin (identity may run nowhere)
+	addr    string // listen here (a restart on its predecessor's port); empty: a free port
 }
 
 // startAgoraWith is startAgora with options.
@@ -152,7 +160,7 @@ func startAgoraWith(t *testing.T, opts startOptions, dataDir string, env ...stri
 			return a
 		}
 		// Another process may have taken the port between freeAddr and the bind.
-		if attempt < 3 && strings.Contains(a.stderr.String(), "address already in use") {
+		if attempt < 3 && opts.addr == "" && strings.Contains(a.stderr.String(), "address already in use") {
 			t.Logf("retrying: %v", err)
 			continue
 		}
@@ -161,7 +169,10 @@ func startAgoraWith(t *testing.T, opts startOptions, dataDir string, env ...stri
 }
 
 func tryStart(t *testing.T, bin, dataDir string, env []string, opts startOptions) (*agora, error) {
-	addr := freeAddr(t)
+	addr := opts.addr
+	if addr == "" {
+		addr = freeAddr(t)
+	}
 	a := &agora{
 		t: t, base: "http://" + addr, dataDir: dataDir,
 		stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{}),

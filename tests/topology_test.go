@@ -172,7 +172,7 @@ func (d *deployment) restart(t *testing.T, p *agora, down time.Duration) *agora 
 	p.kill()
 	time.Sleep(down) // the module is away: its messages wait in the broker
 	env := d.env[p]
-	n := startAgoraWith(t, startOptions{noLogin: true}, d.dir, env...)
+	n := startAgoraWith(t, startOptions{noLogin: true, addr: strings.TrimPrefix(p.base, "http://")}, d.dir, env...)
 	n.token = p.token
 	d.env[n] = env
 	return n

@@ -22,6 +22,7 @@ type link struct {
 	conn     context.Context // ends when the current connection drops
 	dropConn context.CancelFunc
 	back     chan struct{} // closed when a lost connection is re-established
+	since    time.Time     // when the connection was last re-established
 }
 
 func newLink() *link {
@@ -51,6 +52,7 @@ func (l *link) restored() {
 		return
 	}
 	l.up = true
+	l.since = time.Now()
 	close(l.back)
 	l.conn, l.dropConn = context.WithCancel(context.Background())
 }
@@ -81,6 +83,15 @@ func (l *link) await(ctx context.Context, wait time.Duration, typ string) (conte
 	rctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(conn, func() { cancel(errLinkLost) })
 	return rctx, func(cause error) { stop(); cancel(cause) }, nil
+}
+
+// settling reports whether the connection came back less than window ago: the
+// other processes may not have subscribed again yet, so "no responders" then means
+// "not yet", not "nobody runs the module".
+func (l *link) settling(window time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.up && !l.since.IsZero() && time.Since(l.since) < window
 }
 
 // errLinkLost is the cause of a request context ended by a lost connection.

@@ -369,8 +369,24 @@ func withDefaultDeadline(ctx context.Context, d time.Duration) (context.Context,
 	return context.WithTimeout(ctx, d)
 }
 
-// Request implements bus.Transport.
+// Request implements bus.Transport. Just after the broker connection came back,
+// a request nobody answers is asked again for up to OutageWait: the process that
+// serves it may still be subscribing again after the same outage.
 func (t *Transport) Request(ctx context.Context, env message.Envelope) ([]byte, error) {
+	for {
+		reply, err := t.request(ctx, env)
+		if !errors.Is(err, message.ErrNoHandler) || !t.up.settling(t.cfg.OutageWait) {
+			return reply, err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, message.ErrTimeout
+		}
+	}
+}
+
+func (t *Transport) request(ctx context.Context, env message.Envelope) ([]byte, error) {
 	ctx, cancel := withDefaultDeadline(ctx, t.cfg.RequestTimeout)
 	defer cancel()
 	ctx, release, err := t.up.await(ctx, t.cfg.OutageWait, env.Type)
