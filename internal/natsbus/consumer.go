@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,50 @@ type consumer struct {
 	ch   chan jetstream.Msg
 	quit chan struct{}
 	done chan struct{}
+
+	// held are the messages taken from the broker and not yet acknowledged: the
+	// heartbeat tells the broker they are in progress, so that AckWait can be short
+	// (a crashed process's messages come back within it) while a backlog or a slow
+	// batch takes as long as it takes.
+	mu   sync.Mutex
+	held map[jetstream.Msg]struct{}
+}
+
+// hold records m as taken; release forgets messages that were answered.
+func (c *consumer) hold(m jetstream.Msg) {
+	c.mu.Lock()
+	c.held[m] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *consumer) release(ms ...jetstream.Msg) {
+	c.mu.Lock()
+	for _, m := range ms {
+		delete(c.held, m)
+	}
+	c.mu.Unlock()
+}
+
+// heartbeat marks the held messages in progress every third of AckWait until quit.
+func (c *consumer) heartbeat() {
+	tick := time.NewTicker(c.t.cfg.AckWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		held := make([]jetstream.Msg, 0, len(c.held))
+		for m := range c.held {
+			held = append(held, m)
+		}
+		c.mu.Unlock()
+		for _, m := range held {
+			_ = m.InProgress() // lost: the message comes back after AckWait, and the inbox drops the copy
+		}
+	}
 }
 
 // durableName turns a subscription consumer name into a JetStream consumer name
@@ -43,8 +88,8 @@ func durableName(consumer string) string {
 // startConsumer creates or updates the durable consumer of name, filtered to the
 // types of subs, and starts feeding it.
 func (t *Transport) startConsumer(ctx context.Context, name string, subs []bus.Subscription) (*consumer, error) {
-	c := &consumer{t: t, name: name, subs: map[string]bus.Subscription{},
-		ch: make(chan jetstream.Msg, t.cfg.BatchSize), quit: make(chan struct{}), done: make(chan struct{})}
+	c := &consumer{t: t, name: name, subs: map[string]bus.Subscription{}, held: map[jetstream.Msg]struct{}{},
+		ch: make(chan jetstream.Msg, maxAckPending(t.cfg)), quit: make(chan struct{}), done: make(chan struct{})}
 	var filters []string
 	for _, s := range subs {
 		c.subs[s.Type] = s
@@ -61,7 +106,7 @@ func (t *Transport) startConsumer(ctx context.Context, name string, subs []bus.S
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       t.cfg.AckWait,
 		MaxDeliver:    t.cfg.MaxDeliver,
-		MaxAckPending: 4 * t.cfg.BatchSize,
+		MaxAckPending: maxAckPending(t.cfg),
 	}
 	var cons jetstream.Consumer
 	if err := retry(ctx, func(ctx context.Context) error {
@@ -83,15 +128,23 @@ func (t *Transport) startConsumer(ctx context.Context, name string, subs []bus.S
 	}
 	c.cc = cc
 	go c.run()
+	go c.heartbeat()
 	return c, nil
 }
 
+// maxAckPending bounds the messages the broker hands this process's consumer without
+// an answer. The consumer's queue holds that many, so that receiving never blocks
+// and every message taken is held — heartbeated — from the moment it arrives.
+func maxAckPending(cfg Config) int { return 4 * cfg.BatchSize }
+
 // receive takes a message from the NATS client into the batching loop.
 func (c *consumer) receive(m jetstream.Msg) {
+	c.hold(m)
 	select {
 	case c.ch <- m:
 	case <-c.quit:
 		_ = m.Nak() // another replica, or the next start, takes it at once
+		c.release(m)
 	}
 }
 
@@ -112,6 +165,7 @@ func (c *consumer) run() {
 				select {
 				case m := <-c.ch:
 					_ = m.Nak()
+					c.release(m)
 				default:
 					return
 				}
@@ -129,6 +183,7 @@ func (c *consumer) run() {
 			}
 		}
 		c.handle(batch)
+		c.release(batch...)
 	}
 }
 
@@ -136,7 +191,7 @@ func (c *consumer) run() {
 // message whose effect committed and schedules the others for redelivery (or dead
 // letters them, on their last delivery).
 func (c *consumer) handle(batch []jetstream.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.AckWait)
+	ctx, cancel := context.WithTimeout(context.Background(), c.t.cfg.HandleTimeout)
 	defer cancel()
 	type pending struct {
 		msg jetstream.Msg

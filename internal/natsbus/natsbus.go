@@ -71,8 +71,14 @@ type Config struct {
 	MaxAge     time.Duration // how long the stream keeps a message (default 7 days, as long as an inbox remembers it)
 	Duplicates time.Duration // the broker's de-duplication window (default 10 minutes, beyond the relay's longest backoff)
 	MaxDeliver int           // deliveries of a failing message before it is dead-lettered (default 10)
-	AckWait    time.Duration // how long a delivery may take before the broker redelivers it (default 30s)
-	BatchSize  int           // messages handed to one receiver transaction (default 100)
+	// AckWait is how long the broker waits for a delivery's answer before it
+	// redelivers it (default 3s): how soon the messages a crashed process had taken
+	// go to another process or its restart. Messages being handled are kept alive
+	// with in-progress heartbeats every third of it, however long they take.
+	AckWait time.Duration
+	// HandleTimeout bounds the handling of one batch (default 30s).
+	HandleTimeout time.Duration
+	BatchSize     int // messages handed to one receiver transaction (default 100)
 
 	// RequestTimeout is the deadline of a request whose context has none (default 30s).
 	RequestTimeout time.Duration
@@ -104,7 +110,10 @@ func (c Config) withDefaults() Config {
 		c.MaxDeliver = 10
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = 3 * time.Second
+	}
+	if c.HandleTimeout <= 0 {
+		c.HandleTimeout = 30 * time.Second
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
