@@ -87,7 +87,7 @@ func (t Table) withDefaults() Table {
 // Policy says how long a claim holds and how failures are retried. Zero values
 // take the defaults.
 type Policy struct {
-	Lease       time.Duration // how long a claim holds without renewal (default 30s)
+	Lease       time.Duration // how long a claim holds without renewal (default 10s; a Worker renews every third)
 	MaxAttempts int           // attempts after which a failed job is parked as dead; 0 retries forever
 	BaseBackoff time.Duration // delay before the first retry, doubled per attempt with jitter (default 200ms)
 	MaxBackoff  time.Duration // cap on the retry delay (default 1m)
@@ -95,7 +95,7 @@ type Policy struct {
 
 func (p Policy) withDefaults() Policy {
 	if p.Lease <= 0 {
-		p.Lease = 30 * time.Second
+		p.Lease = 10 * time.Second
 	}
 	if p.BaseBackoff <= 0 {
 		p.BaseBackoff = 200 * time.Millisecond

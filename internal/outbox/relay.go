@@ -19,7 +19,7 @@ import (
 type RelayConfig struct {
 	BatchSize    int           // messages claimed at once (default 500)
 	PollInterval time.Duration // how often to look without a wake-up (default 1s)
-	Lease        time.Duration // how long a claim holds before another relay may take it (default 30s)
+	Lease        time.Duration // how long a claim holds unrenewed before another relay may take it (default 10s; renewed every third while delivering)
 	MaxAttempts  int           // failed deliveries before a message is parked as dead (default 10)
 	BaseBackoff  time.Duration // first retry delay, doubled per attempt with jitter (default 200ms)
 	MaxBackoff   time.Duration // cap on the retry delay (default 1m)
@@ -34,7 +34,7 @@ func (c RelayConfig) withDefaults() RelayConfig {
 		c.PollInterval = time.Second
 	}
 	if c.Lease <= 0 {
-		c.Lease = 30 * time.Second
+		c.Lease = 10 * time.Second
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
