@@ -348,4 +348,5 @@ var (
 	ErrIdempotencyKeyReused = message.NewError(message.Conflict, "rides.idempotency_key_reused", "this Idempotency-Key was used with a different request")
 	ErrOutOfArea            = message.NewError(message.Invalid, "rides.out_of_area", "outside the area served")
 	ErrSamePlace            = message.NewError(message.Invalid, "rides.same_place", "pickup and drop-off are the same place")
+	ErrInvalidInput         = message.NewError(message.Invalid, "rides.invalid_input", "invalid input")
 )
