@@ -129,6 +129,11 @@ func (x *step) candidates(m Candidates) {
 		x.ignore("not searching")
 		return
 	}
+	if x.exhausted() {
+		x.note("no driver after %d offers", x.s.Offers)
+		x.fail(rides.ReasonNoDriver)
+		return
+	}
 	for _, c := range m.Drivers {
 		if slices.Contains(x.s.Declined, c.DriverID) {
 			continue
@@ -140,11 +145,10 @@ func (x *step) candidates(m Candidates) {
 		x.note("offered to %s (%d m away), offer %d", c.DriverID, int64(c.DistanceMeters), x.s.Offers)
 		return
 	}
-	if !x.now.Before(x.s.GiveUpAt) {
-		x.fail(rides.ReasonNoDriver)
-		return
-	}
 	x.s.Deadline = x.now.Add(x.t.SearchRetry)
+	if x.s.GiveUpAt.Before(x.s.Deadline) {
+		x.s.Deadline = x.s.GiveUpAt // give up on time
+	}
 	x.note("no available driver near; searching again")
 }
 
