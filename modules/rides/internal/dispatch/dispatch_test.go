@@ -189,7 +189,7 @@ var situations = []struct {
 		"Timeout": searching, // at the offer's expiry
 	}},
 	{name: "offered, the last offer", reach: seq(authorized, found, decline, found), do: map[string]want{
-		"AcceptD2": {state: rides.DispatchEngaging, status: rides.StatusDriverAssigned, driver: d2, send: []string{cEngage}},
+		"AcceptD2":  {state: rides.DispatchEngaging, status: rides.StatusDriverAssigned, driver: d2, send: []string{cEngage}},
 		"DeclineD2": noDriver, "Timeout": noDriver, "Cancel": cancelledFree,
 	}},
 	{name: "engaging", reach: seq(authorized, found, accept), do: map[string]want{
