@@ -275,6 +275,14 @@ func NewWorld(t testing.TB, h *modhost.Host, opts trips.Options) *World {
 	fl := NewFleet()
 	w := &World{Host: h, Fleet: fl, Peer: &Peer{db: peerDB, fleet: fl, silent: map[string]bool{}},
 		Log: testlog.New(slog.LevelWarn), opts: opts}
+	t.Cleanup(func() {
+		// A record at error level is a failure inside, whatever the test saw.
+		for _, r := range w.Log.Records() {
+			if r.Level >= slog.LevelError {
+				t.Errorf("error logged: %s", r.Message)
+			}
+		}
+	})
 	w.Start(t)
 	t.Cleanup(w.Stop)
 	return w
