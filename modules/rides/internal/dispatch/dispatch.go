@@ -14,7 +14,8 @@
 //	authorizing + Timeout, none left      → settling → failed (VoidPayment)
 //	offering    + Candidates (searching)  → offering, the ride offered to the nearest driver not yet asked
 //	offering    + Candidates, none        → offering, searching again after SearchRetry
-//	offering    + Answer accept           → engaging (driver assigned; EngageDriver)
+//	offering    + Answer accept           → engaging (driver assigned; EngageDriver);
+//	              an answer by another driver, or after the offer expired, is ErrNoOffer
 //	offering    + Answer decline, Busy, Timeout (offer open) → offering, searching (driver excluded)
 //	offering    + past MaxOffers or GiveUpAt → settling → failed (no_driver; VoidPayment)
 //	engaging    + DriverAvailabilityChanged busy with this ride → trip (DriverAssigned)

@@ -188,6 +188,10 @@ var situations = []struct {
 		"Accept": assigned, "Decline": searching, "Busy": searching, "Cancel": cancelledFree,
 		"Timeout": searching, // at the offer's expiry
 	}},
+	{name: "offered, expired", reach: seq(authorized, found), after: timing.OfferTimeout, do: map[string]want{
+		// Too late to accept or decline; the timeout moves on.
+		"Timeout": searching, "Busy": searching, "Cancel": cancelledFree,
+	}},
 	{name: "offered, the last offer", reach: seq(authorized, found, decline, found), do: map[string]want{
 		"AcceptD2":  {state: rides.DispatchEngaging, status: rides.StatusDriverAssigned, driver: d2, send: []string{cEngage}},
 		"DeclineD2": noDriver, "Timeout": noDriver, "Cancel": cancelledFree,
@@ -395,5 +399,20 @@ func TestEveryFailurePathReleasesTheAuthorization(t *testing.T) {
 				t.Errorf("the driver is not released: %v", sent)
 			}
 		})
+	}
+}
+
+// BenchmarkApply measures one step of the state machine: an offer accepted.
+func BenchmarkApply(b *testing.B) {
+	r := newRide()
+	s, _ := dispatch.Start(r, "tok_visa", t0, timing)
+	for _, m := range seq(authorized, found) {
+		res, _ := dispatch.Apply(s, r, m, t0.Add(time.Second), timing)
+		s, r = res.Saga, res.Ride
+	}
+	for b.Loop() {
+		if _, err := dispatch.Apply(s, r, accept, t0.Add(2*time.Second), timing); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

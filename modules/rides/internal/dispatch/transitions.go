@@ -156,6 +156,10 @@ func (x *step) answer(a Answer) error {
 	if x.s.State != rides.DispatchOffering || x.s.Offer == nil || x.s.Offer.DriverID != a.DriverID {
 		return rides.ErrNoOffer
 	}
+	if !x.now.Before(x.s.Offer.ExpiresAt) {
+		// The sweep has not closed it yet, but the driver's time is up.
+		return rides.ErrNoOffer.Withf("the offer expired")
+	}
 	if !a.Accept {
 		x.note("%s declined", a.DriverID)
 		x.exclude(a.DriverID)

@@ -6,6 +6,9 @@
 // streets are about that much longer than the straight line); its duration is that
 // distance at the average city speed (Tariff.SpeedKmh).
 //
+// A pickup ETA is the nearest available driver's great-circle distance, times the
+// detour factor, at the average city speed (Tariff.Seconds).
+//
 // Fare, in minor units of Tariff.Currency:
 //
 //	fare = max(Minimum, round((Base + PerKm·km + PerMinute·minutes) × surge))

@@ -97,3 +97,17 @@ func TestSurgeIsBounded(t *testing.T) {
 		t.Errorf("the newest cell was forgotten")
 	}
 }
+
+// BenchmarkSurge measures recording a request and reading a cell's surge, as each
+// ride request and quote does.
+func BenchmarkSurge(b *testing.B) {
+	s := NewSurge(DefaultSurgeRule())
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	i := 0
+	for b.Loop() {
+		p := rides.Point{Lat: 52.45 + float64(i%100)*0.001, Lng: 13.3 + float64(i%77)*0.002}
+		s.Record(p, t0.Add(time.Duration(i)*time.Millisecond))
+		s.At(p, t0.Add(time.Duration(i)*time.Millisecond))
+		i++
+	}
+}

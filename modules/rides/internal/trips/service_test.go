@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/internal/testlog"
@@ -419,4 +421,38 @@ func assignedRides(t testing.TB, w *ridetest.World, ids []string) map[string]str
 		t.Fatalf("ListRides: %v", err)
 	}
 	return out
+}
+
+// BenchmarkRideCycle measures a whole ride on SQLite through the bus and both
+// outboxes: requested, offered, accepted, engaged, driven and settled.
+func BenchmarkRideCycle(b *testing.B) {
+	cfgDir := b.TempDir()
+	h, err := modhost.Open(b.Context(), benchConfig(cfgDir), "rides", slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.DB.Close()
+	w := ridetest.NewWorld(b, h, fast())
+	w.Fleet.Add(d1, ridetest.Potsdamer)
+	i := 0
+	for b.Loop() {
+		rider := fmt.Sprintf("0190a8b2-0000-7000-8000-%012d", i)
+		i++
+		r := w.Request(b, rider, ridetest.BrandenburgGate, ridetest.Alexanderplatz, "tok_visa")
+		if _, err := w.Answer(b.Context(), w.Offer(b, d1).RideID, d1, true); err != nil {
+			b.Fatal(err)
+		}
+		w.WaitState(b, r.ID, rides.DispatchTrip)
+		for _, a := range []string{rides.ActionArrive, rides.ActionStart, rides.ActionComplete} {
+			w.Advance(b, r.ID, d1, a)
+		}
+		w.WaitState(b, r.ID, rides.DispatchCompleted)
+		testlog.Eventually(b, "the driver released", func() bool { return w.Fleet.Driver(d1).Status == fleet.StatusAvailable })
+	}
+}
+
+func benchConfig(dir string) config.Config {
+	cfg := config.Default()
+	cfg.DataDir = dir
+	return cfg
 }
