@@ -15,7 +15,6 @@ import (
 	"github.com/agora-commerce/agora/modules/rides/internal/dispatch"
 )
 
-
 // The database itself keeps a driver to one active ride and one open offer, and a
 // rider to one active ride, however many transactions try at once.
 func TestOneActiveRidePerDriver(t *testing.T) {
