@@ -23,7 +23,7 @@ func driverRoutes(api huma.API, h handlers) {
 			h.answer(true)},
 		{"decline-offer", "/v1/rides/{id}/offer/decline", "Decline a ride offered to you",
 			"The ride is offered to the next driver. 409 when the offer is not open to you.", h.answer(false)},
-		{"arrive", "/v1/rides/{id}/arrive", "Say you are at the pickup",
+		{"arrive-at-pickup", "/v1/rides/{id}/arrive", "Say you are at the pickup",
 			"driver_assigned → arriving. Only the ride's driver; 409 from another status.", h.advance(rides.ActionArrive)},
 		{"start-trip", "/v1/rides/{id}/start", "Start the trip",
 			"arriving → in_trip: the rider is aboard. Only the ride's driver; 409 from another status.", h.advance(rides.ActionStart)},

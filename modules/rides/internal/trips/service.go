@@ -8,6 +8,7 @@ package trips
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -205,6 +206,11 @@ func (s *Service) refreshSupply(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.SupplyEvery)
 	defer cancel()
 	cells, err := s.fleet.Supply(ctx, s.opts.Surge.Level)
+	if errors.Is(err, message.ErrNoHandler) {
+		// No fleet deployed (yet): no supply is known, and saying so every few
+		// seconds would only bury the logs.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
