@@ -30,7 +30,8 @@
 //
 // On every path that ends without a trip the authorization is voided (or was never
 // made). Messages that arrive late or twice change nothing, except that a payment
-// authorized for a ride no longer going ahead is voided.
+// authorized for a ride no longer going ahead is voided, and a driver engaged for a
+// cancelled ride is released again.
 package dispatch
 
 import (

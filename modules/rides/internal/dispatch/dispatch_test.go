@@ -238,6 +238,12 @@ var situations = []struct {
 		"Voided":     {state: rides.DispatchCancelled, status: rides.StatusCancelled, reason: rides.ReasonRiderCancelled},
 		"Timeout":    {state: rides.DispatchSettling, status: rides.StatusCancelled, reason: rides.ReasonRiderCancelled, send: []string{cVoid}, awaiting: []dispatch.Ack{dispatch.AckVoided}},
 	}},
+	{name: "cancelled while engaging", reach: seq(authorized, found, accept, cancel), do: map[string]want{
+		// The engagement lands after the cancellation: the driver is released again.
+		"Engaged": {state: rides.DispatchSettling, status: rides.StatusCancelled, reason: rides.ReasonRiderCancelled, driver: d1, send: []string{cRelease}, awaiting: []dispatch.Ack{dispatch.AckVoided}},
+		"Voided":  {state: rides.DispatchCancelled, status: rides.StatusCancelled, reason: rides.ReasonRiderCancelled, driver: d1},
+		"Timeout": {state: rides.DispatchSettling, status: rides.StatusCancelled, reason: rides.ReasonRiderCancelled, driver: d1, send: []string{cVoid}, awaiting: []dispatch.Ack{dispatch.AckVoided}},
+	}},
 	{name: "failed after a decline", reach: seq(declined), do: map[string]want{
 		"Authorized": {state: rides.DispatchFailed, status: rides.StatusCancelled, reason: rides.ReasonPaymentDeclined, send: []string{cVoid}},
 	}},

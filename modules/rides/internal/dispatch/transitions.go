@@ -188,6 +188,14 @@ func (x *step) busy(b Busy) {
 }
 
 func (x *step) availabilityChanged(m fleet.DriverAvailabilityChanged) {
+	if m.Status == fleet.StatusBusy && m.RideID == x.s.RideID && m.DriverID != "" && m.DriverID == x.s.DriverID &&
+		x.r.Status == rides.StatusCancelled {
+		// Engaged after the ride was cancelled (the release overtook the
+		// engagement): release the driver again, so nobody stays busy for nothing.
+		x.note("driver engaged for a cancelled ride")
+		x.command(x.release(m.DriverID))
+		return
+	}
 	if x.s.State != rides.DispatchEngaging || m.DriverID != x.s.DriverID || m.Status != fleet.StatusBusy || m.RideID != x.s.RideID {
 		x.ignore("not an engagement awaited")
 		return
