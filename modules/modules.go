@@ -12,6 +12,7 @@ import (
 	notifications "github.com/agora-commerce/agora/modules/notifications/module"
 	orders "github.com/agora-commerce/agora/modules/orders/module"
 	payments "github.com/agora-commerce/agora/modules/payments/module"
+	rides "github.com/agora-commerce/agora/modules/rides/module"
 	web "github.com/agora-commerce/agora/modules/web/module"
 )
 
@@ -24,6 +25,7 @@ func All() []modhost.Module {
 		inventory.New(),
 		payments.New(),
 		orders.New(),
+		rides.New(),
 		notifications.New(),
 		web.New(),
 	}

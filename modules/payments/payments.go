@@ -217,12 +217,16 @@ type RefundFailed struct {
 // The payments module's events.
 var (
 	// Handled by orders: checkout.on (func literal).
+	// Handled by rides: trips.on (func literal).
 	PaymentAuthorizedEvent = message.NewEvent[PaymentAuthorized]("payments.PaymentAuthorized")
 	// Handled by orders: checkout.on (func literal).
+	// Handled by rides: trips.on (func literal).
 	PaymentDeclinedEvent = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined")
 	// Handled by orders: checkout.on (func literal).
+	// Handled by rides: trips.on (func literal).
 	PaymentCapturedEvent = message.NewEvent[PaymentCaptured]("payments.PaymentCaptured")
 	// Handled by orders: checkout.on (func literal).
+	// Handled by rides: trips.on (func literal).
 	PaymentVoidedEvent = message.NewEvent[PaymentVoided]("payments.PaymentVoided")
 	// Handled by orders: checkout.on (func literal).
 	// Handled by notifications: notices.(*Service).onRefunded.

@@ -265,16 +265,27 @@ type DispatchPage struct {
 
 // The rides module's requests.
 var (
-	QuoteRideRequest      = message.NewRequest[QuoteRide, Quote]("rides.QuoteRide")
-	RequestRideRequest    = message.NewRequest[RequestRide, Requested]("rides.RequestRide")
-	GetRideRequest        = message.NewRequest[GetRide, Ride]("rides.GetRide")
-	WaitRideRequest       = message.NewRequest[WaitRide, Ride]("rides.WaitRide").Parked()
-	ListRidesRequest      = message.NewRequest[ListRides, RidePage]("rides.ListRides")
-	CancelRideRequest     = message.NewRequest[CancelRide, Ride]("rides.CancelRide")
-	WaitOfferRequest      = message.NewRequest[WaitOffer, OpenOffer]("rides.WaitOffer").Parked()
-	AnswerOfferRequest    = message.NewRequest[AnswerOffer, Ride]("rides.AnswerOffer")
-	AdvanceTripRequest    = message.NewRequest[AdvanceTrip, Ride]("rides.AdvanceTrip")
-	GetDispatchRequest    = message.NewRequest[GetDispatch, Dispatch]("rides.GetDispatch")
+	// Handled by trips.(*Service).QuoteRide.
+	QuoteRideRequest = message.NewRequest[QuoteRide, Quote]("rides.QuoteRide")
+	// Handled by trips.(*Service).RequestRide.
+	RequestRideRequest = message.NewRequest[RequestRide, Requested]("rides.RequestRide")
+	// Handled by trips.(*Service).GetRide.
+	GetRideRequest = message.NewRequest[GetRide, Ride]("rides.GetRide")
+	// Handled by trips.(*Service).WaitRide.
+	WaitRideRequest = message.NewRequest[WaitRide, Ride]("rides.WaitRide").Parked()
+	// Handled by trips.(*Service).ListRides.
+	ListRidesRequest = message.NewRequest[ListRides, RidePage]("rides.ListRides")
+	// Handled by trips.(*Service).CancelRide.
+	CancelRideRequest = message.NewRequest[CancelRide, Ride]("rides.CancelRide")
+	// Handled by trips.(*Service).WaitOffer.
+	WaitOfferRequest = message.NewRequest[WaitOffer, OpenOffer]("rides.WaitOffer").Parked()
+	// Handled by trips.(*Service).AnswerOffer.
+	AnswerOfferRequest = message.NewRequest[AnswerOffer, Ride]("rides.AnswerOffer")
+	// Handled by trips.(*Service).AdvanceTrip.
+	AdvanceTripRequest = message.NewRequest[AdvanceTrip, Ride]("rides.AdvanceTrip")
+	// Handled by trips.(*Service).GetDispatch.
+	GetDispatchRequest = message.NewRequest[GetDispatch, Dispatch]("rides.GetDispatch")
+	// Handled by trips.(*Service).ListDispatches.
 	ListDispatchesRequest = message.NewRequest[ListDispatches, DispatchPage]("rides.ListDispatches")
 )
 
@@ -329,12 +340,18 @@ type RideCancelled struct {
 
 // The rides module's events.
 var (
-	RideRequestedEvent  = message.NewEvent[RideRequested]("rides.RideRequested")
+	// Handled by no module.
+	RideRequestedEvent = message.NewEvent[RideRequested]("rides.RideRequested")
+	// Handled by no module.
 	DriverAssignedEvent = message.NewEvent[DriverAssigned]("rides.DriverAssigned")
+	// Handled by no module.
 	DriverArrivingEvent = message.NewEvent[DriverArriving]("rides.DriverArriving")
-	TripStartedEvent    = message.NewEvent[TripStarted]("rides.TripStarted")
-	RideCompletedEvent  = message.NewEvent[RideCompleted]("rides.RideCompleted")
-	RideCancelledEvent  = message.NewEvent[RideCancelled]("rides.RideCancelled")
+	// Handled by no module.
+	TripStartedEvent = message.NewEvent[TripStarted]("rides.TripStarted")
+	// Handled by no module.
+	RideCompletedEvent = message.NewEvent[RideCompleted]("rides.RideCompleted")
+	// Handled by no module.
+	RideCancelledEvent = message.NewEvent[RideCancelled]("rides.RideCancelled")
 )
 
 // Errors the rides module returns; errors.Is matches them on either side of the bus.
@@ -348,4 +365,5 @@ var (
 	ErrIdempotencyKeyReused = message.NewError(message.Conflict, "rides.idempotency_key_reused", "this Idempotency-Key was used with a different request")
 	ErrOutOfArea            = message.NewError(message.Invalid, "rides.out_of_area", "outside the area served")
 	ErrSamePlace            = message.NewError(message.Invalid, "rides.same_place", "pickup and drop-off are the same place")
+	ErrInvalidInput         = message.NewError(message.Invalid, "rides.invalid_input", "invalid input")
 )
