@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestEveryProtectedRoute(t *testing.T) {
 	}
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	customer := issue(keys, "customer", now)
-	admin := issue(keys, "admin", now)
+	tokens := map[string]string{"customer": customer, "admin": issue(keys, "admin", now), "driver": issue(keys, "driver", now)}
 	// The customer's token with its role claim rewritten to admin, signature kept.
 	parts := strings.Split(customer, ".")
 	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
@@ -128,13 +129,16 @@ func TestEveryProtectedRoute(t *testing.T) {
 					t.Errorf("%s %s (%s) with %s: %d, want 401", method, path, op.OperationID, name, got)
 				}
 			}
-			if len(roles) > 0 { // admin only
+			if len(roles) > 0 { // only the roles named: every other role is refused
 				adminOnly++
-				if got := send(method, path, "Bearer "+customer); got != http.StatusForbidden {
-					t.Errorf("%s %s (%s) as a customer: %d, want 403", method, path, op.OperationID, got)
-				}
-				if got := send(method, path, "Bearer "+admin); got == http.StatusUnauthorized || got == http.StatusForbidden {
-					t.Errorf("%s %s (%s) as an admin: %d, want past the access check", method, path, op.OperationID, got)
+				for role, tok := range tokens {
+					got := send(method, path, "Bearer "+tok)
+					switch admitted := slices.Contains(roles, role); {
+					case !admitted && got != http.StatusForbidden:
+						t.Errorf("%s %s (%s) as a %s: %d, want 403", method, path, op.OperationID, role, got)
+					case admitted && (got == http.StatusUnauthorized || got == http.StatusForbidden):
+						t.Errorf("%s %s (%s) as a %s: %d, want past the access check", method, path, op.OperationID, role, got)
+					}
 				}
 			}
 		}
