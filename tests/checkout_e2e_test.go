@@ -313,14 +313,15 @@ func TestCheckoutSurvivesKills(t *testing.T) {
 			}
 		})
 	}
+	var ready time.Time
 	for range 3 {
 		time.Sleep(time.Duration(300+rand.IntN(600)) * time.Millisecond)
 		killed := current.Load()
 		killed.kill()
 		t.Logf("killed after %d orders placed", placed.Load())
 		current.Store(restartAgora(t, killed, env...))
+		ready = time.Now()
 	}
-	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	close(errs)
@@ -331,6 +332,8 @@ func TestCheckoutSurvivesKills(t *testing.T) {
 		t.Fatalf("only %d orders placed: the test did not load the saga", placed.Load())
 	}
 	final := awaitTerminal(t, s, admin, book, 60*time.Second)
+	// The recovery figure docs/performance.md reports (a measurement, not a check).
+	t.Logf("every order final %.1f s after the last restart was ready", time.Since(ready).Seconds())
 	outcomes := checkInvariants(t, s, admin, final, initial)
 	t.Logf("%d orders across 3 kills: %v", len(final), outcomes)
 }
