@@ -1,6 +1,9 @@
 package message
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // Request declares a request–reply exchange: its name (the routing key, "<module>.<Name>")
 // and its request and reply types. Declare it once in the receiving module's
@@ -38,7 +41,10 @@ type Cloner[T any] interface {
 }
 
 // Event declares a durable publish–subscribe message and its payload type.
-type Event[T any] struct{ name string }
+type Event[T any] struct {
+	name    string
+	renamed *Renaming // see Renamed
+}
 
 // NewEvent declares an event type, named "<module>.<EventName>".
 func NewEvent[T any](name string) Event[T] { return Event[T]{name: name} }
@@ -51,11 +57,22 @@ func (e Event[T]) With(payload T) Outgoing {
 	return Outgoing{Kind: KindEvent, Type: e.name, Payload: payload}
 }
 
+// Renamed returns e declared with a payload field renamed: a payload written under
+// the old name (by a previous version, still in an outbox or a stream) decodes as
+// if it carried the new one.
+func (e Event[T]) Renamed(old, new string) Event[T] {
+	e.renamed = &Renaming{Old: old, New: new}
+	return e
+}
+
 // Decode decodes an envelope's payload as this event.
-func (e Event[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
+func (e Event[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env, e.renamed) }
 
 // Command declares a durable message to exactly one receiving module.
-type Command[T any] struct{ name string }
+type Command[T any] struct {
+	name    string
+	renamed *Renaming // see Renamed
+}
 
 // NewCommand declares a command type, named "<receiving module>.<CommandName>".
 func NewCommand[T any](name string) Command[T] { return Command[T]{name: name} }
@@ -68,12 +85,47 @@ func (c Command[T]) With(payload T) Outgoing {
 	return Outgoing{Kind: KindCommand, Type: c.name, Payload: payload}
 }
 
-// Decode decodes an envelope's payload as this command.
-func (c Command[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env) }
+// Renamed returns c declared with a payload field renamed, like Event.Renamed.
+func (c Command[T]) Renamed(old, new string) Command[T] {
+	c.renamed = &Renaming{Old: old, New: new}
+	return c
+}
 
-func decode[T any](env Envelope) (Message[T], error) {
+// Decode decodes an envelope's payload as this command.
+func (c Command[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env, c.renamed) }
+
+// Renaming is a payload field that a message's declaration renamed: payloads
+// written before carry Old where the current ones carry New.
+type Renaming struct{ Old, New string }
+
+// apply returns payload with r.Old read as r.New. A payload without r.Old is
+// returned as it is (the common case costs one scan); one with both keeps New.
+func (r *Renaming) apply(payload []byte) ([]byte, error) {
+	if r == nil || !bytes.Contains(payload, []byte(`"`+r.Old+`"`)) {
+		return payload, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return nil, err
+	}
+	old, ok := fields[r.Old]
+	if !ok {
+		return payload, nil // the name appeared in a value, not as a key
+	}
+	if _, ok := fields[r.New]; !ok {
+		fields[r.New] = old
+	}
+	delete(fields, r.Old)
+	return json.Marshal(fields)
+}
+
+func decode[T any](env Envelope, r *Renaming) (Message[T], error) {
 	var m Message[T]
-	if err := json.Unmarshal(env.Payload, &m.Body); err != nil {
+	payload, err := r.apply(env.Payload)
+	if err == nil {
+		err = json.Unmarshal(payload, &m.Body)
+	}
+	if err != nil {
 		return m, ErrInvalidMessage.Withf("decode %s: %v", env.Type, err)
 	}
 	m.Meta = env.Meta()

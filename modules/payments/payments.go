@@ -18,6 +18,10 @@
 // events of its own payables only (orders: Payable "order" or empty, as sent before
 // rides existed; rides: "ride").
 //
+// Commands and events written before payables existed carry "order_id" where they
+// now carry "payable_id"; their declarations say so (Renamed), so such messages —
+// still in an outbox at the upgrade — decode as orders' messages.
+//
 // Commands (durable; idempotent per PayableID and operation):
 //   - AuthorizePayment → PaymentAuthorized or PaymentDeclined.
 //   - CapturePayment → PaymentCaptured (retried until the provider takes it); a
@@ -123,10 +127,13 @@ type CapturePayment struct {
 	Amount    int64  `json:"amount,omitempty"`
 }
 
-// VoidPayment releases the payable's authorization, if there is one.
+// VoidPayment releases the payable's authorization, if there is one. Payable
+// (empty: an order) matters only for a void that comes before the authorization:
+// it says whose the voided payment is.
 type VoidPayment struct {
-	PayableID string `json:"payable_id"`
-	Reason    string `json:"reason"`
+	PayableID string  `json:"payable_id"`
+	Payable   Payable `json:"payable,omitempty"`
+	Reason    string  `json:"reason"`
 }
 
 // RefundPayment gives back Amount (0: all that is captured and not yet refunded).
@@ -141,13 +148,13 @@ type RefundPayment struct {
 // The payments module's commands.
 var (
 	// Handled by ledger.(*Service).onAuthorize.
-	AuthorizePaymentCommand = message.NewCommand[AuthorizePayment]("payments.AuthorizePayment")
+	AuthorizePaymentCommand = message.NewCommand[AuthorizePayment]("payments.AuthorizePayment").Renamed("order_id", "payable_id")
 	// Handled by ledger.(*Service).onCapture.
-	CapturePaymentCommand = message.NewCommand[CapturePayment]("payments.CapturePayment")
+	CapturePaymentCommand = message.NewCommand[CapturePayment]("payments.CapturePayment").Renamed("order_id", "payable_id")
 	// Handled by ledger.(*Service).onVoid.
-	VoidPaymentCommand = message.NewCommand[VoidPayment]("payments.VoidPayment")
+	VoidPaymentCommand = message.NewCommand[VoidPayment]("payments.VoidPayment").Renamed("order_id", "payable_id")
 	// Handled by ledger.(*Service).onRefund.
-	RefundPaymentCommand = message.NewCommand[RefundPayment]("payments.RefundPayment")
+	RefundPaymentCommand = message.NewCommand[RefundPayment]("payments.RefundPayment").Renamed("order_id", "payable_id")
 )
 
 // Why a payment was declined. Reasons are codes; Message says it for a customer.
@@ -218,21 +225,21 @@ type RefundFailed struct {
 var (
 	// Handled by orders: checkout.on (func literal).
 	// Handled by rides: trips.on (func literal).
-	PaymentAuthorizedEvent = message.NewEvent[PaymentAuthorized]("payments.PaymentAuthorized")
+	PaymentAuthorizedEvent = message.NewEvent[PaymentAuthorized]("payments.PaymentAuthorized").Renamed("order_id", "payable_id")
 	// Handled by orders: checkout.on (func literal).
 	// Handled by rides: trips.on (func literal).
-	PaymentDeclinedEvent = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined")
+	PaymentDeclinedEvent = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined").Renamed("order_id", "payable_id")
 	// Handled by orders: checkout.on (func literal).
 	// Handled by rides: trips.on (func literal).
-	PaymentCapturedEvent = message.NewEvent[PaymentCaptured]("payments.PaymentCaptured")
+	PaymentCapturedEvent = message.NewEvent[PaymentCaptured]("payments.PaymentCaptured").Renamed("order_id", "payable_id")
 	// Handled by orders: checkout.on (func literal).
 	// Handled by rides: trips.on (func literal).
-	PaymentVoidedEvent = message.NewEvent[PaymentVoided]("payments.PaymentVoided")
+	PaymentVoidedEvent = message.NewEvent[PaymentVoided]("payments.PaymentVoided").Renamed("order_id", "payable_id")
 	// Handled by orders: checkout.on (func literal).
 	// Handled by notifications: notices.(*Service).onRefunded.
-	RefundIssuedEvent = message.NewEvent[RefundIssued]("payments.RefundIssued")
+	RefundIssuedEvent = message.NewEvent[RefundIssued]("payments.RefundIssued").Renamed("order_id", "payable_id")
 	// Handled by orders: checkout.on (func literal).
-	RefundFailedEvent = message.NewEvent[RefundFailed]("payments.RefundFailed")
+	RefundFailedEvent = message.NewEvent[RefundFailed]("payments.RefundFailed").Renamed("order_id", "payable_id")
 )
 
 // Errors the payments module returns; errors.Is matches them on either side of the bus.

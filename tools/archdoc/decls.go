@@ -15,7 +15,7 @@ const handledPrefix = "Handled by "
 
 // loadDecls reads mod's contract: its summary from the package comment and every
 // package-level var initialised by message.NewRequest/NewCommand/NewEvent (with
-// .Parked() or not).
+// .Parked() or .Renamed(…) or not).
 func (m *Model) loadDecls(mod *Module) error {
 	types := map[string]string{} // type name → first sentence of its doc
 	for _, f := range mod.contract {
@@ -71,10 +71,18 @@ func declaration(e ast.Expr, vocab string) (*Decl, string, error) {
 		return nil, "", nil
 	}
 	d := &Decl{}
-	if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Parked" {
-		if inner, ok := sel.X.(*ast.CallExpr); ok {
-			d.Parked, call = true, inner
+	// Unwrap the declaration's options: .Parked() and .Renamed(old, new).
+	for {
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok || (sel.Sel.Name != "Parked" && sel.Sel.Name != "Renamed") {
+			break
 		}
+		inner, ok := sel.X.(*ast.CallExpr)
+		if !ok {
+			break
+		}
+		d.Parked = d.Parked || sel.Sel.Name == "Parked"
+		call = inner
 	}
 	var fun ast.Expr
 	var typeArgs []ast.Expr

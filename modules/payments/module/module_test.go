@@ -45,11 +45,12 @@ func start(t *testing.T, cfg config.Config, s module.Settings) *bus.Bus {
 	return b
 }
 
-func authorizeAndWait(t *testing.T, b *bus.Bus) payments.Payment {
+// authorizeAndWait authorizes a payment for a new payable of kind (empty: an order).
+func authorizeAndWait(t *testing.T, b *bus.Bus, kind payments.Payable) payments.Payment {
 	t.Helper()
 	order := bus.NewID()
 	env, err := bus.NewEnvelope(t.Context(), message.KindCommand, payments.AuthorizePaymentCommand.Name(), payments.AuthorizePayment{
-		PayableID: order, CustomerID: bus.NewID(), Amount: payments.Money{Amount: 1999, Currency: "EUR"}, PaymentToken: psp.TokenVisa})
+		PayableID: order, Payable: kind, CustomerID: bus.NewID(), Amount: payments.Money{Amount: 1999, Currency: "EUR"}, PaymentToken: psp.TokenVisa})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestModuleChoosesTheProvider(t *testing.T) {
 		cfg := config.Default()
 		cfg.DataDir = t.TempDir()
 		b := start(t, cfg, module.DefaultSettings())
-		authorizeAndWait(t, b)
+		authorizeAndWait(t, b, "")
 		st, err := bus.Call(t.Context(), b, payments.ProviderStatusRequest, payments.ProviderStatus{})
 		if err != nil || st != (payments.ProviderState{Provider: "simulated", Breaker: "closed"}) {
 			t.Errorf("ProviderStatus = %+v, %v", st, err)
@@ -86,7 +87,7 @@ func TestModuleChoosesTheProvider(t *testing.T) {
 		s := module.DefaultSettings()
 		s.ProviderURL, s.ProviderKey = srv.URL, "sk_test"
 		b := start(t, cfg, s)
-		p := authorizeAndWait(t, b)
+		p := authorizeAndWait(t, b, "")
 		auths := sim.Authorizations()
 		if len(auths) != 1 || auths[0].ID != p.Entries[0].ProviderRef {
 			t.Errorf("the provider holds %+v; the ledger says %+v", auths, p.Entries)
@@ -102,7 +103,8 @@ func TestRoutes(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	b := start(t, cfg, module.DefaultSettings())
-	p := authorizeAndWait(t, b)
+	p := authorizeAndWait(t, b, "")
+	ride := authorizeAndWait(t, b, payments.PayableRide)
 
 	keys := auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
 	token := func(role string) string {
@@ -124,7 +126,8 @@ func TestRoutes(t *testing.T) {
 		{"payment as customer", "/v1/payments/" + p.PayableID, token("customer"), http.StatusForbidden},
 		{"payment signed out", "/v1/payments/" + p.PayableID, "", http.StatusUnauthorized},
 		{"unknown payment", "/v1/payments/" + bus.NewID(), token("admin"), http.StatusNotFound},
-		{"not an order id", "/v1/payments/nope", token("admin"), http.StatusUnprocessableEntity},
+		{"ride's payment", "/v1/payments/" + ride.PayableID, token("admin"), http.StatusOK},
+		{"not an id", "/v1/payments/nope", token("admin"), http.StatusUnprocessableEntity},
 		{"provider", "/v1/ops/payment-provider", token("admin"), http.StatusOK},
 		{"provider as customer", "/v1/ops/payment-provider", token("customer"), http.StatusForbidden},
 	}
@@ -139,12 +142,12 @@ func TestRoutes(t *testing.T) {
 			if w.Code != tc.want {
 				t.Fatalf("%d %s, want %d", w.Code, w.Body, tc.want)
 			}
-			if tc.name == "payment" {
+			if want, ok := map[string]payments.Payment{"payment": p, "ride's payment": ride}[tc.name]; ok {
 				var got payments.Payment
 				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
 					t.Fatal(err)
 				}
-				if got.PayableID != p.PayableID || got.Status != payments.StatusAuthorized || got.Authorized != 1999 || len(got.Entries) != 1 {
+				if got.PayableID != want.PayableID || got.Payable != want.Payable || got.Status != payments.StatusAuthorized || got.Authorized != 1999 || len(got.Entries) != 1 {
 					t.Errorf("payment %+v", got)
 				}
 			}

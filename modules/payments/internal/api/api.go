@@ -1,5 +1,5 @@
-// Package api is the payments module's HTTP adapter: admin reads of an order's
-// payment ledger and of the payment provider's circuit breaker. It depends only on
+// Package api is the payments module's HTTP adapter: admin reads of a payable's
+// (an order's or a ride's) payment ledger and of the payment provider's circuit breaker. It depends only on
 // the payments contract and the bus, so every process serves these routes.
 package api
 
@@ -19,9 +19,9 @@ func Routes(b *bus.Bus) httpapi.Routes {
 	h := handlers{b: b}
 	return func(api huma.API) {
 		huma.Register(api, huma.Operation{
-			OperationID: "get-payment", Method: http.MethodGet, Path: "/v1/payments/{order_id}", Tags: []string{"Payments"},
-			Summary:     "Get an order's payment",
-			Description: "The payment of an order and its ledger: every amount authorized, captured, voided and refunded. Admins only.",
+			OperationID: "get-payment", Method: http.MethodGet, Path: "/v1/payments/{id}", Tags: []string{"Payments"},
+			Summary:     "Get an order's or a ride's payment",
+			Description: "The payment of an order or a ride (payable says which) and its ledger: every amount authorized, captured, voided (or released by a partial capture) and refunded. Admins only.",
 			Security:    httpapi.AdminOnly,
 		}, h.getPayment)
 		huma.Register(api, huma.Operation{
@@ -37,14 +37,14 @@ func Routes(b *bus.Bus) httpapi.Routes {
 type handlers struct{ b *bus.Bus }
 
 type getIn struct {
-	OrderID string `path:"order_id" format:"uuid" doc:"the order whose payment to show"`
+	ID string `path:"id" format:"uuid" doc:"the order or ride whose payment to show"`
 }
 
 type getOut struct{ Body payments.Payment }
 
-// getPayment answers an order's payment with its ledger (an empty one, never null).
+// getPayment answers a payable's payment with its ledger (an empty one, never null).
 func (h handlers) getPayment(ctx context.Context, in *getIn) (*getOut, error) {
-	p, err := bus.Call(ctx, h.b, payments.GetPaymentRequest, payments.GetPayment{PayableID: in.OrderID})
+	p, err := bus.Call(ctx, h.b, payments.GetPaymentRequest, payments.GetPayment{PayableID: in.ID})
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}

@@ -185,9 +185,9 @@ func (r *recorder) of(orderID string) []message.Envelope {
 	var out []message.Envelope
 	for _, env := range r.got {
 		var p struct {
-			OrderID string `json:"order_id"`
+			PayableID string `json:"payable_id"`
 		}
-		if json.Unmarshal(env.Payload, &p) == nil && p.OrderID == orderID {
+		if json.Unmarshal(env.Payload, &p) == nil && p.PayableID == orderID {
 			out = append(out, env)
 		}
 	}

@@ -23,7 +23,8 @@ var errInvariant = errors.New("payments ledger: invariant violated")
 
 // payment is a row of payments.
 type payment struct {
-	OrderID        string `db:"order_id"`
+	PayableID      string `db:"payable_id"`
+	Payable        string `db:"payable"` // payments.PayableOrder or PayableRide
 	CustomerID     string `db:"customer_id"`
 	Status         string `db:"status"`
 	Amount         int64  `db:"amount"`
@@ -41,7 +42,7 @@ type payment struct {
 // entry is a row of payment_entries.
 type entry struct {
 	ID          string `db:"id"`
-	OrderID     string `db:"order_id"`
+	PayableID   string `db:"payable_id"`
 	Kind        string `db:"kind"`
 	Amount      int64  `db:"amount"`
 	Currency    string `db:"currency"`
@@ -58,12 +59,15 @@ const (
 	kindRefunded   = "refunded"
 )
 
+// kind returns the payable the payment is for, as events carry it.
+func (p *payment) kind() payments.Payable { return payments.Payable(p.Payable) }
+
 func (p *payment) money(amount int64) payments.Money {
 	return payments.Money{Amount: amount, Currency: p.Currency}
 }
 
 func (p *payment) entry(kind string, amount int64, ref, reason string, now time.Time) entry {
-	return entry{ID: bus.NewID(), OrderID: p.OrderID, Kind: kind, Amount: amount, Currency: p.Currency,
+	return entry{ID: bus.NewID(), PayableID: p.PayableID, Kind: kind, Amount: amount, Currency: p.Currency,
 		ProviderRef: ref, Reason: reason, CreatedAt: now.UnixMilli()}
 }
 
@@ -76,15 +80,28 @@ func (p *payment) authorize(authID string, now time.Time) (entry, error) {
 	return p.entry(kindAuthorized, p.Amount, authID, "", now), nil
 }
 
-// capture records that the whole authorization was taken. It refuses a payment
-// that is not authorized (so also a second capture).
-func (p *payment) capture(now time.Time) (entry, error) {
-	if p.Status != string(payments.StatusAuthorized) || p.Captured != 0 || p.Authorized <= 0 {
-		return entry{}, fmt.Errorf("%w: capture a payment that is %s (captured %d of %d)", errInvariant, p.Status, p.Captured, p.Authorized)
+// capture records that amount (0: the whole authorization) was taken, and — when
+// it is less than the authorization — that the rest was released, as a voided
+// entry. It refuses a payment that is not authorized (so also a second capture)
+// and more than is authorized. It returns the ledger entries to add.
+func (p *payment) capture(amount int64, now time.Time) ([]entry, error) {
+	if amount == 0 {
+		amount = p.Authorized
 	}
-	p.Status, p.Captured = string(payments.StatusCaptured), p.Authorized
-	return p.entry(kindCaptured, p.Captured, p.ProviderAuthID, "", now), nil
+	if p.Status != string(payments.StatusAuthorized) || p.Captured != 0 || p.Authorized <= 0 || amount < 0 || amount > p.Authorized {
+		return nil, fmt.Errorf("%w: capture %d of a payment that is %s (captured %d of %d)", errInvariant, amount, p.Status, p.Captured, p.Authorized)
+	}
+	p.Status, p.Captured = string(payments.StatusCaptured), amount
+	es := []entry{p.entry(kindCaptured, amount, p.ProviderAuthID, "", now)}
+	if rest := p.Authorized - amount; rest > 0 {
+		es = append(es, p.entry(kindVoided, rest, p.ProviderAuthID, ReasonPartialCapture, now))
+	}
+	return es, nil
 }
+
+// ReasonPartialCapture is the reason of the voided entry that releases what a
+// partial capture left of an authorization.
+const ReasonPartialCapture = "released: partial capture"
 
 // void records that the authorization was released: nothing is held any more.
 // A captured payment cannot be voided.
@@ -112,7 +129,7 @@ func (p *payment) refund(amount int64, ref, reason string, now time.Time) (entry
 
 // contract returns the payment as the contract shows it.
 func (p *payment) contract(entries []entry) payments.Payment {
-	out := payments.Payment{PayableID: p.OrderID, CustomerID: p.CustomerID, Status: payments.Status(p.Status),
+	out := payments.Payment{PayableID: p.PayableID, Payable: payments.Payable(p.Payable), CustomerID: p.CustomerID, Status: payments.Status(p.Status),
 		Amount: p.money(p.Amount), Authorized: p.Authorized, Captured: p.Captured, Refunded: p.Refunded, Reason: p.Reason,
 		Entries: make([]payments.Entry, 0, len(entries)), CreatedAt: time.UnixMilli(p.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(p.UpdatedAt).UTC()}
 	for _, e := range entries {
@@ -126,33 +143,33 @@ func (p *payment) contract(entries []entry) payments.Payment {
 // inside or outside a transaction.
 type repo struct{ dialect store.Dialect }
 
-const paymentColumns = `order_id, customer_id, status, amount, currency, payment_token, authorized, captured, refunded,
+const paymentColumns = `payable_id, payable, customer_id, status, amount, currency, payment_token, authorized, captured, refunded,
 	provider_auth_id, reason, created_at, updated_at`
 
-// payment returns the payment of orderID, locked until the end of the transaction
+// payment returns the payment of payableID, locked until the end of the transaction
 // on PostgreSQL when lock is set (SQLite transactions already hold the write lock).
 // It returns payments.ErrPaymentNotFound when there is none.
-func (r repo) payment(ctx context.Context, q sqlx.ExtContext, orderID string, lock bool) (payment, error) {
-	query := `SELECT ` + paymentColumns + ` FROM payments WHERE order_id = ?`
+func (r repo) payment(ctx context.Context, q sqlx.ExtContext, payableID string, lock bool) (payment, error) {
+	query := `SELECT ` + paymentColumns + ` FROM payments WHERE payable_id = ?`
 	if lock && r.dialect == store.Postgres {
 		query += " FOR UPDATE"
 	}
 	var p payment
-	err := sqlx.GetContext(ctx, q, &p, q.Rebind(query), orderID)
+	err := sqlx.GetContext(ctx, q, &p, q.Rebind(query), payableID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, payments.ErrPaymentNotFound
 	}
 	if err != nil {
-		return p, fmt.Errorf("payments: read payment %s: %w", orderID, err)
+		return p, fmt.Errorf("payments: read payment %s: %w", payableID, err)
 	}
 	return p, nil
 }
 
 func (r repo) insertPayment(ctx context.Context, q sqlx.ExtContext, p payment) error {
-	_, err := sqlx.NamedExecContext(ctx, q, `INSERT INTO payments (`+paymentColumns+`) VALUES (:order_id, :customer_id, :status,
+	_, err := sqlx.NamedExecContext(ctx, q, `INSERT INTO payments (`+paymentColumns+`) VALUES (:payable_id, :payable, :customer_id, :status,
 		:amount, :currency, :payment_token, :authorized, :captured, :refunded, :provider_auth_id, :reason, :created_at, :updated_at)`, p)
 	if err != nil {
-		return fmt.Errorf("payments: insert payment %s: %w", p.OrderID, err)
+		return fmt.Errorf("payments: insert payment %s: %w", p.PayableID, err)
 	}
 	return nil
 }
@@ -160,37 +177,37 @@ func (r repo) insertPayment(ctx context.Context, q sqlx.ExtContext, p payment) e
 // updatePayment writes p's state, stamping its update time.
 func (r repo) updatePayment(ctx context.Context, q sqlx.ExtContext, p *payment, now time.Time) error {
 	p.UpdatedAt = now.UnixMilli()
-	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, customer_id = :customer_id,
+	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, payable = :payable, customer_id = :customer_id,
 		payment_token = :payment_token, authorized = :authorized, captured = :captured, refunded = :refunded,
-		provider_auth_id = :provider_auth_id, reason = :reason, updated_at = :updated_at WHERE order_id = :order_id`, p)
+		provider_auth_id = :provider_auth_id, reason = :reason, updated_at = :updated_at WHERE payable_id = :payable_id`, p)
 	if err != nil {
-		return fmt.Errorf("payments: update payment %s: %w", p.OrderID, err)
+		return fmt.Errorf("payments: update payment %s: %w", p.PayableID, err)
 	}
 	return nil
 }
 
 func (r repo) addEntry(ctx context.Context, q sqlx.ExtContext, e entry) error {
-	_, err := sqlx.NamedExecContext(ctx, q, `INSERT INTO payment_entries (id, order_id, kind, amount, currency, provider_ref, reason, created_at)
-		VALUES (:id, :order_id, :kind, :amount, :currency, :provider_ref, :reason, :created_at)`, e)
+	_, err := sqlx.NamedExecContext(ctx, q, `INSERT INTO payment_entries (id, payable_id, kind, amount, currency, provider_ref, reason, created_at)
+		VALUES (:id, :payable_id, :kind, :amount, :currency, :provider_ref, :reason, :created_at)`, e)
 	if err != nil {
-		return fmt.Errorf("payments: add %s entry to %s: %w", e.Kind, e.OrderID, err)
+		return fmt.Errorf("payments: add %s entry to %s: %w", e.Kind, e.PayableID, err)
 	}
 	return nil
 }
 
-// hasEntry reports whether orderID's ledger has an entry of kind.
-func (r repo) hasEntry(ctx context.Context, q sqlx.ExtContext, orderID, kind string) (bool, error) {
+// hasEntry reports whether payableID's ledger has an entry of kind.
+func (r repo) hasEntry(ctx context.Context, q sqlx.ExtContext, payableID, kind string) (bool, error) {
 	var n int
-	err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT COUNT(*) FROM payment_entries WHERE order_id = ? AND kind = ?`), orderID, kind)
+	err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT COUNT(*) FROM payment_entries WHERE payable_id = ? AND kind = ?`), payableID, kind)
 	return n > 0, err
 }
 
-func (r repo) entries(ctx context.Context, q sqlx.ExtContext, orderID string) ([]entry, error) {
+func (r repo) entries(ctx context.Context, q sqlx.ExtContext, payableID string) ([]entry, error) {
 	var es []entry
-	err := sqlx.SelectContext(ctx, q, &es, q.Rebind(`SELECT id, order_id, kind, amount, currency, provider_ref, reason, created_at
-		FROM payment_entries WHERE order_id = ? ORDER BY id`), orderID)
+	err := sqlx.SelectContext(ctx, q, &es, q.Rebind(`SELECT id, payable_id, kind, amount, currency, provider_ref, reason, created_at
+		FROM payment_entries WHERE payable_id = ? ORDER BY id`), payableID)
 	if err != nil {
-		return nil, fmt.Errorf("payments: read entries of %s: %w", orderID, err)
+		return nil, fmt.Errorf("payments: read entries of %s: %w", payableID, err)
 	}
 	return es, nil
 }
@@ -210,7 +227,7 @@ const (
 // operation is a row of payment_operations: a provider call to make.
 type operation struct {
 	Key           string `db:"op_key"`
-	OrderID       string `db:"order_id"`
+	PayableID     string `db:"payable_id"`
 	Op            string `db:"op"`
 	RefundID      string `db:"refund_id"`
 	Amount        int64  `db:"amount"`
@@ -224,14 +241,14 @@ type operation struct {
 }
 
 // opKey returns the operation's key, which is also its provider idempotency key.
-func opKey(orderID, op, refundID string) string {
+func opKey(payableID, op, refundID string) string {
 	if refundID != "" {
-		return orderID + ":" + op + ":" + refundID
+		return payableID + ":" + op + ":" + refundID
 	}
-	return orderID + ":" + op
+	return payableID + ":" + op
 }
 
-const operationColumns = `op_key, order_id, op, refund_id, amount, reason, state, outcome, attempts, cause_id, correlation_id, traceparent`
+const operationColumns = `op_key, payable_id, op, refund_id, amount, reason, state, outcome, attempts, cause_id, correlation_id, traceparent`
 
 // operation returns the operation with key, and whether there is one.
 func (r repo) operation(ctx context.Context, q sqlx.ExtContext, key string) (operation, bool, error) {
@@ -254,38 +271,38 @@ func (r repo) schedule(ctx context.Context, q sqlx.ExtContext, o operation, now 
 	cause, _ := message.CauseFrom(ctx)
 	ms := now.UnixMilli()
 	_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO payment_operations
-		(op_key, order_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, traceparent, created_at, updated_at)
+		(op_key, payable_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, traceparent, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (op_key) DO UPDATE SET state = 'pending', outcome = '', next_attempt_at = excluded.next_attempt_at,
 			updated_at = excluded.updated_at`),
-		o.Key, o.OrderID, o.Op, o.RefundID, o.Amount, o.Reason, ms, cause.ID, cause.CorrelationID, traceParent(ctx), ms, ms)
+		o.Key, o.PayableID, o.Op, o.RefundID, o.Amount, o.Reason, ms, cause.ID, cause.CorrelationID, traceParent(ctx), ms, ms)
 	if err != nil {
 		return fmt.Errorf("payments: schedule %s: %w", o.Key, err)
 	}
 	return nil
 }
 
-// pendingRefunds returns the sum of orderID's refunds not yet made.
-func (r repo) pendingRefunds(ctx context.Context, q sqlx.ExtContext, orderID string) (int64, error) {
+// pendingRefunds returns the sum of payableID's refunds not yet made.
+func (r repo) pendingRefunds(ctx context.Context, q sqlx.ExtContext, payableID string) (int64, error) {
 	var n sql.NullInt64
 	err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT SUM(amount) FROM payment_operations
-		WHERE order_id = ? AND op = 'refund' AND state = 'pending'`), orderID)
+		WHERE payable_id = ? AND op = 'refund' AND state = 'pending'`), payableID)
 	return n.Int64, err
 }
 
-// hasPending reports whether orderID has a pending operation of kind op.
-func (r repo) hasPending(ctx context.Context, q sqlx.ExtContext, orderID, op string) (bool, error) {
+// hasPending reports whether payableID has a pending operation of kind op.
+func (r repo) hasPending(ctx context.Context, q sqlx.ExtContext, payableID, op string) (bool, error) {
 	var n int
 	err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT COUNT(*) FROM payment_operations
-		WHERE order_id = ? AND op = ? AND state = 'pending'`), orderID, op)
+		WHERE payable_id = ? AND op = ? AND state = 'pending'`), payableID, op)
 	return n > 0, err
 }
 
-// wakePending makes orderID's pending operations due now (an operation waiting for
+// wakePending makes payableID's pending operations due now (an operation waiting for
 // the authorization's outcome need not wait for its next scan).
-func (r repo) wakePending(ctx context.Context, q sqlx.ExtContext, orderID string, now time.Time) error {
+func (r repo) wakePending(ctx context.Context, q sqlx.ExtContext, payableID string, now time.Time) error {
 	_, err := q.ExecContext(ctx, q.Rebind(`UPDATE payment_operations SET next_attempt_at = ?
-		WHERE order_id = ? AND state = 'pending' AND next_attempt_at > ?`), now.UnixMilli(), orderID, now.UnixMilli())
+		WHERE payable_id = ? AND state = 'pending' AND next_attempt_at > ?`), now.UnixMilli(), payableID, now.UnixMilli())
 	return err
 }
 

@@ -1,10 +1,11 @@
-// Package ledger is the payments module's domain: a ledger per order of money
+// Package ledger is the payments module's domain: a ledger per payable (an order
+// or a ride) of money
 // authorized, captured, voided and refunded, the command handlers that record what
 // is asked of it, and the worker pool that makes the provider calls.
 //
 // A command never calls the provider inside its transaction: its handler records
 // the intent (the payment, and a pending operation keyed by the provider's
-// idempotency key "<order_id>:<op>[:<refund_id>]") and commits; a worker then
+// idempotency key "<payable_id>:<op>[:<refund_id>]") and commits; a worker then
 // claims the operation, calls the provider, and records the outcome together with
 // its event in one transaction. Operations a crash interrupted are still pending
 // and are claimed again when their lease ends, with the same key: the provider
@@ -36,7 +37,7 @@ const Consumer = "payments"
 
 // Why a refund failed (RefundFailed.Reason).
 const (
-	RefundNotCaptured     = "not_captured"     // nothing was captured for the order
+	RefundNotCaptured     = "not_captured"     // nothing was captured for the payable
 	RefundExceedsCaptured = "exceeds_captured" // more than what is captured and not yet refunded
 	RefundRefused         = "provider_refused" // the provider refused it
 )
@@ -143,7 +144,7 @@ func (s *Service) providerStatus(context.Context, payments.ProviderStatus) (paym
 	return s.ProviderState(), nil
 }
 
-// Get returns an order's payment and its ledger, or payments.ErrPaymentNotFound.
+// Get returns a payable's payment and its ledger, or payments.ErrPaymentNotFound.
 func (s *Service) Get(ctx context.Context, q payments.GetPayment) (payments.Payment, error) {
 	if q.PayableID == "" || len(q.PayableID) > maxID {
 		return payments.Payment{}, payments.ErrPaymentNotFound // nothing is ever stored under such an id
@@ -182,6 +183,18 @@ var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 // the sender has a bug, and answering with an event would hide it.
 var errInvalidCommand = message.ErrInvalidMessage
 
+// payableOf returns the kind a command names, an empty one being an order (as
+// every sender wrote before rides existed).
+func payableOf(field string, k payments.Payable) (string, error) {
+	switch k {
+	case "":
+		return string(payments.PayableOrder), nil
+	case payments.PayableOrder, payments.PayableRide:
+		return string(k), nil
+	}
+	return "", errInvalidCommand.Withf("%s must be order or ride", field).OnField(field)
+}
+
 func checkID(field, v string) error {
 	if v == "" || len(v) > maxID {
 		return errInvalidCommand.Withf("%s must be 1 to %d characters", field, maxID).OnField(field)
@@ -191,7 +204,11 @@ func checkID(field, v string) error {
 
 func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Message[payments.AuthorizePayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.PayableID); err != nil {
+	if err := checkID("payable_id", c.PayableID); err != nil {
+		return err
+	}
+	payable, err := payableOf("payable", c.Payable)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -207,12 +224,12 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 	now := time.Now().UTC()
 	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
-		p = payment{OrderID: c.PayableID, CustomerID: c.CustomerID, Status: string(payments.StatusAuthorizing),
+		p = payment{PayableID: c.PayableID, Payable: payable, CustomerID: c.CustomerID, Status: string(payments.StatusAuthorizing),
 			Amount: c.Amount.Amount, Currency: c.Amount.Currency, Token: c.PaymentToken, CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
 		if err := s.repo.insertPayment(ctx, tx, p); err != nil {
 			return err
 		}
-		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opAuthorize, ""), OrderID: c.PayableID, Op: opAuthorize}, now)
+		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opAuthorize, ""), PayableID: c.PayableID, Op: opAuthorize}, now)
 	}
 	if err != nil {
 		return err
@@ -220,8 +237,8 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 	// Asked again: answer with the outcome already known (the pending call will
 	// answer if there is none yet).
 	if p.Amount != c.Amount.Amount || p.Currency != c.Amount.Currency {
-		s.log.WarnContext(ctx, "authorize for an order already paid with another amount: the first amount stands",
-			"order_id", c.PayableID, "first", p.Amount, "asked", c.Amount.Amount)
+		s.log.WarnContext(ctx, "authorize for a payable already paid with another amount: the first amount stands",
+			"payable_id", c.PayableID, "first", p.Amount, "asked", c.Amount.Amount)
 	}
 	switch payments.Status(p.Status) {
 	case payments.StatusAuthorized, payments.StatusCaptured, payments.StatusRefunded:
@@ -236,12 +253,15 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 
 func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m message.Message[payments.CapturePayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.PayableID); err != nil {
+	if err := checkID("payable_id", c.PayableID); err != nil {
 		return err
+	}
+	if c.Amount < 0 {
+		return errInvalidCommand.Withf("amount must not be negative").OnField("amount")
 	}
 	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
-		s.log.WarnContext(ctx, "capture of an order with no payment: nothing to capture", "order_id", c.PayableID)
+		s.log.WarnContext(ctx, "capture of a payable with no payment: nothing to capture", "payable_id", c.PayableID)
 		return nil
 	}
 	if err != nil {
@@ -252,22 +272,31 @@ func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m message.Message
 		// While the authorization is pending, the capture waits for it.
 		if voiding, err := s.repo.hasPending(ctx, tx, c.PayableID, opVoid); err != nil || voiding {
 			if voiding {
-				s.log.WarnContext(ctx, "capture of a payment being voided: not captured", "order_id", c.PayableID)
+				s.log.WarnContext(ctx, "capture of a payment being voided: not captured", "payable_id", c.PayableID)
 			}
 			return err
 		}
-		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opCapture, ""), OrderID: c.PayableID, Op: opCapture}, time.Now().UTC())
+		if c.Amount > p.Amount {
+			// The sender asks for more than it had authorized: a bug to park, not to charge.
+			return errInvalidCommand.Withf("amount %d is more than the %d authorized", c.Amount, p.Amount).OnField("amount")
+		}
+		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opCapture, ""), PayableID: c.PayableID, Op: opCapture,
+			Amount: c.Amount}, time.Now().UTC())
 	case payments.StatusCaptured, payments.StatusRefunded:
 		return s.ob.Add(ctx, tx, capturedEvent(p))
 	default:
-		s.log.WarnContext(ctx, "capture of a payment with nothing authorized: not captured", "order_id", c.PayableID, "status", p.Status)
+		s.log.WarnContext(ctx, "capture of a payment with nothing authorized: not captured", "payable_id", c.PayableID, "status", p.Status)
 		return nil
 	}
 }
 
 func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m message.Message[payments.VoidPayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.PayableID); err != nil {
+	if err := checkID("payable_id", c.PayableID); err != nil {
+		return err
+	}
+	payable, err := payableOf("payable", c.Payable)
+	if err != nil {
 		return err
 	}
 	c.Reason = truncate(c.Reason, maxText)
@@ -276,7 +305,7 @@ func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m message.Message[pa
 	if errors.Is(err, payments.ErrPaymentNotFound) {
 		// Voided before it was ever authorized: record it, so that an authorize
 		// arriving late is answered with the void rather than a charge.
-		p = payment{OrderID: c.PayableID, Status: string(payments.StatusVoided), Reason: c.Reason,
+		p = payment{PayableID: c.PayableID, Payable: payable, Status: string(payments.StatusVoided), Reason: c.Reason,
 			CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
 		if err := s.repo.insertPayment(ctx, tx, p); err != nil {
 			return err
@@ -300,20 +329,20 @@ func (s *Service) onVoid(ctx context.Context, tx *store.Tx, m message.Message[pa
 	case payments.StatusAuthorized:
 		if capturing, err := s.repo.hasPending(ctx, tx, c.PayableID, opCapture); err != nil || capturing {
 			if capturing {
-				s.log.WarnContext(ctx, "void of a payment being captured: not voided", "order_id", c.PayableID)
+				s.log.WarnContext(ctx, "void of a payment being captured: not voided", "payable_id", c.PayableID)
 			}
 			return err
 		}
-		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opVoid, ""), OrderID: c.PayableID, Op: opVoid, Reason: c.Reason}, now)
+		return s.schedule(ctx, tx, operation{Key: opKey(c.PayableID, opVoid, ""), PayableID: c.PayableID, Op: opVoid, Reason: c.Reason}, now)
 	default:
-		s.log.WarnContext(ctx, "void of a captured payment: not voided (refund it instead)", "order_id", c.PayableID)
+		s.log.WarnContext(ctx, "void of a captured payment: not voided (refund it instead)", "payable_id", c.PayableID)
 		return nil
 	}
 }
 
 func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[payments.RefundPayment]) error {
 	c := m.Body
-	if err := checkID("order_id", c.PayableID); err != nil {
+	if err := checkID("payable_id", c.PayableID); err != nil {
 		return err
 	}
 	if err := checkID("refund_id", c.RefundID); err != nil {
@@ -325,7 +354,7 @@ func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[
 	c.Reason = truncate(c.Reason, maxText)
 	failed := func(p payment, reason string) error {
 		return s.ob.Add(ctx, tx, payments.RefundFailedEvent.With(payments.RefundFailed{
-			PayableID: c.PayableID, CustomerID: p.CustomerID, RefundID: c.RefundID, Reason: reason}))
+			PayableID: c.PayableID, Payable: p.kind(), CustomerID: p.CustomerID, RefundID: c.RefundID, Reason: reason}))
 	}
 	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
@@ -362,7 +391,7 @@ func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[
 	if amount <= 0 || amount > left {
 		return failed(p, RefundExceedsCaptured)
 	}
-	return s.schedule(ctx, tx, operation{Key: key, OrderID: c.PayableID, Op: opRefund, RefundID: c.RefundID, Amount: amount, Reason: c.Reason},
+	return s.schedule(ctx, tx, operation{Key: key, PayableID: c.PayableID, Op: opRefund, RefundID: c.RefundID, Amount: amount, Reason: c.Reason},
 		time.Now().UTC())
 }
 
@@ -376,26 +405,26 @@ func (s *Service) schedule(ctx context.Context, tx *store.Tx, o operation, now t
 }
 
 func authorizedEvent(p payment) message.Outgoing {
-	return payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{PayableID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{PayableID: p.PayableID, Payable: p.kind(), CustomerID: p.CustomerID,
 		Amount: p.money(p.Amount), ProviderRef: p.ProviderAuthID})
 }
 
 func declinedEvent(p payment) message.Outgoing {
-	return payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{PayableID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{PayableID: p.PayableID, Payable: p.kind(), CustomerID: p.CustomerID,
 		Reason: p.Reason, Message: Messages[p.Reason]})
 }
 
 func capturedEvent(p payment) message.Outgoing {
-	return payments.PaymentCapturedEvent.With(payments.PaymentCaptured{PayableID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.PaymentCapturedEvent.With(payments.PaymentCaptured{PayableID: p.PayableID, Payable: p.kind(), CustomerID: p.CustomerID,
 		Amount: p.money(p.Captured)})
 }
 
 func voidedEvent(p payment) message.Outgoing {
-	return payments.PaymentVoidedEvent.With(payments.PaymentVoided{PayableID: p.OrderID, CustomerID: p.CustomerID})
+	return payments.PaymentVoidedEvent.With(payments.PaymentVoided{PayableID: p.PayableID, Payable: p.kind(), CustomerID: p.CustomerID})
 }
 
 func refundIssuedEvent(p payment, o operation) message.Outgoing {
-	return payments.RefundIssuedEvent.With(payments.RefundIssued{PayableID: p.OrderID, CustomerID: p.CustomerID,
+	return payments.RefundIssuedEvent.With(payments.RefundIssued{PayableID: p.PayableID, Payable: p.kind(), CustomerID: p.CustomerID,
 		RefundID: o.RefundID, Amount: p.money(o.Amount), TotalRefunded: p.Refunded, Reason: o.Reason})
 }
 

@@ -53,7 +53,7 @@ func TestAuthorizeOutcomes(t *testing.T) {
 			switch tc.wantType {
 			case payments.PaymentAuthorizedEvent.Name():
 				ev := decode[payments.PaymentAuthorized](t, env)
-				want := payments.PaymentAuthorized{PayableID: order, CustomerID: "cust-" + order,
+				want := payments.PaymentAuthorized{PayableID: order, Payable: payments.PayableOrder, CustomerID: "cust-" + order,
 					Amount: payments.Money{Amount: 2500, Currency: "EUR"}, ProviderRef: ev.ProviderRef}
 				if diff := cmp.Diff(want, ev); diff != "" || ev.ProviderRef == "" {
 					t.Errorf("%s: PaymentAuthorized (-want +got):\n%s", tc.token, diff)
@@ -368,11 +368,11 @@ type flaky struct {
 	captures atomic.Int64
 }
 
-func (f *flaky) Capture(ctx context.Context, authID, key string) (provider.Authorization, error) {
+func (f *flaky) Capture(ctx context.Context, authID string, amount int64, key string) (provider.Authorization, error) {
 	if f.captures.Add(1) <= f.failures.Load() {
 		return provider.Authorization{}, &provider.Error{Class: provider.ClassRetryable, Err: errors.New("503")}
 	}
-	return f.Provider.Capture(ctx, authID, key)
+	return f.Provider.Capture(ctx, authID, amount, key)
 }
 
 // TestCaptureIsRetriedUntilItSucceeds: a capture that keeps failing, beyond the

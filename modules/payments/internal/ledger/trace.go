@@ -47,7 +47,7 @@ func (s *Service) traceOperation(ctx context.Context, o operation) (context.Cont
 			attribute.String("agora.module", "payments"),
 			attribute.String("agora.correlation_id", o.CorrelationID),
 			attribute.String("agora.payment.operation", o.Op),
-			attribute.String("agora.order_id", o.OrderID),
+			attribute.String("agora.payable_id", o.PayableID),
 			attribute.Int("agora.payment.attempt", o.Attempts)))
 	return ctx, func(err error) {
 		if err != nil {

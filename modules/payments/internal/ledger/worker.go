@@ -35,7 +35,7 @@ func (s *Service) perform(ctx context.Context, _ *jobs.Queue, o operation) {
 	ctx, end := s.traceOperation(ctx, o)
 	var err error
 	defer func() { end(err) }()
-	p, err := s.repo.payment(ctx, s.db, o.OrderID, false)
+	p, err := s.repo.payment(ctx, s.db, o.PayableID, false)
 	if err == nil {
 		switch o.Op {
 		case opAuthorize:
@@ -65,7 +65,7 @@ func (s *Service) record(ctx context.Context, o operation, fn func(tx *store.Tx,
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return store.InTx(ctx, s.db, func(tx *store.Tx) error {
-		p, err := s.repo.payment(ctx, tx, o.OrderID, true)
+		p, err := s.repo.payment(ctx, tx, o.PayableID, true)
 		if err != nil {
 			return err
 		}
@@ -125,13 +125,13 @@ func (s *Service) authorize(ctx context.Context, o operation, p payment) error {
 		return nil // stopping: resumed with the same key at the next start
 	}
 	if err != nil && provider.ClassOf(err) != provider.ClassDeclined {
-		s.log.WarnContext(ctx, "payment authorization got no answer", "order_id", o.OrderID, "err", err)
+		s.log.WarnContext(ctx, "payment authorization got no answer", "payable_id", o.PayableID, "err", err)
 	}
 	return s.record(ctx, o, func(tx *store.Tx, p *payment, now time.Time) (string, string, error) {
 		voided := p.Status == string(payments.StatusVoided)
 		switch class := provider.ClassOf(err); {
 		case err == nil && voided:
-			// The order was voided while the call was out: release what it held.
+			// The payable was voided while the call was out: release what it held.
 			p.Authorized, p.ProviderAuthID, p.Token = p.Amount, a.ID, ""
 			if err := s.repo.updatePayment(ctx, tx, p, now); err != nil {
 				return "", "", err
@@ -152,7 +152,7 @@ func (s *Service) authorize(ctx context.Context, o operation, p payment) error {
 				return "", "", err
 			}
 			// A capture that waits for this authorization may go now.
-			if err := s.repo.wakePending(ctx, tx, p.OrderID, now); err != nil {
+			if err := s.repo.wakePending(ctx, tx, p.PayableID, now); err != nil {
 				return "", "", err
 			}
 			tx.OnCommit(s.Notify)
@@ -181,7 +181,7 @@ func (s *Service) authorize(ctx context.Context, o operation, p payment) error {
 // operation (re-armed if it ran before) voids p's authorization, or looks it up by
 // the authorize call's key.
 func (s *Service) scheduleVoid(ctx context.Context, tx *store.Tx, p *payment, now time.Time) error {
-	return s.schedule(ctx, tx, operation{Key: opKey(p.OrderID, opVoid, ""), OrderID: p.OrderID, Op: opVoid}, now)
+	return s.schedule(ctx, tx, operation{Key: opKey(p.PayableID, opVoid, ""), PayableID: p.PayableID, Op: opVoid}, now)
 }
 
 func (s *Service) capture(ctx context.Context, o operation, p payment) error {
@@ -194,25 +194,27 @@ func (s *Service) capture(ctx context.Context, o operation, p payment) error {
 	case payments.StatusCaptured, payments.StatusRefunded:
 		return s.record(ctx, o, func(*store.Tx, *payment, time.Time) (string, string, error) { return stateDone, "", nil })
 	default:
-		s.log.WarnContext(ctx, "capture dropped: nothing is authorized", "order_id", o.OrderID, "status", p.Status)
+		s.log.WarnContext(ctx, "capture dropped: nothing is authorized", "payable_id", o.PayableID, "status", p.Status)
 		return s.record(ctx, o, func(*store.Tx, *payment, time.Time) (string, string, error) {
 			return stateFailed, "not_authorized", nil
 		})
 	}
-	_, err := s.prov.Capture(ctx, p.ProviderAuthID, o.Key)
+	_, err := s.prov.Capture(ctx, p.ProviderAuthID, o.Amount, o.Key)
 	if err != nil {
 		return s.callFailed(ctx, o, err, nil)
 	}
 	return s.record(ctx, o, func(tx *store.Tx, p *payment, now time.Time) (string, string, error) {
-		e, err := p.capture(now)
+		es, err := p.capture(o.Amount, now)
 		if err != nil {
 			return "", "", err
 		}
 		if err := s.repo.updatePayment(ctx, tx, p, now); err != nil {
 			return "", "", err
 		}
-		if err := s.repo.addEntry(ctx, tx, e); err != nil {
-			return "", "", err
+		for _, e := range es {
+			if err := s.repo.addEntry(ctx, tx, e); err != nil {
+				return "", "", err
+			}
 		}
 		return stateDone, "", s.ob.Add(ctx, tx, capturedEvent(*p))
 	})
@@ -220,14 +222,14 @@ func (s *Service) capture(ctx context.Context, o operation, p payment) error {
 
 func (s *Service) void(ctx context.Context, o operation, p payment) error {
 	if p.Captured > 0 {
-		s.log.ErrorContext(ctx, "void dropped: the payment is captured", "order_id", o.OrderID)
+		s.log.ErrorContext(ctx, "void dropped: the payment is captured", "payable_id", o.PayableID)
 		return s.record(ctx, o, func(*store.Tx, *payment, time.Time) (string, string, error) { return stateFailed, "captured", nil })
 	}
 	authID := p.ProviderAuthID
 	if authID == "" {
-		a, err := s.prov.AuthorizationByKey(ctx, opKey(o.OrderID, opAuthorize, ""))
+		a, err := s.prov.AuthorizationByKey(ctx, opKey(o.PayableID, opAuthorize, ""))
 		if provider.ClassOf(err) == provider.ClassNotFound {
-			// The provider holds nothing for the order.
+			// The provider holds nothing for the payable.
 			return s.record(ctx, o, func(*store.Tx, *payment, time.Time) (string, string, error) { return stateDone, "", nil })
 		}
 		if err != nil {
@@ -241,7 +243,7 @@ func (s *Service) void(ctx context.Context, o operation, p payment) error {
 	}
 	return s.record(ctx, o, func(tx *store.Tx, p *payment, now time.Time) (string, string, error) {
 		announce := p.Status == string(payments.StatusAuthorized)
-		if ok, err := s.repo.hasEntry(ctx, tx, p.OrderID, kindVoided); err != nil || ok {
+		if ok, err := s.repo.hasEntry(ctx, tx, p.PayableID, kindVoided); err != nil || ok {
 			return stateDone, "", err // voided before (a re-armed void found the same authorization)
 		}
 		status := p.Status
@@ -269,7 +271,7 @@ func (s *Service) void(ctx context.Context, o operation, p payment) error {
 func (s *Service) refund(ctx context.Context, o operation, p payment) error {
 	failed := func(tx *store.Tx, p *payment, reason string) (string, string, error) {
 		return stateFailed, reason, s.ob.Add(ctx, tx, payments.RefundFailedEvent.With(payments.RefundFailed{
-			PayableID: p.OrderID, CustomerID: p.CustomerID, RefundID: o.RefundID, Reason: reason}))
+			PayableID: p.PayableID, Payable: p.kind(), CustomerID: p.CustomerID, RefundID: o.RefundID, Reason: reason}))
 	}
 	if p.Captured-p.Refunded < o.Amount {
 		return s.record(ctx, o, func(tx *store.Tx, p *payment, _ time.Time) (string, string, error) {

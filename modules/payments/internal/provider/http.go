@@ -41,9 +41,9 @@ func (h *HTTP) Authorize(ctx context.Context, amount payments.Money, token, key 
 }
 
 // Capture implements Provider.
-func (h *HTTP) Capture(ctx context.Context, authID, key string) (Authorization, error) {
+func (h *HTTP) Capture(ctx context.Context, authID string, amount int64, key string) (Authorization, error) {
 	var a psp.Authorization
-	err := h.do(ctx, http.MethodPost, "/v1/authorizations/"+url.PathEscape(authID)+"/capture", key, psp.CaptureBody{}, &a)
+	err := h.do(ctx, http.MethodPost, "/v1/authorizations/"+url.PathEscape(authID)+"/capture", key, psp.CaptureBody{Amount: amount}, &a)
 	return fromPSPAuth(a), err
 }
 

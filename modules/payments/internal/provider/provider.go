@@ -5,7 +5,7 @@
 //
 // Every method takes an idempotency key: a provider that sees a key again answers
 // as it did the first time, without a second effect. Callers derive keys from the
-// order and the operation, so a retry after a lost answer is harmless.
+// payable and the operation, so a retry after a lost answer is harmless.
 package provider
 
 import (
@@ -23,8 +23,8 @@ import (
 type Provider interface {
 	// Authorize holds amount on the card behind token.
 	Authorize(ctx context.Context, amount payments.Money, token, key string) (Authorization, error)
-	// Capture takes the whole of an authorization.
-	Capture(ctx context.Context, authID, key string) (Authorization, error)
+	// Capture takes amount (0: the whole) of an authorization and releases the rest.
+	Capture(ctx context.Context, authID string, amount int64, key string) (Authorization, error)
 	// Void releases an authorization; voiding a voided one succeeds.
 	Void(ctx context.Context, authID, key string) (Authorization, error)
 	// Refund gives back amount of a captured authorization.

@@ -120,14 +120,14 @@ func TestHTTPRefusalsAreNotRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Capture(ctx, a.ID, "o1:capture"); err != nil {
+	if _, err := p.Capture(ctx, a.ID, 0, "o1:capture"); err != nil {
 		t.Fatal(err)
 	}
 	before := s.calls.Load()
 	// A second capture under another key, a refund beyond what is captured, a key
 	// reused with other parameters, an unknown authorization: the provider refused
 	// each, and asking again cannot help.
-	_, err = p.Capture(ctx, a.ID, "o1:capture-again")
+	_, err = p.Capture(ctx, a.ID, 0, "o1:capture-again")
 	wantClass(t, err, provider.ClassPermanent)
 	_, err = p.Refund(ctx, a.ID, 101, "o1:refund:r1")
 	wantClass(t, err, provider.ClassPermanent)

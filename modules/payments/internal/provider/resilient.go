@@ -110,8 +110,8 @@ func (r *Resilient) Authorize(ctx context.Context, amount payments.Money, token,
 }
 
 // Capture implements Provider.
-func (r *Resilient) Capture(ctx context.Context, authID, key string) (Authorization, error) {
-	return call(ctx, r, func(ctx context.Context) (Authorization, error) { return r.p.Capture(ctx, authID, key) })
+func (r *Resilient) Capture(ctx context.Context, authID string, amount int64, key string) (Authorization, error) {
+	return call(ctx, r, func(ctx context.Context) (Authorization, error) { return r.p.Capture(ctx, authID, amount, key) })
 }
 
 // Void implements Provider.

@@ -23,8 +23,8 @@ func (s *Simulated) Authorize(ctx context.Context, amount payments.Money, token,
 }
 
 // Capture implements Provider.
-func (s *Simulated) Capture(ctx context.Context, authID, key string) (Authorization, error) {
-	a, err := s.sim.Capture(ctx, authID, 0, key)
+func (s *Simulated) Capture(ctx context.Context, authID string, amount int64, key string) (Authorization, error) {
+	a, err := s.sim.Capture(ctx, authID, amount, key)
 	return fromPSPAuth(a), simError(err)
 }
 
