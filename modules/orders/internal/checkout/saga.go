@@ -31,18 +31,34 @@ func (s *Service) Subscriptions() []bus.Subscription {
 		on(s, inventory.ReservationCommitFailedEvent, func(m inventory.ReservationCommitFailed) string { return m.OrderID }),
 		on(s, inventory.ReservationReleasedEvent, func(m inventory.ReservationReleased) string { return m.OrderID }),
 		on(s, inventory.OrderRestockedEvent, func(m inventory.OrderRestocked) string { return m.OrderID }),
-		on(s, payments.PaymentAuthorizedEvent, func(m payments.PaymentAuthorized) string { return m.PayableID }),
-		on(s, payments.PaymentDeclinedEvent, func(m payments.PaymentDeclined) string { return m.PayableID }),
-		on(s, payments.PaymentCapturedEvent, func(m payments.PaymentCaptured) string { return m.PayableID }),
-		on(s, payments.PaymentVoidedEvent, func(m payments.PaymentVoided) string { return m.PayableID }),
-		on(s, payments.RefundIssuedEvent, func(m payments.RefundIssued) string { return m.PayableID }),
-		on(s, payments.RefundFailedEvent, func(m payments.RefundFailed) string { return m.PayableID }),
+		on(s, payments.PaymentAuthorizedEvent, func(m payments.PaymentAuthorized) string { return ordersOnly(m.Payable, m.PayableID) }),
+		on(s, payments.PaymentDeclinedEvent, func(m payments.PaymentDeclined) string { return ordersOnly(m.Payable, m.PayableID) }),
+		on(s, payments.PaymentCapturedEvent, func(m payments.PaymentCaptured) string { return ordersOnly(m.Payable, m.PayableID) }),
+		on(s, payments.PaymentVoidedEvent, func(m payments.PaymentVoided) string { return ordersOnly(m.Payable, m.PayableID) }),
+		on(s, payments.RefundIssuedEvent, func(m payments.RefundIssued) string { return ordersOnly(m.Payable, m.PayableID) }),
+		on(s, payments.RefundFailedEvent, func(m payments.RefundFailed) string { return ordersOnly(m.Payable, m.PayableID) }),
 	}
 }
 
+// ordersOnly returns the order a payments event is about: its payable's id when
+// the payable is an order (an empty kind is one: payments said nothing else before
+// rides existed), and "" for any other payable's — a ride's events are none of the
+// orders saga's business, whatever their id.
+func ordersOnly(kind payments.Payable, id string) string {
+	if kind != "" && kind != payments.PayableOrder {
+		return ""
+	}
+	return id
+}
+
+// on subscribes the saga to e; orderOf returns the order an event is about, or ""
+// for an event that is not about an order (ignored).
 func on[T any](s *Service, e message.Event[T], orderOf func(T) string) bus.Subscription {
 	return outbox.SubscribeEvent(s.db, e, Consumer, func(ctx context.Context, tx *store.Tx, m message.Message[T]) error {
 		id := orderOf(m.Body)
+		if id == "" {
+			return nil
+		}
 		_, err := s.apply(ctx, tx, id, m.Body)
 		if errors.Is(err, orders.ErrOrderNotFound) {
 			// Not an order of ours: nothing to do, and retrying would not change that.

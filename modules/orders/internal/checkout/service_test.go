@@ -2,6 +2,7 @@ package checkout_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -387,6 +388,41 @@ func TestCheckoutFlows(t *testing.T) {
 			}
 		})
 
+		t.Run("payments events of other payables", func(t *testing.T) {
+			// A ride's payments events, even under an order's id, leave the order alone;
+			// an order's event as the previous version wrote it ("order_id", no
+			// payable) is still the order's.
+			w.Peer.Lock(func(p *ordertest.Peer) { p.Silent[payments.AuthorizePaymentCommand.Name()] = true })
+			w.Fill(t, alice, []catalog.Product{tee})
+			o := w.Place(t, alice, "tok_visa")
+			testlog.Eventually(t, "authorization to be asked", func() bool { return w.Peer.Has(o.ID, payments.AuthorizePaymentCommand.Name()) })
+			w.Peer.Lock(func(p *ordertest.Peer) { delete(p.Silent, payments.AuthorizePaymentCommand.Name()) })
+			auth := w.Peer.Received(o.ID)[1].Payload.(payments.AuthorizePayment)
+			if auth.Payable != payments.PayableOrder {
+				t.Errorf("authorize %+v, want an order's", auth)
+			}
+			before := w.Saga(t, o.ID)
+			ride := payments.Payable(payments.PayableRide)
+			w.Publish(t, payments.PaymentAuthorizedEvent.With(payments.PaymentAuthorized{PayableID: o.ID, Payable: ride, CustomerID: alice,
+				Amount: auth.Amount, ProviderRef: "ref-ride"}))
+			w.Publish(t, payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{PayableID: o.ID, Payable: ride,
+				Reason: payments.DeclineCardDeclined}))
+			w.Publish(t, payments.PaymentVoidedEvent.With(payments.PaymentVoided{PayableID: o.ID, Payable: ride}))
+			if after := w.Saga(t, o.ID); after.State != before.State || len(after.History) != len(before.History) {
+				t.Errorf("a ride's events moved the order's saga: %s (%d steps), then %s (%d steps)",
+					before.State, len(before.History), after.State, len(after.History))
+			}
+			legacy := fmt.Sprintf(`{"order_id":%q,"customer_id":%q,"amount":{"amount":%d,"currency":%q},"provider_ref":"ref-old"}`,
+				o.ID, alice, auth.Amount.Amount, auth.Amount.Currency)
+			w.Publish(t, message.Outgoing{Kind: message.KindEvent, Type: payments.PaymentAuthorizedEvent.Name(), Payload: json.RawMessage(legacy)})
+			if got := w.WaitSaga(t, o.ID, orders.SagaCompleted); got.Status != orders.StatusConfirmed {
+				t.Errorf("order %s after its authorization of the previous version, want confirmed", got.Status)
+			}
+			if w.Peer.Has(o.ID, payments.VoidPaymentCommand.Name()) {
+				t.Errorf("the order voided a payment: %v", w.Peer.ReceivedTypes(o.ID))
+			}
+		})
+
 		t.Run("cancel a confirmed order", func(t *testing.T) {
 			w.Fill(t, alice, []catalog.Product{tee}, 2)
 			o := w.Place(t, alice, "tok_visa")
@@ -461,7 +497,7 @@ func TestCheckoutFlows(t *testing.T) {
 				}
 				return ids, err
 			})
-			if len(all) != 7 || !slices.IsSortedFunc(all, func(a, b string) int { return strings.Compare(b, a) }) {
+			if len(all) != 8 || !slices.IsSortedFunc(all, func(a, b string) int { return strings.Compare(b, a) }) {
 				t.Errorf("%d orders, newest first? %v", len(all), all)
 			}
 			rejected, err := bus.Call(t.Context(), w.Bus, orders.ListOrdersRequest, orders.ListOrders{CustomerID: alice, Status: orders.StatusRejected})

@@ -349,7 +349,7 @@ func (x *step) stockReserved() {
 }
 
 func (x *step) authorize() message.Outgoing {
-	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{PayableID: x.s.OrderID, CustomerID: x.s.CustomerID,
+	return payments.AuthorizePaymentCommand.With(payments.AuthorizePayment{PayableID: x.s.OrderID, Payable: payments.PayableOrder, CustomerID: x.s.CustomerID,
 		Amount: payments.Money(x.s.Total), PaymentToken: x.s.PaymentToken})
 }
 
@@ -427,7 +427,7 @@ func (x *step) paymentAuthorized() {
 		// The order is not going ahead: release the hold on the card. Nothing waits
 		// for this void; it is payments' to carry through.
 		x.note("payment authorized for an order that is not going ahead")
-		x.command(payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.OrderID,
+		x.command(payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.OrderID, Payable: payments.PayableOrder,
 			Reason: "late authorization for an order that is no longer pending"}))
 	case x.s.Confirmed:
 		x.ignore("the payment was already authorized")
@@ -472,7 +472,7 @@ func (x *step) release() message.Outgoing {
 }
 
 func (x *step) void() message.Outgoing {
-	return payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.OrderID, Reason: "order " + string(x.s.Target)})
+	return payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.OrderID, Payable: payments.PayableOrder, Reason: "order " + string(x.s.Target)})
 }
 
 func (x *step) paymentCaptured() {

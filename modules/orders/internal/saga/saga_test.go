@@ -396,7 +396,8 @@ func TestCommandPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := payments.AuthorizePayment{PayableID: orderID, CustomerID: o.CustomerID, Amount: payments.Money{Amount: 5000, Currency: "EUR"}, PaymentToken: "tok_visa"}
+	want := payments.AuthorizePayment{PayableID: orderID, Payable: payments.PayableOrder, CustomerID: o.CustomerID,
+		Amount: payments.Money{Amount: 5000, Currency: "EUR"}, PaymentToken: "tok_visa"}
 	if diff := cmp.Diff(want, r.Send[0].Payload); diff != "" {
 		t.Errorf("AuthorizePayment (-want +got):\n%s", diff)
 	}
