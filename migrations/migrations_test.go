@@ -4,8 +4,10 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -50,7 +52,8 @@ func TestForServesOnePortableSet(t *testing.T) {
 }
 
 // A database that applied the per-dialect migrations these files replaced
-// (testdata/legacy, as they were) is up to date for the portable set, and has the
+// (testdata/legacy, as they were) is up to date for the portable files of the
+// same versions — the portable set applies to it only what is newer — and has the
 // schema a new database gets from it, on every back end.
 func TestExistingDatabasesNeedNoMigration(t *testing.T) {
 	for _, module := range []string{"catalog", "identity", "inventory", "notifications"} {
@@ -69,16 +72,75 @@ func TestExistingDatabasesNeedNoMigration(t *testing.T) {
 				migrate(t, old, legacy)
 				applied := versions(t, old)
 				migrate(t, old, current)
-				if got := versions(t, old); !cmp.Equal(applied, got) {
-					t.Errorf("the portable set applied more to an existing database: versions %v, then %v", applied, got)
-				}
 				fresh := testdb.Open(t, backend, module, nil)
 				migrate(t, fresh, current)
+				got, want := versions(t, old), versions(t, fresh)
+				// got equal to want (ascending, as a new database applies them) and applied
+				// a prefix of it: nothing applied twice, nothing older slipped in.
+				if !cmp.Equal(want, got) || !slices.Equal(applied, got[:min(len(applied), len(got))]) {
+					t.Errorf("the portable set applied to an existing database what it had: versions %v, then %v; a new one has %v",
+						applied, got, want)
+				}
 				if diff := cmp.Diff(schema(ctx, t, old), schema(ctx, t, fresh)); diff != "" {
 					t.Errorf("an existing database's schema and a new one's differ (-existing +new):\n%s", diff)
 				}
 			})
 		}
+	}
+}
+
+// An identity database of the previous version keeps its accounts and refresh
+// tokens through the driver role's migration (which rebuilds both tables), and
+// then takes drivers, which it refused before.
+func TestDriverRoleKeepsAccounts(t *testing.T) {
+	for _, backend := range testdb.Backends {
+		t.Run(string(backend), func(t *testing.T) {
+			ctx := t.Context()
+			current, err := migrations.For("identity", string(backend))
+			if err != nil {
+				t.Fatal(err)
+			}
+			legacy, err := fs.Sub(os.DirFS("testdata/legacy"), "identity/"+string(backend))
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := testdb.Open(t, backend, "identity", nil)
+			migrate(t, db, legacy)
+			now := time.Now().UTC().Truncate(time.Second)
+			insertUser := db.Rebind(`INSERT INTO users (id, email, password_hash, role, version, created_at, updated_at, token_version)
+				VALUES (?, ?, 'hash', ?, 1, ?, ?, 3)`)
+			if _, err := db.ExecContext(ctx, insertUser, "u1", "alice@example.com", "customer", now, now); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, insertUser, "u2", "driver@example.com", "driver", now, now); err == nil {
+				t.Fatal("the previous schema took a driver")
+			}
+			if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at)
+				VALUES ('t1', 'u1', 'f1', 'h1', ?, ?)`), now, now.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			migrate(t, db, current)
+			var got struct {
+				Email        string    `db:"email"`
+				TokenVersion int64     `db:"token_version"`
+				CreatedAt    time.Time `db:"created_at"`
+				Family       string    `db:"family_id"`
+			}
+			if err := db.GetContext(ctx, &got, `SELECT u.email, u.token_version, u.created_at, r.family_id
+				FROM users u JOIN refresh_tokens r ON r.user_id = u.id`); err != nil {
+				t.Fatal(err)
+			}
+			if got.Email != "alice@example.com" || got.TokenVersion != 3 || !got.CreatedAt.Equal(now) || got.Family != "f1" {
+				t.Errorf("after the migration: %+v", got)
+			}
+			if _, err := db.ExecContext(ctx, insertUser, "u2", "driver@example.com", "driver", now, now); err != nil {
+				t.Errorf("a driver after the migration: %v", err)
+			}
+			if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at)
+				VALUES ('t2', 'nobody', 'f2', 'h2', ?, ?)`), now, now); err == nil {
+				t.Error("the rebuilt refresh_tokens took a token of no user")
+			}
+		})
 	}
 }
 

@@ -350,12 +350,14 @@ func (f fakeVerifier) Verify(token string) (auth.Principal, error) {
 func TestAccessRulesRoles(t *testing.T) {
 	v := fakeVerifier{
 		"a": {UserID: "1", Role: "admin"}, "s": {UserID: "2", Role: "staff"}, "c": {UserID: "3", Role: "customer"},
-		"Admin": {UserID: "4", Role: "Admin"},
+		"Admin": {UserID: "4", Role: "Admin"}, "d": {UserID: "5", Role: "driver"},
 	}
 	srv, _ := newServer(t, Config{Verifier: v}, func(api huma.API) {
 		huma.Register(api, huma.Operation{OperationID: "staff", Method: http.MethodGet, Path: "/staff",
 			Security: []map[string][]string{{BearerAuth: {"staff", "admin"}}}}, whoami)
 		huma.Register(api, huma.Operation{OperationID: "admin", Method: http.MethodGet, Path: "/admin", Security: AdminOnly}, whoami)
+		huma.Register(api, huma.Operation{OperationID: "driver", Method: http.MethodGet, Path: "/driver", Security: DriverOnly}, whoami)
+		huma.Register(api, huma.Operation{OperationID: "fleet", Method: http.MethodGet, Path: "/fleet", Security: DriverOrAdmin}, whoami)
 	})
 	tests := []struct {
 		path, token string
@@ -368,6 +370,16 @@ func TestAccessRulesRoles(t *testing.T) {
 		{"/admin", "s", http.StatusForbidden},
 		{"/admin", "Admin", http.StatusForbidden}, // roles compare exactly
 		{"/admin", "x", http.StatusUnauthorized},
+		{"/admin", "d", http.StatusForbidden},
+		{"/driver", "d", http.StatusOK},
+		{"/driver", "a", http.StatusForbidden}, // a driver's own app: not even admins
+		{"/driver", "c", http.StatusForbidden},
+		{"/driver", "x", http.StatusUnauthorized},
+		{"/fleet", "d", http.StatusOK},
+		{"/fleet", "a", http.StatusOK},
+		{"/fleet", "c", http.StatusForbidden},
+		{"/fleet", "s", http.StatusForbidden},
+		{"/fleet", "x", http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		r := do(t, srv, http.MethodGet, tt.path, http.Header{"Authorization": {"Bearer " + tt.token}}, nil)

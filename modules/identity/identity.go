@@ -29,6 +29,7 @@ import (
 const (
 	RoleCustomer = "customer"
 	RoleAdmin    = "admin"
+	RoleDriver   = "driver" // drives for the ride-sharing service: its own app's routes (httpapi.DriverOnly)
 )
 
 // Limits on credentials.
@@ -43,7 +44,7 @@ const (
 type User struct {
 	ID        string    `json:"id" format:"uuid"`
 	Email     string    `json:"email" format:"email"`
-	Role      string    `json:"role" enum:"customer,admin"`
+	Role      string    `json:"role" enum:"customer,admin,driver"`
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`

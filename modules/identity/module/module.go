@@ -108,10 +108,11 @@ func purgeAll(ctx context.Context, s *accounts.Service, ring *signing.Keyring, l
 var demoUsers = []identity.CreateUser{
 	{Email: "admin@example.com", Password: "demo-admin-password", Role: identity.RoleAdmin},
 	{Email: "customer@example.com", Password: "demo-customer-password", Role: identity.RoleCustomer},
+	{Email: "driver@example.com", Password: "demo-driver-password", Role: identity.RoleDriver},
 }
 
-// SeedDemo creates the demo admin (admin@example.com) and customer
-// (customer@example.com) in a store with no account; a store that has any
+// SeedDemo creates the demo admin (admin@example.com), customer
+// (customer@example.com) and driver (driver@example.com) in a store with no account; a store that has any
 // account is left alone.
 func SeedDemo(ctx context.Context, s *accounts.Service, log *slog.Logger) error {
 	n, err := s.Count(ctx)
@@ -124,6 +125,6 @@ func SeedDemo(ctx context.Context, s *accounts.Service, log *slog.Logger) error 
 		}
 	}
 	log.Warn("demo accounts created with publicly known passwords; do not use --demo for a real shop",
-		"admin", demoUsers[0].Email, "customer", demoUsers[1].Email)
+		"admin", demoUsers[0].Email, "customer", demoUsers[1].Email, "driver", demoUsers[2].Email)
 	return nil
 }

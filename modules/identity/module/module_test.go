@@ -45,6 +45,7 @@ func newKeys(t *testing.T) *auth.Keys {
 var demoAccounts = []struct{ email, password, role string }{
 	{"admin@example.com", "demo-admin-password", identity.RoleAdmin},
 	{"customer@example.com", "demo-customer-password", identity.RoleCustomer},
+	{"driver@example.com", "demo-driver-password", identity.RoleDriver},
 }
 
 // eachService runs fn with an identity service on a fresh database of every back end.

@@ -332,6 +332,7 @@ func TestCreateUser(t *testing.T) {
 		}{
 			{"admin", identity.RoleAdmin, ""},
 			{"customer", identity.RoleCustomer, ""},
+			{"driver", identity.RoleDriver, ""},
 			{"no role", "", "role"},
 			{"unknown role", "root", "role"},
 			{"role in other case", "Admin", "role"},
@@ -361,8 +362,8 @@ func TestCreateUser(t *testing.T) {
 				}
 			})
 		}
-		if n := f.count(t); n != 2 {
-			t.Errorf("%d accounts, want 2", n)
+		if n := f.count(t); n != 3 {
+			t.Errorf("%d accounts, want 3", n)
 		}
 	})
 }
@@ -883,6 +884,9 @@ func TestSetRole(t *testing.T) {
 		{"promote", func(u identity.User) identity.SetRole {
 			return identity.SetRole{ID: u.ID, Role: identity.RoleAdmin, ExpectedVersion: u.Version}
 		}, nil, identity.RoleAdmin, true, ""},
+		{"make a driver", func(u identity.User) identity.SetRole {
+			return identity.SetRole{ID: u.ID, Role: identity.RoleDriver, ExpectedVersion: u.Version}
+		}, nil, identity.RoleDriver, true, ""},
 		{"the role it has", func(u identity.User) identity.SetRole {
 			return identity.SetRole{ID: u.ID, Role: identity.RoleCustomer, ExpectedVersion: u.Version}
 		}, nil, identity.RoleCustomer, false, ""},

@@ -45,8 +45,10 @@ func newEmail(raw string) (string, error) {
 }
 
 func validateRole(role string) error {
-	if role != identity.RoleCustomer && role != identity.RoleAdmin {
-		return invalid("role", "role must be %s or %s", identity.RoleCustomer, identity.RoleAdmin)
+	switch role {
+	case identity.RoleCustomer, identity.RoleAdmin, identity.RoleDriver:
+		return nil
 	}
+	return invalid("role", "role must be %s, %s or %s", identity.RoleCustomer, identity.RoleAdmin, identity.RoleDriver)
 	return nil
 }

@@ -120,7 +120,7 @@ func accountRoutes(api huma.API, h handlers) {
 	huma.Register(api, huma.Operation{
 		OperationID: "set-user-role", Method: http.MethodPut, Path: "/v1/users/{id}/role", Tags: tags,
 		Summary: "Change an account's role", Security: httpapi.AdminOnly,
-		Description: "Publishes RoleChanged. Tokens already issued keep their role until they expire (15 minutes).",
+		Description: "Roles: customer (shops and rides), admin (everything), driver (drives for the ride-sharing service: the driver routes). Publishes RoleChanged. Tokens already issued keep their role until they expire (15 minutes).",
 		Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
 	}, h.setRole)
 }
@@ -271,7 +271,7 @@ type roleIn struct {
 	ID      string `path:"id" format:"uuid"`
 	IfMatch string `header:"If-Match" doc:"required: the account's current ETag (428 without it)"`
 	Body    struct {
-		Role string `json:"role" enum:"customer,admin"`
+		Role string `json:"role" enum:"customer,admin,driver"`
 	}
 }
 
