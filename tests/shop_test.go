@@ -150,7 +150,8 @@ type ledgerEntry struct {
 }
 
 type payment struct {
-	OrderID    string        `json:"order_id"`
+	PayableID  string        `json:"payable_id"`
+	Payable    string        `json:"payable"`
 	Status     string        `json:"status"`
 	Authorized int64         `json:"authorized"`
 	Captured   int64         `json:"captured"`
@@ -209,7 +210,7 @@ func (s *shop) payment(ctx context.Context, admin, orderID string) (payment, err
 	var p payment
 	_, err := s.call(ctx, http.MethodGet, "/v1/payments/"+orderID, admin, nil, &p, []int{http.StatusOK})
 	if statusOf(err) == http.StatusNotFound {
-		return payment{OrderID: orderID}, nil
+		return payment{PayableID: orderID}, nil
 	}
 	return p, err
 }
@@ -329,6 +330,9 @@ func checkInvariants(t *testing.T, s *shop, admin string, final map[string]order
 		p, err := s.payment(ctx, admin, id)
 		if err != nil {
 			t.Fatalf("payment of %s: %v", id, err)
+		}
+		if p.Status != "" && p.Payable != "order" {
+			t.Errorf("order %s: its payment is a %q's", id, p.Payable)
 		}
 		captures := 0
 		for _, e := range p.Entries {

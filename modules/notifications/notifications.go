@@ -1,7 +1,8 @@
 // Package notifications is the contract of the notifications module: it tells
-// customers what happened to their orders — an in-app notification for every
-// OrderConfirmed, OrderRejected, OrderCancelled and RefundIssued, and an email
-// through SMTP when one is configured. Other modules use this package and nothing
+// customers what happened to their orders and rides — an in-app notification for
+// every OrderConfirmed, OrderRejected, OrderCancelled and RefundIssued, and for a
+// rider's DriverAssigned, DriverArriving, RideCompleted (the receipt) and
+// RideCancelled — and an email through SMTP when one is configured. Other modules use this package and nothing
 // else of notifications; they never call it: it only listens.
 //
 // Emails are sent after the notification is stored (never inside a transaction),
@@ -22,8 +23,9 @@ const MaxPageSize = 100
 type Notification struct {
 	ID         string    `json:"id" format:"uuid"`
 	CustomerID string    `json:"customer_id" format:"uuid"`
-	Kind       string    `json:"kind" enum:"order_confirmed,order_rejected,order_cancelled,refund_issued"`
-	OrderID    string    `json:"order_id" format:"uuid"`
+	Kind       string    `json:"kind" enum:"order_confirmed,order_rejected,order_cancelled,refund_issued,driver_assigned,driver_arriving,ride_completed,ride_cancelled"`
+	OrderID    string    `json:"order_id,omitempty" format:"uuid" doc:"the order it is about; absent when it is about a ride"`
+	RideID     string    `json:"ride_id,omitempty" format:"uuid" doc:"the ride it is about; absent when it is about an order"`
 	Title      string    `json:"title"`
 	Body       string    `json:"body"`
 	Email      string    `json:"email_status" enum:"none,pending,sent,failed" doc:"whether an email was sent for it"`

@@ -203,4 +203,4 @@ func (e *Emailer) attempt(ctx context.Context, b *bus.Bus, c EmailClaim) error {
 }
 
 // signature ends every email.
-const signature = "\n\n-- \nAgora. You receive this email because you placed an order with us.\n"
+const signature = "\n\n-- \nAgora. You receive this email because you placed an order or took a ride with us.\n"

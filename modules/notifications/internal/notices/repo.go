@@ -27,13 +27,14 @@ type Repo struct{}
 
 func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-const columns = `id, customer_id, kind, order_id, title, body, email_status, created_at`
+const columns = `id, customer_id, kind, order_id, ride_id, title, body, email_status, created_at`
 
 type row struct {
 	ID          string    `db:"id"`
 	CustomerID  string    `db:"customer_id"`
 	Kind        string    `db:"kind"`
 	OrderID     string    `db:"order_id"`
+	RideID      string    `db:"ride_id"`
 	Title       string    `db:"title"`
 	Body        string    `db:"body"`
 	EmailStatus string    `db:"email_status"`
@@ -41,19 +42,19 @@ type row struct {
 }
 
 func (r row) notification() notifications.Notification {
-	return notifications.Notification{ID: r.ID, CustomerID: r.CustomerID, Kind: r.Kind, OrderID: r.OrderID,
+	return notifications.Notification{ID: r.ID, CustomerID: r.CustomerID, Kind: r.Kind, OrderID: r.OrderID, RideID: r.RideID,
 		Title: r.Title, Body: r.Body, Email: r.EmailStatus, CreatedAt: r.CreatedAt.UTC()}
 }
 
-// Insert stores n with its ref unless a notification of its kind for its order with
-// that ref exists; it reports whether it stored it. A pending email is due at once.
+// Insert stores n with its ref unless a notification of its kind for its order (or
+// ride) with that ref exists; it reports whether it stored it. A pending email is due at once.
 func (Repo) Insert(ctx context.Context, q sqlx.ExtContext, n notifications.Notification, ref string) (bool, error) {
 	res, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO notifications
-		(id, customer_id, kind, order_id, ref, title, body, email_status, email_next_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, order_id, ref) DO NOTHING`),
-		n.ID, n.CustomerID, n.Kind, n.OrderID, ref, n.Title, n.Body, n.Email, n.CreatedAt.UnixMilli(), storedTime(n.CreatedAt))
+		(id, customer_id, kind, order_id, ride_id, ref, title, body, email_status, email_next_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, order_id, ride_id, ref) DO NOTHING`),
+		n.ID, n.CustomerID, n.Kind, n.OrderID, n.RideID, ref, n.Title, n.Body, n.Email, n.CreatedAt.UnixMilli(), storedTime(n.CreatedAt))
 	if err != nil {
-		return false, fmt.Errorf("notifications: insert %s for order %s: %w", n.Kind, n.OrderID, err)
+		return false, fmt.Errorf("notifications: insert %s for order %q ride %q: %w", n.Kind, n.OrderID, n.RideID, err)
 	}
 	added, err := res.RowsAffected()
 	return added == 1, err

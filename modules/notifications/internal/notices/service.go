@@ -1,5 +1,5 @@
 // Package notices is the notifications module's domain: the notification each
-// order or refund event becomes (in words a customer reads), its storage, the
+// order, refund or ride event becomes (in words a customer reads), its storage, the
 // request that lists a customer's notifications, and the Emailer that sends them as
 // email.
 package notices
@@ -18,6 +18,7 @@ import (
 	"github.com/agora-commerce/agora/modules/notifications"
 	"github.com/agora-commerce/agora/modules/orders"
 	"github.com/agora-commerce/agora/modules/payments"
+	"github.com/agora-commerce/agora/modules/rides"
 )
 
 // Consumer is the name under which the module subscribes to events (and records
@@ -58,6 +59,10 @@ func (s *Service) Subscriptions() []bus.Subscription {
 		outbox.SubscribeEvent(s.db, orders.OrderRejectedEvent, Consumer, s.onRejected),
 		outbox.SubscribeEvent(s.db, orders.OrderCancelledEvent, Consumer, s.onCancelled),
 		outbox.SubscribeEvent(s.db, payments.RefundIssuedEvent, Consumer, s.onRefunded),
+		outbox.SubscribeEvent(s.db, rides.DriverAssignedEvent, Consumer, s.onDriverAssigned),
+		outbox.SubscribeEvent(s.db, rides.DriverArrivingEvent, Consumer, s.onDriverArriving),
+		outbox.SubscribeEvent(s.db, rides.RideCompletedEvent, Consumer, s.onRideCompleted),
+		outbox.SubscribeEvent(s.db, rides.RideCancelledEvent, Consumer, s.onRideCancelled),
 	}
 }
 
@@ -81,15 +86,36 @@ func (s *Service) onRefunded(ctx context.Context, tx *store.Tx, m message.Messag
 	return s.add(ctx, tx, refunded(m.Body))
 }
 
+// onDriverAssigned tells the rider a driver is on the way.
+func (s *Service) onDriverAssigned(ctx context.Context, tx *store.Tx, m message.Message[rides.DriverAssigned]) error {
+	return s.add(ctx, tx, driverAssigned(m.Body))
+}
+
+// onDriverArriving tells the rider the driver is at the pickup.
+func (s *Service) onDriverArriving(ctx context.Context, tx *store.Tx, m message.Message[rides.DriverArriving]) error {
+	return s.add(ctx, tx, driverArriving(m.Body))
+}
+
+// onRideCompleted sends the rider the ride's receipt.
+func (s *Service) onRideCompleted(ctx context.Context, tx *store.Tx, m message.Message[rides.RideCompleted]) error {
+	return s.add(ctx, tx, rideCompleted(m.Body))
+}
+
+// onRideCancelled tells the rider the ride was cancelled, and the fee if one was charged.
+func (s *Service) onRideCancelled(ctx context.Context, tx *store.Tx, m message.Message[rides.RideCancelled]) error {
+	return s.add(ctx, tx, rideCancelled(m.Body))
+}
+
 // add stores d as a new notification in tx, unless it is stored already. An event
-// without a customer or an order cannot be shown to anyone: it fails, so the relay
-// retries it and then parks it where an operator sees it.
+// without a customer, or about neither an order nor a ride, cannot be shown to
+// anyone: it fails, so the relay retries it and then parks it where an operator
+// sees it.
 func (s *Service) add(ctx context.Context, tx *store.Tx, d draft) error {
-	if d.CustomerID == "" || d.OrderID == "" {
-		return message.ErrInvalidMessage.Withf("a %s event needs a customer and an order (got customer %q, order %q)",
-			d.Kind, d.CustomerID, d.OrderID)
+	if d.CustomerID == "" || (d.OrderID == "") == (d.RideID == "") {
+		return message.ErrInvalidMessage.Withf("a %s event needs a customer and an order or a ride (got customer %q, order %q, ride %q)",
+			d.Kind, d.CustomerID, d.OrderID, d.RideID)
 	}
-	n := notifications.Notification{ID: bus.NewID(), CustomerID: d.CustomerID, Kind: d.Kind, OrderID: d.OrderID,
+	n := notifications.Notification{ID: bus.NewID(), CustomerID: d.CustomerID, Kind: d.Kind, OrderID: d.OrderID, RideID: d.RideID,
 		Title: d.Title, Body: d.Body, Email: EmailNone, CreatedAt: s.now()}
 	if s.emailer != nil {
 		n.Email = EmailPending

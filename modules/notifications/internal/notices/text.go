@@ -16,6 +16,10 @@ const (
 	KindOrderRejected  = "order_rejected"
 	KindOrderCancelled = "order_cancelled"
 	KindRefundIssued   = "refund_issued"
+	KindDriverAssigned = "driver_assigned"
+	KindDriverArriving = "driver_arriving"
+	KindRideCompleted  = "ride_completed"
+	KindRideCancelled  = "ride_cancelled"
 )
 
 // maxReasonLen bounds the reasons other modules send, as quoted in a notification.
@@ -25,8 +29,9 @@ const maxReasonLen = 300
 type draft struct {
 	CustomerID string
 	Kind       string
-	OrderID    string
-	Ref        string // tells apart notifications of one kind for one order (a refund's id)
+	OrderID    string // the order it is about, or ""
+	RideID     string // the ride it is about, or ""
+	Ref        string // tells apart notifications of one kind for one order or ride (a refund's id)
 	Title      string
 	Body       string
 }
@@ -70,17 +75,23 @@ func cancelled(e orders.OrderCancelled) draft {
 			because(o.Reason) + after}
 }
 
+// refunded tells of a refund of an order or of a ride (a payable of another kind
+// being an order's, as before rides existed).
 func refunded(e payments.RefundIssued) draft {
 	ref := ShortID(e.PayableID)
-	amount := e.Amount.String()
-	body := "We have refunded " + amount + " for your order " + ref + because(e.Reason)
-	if e.TotalRefunded > e.Amount.Amount {
-		body += " In all, " + payments.Money{Amount: e.TotalRefunded, Currency: e.Amount.Currency}.String() + " has been refunded for this order."
+	what := "order"
+	d := draft{CustomerID: e.CustomerID, Kind: KindRefundIssued, OrderID: e.PayableID, Ref: e.RefundID}
+	if e.Payable == payments.PayableRide {
+		what, d.OrderID, d.RideID = "ride", "", e.PayableID
 	}
-	body += " It may take a few days to show on your statement."
-	return draft{CustomerID: e.CustomerID, Kind: KindRefundIssued, OrderID: e.PayableID, Ref: e.RefundID,
-		Title: "Refund of " + amount + " for order " + ref,
-		Body:  body}
+	amount := e.Amount.String()
+	body := "We have refunded " + amount + " for your " + what + " " + ref + because(e.Reason)
+	if e.TotalRefunded > e.Amount.Amount {
+		body += " In all, " + payments.Money{Amount: e.TotalRefunded, Currency: e.Amount.Currency}.String() + " has been refunded for this " + what + "."
+	}
+	d.Title = "Refund of " + amount + " for " + what + " " + ref
+	d.Body = body + " It may take a few days to show on your statement."
+	return d
 }
 
 // because ends a sentence with ": <reason>." or just ".".
