@@ -11,7 +11,7 @@
 //   - the modules, in start order, from the New() calls in modules.All()
 //     (modules/modules.go), then any module folder the registry does not list;
 //   - each contract's declarations: package-level vars set by message.NewRequest,
-//     NewCommand or NewEvent (optionally .Parked()), with the first sentence of
+//     NewCommand or NewEvent (optionally .Parked() or .Renamed(…)), with the first sentence of
 //     their doc comment, or of their payload type's when they have none;
 //   - the handlers: the function passed beside a declaration to bus.Handle,
 //     outbox.SubscribeEvent or outbox.SubscribeCommand, named from the enclosing
