@@ -50,5 +50,4 @@ func validateRole(role string) error {
 		return nil
 	}
 	return invalid("role", "role must be %s, %s or %s", identity.RoleCustomer, identity.RoleAdmin, identity.RoleDriver)
-	return nil
 }
