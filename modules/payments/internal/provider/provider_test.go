@@ -286,3 +286,36 @@ func TestBreakerOpensOnFailureRatio(t *testing.T) {
 		_, _ = p.Authorize(ctx, eur(100), tok, fmt.Sprintf("half-%d", i))
 	}
 }
+
+// TestPartialCapture: both adapters take the amount asked of an authorization and
+// no more, and refuse to take more than it holds.
+func TestPartialCapture(t *testing.T) {
+	sim := psp.NewSimulator(psp.Config{})
+	s := newServer(t, psp.Config{}, "sk", nil)
+	adapters := map[string]struct {
+		p   provider.Provider
+		sim *psp.Simulator
+	}{
+		"simulated": {provider.NewSimulated(sim), sim},
+		"http":      {provider.NewHTTP(s.srv.URL, "sk", nil), s.sim},
+	}
+	for name, ad := range adapters {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			p := provider.NewResilient(ad.p, fast(0))
+			a, err := p.Authorize(ctx, eur(2500), psp.TokenVisa, "r1:authorize")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.Capture(ctx, a.ID, 2501, "r1:capture-too-much")
+			wantClass(t, err, provider.ClassPermanent)
+			if _, err := p.Capture(ctx, a.ID, 500, "r1:capture"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ad.sim.Get(ctx, a.ID)
+			if err != nil || got.State != psp.StateCaptured || got.Captured != 500 {
+				t.Errorf("authorization after capturing 500 of 2500: %+v, %v", got, err)
+			}
+		})
+	}
+}
