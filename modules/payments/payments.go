@@ -63,7 +63,8 @@ const (
 	StatusRefunded    Status = "refunded" // fully refunded; partial refunds leave it captured
 )
 
-// Entry is one movement in a payable's ledger.
+// Entry is one movement in a payable's ledger. What a partial capture leaves of an
+// authorization is released: a voided entry whose Reason says so.
 type Entry struct {
 	Kind        string    `json:"kind" enum:"authorized,captured,voided,refunded"`
 	Amount      Money     `json:"amount"`
@@ -79,7 +80,7 @@ type Payment struct {
 	CustomerID string    `json:"customer_id" format:"uuid"`
 	Status     Status    `json:"status"`
 	Amount     Money     `json:"amount" doc:"the amount to authorize"`
-	Authorized int64     `json:"authorized" doc:"minor units held"`
+	Authorized int64     `json:"authorized" doc:"minor units held (after a partial capture: what it took)"`
 	Captured   int64     `json:"captured" doc:"minor units taken"`
 	Refunded   int64     `json:"refunded" doc:"minor units given back"`
 	Reason     string    `json:"reason,omitempty" doc:"why it was declined, when it was"`

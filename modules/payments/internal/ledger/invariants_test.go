@@ -94,7 +94,7 @@ func TestPartialCaptureReleasesTheRest(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("entries (-want +got):\n%s", diff)
 			}
-			if p.Status != string(payments.StatusCaptured) || p.Captured != 500 || p.Authorized != 2500 {
+			if p.Status != string(payments.StatusCaptured) || p.Captured != 500 || p.Authorized != 500 {
 				t.Errorf("after a partial capture: %+v", p)
 			}
 			if _, err := p.capture(500, now); !errors.Is(err, errInvariant) {
@@ -152,7 +152,7 @@ func TestLedgerRefusesInDatabase(t *testing.T) {
 			{"negative amount", `UPDATE payments SET refunded = -1 WHERE payable_id = 'o1'`},
 			{"unknown status", `UPDATE payments SET status = 'paid' WHERE payable_id = 'o1'`},
 			{"unknown payable", `UPDATE payments SET payable = 'boat' WHERE payable_id = 'o1'`},
-			{"a ride's capture beyond authorized", `UPDATE payments SET captured = 2501 WHERE payable_id = 'r1'`},
+			{"a ride's capture beyond authorized", `UPDATE payments SET captured = 501 WHERE payable_id = 'r1'`},
 			{"released twice", `INSERT INTO payment_entries (id, payable_id, kind, amount, currency, created_at)
 				VALUES ('e4', 'r1', 'voided', 1, 'EUR', 0)`},
 			{"captured twice", `INSERT INTO payment_entries (id, payable_id, kind, amount, currency, created_at)

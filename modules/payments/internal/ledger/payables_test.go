@@ -56,7 +56,7 @@ func TestRidePaymentPartialCapture(t *testing.T) {
 		w.settle(t)
 
 		p := w.payment(t, ride)
-		if p.Payable != payments.PayableRide || p.Status != payments.StatusCaptured || p.Authorized != 2500 || p.Captured != 500 {
+		if p.Payable != payments.PayableRide || p.Status != payments.StatusCaptured || p.Authorized != 500 || p.Captured != 500 {
 			t.Errorf("payment %+v", p)
 		}
 		want := []string{"authorized:2500:", "captured:500:", "voided:2000:" + ledger.ReasonPartialCapture}

@@ -82,7 +82,7 @@ func (p *payment) authorize(authID string, now time.Time) (entry, error) {
 
 // capture records that amount (0: the whole authorization) was taken, and — when
 // it is less than the authorization — that the rest was released, as a voided
-// entry. It refuses a payment that is not authorized (so also a second capture)
+// entry: what the payment holds (Authorized) is then what it took. It refuses a payment that is not authorized (so also a second capture)
 // and more than is authorized. It returns the ledger entries to add.
 func (p *payment) capture(amount int64, now time.Time) ([]entry, error) {
 	if amount == 0 {
@@ -91,11 +91,11 @@ func (p *payment) capture(amount int64, now time.Time) ([]entry, error) {
 	if p.Status != string(payments.StatusAuthorized) || p.Captured != 0 || p.Authorized <= 0 || amount < 0 || amount > p.Authorized {
 		return nil, fmt.Errorf("%w: capture %d of a payment that is %s (captured %d of %d)", errInvariant, amount, p.Status, p.Captured, p.Authorized)
 	}
-	p.Status, p.Captured = string(payments.StatusCaptured), amount
 	es := []entry{p.entry(kindCaptured, amount, p.ProviderAuthID, "", now)}
 	if rest := p.Authorized - amount; rest > 0 {
 		es = append(es, p.entry(kindVoided, rest, p.ProviderAuthID, ReasonPartialCapture, now))
 	}
+	p.Status, p.Captured, p.Authorized = string(payments.StatusCaptured), amount, amount
 	return es, nil
 }
 
