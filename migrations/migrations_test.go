@@ -100,12 +100,7 @@ func TestDriverRoleKeepsAccounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			legacy, err := fs.Sub(os.DirFS("testdata/legacy"), "identity/"+string(backend))
-			if err != nil {
-				t.Fatal(err)
-			}
-			db := testdb.Open(t, backend, "identity", nil)
-			migrate(t, db, legacy)
+			db := legacyDB(t, backend, "identity")
 			now := time.Now().UTC().Truncate(time.Second)
 			insertUser := db.Rebind(`INSERT INTO users (id, email, password_hash, role, version, created_at, updated_at, token_version)
 				VALUES (?, ?, 'hash', ?, 1, ?, ?, 3)`)
@@ -142,6 +137,76 @@ func TestDriverRoleKeepsAccounts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A notifications database of the previous version keeps its notifications through
+// the migration that makes room for rides (which rebuilds the table), and then takes
+// a ride's notification — about an order or a ride, never neither.
+func TestRideNoticesKeepNotifications(t *testing.T) {
+	for _, backend := range testdb.Backends {
+		t.Run(string(backend), func(t *testing.T) {
+			ctx := t.Context()
+			db := legacyDB(t, backend, "notifications")
+			now := time.Now().UTC().Truncate(time.Second)
+			if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO notifications (id, customer_id, kind, order_id, ref, title, body,
+				email_status, email_attempts, email_next_at, email_error, created_at, lease_owner, lease_until)
+				VALUES ('n1', 'c1', 'refund_issued', 'o1', 'r1', 'Refund', 'We have refunded', 'failed', 3, 7, 'boom', ?, 'me', 9)`),
+				now); err != nil {
+				t.Fatal(err)
+			}
+			current, err := migrations.For("notifications", string(backend))
+			if err != nil {
+				t.Fatal(err)
+			}
+			migrate(t, db, current)
+			type row struct {
+				Kind      string    `db:"kind"`
+				OrderID   string    `db:"order_id"`
+				RideID    string    `db:"ride_id"`
+				Ref       string    `db:"ref"`
+				Status    string    `db:"email_status"`
+				Attempts  int       `db:"email_attempts"`
+				NextAt    int64     `db:"email_next_at"`
+				Error     string    `db:"email_error"`
+				CreatedAt time.Time `db:"created_at"`
+				Owner     string    `db:"lease_owner"`
+				Until     int64     `db:"lease_until"`
+			}
+			var got row
+			if err := db.GetContext(ctx, &got, `SELECT kind, order_id, ride_id, ref, email_status, email_attempts, email_next_at,
+				email_error, created_at, lease_owner, lease_until FROM notifications WHERE id = 'n1'`); err != nil {
+				t.Fatal(err)
+			}
+			want := row{"refund_issued", "o1", "", "r1", "failed", 3, 7, "boom", now, "me", 9}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("the notification after the migration (-want +got):\n%s", diff)
+			}
+			insert := db.Rebind(`INSERT INTO notifications (id, customer_id, kind, order_id, ride_id, title, body, email_status, created_at)
+				VALUES (?, 'c1', 'ride_completed', ?, ?, 'Receipt', 'Thank you', 'none', ?)`)
+			if _, err := db.ExecContext(ctx, insert, "n2", "", "ride1", now); err != nil {
+				t.Errorf("a ride's notification: %v", err)
+			}
+			if _, err := db.ExecContext(ctx, insert, "n3", "", "", now); err == nil {
+				t.Error("a notification about neither an order nor a ride was taken")
+			}
+			if _, err := db.ExecContext(ctx, insert, "n4", "o2", "ride2", now); err == nil {
+				t.Error("a notification about both an order and a ride was taken")
+			}
+		})
+	}
+}
+
+// legacyDB returns a database of module migrated by its legacy set (testdata/legacy):
+// one of the previous version.
+func legacyDB(t *testing.T, backend testdb.Backend, module string) *store.DB {
+	t.Helper()
+	legacy, err := fs.Sub(os.DirFS("testdata/legacy"), module+"/"+string(backend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := testdb.Open(t, backend, module, nil)
+	migrate(t, db, legacy)
+	return db
 }
 
 func migrate(t *testing.T, db *store.DB, fsys fs.FS) {

@@ -358,6 +358,7 @@ func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[
 	}
 	p, err := s.repo.payment(ctx, tx, c.PayableID, true)
 	if errors.Is(err, payments.ErrPaymentNotFound) {
+		// No payment, so no kind to tell: the event's Payable is empty, an order's.
 		return failed(payment{}, RefundNotCaptured)
 	}
 	if err != nil {
