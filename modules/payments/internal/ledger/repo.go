@@ -82,8 +82,9 @@ func (p *payment) authorize(authID string, now time.Time) (entry, error) {
 
 // capture records that amount (0: the whole authorization) was taken, and — when
 // it is less than the authorization — that the rest was released, as a voided
-// entry: what the payment holds (Authorized) is then what it took. It refuses a payment that is not authorized (so also a second capture)
-// and more than is authorized. It returns the ledger entries to add.
+// entry: what the payment holds (Authorized) is then what it took. It refuses a
+// payment that is not authorized (so also a second capture) and more than is
+// authorized. It returns the ledger entries to add.
 func (p *payment) capture(amount int64, now time.Time) ([]entry, error) {
 	if amount == 0 {
 		amount = p.Authorized
@@ -177,7 +178,7 @@ func (r repo) insertPayment(ctx context.Context, q sqlx.ExtContext, p payment) e
 // updatePayment writes p's state, stamping its update time.
 func (r repo) updatePayment(ctx context.Context, q sqlx.ExtContext, p *payment, now time.Time) error {
 	p.UpdatedAt = now.UnixMilli()
-	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, payable = :payable, customer_id = :customer_id,
+	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, customer_id = :customer_id,
 		payment_token = :payment_token, authorized = :authorized, captured = :captured, refunded = :refunded,
 		provider_auth_id = :provider_auth_id, reason = :reason, updated_at = :updated_at WHERE payable_id = :payable_id`, p)
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package ledger is the payments module's domain: a ledger per payable (an order
-// or a ride) of money
-// authorized, captured, voided and refunded, the command handlers that record what
-// is asked of it, and the worker pool that makes the provider calls.
+// or a ride) of money authorized, captured (all of it, or part: the rest is
+// released), voided and refunded, the command handlers that record what is asked
+// of it, and the worker pool that makes the provider calls.
 //
 // A command never calls the provider inside its transaction: its handler records
 // the intent (the payment, and a pending operation keyed by the provider's
