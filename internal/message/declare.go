@@ -43,7 +43,7 @@ type Cloner[T any] interface {
 // Event declares a durable publish–subscribe message and its payload type.
 type Event[T any] struct {
 	name    string
-	renamed *Renaming // see Renamed
+	renamed *renaming // see Renamed
 }
 
 // NewEvent declares an event type, named "<module>.<EventName>".
@@ -61,7 +61,7 @@ func (e Event[T]) With(payload T) Outgoing {
 // the old name (by a previous version, still in an outbox or a stream) decodes as
 // if it carried the new one.
 func (e Event[T]) Renamed(old, new string) Event[T] {
-	e.renamed = &Renaming{Old: old, New: new}
+	e.renamed = &renaming{Old: old, New: new}
 	return e
 }
 
@@ -71,7 +71,7 @@ func (e Event[T]) Decode(env Envelope) (Message[T], error) { return decode[T](en
 // Command declares a durable message to exactly one receiving module.
 type Command[T any] struct {
 	name    string
-	renamed *Renaming // see Renamed
+	renamed *renaming // see Renamed
 }
 
 // NewCommand declares a command type, named "<receiving module>.<CommandName>".
@@ -87,20 +87,20 @@ func (c Command[T]) With(payload T) Outgoing {
 
 // Renamed returns c declared with a payload field renamed, like Event.Renamed.
 func (c Command[T]) Renamed(old, new string) Command[T] {
-	c.renamed = &Renaming{Old: old, New: new}
+	c.renamed = &renaming{Old: old, New: new}
 	return c
 }
 
 // Decode decodes an envelope's payload as this command.
 func (c Command[T]) Decode(env Envelope) (Message[T], error) { return decode[T](env, c.renamed) }
 
-// Renaming is a payload field that a message's declaration renamed: payloads
+// renaming is a payload field that a message's declaration renamed: payloads
 // written before carry Old where the current ones carry New.
-type Renaming struct{ Old, New string }
+type renaming struct{ Old, New string }
 
 // apply returns payload with r.Old read as r.New. A payload without r.Old is
 // returned as it is (the common case costs one scan); one with both keeps New.
-func (r *Renaming) apply(payload []byte) ([]byte, error) {
+func (r *renaming) apply(payload []byte) ([]byte, error) {
 	if r == nil || !bytes.Contains(payload, []byte(`"`+r.Old+`"`)) {
 		return payload, nil
 	}
@@ -119,7 +119,7 @@ func (r *Renaming) apply(payload []byte) ([]byte, error) {
 	return json.Marshal(fields)
 }
 
-func decode[T any](env Envelope, r *Renaming) (Message[T], error) {
+func decode[T any](env Envelope, r *renaming) (Message[T], error) {
 	var m Message[T]
 	payload, err := r.apply(env.Payload)
 	if err == nil {
