@@ -60,8 +60,8 @@ func (e Event[T]) With(payload T) Outgoing {
 // Renamed returns e declared with a payload field renamed: a payload written under
 // the old name (by a previous version, still in an outbox or a stream) decodes as
 // if it carried the new one.
-func (e Event[T]) Renamed(old, new string) Event[T] {
-	e.renamed = &renaming{Old: old, New: new}
+func (e Event[T]) Renamed(from, to string) Event[T] {
+	e.renamed = &renaming{Old: from, New: to}
 	return e
 }
 
@@ -86,8 +86,8 @@ func (c Command[T]) With(payload T) Outgoing {
 }
 
 // Renamed returns c declared with a payload field renamed, like Event.Renamed.
-func (c Command[T]) Renamed(old, new string) Command[T] {
-	c.renamed = &renaming{Old: old, New: new}
+func (c Command[T]) Renamed(from, to string) Command[T] {
+	c.renamed = &renaming{Old: from, New: to}
 	return c
 }
 
