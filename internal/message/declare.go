@@ -57,9 +57,9 @@ func (e Event[T]) With(payload T) Outgoing {
 	return Outgoing{Kind: KindEvent, Type: e.name, Payload: payload}
 }
 
-// Renamed returns e declared with a payload field renamed: a payload written under
-// the old name (by a previous version, still in an outbox or a stream) decodes as
-// if it carried the new one.
+// Renamed returns e declared with a payload field renamed from one JSON name to
+// another: a payload written under from (by a previous version, still in an outbox
+// or a stream) decodes as if it carried to; one with both keeps to.
 func (e Event[T]) Renamed(from, to string) Event[T] {
 	e.renamed = &renaming{Old: from, New: to}
 	return e
