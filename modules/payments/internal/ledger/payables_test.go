@@ -72,10 +72,21 @@ func TestRidePaymentPartialCapture(t *testing.T) {
 
 // TestVoidBeforeAuthorizeKeepsThePayable: a ride voided before its authorization
 // arrives is recorded as the ride's, so both the void and the late authorization's
-// answer reach the rides module.
+// answer reach the rides module; a void that named no payable is the ride's once
+// the authorization says so.
 func TestVoidBeforeAuthorizeKeepsThePayable(t *testing.T) {
 	testdb.EachHost(t, "payments", func(t *testing.T, h *modhost.Host) {
 		w := newWorld(t, h, fastProvider(), nil)
+		unnamed := bus.NewID()
+		w.send(t, payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: unnamed, Reason: "no driver"}))
+		w.events.wait(t, unnamed, 1)
+		w.send(t, authorizeRide(unnamed, 2500))
+		if ev := decode[payments.PaymentVoided](t, w.events.wait(t, unnamed, 2)); ev.Payable != payments.PayableRide || ev.CustomerID != "rider-"+unnamed {
+			t.Errorf("the late authorization's answer %+v, want the ride's void", ev)
+		}
+		if p := w.payment(t, unnamed); p.Payable != payments.PayableRide || p.Status != payments.StatusVoided {
+			t.Errorf("payment %+v, want the ride's, voided", p)
+		}
 		ride := bus.NewID()
 		w.send(t, payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: ride, Payable: payments.PayableRide, Reason: "no driver"}))
 		w.send(t, authorizeRide(ride, 2500))

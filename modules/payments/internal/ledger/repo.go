@@ -178,7 +178,7 @@ func (r repo) insertPayment(ctx context.Context, q sqlx.ExtContext, p payment) e
 // updatePayment writes p's state, stamping its update time.
 func (r repo) updatePayment(ctx context.Context, q sqlx.ExtContext, p *payment, now time.Time) error {
 	p.UpdatedAt = now.UnixMilli()
-	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, customer_id = :customer_id,
+	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, payable = :payable, customer_id = :customer_id,
 		payment_token = :payment_token, authorized = :authorized, captured = :captured, refunded = :refunded,
 		provider_auth_id = :provider_auth_id, reason = :reason, updated_at = :updated_at WHERE payable_id = :payable_id`, p)
 	if err != nil {

@@ -246,9 +246,24 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 	case payments.StatusDeclined:
 		return s.ob.Add(ctx, tx, declinedEvent(p))
 	case payments.StatusVoided:
+		if err := s.claimBlindVoid(ctx, tx, &p, payable, c.CustomerID); err != nil {
+			return err
+		}
 		return s.ob.Add(ctx, tx, voidedEvent(p))
 	}
 	return nil
+}
+
+// claimBlindVoid gives a payment that a void recorded before its authorization
+// came (it has no amount: nothing was ever asked of it) the payable and customer
+// the authorization names — a void sent without a payable could only take it for
+// an order's — so the answer reaches the payable's own module.
+func (s *Service) claimBlindVoid(ctx context.Context, tx *store.Tx, p *payment, payable, customerID string) error {
+	if p.Amount != 0 || (p.Payable == payable && p.CustomerID == customerID) {
+		return nil
+	}
+	p.Payable, p.CustomerID = payable, customerID
+	return s.repo.updatePayment(ctx, tx, p, time.Now().UTC())
 }
 
 func (s *Service) onCapture(ctx context.Context, tx *store.Tx, m message.Message[payments.CapturePayment]) error {
