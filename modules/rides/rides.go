@@ -342,15 +342,15 @@ type RideCancelled struct {
 var (
 	// Handled by no module.
 	RideRequestedEvent = message.NewEvent[RideRequested]("rides.RideRequested")
-	// Handled by no module.
+	// Handled by notifications: notices.(*Service).onDriverAssigned.
 	DriverAssignedEvent = message.NewEvent[DriverAssigned]("rides.DriverAssigned")
-	// Handled by no module.
+	// Handled by notifications: notices.(*Service).onDriverArriving.
 	DriverArrivingEvent = message.NewEvent[DriverArriving]("rides.DriverArriving")
 	// Handled by no module.
 	TripStartedEvent = message.NewEvent[TripStarted]("rides.TripStarted")
-	// Handled by no module.
+	// Handled by notifications: notices.(*Service).onRideCompleted.
 	RideCompletedEvent = message.NewEvent[RideCompleted]("rides.RideCompleted")
-	// Handled by no module.
+	// Handled by notifications: notices.(*Service).onRideCancelled.
 	RideCancelledEvent = message.NewEvent[RideCancelled]("rides.RideCancelled")
 )
 
