@@ -361,6 +361,27 @@ func checkResult(t *testing.T, before situation, res dispatch.Result, w want, no
 	}
 }
 
+// checkPayable fails the test when a payments command does not name the ride as
+// its payable: payments would file it as an order's, and its answer — an order's
+// event — would never reach the saga.
+func checkPayable(t *testing.T, sent []message.Outgoing) {
+	t.Helper()
+	for _, o := range sent {
+		var got payments.Payable
+		switch p := o.Payload.(type) {
+		case payments.AuthorizePayment:
+			got = p.Payable
+		case payments.VoidPayment:
+			got = p.Payable
+		default:
+			continue
+		}
+		if got != payments.PayableRide {
+			t.Errorf("%s names payable %q, want %q", o.Type, got, payments.PayableRide)
+		}
+	}
+}
+
 // Every path that ends a ride without a trip releases the authorization: the saga
 // either never had one (declined) or sends VoidPayment — or captures only the fee.
 func TestEveryFailurePathReleasesTheAuthorization(t *testing.T) {
@@ -391,6 +412,7 @@ func TestEveryFailurePathReleasesTheAuthorization(t *testing.T) {
 					t.Fatalf("%T: %v", m, err)
 				}
 				s, r, sent = res.Saga, res.Ride, append(sent, types(res.Send)...)
+				checkPayable(t, res.Send)
 			}
 			if r.Status != rides.StatusCancelled {
 				t.Fatalf("ride %s, want cancelled", r.Status)

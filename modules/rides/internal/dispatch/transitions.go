@@ -12,7 +12,7 @@ import (
 )
 
 func (x *step) void(reason string) message.Outgoing {
-	return payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.RideID, Reason: reason})
+	return payments.VoidPaymentCommand.With(payments.VoidPayment{PayableID: x.s.RideID, Payable: payments.PayableRide, Reason: reason})
 }
 
 func (x *step) capture(amount int64) message.Outgoing {
