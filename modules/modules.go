@@ -7,6 +7,7 @@ package modules
 import (
 	"github.com/agora-commerce/agora/internal/modhost"
 	catalog "github.com/agora-commerce/agora/modules/catalog/module"
+	fleet "github.com/agora-commerce/agora/modules/fleet/module"
 	identity "github.com/agora-commerce/agora/modules/identity/module"
 	inventory "github.com/agora-commerce/agora/modules/inventory/module"
 	notifications "github.com/agora-commerce/agora/modules/notifications/module"
@@ -24,6 +25,7 @@ func All() []modhost.Module {
 		catalog.New(),
 		inventory.New(),
 		payments.New(),
+		fleet.New(),
 		orders.New(),
 		rides.New(),
 		notifications.New(),
