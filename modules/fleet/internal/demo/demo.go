@@ -138,15 +138,15 @@ func (f *Fleet) advance(step float64) []fleet.Position {
 	defer f.mu.Unlock()
 	out := make([]fleet.Position, 0, len(f.drivers))
 	for _, d := range f.drivers {
-		left := step
-		for left > 0 && len(d.route) > 0 {
+		for left := step; left > 0 && len(d.route) > 0; {
 			before := d.at
 			var reached bool
 			d.at, reached = city.Toward(d.at, d.route[0], left)
-			left -= city.Meters(before, d.at)
-			if reached {
-				d.route = d.route[1:]
+			if !reached {
+				break // the step ends short of the next point
 			}
+			left -= city.Meters(before, d.at)
+			d.route = d.route[1:]
 		}
 		if len(d.route) == 0 {
 			if d.cruise {
