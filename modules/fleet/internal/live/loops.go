@@ -22,7 +22,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.idx.TakeDirty() // what was just loaded is saved already
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
-	go s.run()
+	go s.run(s.stop)
 	if len(rows) > 0 {
 		s.log.Info("fleet index restored", "drivers", len(rows))
 	}
@@ -30,12 +30,14 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop stops the loops, applies the positions still buffered and saves the last
-// positions (the final checkpoint), within ctx's deadline.
+// positions (the final checkpoint), within ctx's deadline. Stopping again does
+// nothing.
 func (s *Service) Stop(ctx context.Context) error {
 	if s.stop == nil {
 		return nil
 	}
 	close(s.stop)
+	s.stop = nil
 	select {
 	case <-s.done:
 	case <-ctx.Done():
@@ -47,13 +49,13 @@ func (s *Service) Stop(ctx context.Context) error {
 
 // run applies buffered positions as soon as they come, and checkpoints on its
 // ticker, until Stop.
-func (s *Service) run() {
+func (s *Service) run(stop <-chan struct{}) {
 	defer close(s.done)
 	t := time.NewTicker(s.opts.CheckpointEvery)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-stop:
 			return
 		case <-s.in.Wake():
 			s.applyPending()
