@@ -178,14 +178,22 @@ type CityMap struct {
 
 // The fleet module's requests.
 var (
-	GoOnlineRequest        = message.NewRequest[GoOnline, Driver]("fleet.GoOnline")
-	GoOfflineRequest       = message.NewRequest[GoOffline, Driver]("fleet.GoOffline")
-	GetDriverRequest       = message.NewRequest[GetDriver, Driver]("fleet.GetDriver")
+	// Handled by live.(*Service).GoOnline.
+	GoOnlineRequest = message.NewRequest[GoOnline, Driver]("fleet.GoOnline")
+	// Handled by live.(*Service).GoOffline.
+	GoOfflineRequest = message.NewRequest[GoOffline, Driver]("fleet.GoOffline")
+	// Handled by live.(*Service).GetDriver.
+	GetDriverRequest = message.NewRequest[GetDriver, Driver]("fleet.GetDriver")
+	// Handled by live.(*Service).ReportPositions.
 	ReportPositionsRequest = message.NewRequest[ReportPositions, Ingested]("fleet.ReportPositions")
-	FindNearestRequest     = message.NewRequest[FindNearest, Nearest]("fleet.FindNearest")
-	SupplyRequest          = message.NewRequest[Supply, SupplyCells]("fleet.Supply")
-	SnapshotRequest        = message.NewRequest[Snapshot, FleetSnapshot]("fleet.Snapshot")
-	CityRequest            = message.NewRequest[City, CityMap]("fleet.City")
+	// Handled by live.(*Service).FindNearest.
+	FindNearestRequest = message.NewRequest[FindNearest, Nearest]("fleet.FindNearest")
+	// Handled by live.(*Service).Supply.
+	SupplyRequest = message.NewRequest[Supply, SupplyCells]("fleet.Supply")
+	// Handled by live.(*Service).Snapshot.
+	SnapshotRequest = message.NewRequest[Snapshot, FleetSnapshot]("fleet.Snapshot")
+	// Handled by live.(*Service).City.
+	CityRequest = message.NewRequest[City, CityMap]("fleet.City")
 )
 
 // EngageDriver makes DriverID busy with RideID. Engaging a driver already busy with
@@ -205,7 +213,9 @@ type ReleaseDriver struct {
 
 // The fleet module's commands.
 var (
-	EngageDriverCommand  = message.NewCommand[EngageDriver]("fleet.EngageDriver")
+	// Handled by live.(*Service).onEngage.
+	EngageDriverCommand = message.NewCommand[EngageDriver]("fleet.EngageDriver")
+	// Handled by live.(*Service).onRelease.
 	ReleaseDriverCommand = message.NewCommand[ReleaseDriver]("fleet.ReleaseDriver")
 )
 
@@ -229,8 +239,10 @@ type DriverEngagementFailed struct {
 
 // The fleet module's events.
 var (
+	// Handled by no module.
 	DriverAvailabilityChangedEvent = message.NewEvent[DriverAvailabilityChanged]("fleet.DriverAvailabilityChanged")
-	DriverEngagementFailedEvent    = message.NewEvent[DriverEngagementFailed]("fleet.DriverEngagementFailed")
+	// Handled by no module.
+	DriverEngagementFailedEvent = message.NewEvent[DriverEngagementFailed]("fleet.DriverEngagementFailed")
 )
 
 // Errors the fleet module returns; errors.Is matches them on either side of the bus.
