@@ -278,3 +278,66 @@ func (s *stream) next(t *testing.T, ctx context.Context, typ, of string) api.Str
 		s.kept = append(s.kept, out)
 	}
 }
+
+// TestStreamConflatesPositions: while fleet has not answered a position batch,
+// the stream does not call it again; the positions sent meanwhile are conflated,
+// and the next call carries only the newest. A driver sending 19 positions while
+// fleet is stuck costs two calls, not 19.
+func TestStreamConflatesPositions(t *testing.T) {
+	release := make(chan struct{})
+	calls := make(chan fleet.ReportPositions, 100)
+	slowFleet := bus.Handle(fleet.ReportPositionsRequest, func(ctx context.Context, q fleet.ReportPositions) (fleet.Ingested, error) {
+		calls <- q
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return fleet.Ingested{Accepted: len(q.Positions)}, nil
+	})
+	b, err := bus.New(apitest.Logger(), bus.Limits{}, nil, []bus.RequestHandler{slowFleet}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(apitest.New(t, api.Routes(b)).Handler())
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/drivers/me/stream",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + driverToken}}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	st := &stream{conn: conn}
+
+	t0 := time.Now().UTC()
+	position := func(i int) api.StreamIn {
+		return api.StreamIn{Type: "position", Lat: 52.50 + float64(i)/10000, Lng: 13.40, At: t0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	send(t, ctx, conn, position(0))
+	first := <-calls // fleet holds the first batch
+	const sent = api.StreamBurst - 1 // positions, and one more message, within the burst
+	for i := 1; i < sent; i++ {
+		send(t, ctx, conn, position(i))
+	}
+	// The stream answers every message it reads in order; an unknown type sent last
+	// is answered once all positions before it were taken in.
+	send(t, ctx, conn, api.StreamIn{Type: "sync"})
+	st.next(t, ctx, "error", "sync")
+	close(release)
+	second := <-calls
+	st.next(t, ctx, "ack", "position")
+	st.next(t, ctx, "ack", "position")
+	if len(first.Positions) != 1 || first.Positions[0].Point.Lat != 52.50 {
+		t.Fatalf("first call: %+v", first)
+	}
+	newest := position(sent - 1)
+	if len(second.Positions) != 1 || second.Positions[0].Point.Lat != newest.Lat || second.Positions[0].DriverID != driverID {
+		t.Fatalf("second call: %+v, want only the newest position %v", second, newest)
+	}
+	select {
+	case q := <-calls:
+		t.Fatalf("a third call %+v: positions were not conflated", q)
+	default:
+	}
+}
