@@ -239,9 +239,9 @@ type DriverEngagementFailed struct {
 
 // The fleet module's events.
 var (
-	// Handled by no module.
+	// Handled by rides: trips.on (func literal).
 	DriverAvailabilityChangedEvent = message.NewEvent[DriverAvailabilityChanged]("fleet.DriverAvailabilityChanged")
-	// Handled by no module.
+	// Handled by rides: trips.on (func literal).
 	DriverEngagementFailedEvent = message.NewEvent[DriverEngagementFailed]("fleet.DriverEngagementFailed")
 )
 
