@@ -22,7 +22,7 @@ type Settings struct {
 
 // DefaultSettings returns the fleet module's zero-configuration settings.
 func DefaultSettings() Settings {
-	return Settings{Buffer: 50_000, CheckpointEvery: 5 * time.Second, DemoDrivers: 60, DemoSpeed: 150}
+	return Settings{Buffer: 50_000, CheckpointEvery: 5 * time.Second, DemoDrivers: 60, DemoSpeed: 300}
 }
 
 // New returns the fleet module as the registry lists it, with its default settings.

@@ -28,7 +28,7 @@ import (
 // Options tune the simulated fleet.
 type Options struct {
 	Drivers int           // how many (default 60)
-	Speed   float64       // meters per second, simulated (default 150: a trip across town takes under a minute)
+	Speed   float64       // meters per second, simulated (default 300: a trip across town takes under a minute)
 	Tick    time.Duration // how often positions move and are reported (default 500ms)
 	Dwell   time.Duration // time at the pickup between arrive and start (default 2s)
 }
@@ -38,7 +38,7 @@ func (o Options) withDefaults() Options {
 		o.Drivers = 60
 	}
 	if o.Speed <= 0 {
-		o.Speed = 150
+		o.Speed = 300
 	}
 	if o.Tick <= 0 {
 		o.Tick = 500 * time.Millisecond
