@@ -89,7 +89,9 @@ type fakeRides struct {
 
 func (f *fakeRides) handlers() []bus.RequestHandler {
 	pickup, dropoff := fleet.Point{Lat: 52.50, Lng: 13.37}, fleet.Point{Lat: 52.54, Lng: 13.44}
-	ride := func(id, driver string) rides.Ride { return rides.Ride{ID: id, DriverID: driver, Status: rides.StatusDriverAssigned} }
+	ride := func(id, driver string) rides.Ride {
+		return rides.Ride{ID: id, DriverID: driver, Status: rides.StatusDriverAssigned}
+	}
 	return []bus.RequestHandler{
 		bus.Handle(rides.WaitOfferRequest, func(ctx context.Context, q rides.WaitOffer) (rides.OpenOffer, error) {
 			f.mu.Lock()

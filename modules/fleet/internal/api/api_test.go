@@ -315,7 +315,7 @@ func TestStreamConflatesPositions(t *testing.T) {
 		return api.StreamIn{Type: "position", Lat: 52.50 + float64(i)/10000, Lng: 13.40, At: t0.Add(time.Duration(i) * time.Millisecond)}
 	}
 	send(t, ctx, conn, position(0))
-	first := <-calls // fleet holds the first batch
+	first := <-calls                 // fleet holds the first batch
 	const sent = api.StreamBurst - 1 // positions, and one more message, within the burst
 	for i := 1; i < sent; i++ {
 		send(t, ctx, conn, position(i))
