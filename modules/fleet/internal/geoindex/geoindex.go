@@ -178,12 +178,19 @@ func (x *Index) Apply(moves []Move) int {
 			continue
 		}
 		e := x.drivers[m.DriverID]
-		x.unbucket(e)
-		x.place(e, m.Point, m.At)
 		if m.SeenAt.After(e.SeenAt) {
 			e.SeenAt = m.SeenAt
 		}
-		x.rebucket(e)
+		finest := levels[len(levels)-1]
+		if e.bucket && leafOf(m.Point).Parent(finest) == e.leaf.Parent(finest) {
+			// Still in the same cells (the common case: drivers move a few meters
+			// between reports): no bucket changes.
+			x.place(e, m.Point, m.At)
+		} else {
+			x.unbucket(e)
+			x.place(e, m.Point, m.At)
+			x.rebucket(e)
+		}
 		n++
 	}
 	return n
@@ -196,6 +203,9 @@ func (x *Index) place(e *entry, p fleet.Point, at time.Time) {
 	e.ll = s2.LatLngFromDegrees(p.Lat, p.Lng)
 	e.leaf = s2.CellIDFromLatLng(e.ll)
 }
+
+// leafOf returns the leaf cell of p.
+func leafOf(p fleet.Point) s2.CellID { return s2.CellIDFromLatLng(s2.LatLngFromDegrees(p.Lat, p.Lng)) }
 
 // unbucket takes e out of the cell buckets.
 func (x *Index) unbucket(e *entry) {

@@ -97,6 +97,26 @@ func ids(cs []fleet.Candidate) []string {
 func TestNearestMatchesBruteForce(t *testing.T) {
 	w := newWorld(3000, 7)
 	r := rand.New(rand.NewPCG(42, 2))
+	w.check(t, r)
+	// Every driver moves: most a few meters (mostly within their cells), some far.
+	var moves []geoindex.Move
+	for i := range w.drivers {
+		d := &w.drivers[i]
+		step := 0.0005
+		if i%5 == 0 {
+			step = 0.02
+		}
+		p := fleet.Point{Lat: d.Point.Lat + (r.Float64()-0.5)*step, Lng: d.Point.Lng + (r.Float64()-0.5)*step}
+		d.Point = &p
+		moves = append(moves, geoindex.Move{DriverID: d.ID, Point: p, At: t0.Add(time.Second), SeenAt: d.SeenAt})
+	}
+	w.idx.Apply(moves)
+	w.check(t, r)
+}
+
+// check compares Nearest with the brute-force answer for random queries.
+func (w *world) check(t *testing.T, r *rand.Rand) {
+	t.Helper()
 	radii := []float64{50, 300, 1000, 2500, 8000, 50_000}
 	for q := range 300 {
 		p := fleet.Point{Lat: 52.46 + r.Float64()*0.12, Lng: 13.32 + r.Float64()*0.17}
