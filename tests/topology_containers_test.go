@@ -42,6 +42,7 @@ var containerLayout = []struct {
 	{"identity,catalog", false},
 	{"inventory,payments", true},
 	{"orders,notifications", true},
+	{"fleet,rides", true},
 }
 
 // startContainers starts `agora broker` and one `agora serve` per entry of

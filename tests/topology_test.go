@@ -178,7 +178,7 @@ func (d *deployment) restart(t *testing.T, p *agora, down time.Duration) *agora 
 	return n
 }
 
-var splitLayout = []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}
+var splitLayout = []string{"identity", "catalog", "inventory", "payments", "fleet", "orders", "rides", "notifications"}
 
 func TestTopologyMatrix(t *testing.T) {
 	for _, tc := range []struct {
@@ -188,13 +188,16 @@ func TestTopologyMatrix(t *testing.T) {
 		{"single-binary", startSingle},
 		{"split", func(t *testing.T) *deployment { return startSplit(t, splitLayout, false) }},
 		{"replicas", func(t *testing.T) *deployment {
-			return startSplit(t, []string{"identity,catalog,payments,notifications", "orders", "orders", "inventory", "inventory"}, true)
+			// Fleet keeps its drivers' positions in memory: one process runs it.
+			return startSplit(t, []string{"identity,catalog,payments,notifications,fleet", "orders", "orders", "inventory", "inventory", "rides", "rides"}, true)
 		}},
 		{"containers", startContainers},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			shopTour(t, tc.start(t))
+			d := tc.start(t)
+			shopTour(t, d)
+			rideTour(t, d)
 		})
 	}
 }
