@@ -362,7 +362,7 @@ var (
 	ErrWrongStatus          = message.NewError(message.Conflict, "rides.wrong_status", "the ride's status does not allow this")
 	ErrNotCancellable       = message.NewError(message.Conflict, "rides.not_cancellable", "the trip started or the ride ended; it cannot be cancelled")
 	ErrRiderBusy            = message.NewError(message.Conflict, "rides.rider_busy", "you already have an active ride")
-	ErrIdempotencyKeyReused = message.NewError(message.Conflict, "rides.idempotency_key_reused", "this Idempotency-Key was used with a different request")
+	ErrIdempotencyKeyReused = message.NewError(message.Invalid, "rides.idempotency_key_reused", "this Idempotency-Key was used with a different request")
 	ErrOutOfArea            = message.NewError(message.Invalid, "rides.out_of_area", "outside the area served")
 	ErrSamePlace            = message.NewError(message.Invalid, "rides.same_place", "pickup and drop-off are the same place")
 	ErrInvalidInput         = message.NewError(message.Invalid, "rides.invalid_input", "invalid input")

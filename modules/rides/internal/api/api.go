@@ -75,6 +75,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 		riderRoutes(api, h)
 		streamRoute(api, h)
 		driverRoutes(api, h)
+		offerRoute(api, h)
 		dispatchRoutes(api, h)
 	}
 }
@@ -95,7 +96,7 @@ func riderRoutes(api huma.API, h handlers) {
 		Description: "Prices the trip now and requests it: the fare is authorized and drivers are asked one at a time, " +
 			"asynchronously — follow the ride at Location or its event stream. 409 when you already have an active " +
 			"ride. The same Idempotency-Key with the same body answers the same ride (Idempotent-Replayed: true); " +
-			"with another body, 409.",
+			"with another body, 422 (as for orders).",
 		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
 		Errors: []int{http.StatusConflict, http.StatusUnprocessableEntity},
 	}, h.request)

@@ -108,7 +108,7 @@ func TestRideRoutes(t *testing.T) {
 		t.Errorf("replay: %d %v %s", r.Code, r.Header(), r.Body)
 	}
 	other := map[string]any{"pickup": ridetest.Potsdamer, "dropoff": ridetest.Alexanderplatz, "payment_token": "tok_visa"}
-	if r = s.request(t, aliceToken, "k1", other); r.Code != http.StatusConflict {
+	if r = s.request(t, aliceToken, "k1", other); r.Code != http.StatusUnprocessableEntity {
 		t.Errorf("same key, other body: %d %s", r.Code, r.Body)
 	}
 	if r = s.request(t, aliceToken, "k2", other); r.Code != http.StatusConflict || !strings.Contains(r.Body.String(), "active ride") {
@@ -160,6 +160,17 @@ func TestDriverRoutes(t *testing.T) {
 	ride := apitest.Decode[rides.Ride](t, s.request(t, aliceToken, "k1", trip))
 	s.world.Offer(t, driverID)
 	path := "/v1/rides/" + ride.ID
+	// The driver sees the offer on its long poll; another driver waits in vain.
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/drivers/me/offer?wait=0", Token: driverToken}); r.Code != http.StatusOK ||
+		apitest.Decode[rides.Offer](t, r).RideID != ride.ID {
+		t.Errorf("the driver's offer: %d %s", r.Code, r.Body)
+	}
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/drivers/me/offer?wait=0", Token: otherToken}); r.Code != http.StatusNoContent {
+		t.Errorf("another driver's offer: %d %s, want 204", r.Code, r.Body)
+	}
+	if r := s.Do(t, req{Method: http.MethodGet, Path: "/v1/drivers/me/offer?wait=0", Token: aliceToken}); r.Code != http.StatusForbidden {
+		t.Errorf("a rider's offer: %d, want 403", r.Code)
+	}
 	for _, tc := range []struct {
 		name, tok, action string
 		status            int

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -36,6 +37,43 @@ func driverRoutes(api huma.API, h handlers) {
 			Description: op.desc, Security: httpapi.DriverOnly, Errors: []int{http.StatusConflict},
 		}, op.handler)
 	}
+}
+
+// offerRoute registers the long poll an HTTP driver client (or curl) sees its offers
+// on; a driver app has them pushed on its stream (GET /v1/drivers/me/stream).
+func offerRoute(api huma.API, h handlers) {
+	huma.Register(api, huma.Operation{
+		OperationID: "get-my-offer", Method: http.MethodGet, Path: "/v1/drivers/me/offer", Tags: []string{"Drivers"},
+		Summary: "Wait for a ride offered to you",
+		Description: "Answers the ride offered to you as soon as there is one (or at once when one is open), or " +
+			"204 when none came within `wait`. Accept or decline it at /v1/rides/{id}/offer/accept|decline before its expires_at.",
+		Security: httpapi.DriverOnly,
+	}, h.waitOffer)
+}
+
+type offerIn struct {
+	Wait int `query:"wait" minimum:"0" maximum:"25" default:"20" doc:"seconds to wait for an offer"`
+}
+
+type offerOut struct {
+	Status int
+	Body   *rides.Offer
+}
+
+// waitOffer answers the caller's open offer, waiting up to in.Wait seconds for one.
+func (h handlers) waitOffer(ctx context.Context, in *offerIn) (*offerOut, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, err := bus.Call(ctx, h.b, rides.WaitOfferRequest, rides.WaitOffer{DriverID: id, Wait: time.Duration(in.Wait) * time.Second})
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	if o.Offer == nil {
+		return &offerOut{Status: http.StatusNoContent}, nil
+	}
+	return &offerOut{Status: http.StatusOK, Body: o.Offer}, nil
 }
 
 // answer returns the handler of a driver's answer to an offer.
