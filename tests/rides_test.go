@@ -28,11 +28,6 @@ type ride struct {
 	Version  int64  `json:"version"`
 }
 
-type money struct {
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-}
-
 // Two places on the demo city's streets (central Berlin).
 var (
 	pickup  = map[string]float64{"lat": 52.5163, "lng": 13.3777}
