@@ -40,27 +40,30 @@ type fixture struct {
 	refresh   atomic.Int64 // identity.Refresh calls
 	loggedOut atomic.Value // the refresh token identity.Logout got
 	redriven  atomic.Value // the dead letter orders was asked to redrive
+	site      *Site
+	rides     *fakeRides // fleet and rides
 }
 
 func newFixture(t *testing.T) *fixture {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	f := &fixture{t: t, keys: auth.NewKeys(priv)}
+	f := &fixture{t: t, keys: auth.NewKeys(priv), rides: newFakeRides()}
 	log := slog.New(slog.DiscardHandler)
 	b, err := bus.New(log, bus.Limits{}, nil, f.handlers(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := httpapi.NewAPI(httpapi.Config{RequestTimeout: 5 * time.Second, MaxInFlight: 64}, log)
-	New(Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
+	f.site = New(Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
 		Modules:  []string{"identity", "catalog", "inventory", "payments", "orders", "notifications", "web"},
-		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}}).Routes(api)
+		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}})
+	f.site.Routes(api)
 	f.srv = httptest.NewServer(api.Handler())
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
 func (f *fixture) handlers() []bus.RequestHandler {
-	return []bus.RequestHandler{
+	return append(f.rides.handlers(), []bus.RequestHandler{
 		bus.Handle(identity.RefreshRequest, func(_ context.Context, q identity.Refresh) (identity.Tokens, error) {
 			f.refresh.Add(1)
 			if q.RefreshToken != "good-refresh" {
@@ -90,7 +93,7 @@ func (f *fixture) handlers() []bus.RequestHandler {
 		bus.Handle(orders.GetCartRequest, func(context.Context, orders.GetCart) (orders.Cart, error) {
 			return orders.Cart{}, errSecret
 		}),
-	}
+	}...)
 }
 
 // errSecret is an internal failure whose text must never reach a page.
