@@ -230,13 +230,19 @@ func (s *Site) ownRide(ctx context.Context, v *visit, id string) (rides.Ride, er
 	return ride, nil
 }
 
-func (s *Site) ride(w http.ResponseWriter, r *http.Request, v *visit) error {
-	ctx := r.Context()
-	ride, err := s.ownRide(ctx, v, r.PathValue("id"))
+// rideOnMap returns the ride id names, if v may see it, and the city it is in.
+func (s *Site) rideOnMap(ctx context.Context, v *visit, id string) (rides.Ride, *cityMap, error) {
+	ride, err := s.ownRide(ctx, v, id)
 	if err != nil {
-		return err
+		return rides.Ride{}, nil, err
 	}
 	city, err := s.city(ctx)
+	return ride, city, err
+}
+
+func (s *Site) ride(w http.ResponseWriter, r *http.Request, v *visit) error {
+	ctx := r.Context()
+	ride, city, err := s.rideOnMap(ctx, v, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -285,11 +291,7 @@ func (s *Site) cancelRide(w http.ResponseWriter, r *http.Request, v *visit) erro
 // deadline or after streamFor; the browser reconnects.
 func (s *Site) rideLive(w http.ResponseWriter, r *http.Request, v *visit) error {
 	ctx := r.Context()
-	ride, err := s.ownRide(ctx, v, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	city, err := s.city(ctx)
+	ride, city, err := s.rideOnMap(ctx, v, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -353,28 +355,9 @@ func (s *Site) fleetLive(w http.ResponseWriter, r *http.Request, _ *visit) error
 	if err != nil {
 		return err
 	}
-	ev := startEvents(w)
-	until := time.Now().Add(s.streamFor)
-	tick := time.NewTicker(s.driverEvery)
-	defer tick.Stop()
-	last := ""
-	for {
+	s.poll(ctx, startEvents(w), s.driverEvery, "drivers", func() (string, bool) {
 		snap, err := s.fleetFeed.latest(ctx)
-		if html := s.fragment("rides", "dots", city.dots(snap.Drivers)); err == nil && html != last {
-			if ev.send("drivers", "", html) != nil {
-				return nil
-			}
-			last = html
-		} else if ev.comment() != nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		if time.Now().After(until) {
-			return nil
-		}
-	}
+		return s.fragment("rides", "dots", city.dots(snap.Drivers)), err == nil
+	})
+	return nil
 }

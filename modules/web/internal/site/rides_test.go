@@ -139,11 +139,7 @@ func TestRidesAccess(t *testing.T) {
 	rider := f.token(alice, identity.RoleCustomer, time.Hour) + "|r"
 	stranger := f.token(bob, identity.RoleCustomer, time.Hour) + "|r"
 	admin := f.token(root, identity.RoleAdmin, time.Hour) + "|r"
-	tests := []struct {
-		name, path, session string
-		status              int
-		location, contains  string
-	}{
+	tests := []accessCase{
 		{"anonymous rides", "/rides", "", 303, "/signin?next=" + url.QueryEscape("/rides"), ""},
 		{"anonymous ride", "/rides/" + ride1, "", 303, "/signin?next=" + url.QueryEscape("/rides/"+ride1), ""},
 		{"anonymous map stream", "/rides/live", "", 303, "/signin?next=" + url.QueryEscape("/rides/live"), ""},
@@ -154,20 +150,7 @@ func TestRidesAccess(t *testing.T) {
 		{"overlong id", "/rides/" + strings.Repeat("x", 100), rider, 404, "", "ride not found"},
 		{"admin, any ride", "/rides/" + ride1, admin, 200, "", "EUR 12.30"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res := f.send("GET", tt.path, tt.session)
-			if res.StatusCode != tt.status {
-				t.Fatalf("status %d, want %d", res.StatusCode, tt.status)
-			}
-			if got := res.Header.Get("Location"); got != tt.location {
-				t.Errorf("Location %q, want %q", got, tt.location)
-			}
-			if b := body(t, res); !strings.Contains(b, tt.contains) {
-				t.Errorf("page lacks %q:\n%s", tt.contains, b)
-			}
-		})
-	}
+	f.checkAccess(t, tests)
 }
 
 // TestRidesPage checks /rides: the city's streets and drivers drawn (busy and

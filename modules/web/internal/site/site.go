@@ -1,5 +1,5 @@
 // Package site is the web module's HTTP face: server-rendered pages (html/template)
-// for the storefront and the operations console, their embedded assets, the
+// for the storefront, rides and the operations console, their embedded assets, the
 // browser session, and the server-sent event streams that keep the live parts
 // live. Every piece of data comes from another module's contract over the bus.
 package site

@@ -149,11 +149,7 @@ func TestAccessRules(t *testing.T) {
 	customer := f.token(alice, identity.RoleCustomer, time.Hour) + "|r"
 	stranger := f.token(bob, identity.RoleCustomer, time.Hour) + "|r"
 	admin := f.token(root, identity.RoleAdmin, time.Hour) + "|r"
-	tests := []struct {
-		name, path, session string
-		status              int
-		location, contains  string
-	}{
+	tests := []accessCase{
 		{"anonymous console", "/console/sagas", "", 303, "/signin?next=" + url.QueryEscape("/console/sagas"), ""},
 		{"anonymous order", "/orders/" + order, "", 303, "/signin?next=" + url.QueryEscape("/orders/"+order), ""},
 		{"customer console", "/console/sagas", customer, 403, "", "administrators"},
@@ -162,6 +158,19 @@ func TestAccessRules(t *testing.T) {
 		{"missing order", "/orders/0190a8b2-0000-7000-8000-0000000000d2", customer, 404, "", "order not found"},
 		{"admin, any order", "/orders/" + order, admin, 200, "", "EUR 19.90"},
 	}
+	f.checkAccess(t, tests)
+}
+
+// accessCase is what a GET of path with session answers: its status, where it
+// redirects, and text the page contains.
+type accessCase struct {
+	name, path, session string
+	status              int
+	location, contains  string
+}
+
+// checkAccess runs access cases.
+func (f *fixture) checkAccess(t *testing.T, tests []accessCase) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := f.send("GET", tt.path, tt.session)
