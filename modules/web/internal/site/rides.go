@@ -264,13 +264,13 @@ func (s *Site) driverDot(ctx context.Context, city *cityMap, driverID string) ([
 }
 
 // cancelRide cancels the ride (rides decides whether it is free or costs the
-// cancellation fee) and shows it again.
+// cancellation fee, and records the reason) and shows it again.
 func (s *Site) cancelRide(w http.ResponseWriter, r *http.Request, v *visit) error {
 	ride, err := s.ownRide(r.Context(), v, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	reason := rides.ReasonRiderCancelled
+	reason := "" // rides records why: the rider cancelled
 	if ride.RiderID != v.who.UserID {
 		reason = "cancelled by an administrator"
 	}
