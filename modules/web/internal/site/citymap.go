@@ -126,7 +126,7 @@ func newCityMap(c fleet.CityMap) (*cityMap, error) {
 // Bounds on the places offered in the pickup and drop-off lists, and on the
 // work of finding street corners (pairs of segments compared).
 const (
-	maxPlaces        = 150
+	maxPlaces        = 200
 	maxCornerSegment = 4000
 )
 
