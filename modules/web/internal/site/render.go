@@ -66,13 +66,10 @@ func km(meters int64) string {
 	return strconv.FormatFloat(float64(meters)/1000, 'f', 1, 64) + " km"
 }
 
-// minutes writes a duration in seconds as riders read it, rounded up to the
-// minute: "1 min", "12 min"; "under a minute" for less than half a minute.
+// minutes writes a duration in seconds as riders read it, in whole minutes
+// rounded up, at least one: "1 min", "12 min".
 func minutes(seconds int64) string {
-	if seconds < 30 {
-		return "under a minute"
-	}
-	return strconv.FormatInt((seconds+59)/60, 10) + " min"
+	return strconv.FormatInt(max((seconds+59)/60, 1), 10) + " min"
 }
 
 // initial is the first letter of a name, for a product's tile.
