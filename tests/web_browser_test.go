@@ -479,6 +479,7 @@ func TestRideJourney(t *testing.T) {
 	}
 	b.until("the driver shows on the map", `document.querySelector('[data-event="driver"] .dot') !== null || `+status+` === "completed"`)
 	b.checkA11y("ride with its driver")
+	b.screenshot("ride")
 	b.until("the ride ends", `["completed", "cancelled"].includes(`+status+`)`)
 	receipt := eval[string](b, `document.querySelector("#status").innerText`)
 	if got := eval[string](b, status); got != "completed" || !strings.Contains(receipt, "Receipt") || !strings.Contains(receipt, "Charged") {
