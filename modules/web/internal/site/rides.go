@@ -37,6 +37,17 @@ type ridesPage struct {
 
 func (ridesPage) PageTitle() string { return "Rides" }
 
+// Active is the rider's ride under way, if the recent rides show one (a rider
+// has at most one).
+func (p ridesPage) Active() *rides.Ride {
+	for i := range p.Rides {
+		if !p.Rides[i].Final() {
+			return &p.Rides[i]
+		}
+	}
+	return nil
+}
+
 // Named reports whether value is one of the named places (else the form shows
 // it as a point chosen on the map).
 func (p ridesPage) Named(value string) bool {

@@ -47,6 +47,7 @@ type fakeRides struct {
 	cancelled []rides.CancelRide
 	busy      bool  // RequestRide answers ErrRiderBusy
 	current   int64 // the version GetRide answers
+	listed    int64 // the version ListRides answers
 	snapshots atomic.Int64
 	cities    atomic.Int64
 }
@@ -61,7 +62,7 @@ func newFakeRides() *fakeRides {
 	done := assigned
 	done.Status, done.Version, done.CompletedAt = rides.StatusCompleted, 3, at.Add(10*time.Minute)
 	done.Charged = &message.Money{Amount: 1230, Currency: "EUR"}
-	return &fakeRides{script: []rides.Ride{base, assigned, done}, current: 1}
+	return &fakeRides{script: []rides.Ride{base, assigned, done}, current: 1, listed: 3}
 }
 
 // at returns ride1 at version v (1…3).
@@ -98,7 +99,7 @@ func (fr *fakeRides) handlers() []bus.RequestHandler {
 			if q.RiderID != alice {
 				return rides.RidePage{}, nil
 			}
-			return rides.RidePage{Items: []rides.Ride{fr.at(3)}}, nil
+			return rides.RidePage{Items: []rides.Ride{fr.at(fr.listed)}}, nil
 		}),
 		bus.Handle(rides.CancelRideRequest, func(_ context.Context, q rides.CancelRide) (rides.Ride, error) {
 			fr.mu.Lock()
@@ -156,7 +157,8 @@ func TestRidesAccess(t *testing.T) {
 // TestRidesPage checks /rides: the city's streets and drivers drawn (busy and
 // available by shape), the places to choose from, the rider's rides, and the
 // quote for two places, with the request form carrying them, a fresh
-// idempotency key and the test cards; a refused quote shows on the form.
+// idempotency key and the test cards; a refused quote shows on the form; a ride
+// under way is pointed to.
 func TestRidesPage(t *testing.T) {
 	f := newFixture(t)
 	rider := f.token(alice, identity.RoleCustomer, time.Hour) + "|r"
@@ -171,7 +173,7 @@ func TestRidesPage(t *testing.T) {
 			`<polyline points="0.0,0.0 1000.0,0.0"/>`, `class="dot available"`, `class="dot busy"`, `data-live="/rides/live"`,
 			`<option value="52.500000,13.380000">South Street and West Avenue</option>`,
 			`href="/rides/` + ride1 + `"`, `href="/rides" aria-current="page"`,
-		}, []string{`id="quote"`}},
+		}, []string{`id="quote"`, "under way"}},
 		{"pickup only", "/rides?pickup=" + pickup, 200, []string{`<text x="0.0" y="`, `>A</text>`,
 			`<option value="52.500000,13.380000" selected>`}, []string{">B</text>", `id="quote"`}},
 		{"quote", quote, 200, []string{`id="quote"`, "Fare EUR 12.30", "3.2 km", "about 10 min", "a driver in about 4 min", "×1.5",
@@ -200,6 +202,10 @@ func TestRidesPage(t *testing.T) {
 				}
 			}
 		})
+	}
+	f.rides.listed = 2
+	if b := body(t, f.send("GET", "/rides", rider)); !strings.Contains(b, `under way (driver on the way): <a href="/rides/`+ride1+`">`) {
+		t.Errorf("a ride under way is not pointed to:\n%s", b)
 	}
 	if n := f.rides.cities.Load(); n != 1 {
 		t.Errorf("fleet was asked for the city %d times, want once (it is cached)", n)
