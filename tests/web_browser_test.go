@@ -381,8 +381,10 @@ func TestConsoleJourney(t *testing.T) {
 	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); !strings.HasSuffix(loc, "/console") {
 		t.Errorf("after signing in from /console the admin is at %s, want back at /console", loc)
 	}
-	if up := eval[int](b, `document.querySelectorAll("#live .badge.confirmed").length`); up != 7 {
-		t.Errorf("the topology shows %d modules up, want 7", up)
+	// Every module of the registry (one row each, fleet and rides too) is up.
+	rows := eval[int](b, `document.querySelectorAll("#live .topology tbody tr").length`)
+	if up := eval[int](b, `document.querySelectorAll("#live .badge.confirmed").length`); up != rows || rows < 9 {
+		t.Errorf("the topology shows %d of %d modules up, want all of at least 9", up, rows)
 	}
 	b.checkA11y("console")
 	watchConsole(t, b, a)
@@ -439,4 +441,74 @@ func TestStorefrontSplit(t *testing.T) {
 	if procs != len(splitLayout)+1 {
 		t.Errorf("the topology shows %d processes, want %d", procs, len(splitLayout)+1)
 	}
+}
+
+// TestRideJourney is a rider's visit in a real browser, on the demo's city and
+// fleet: the map with the drivers moving live (and on a phone-sized screen), a
+// pickup chosen by clicking the map where a driver is and a drop-off from the
+// list of places (the way without a pointer), the quote, the request with a
+// test card, then the ride's page following it live — a driver assigned and
+// shown on the map, the trip completed and its receipt — without a reload.
+func TestRideJourney(t *testing.T) {
+	a := startAgora(t, t.TempDir())
+	b := newBrowser(t, a.base, 4*time.Minute)
+	b.signIn("/rides", "customer@example.com", "demo-customer-password", "svg.city .dot.available")
+	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); !strings.HasSuffix(loc, "/rides") {
+		t.Errorf("after signing in from /rides the rider is at %s, want back at /rides", loc)
+	}
+	b.checkA11y("rides")
+	checkRidesPhoneLayout(t, b)
+
+	// The pickup: a click on an available driver's dot (so a driver is near).
+	at := `(() => { const r = document.querySelector("svg.city .dot.available").getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()`
+	xy := eval[[]float64](b, at)
+	b.do("click the map for the pickup", chromedp.MouseClickXY(xy[0], xy[1]), chromedp.WaitVisible("svg.city .mark"))
+	if v := eval[string](b, `document.querySelector("#pickup").value`); v == "" {
+		t.Fatal("a click on the map chose no pickup")
+	}
+	last := eval[string](b, `[...document.querySelectorAll("#dropoff option")].at(-1).value`)
+	b.do("choose the drop-off from the list and ask for the fare", chromedp.SetValue("#dropoff", last),
+		chromedp.Click("#ride-form button"), chromedp.WaitVisible("#quote"))
+	b.checkA11y("quote")
+	b.screenshot("rides")
+
+	b.do("request the ride", chromedp.Click("#card-tok_visa"), chromedp.Click(".pay button"), chromedp.WaitVisible("#status .state"))
+	eval[chromedp.Void](b, `window.agoraSamePage = true`)
+	status := `document.querySelector("#status .state").dataset.status`
+	b.until("a driver is assigned (or the ride ends)", status+` !== "requested"`)
+	if got := eval[string](b, status); got == "cancelled" {
+		t.Fatalf("the ride was cancelled: %s", eval[string](b, `document.querySelector("#status").innerText`))
+	}
+	b.until("the driver shows on the map", `document.querySelector('[data-event="driver"] .dot') !== null || `+status+` === "completed"`)
+	b.checkA11y("ride with its driver")
+	b.screenshot("ride")
+	b.until("the ride ends", `["completed", "cancelled"].includes(`+status+`)`)
+	receipt := eval[string](b, `document.querySelector("#status").innerText`)
+	if got := eval[string](b, status); got != "completed" || !strings.Contains(receipt, "Receipt") || !strings.Contains(receipt, "Charged") {
+		t.Fatalf("the ride ended %s, want completed with its receipt:\n%s", got, receipt)
+	}
+	if !eval[bool](b, `window.agoraSamePage === true`) {
+		t.Error("the ride page reloaded to follow the ride; want it live, through its event stream")
+	}
+	b.checkA11y("receipt")
+	id := eval[string](b, `location.pathname.split("/").pop()`)
+	b.open("/rides", "svg.city")
+	if !eval[bool](b, fmt.Sprintf(`document.querySelector('main table a[href="/rides/%s"]') !== null`, id)) {
+		t.Errorf("the completed ride %s is not among the rider's rides", id)
+	}
+}
+
+// checkRidesPhoneLayout checks /rides on a phone-sized screen: nothing wider
+// than the screen, the map as wide as it can be.
+func checkRidesPhoneLayout(t *testing.T, b *browser) {
+	t.Helper()
+	b.do("phone-sized screen", chromedp.EmulateViewport(390, 844), chromedp.Reload(), chromedp.WaitVisible("svg.city"))
+	if w := eval[int](b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+		t.Errorf("on a 390 px wide screen /rides is %d px too wide", w)
+	}
+	if w := eval[float64](b, `document.querySelector("svg.city").getBoundingClientRect().width`); w < 300 {
+		t.Errorf("on a 390 px wide screen the map is %.0f px wide, want most of the screen", w)
+	}
+	b.screenshot("rides-phone")
+	b.do("desktop screen", chromedp.EmulateViewport(1280, 900), chromedp.Reload(), chromedp.WaitVisible("svg.city"))
 }

@@ -1,9 +1,11 @@
 // Package web is the contract of the web module: Agora's face for people, served by
 // the binary itself — the storefront at / (browse and search with live
 // availability, sign-up and sign-in, cart, checkout, the order followed live,
-// history, notifications, cancel and refund) and the operations console at
-// /console (admins only: topology, message flow, outboxes and dead letters,
-// sagas, the payment provider's breaker, inventory).
+// history, notifications, cancel and refund), rides at /rides (the simulated
+// city drawn from fleet's own streets with its drivers moving live, a quote and
+// a ride request, the ride followed live to its receipt) and the operations
+// console at /console (admins only: topology, message flow, outboxes and dead
+// letters, sagas, the payment provider's breaker, inventory).
 //
 // The module declares no messages and owns no data: it renders HTML on the server
 // from what the other modules answer over the bus (their contracts only, never

@@ -81,31 +81,12 @@ func (s *Site) console(w http.ResponseWriter, r *http.Request, v *visit) error {
 // until the request's deadline or streamFor (the browser reconnects).
 func (s *Site) consoleLive(w http.ResponseWriter, r *http.Request, _ *visit) error {
 	ctx := r.Context()
-	ev := startEvents(w)
-	until := time.Now().Add(s.streamFor)
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	last := ""
-	for {
+	s.poll(ctx, startEvents(w), 2*time.Second, "state", func() (string, bool) {
 		st := s.snapshot(ctx)
 		st.At = time.Time{} // the time alone is no change
-		if html := s.fragment("console", "live", st); html != last {
-			if ev.send("state", "", html) != nil {
-				return nil
-			}
-			last = html
-		} else if ev.comment() != nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		if time.Now().After(until) {
-			return nil
-		}
-	}
+		return s.fragment("console", "live", st), true
+	})
+	return nil
 }
 
 // sagasPage is a page of checkout sagas in one state (all states when empty).

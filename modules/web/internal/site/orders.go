@@ -223,3 +223,32 @@ func (e *events) comment() error {
 	}
 	return e.rc.Flush()
 }
+
+// poll streams the event name: the HTML render returns, looked at every period
+// and sent when it changed (a comment otherwise keeps the stream open), until
+// the request ends or after streamFor; the browser reconnects. A render that
+// fails (ok false) sends nothing that time.
+func (s *Site) poll(ctx context.Context, ev *events, every time.Duration, name string, render func() (html string, ok bool)) {
+	until := time.Now().Add(s.streamFor)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	last := ""
+	for {
+		if html, ok := render(); ok && html != last {
+			if ev.send(name, "", html) != nil {
+				return
+			}
+			last = html
+		} else if ev.comment() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if time.Now().After(until) {
+			return
+		}
+	}
+}

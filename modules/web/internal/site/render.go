@@ -2,15 +2,18 @@ package site
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/message"
+	"github.com/agora-commerce/agora/modules/rides"
 )
 
 //go:embed templates/*.html
@@ -48,7 +51,25 @@ var funcs = template.FuncMap{
 	"minor": func(amount int64, currency string) string {
 		return message.Money{Amount: amount, Currency: currency}.String()
 	},
-	"initial": initial,
+	"initial":    initial,
+	"km":         km,
+	"rideStatus": func(st rides.Status) string { return cmp.Or(rideStatusWords[st], string(st)) },
+	"minutes":    minutes,
+	"coord":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+}
+
+// km writes a distance in meters as riders read it: "850 m", "3.2 km".
+func km(meters int64) string {
+	if meters < 1000 {
+		return strconv.FormatInt(meters, 10) + " m"
+	}
+	return strconv.FormatFloat(float64(meters)/1000, 'f', 1, 64) + " km"
+}
+
+// minutes writes a duration in seconds as riders read it, in whole minutes
+// rounded up, at least one: "1 min", "12 min".
+func minutes(seconds int64) string {
+	return strconv.FormatInt(max((seconds+59)/60, 1), 10) + " min"
 }
 
 // initial is the first letter of a name, for a product's tile.

@@ -1,5 +1,5 @@
 // Package site is the web module's HTTP face: server-rendered pages (html/template)
-// for the storefront and the operations console, their embedded assets, the
+// for the storefront, rides and the operations console, their embedded assets, the
 // browser session, and the server-sent event streams that keep the live parts
 // live. Every piece of data comes from another module's contract over the bus.
 package site
@@ -41,20 +41,28 @@ type Site struct {
 	signIns   *signInLimits
 	pages     *pages
 	assets    *assetSet
+	cityCache *cityCache
+	fleetFeed *fleetFeed
 	// streamFor caps how long one event stream stays open; the browser
 	// reconnects (EventSource does so by itself).
 	streamFor time.Duration
+	// driverEvery is how often the maps' drivers are looked up for their
+	// event streams.
+	driverEvery time.Duration
 }
 
 // New returns the site, with its templates parsed and its assets hashed.
 func New(d Deps) *Site {
 	return &Site{
 		bus: d.Bus, keys: d.Keys, metrics: d.Metrics, roster: d.Roster, log: d.Log,
-		refresher: newRefresher(d.Bus),
-		signIns:   newSignInLimits(),
-		pages:     loadPages(),
-		assets:    loadAssets(),
-		streamFor: 5 * time.Minute,
+		refresher:   newRefresher(d.Bus),
+		signIns:     newSignInLimits(),
+		pages:       loadPages(),
+		assets:      loadAssets(),
+		cityCache:   &cityCache{},
+		fleetFeed:   &fleetFeed{bus: d.Bus, every: time.Second},
+		streamFor:   5 * time.Minute,
+		driverEvery: time.Second,
 	}
 }
 
@@ -85,6 +93,12 @@ func (s *Site) table() []route {
 		{"GET /orders/{id}/live", customer, s.orderLive},
 		{"POST /orders/{id}/cancel", customer, s.cancelOrder},
 		{"GET /notifications", customer, s.notifications},
+		{"GET /rides", customer, s.ridesHome},
+		{"POST /rides", customer, s.requestRide},
+		{"GET /rides/live", customer, s.fleetLive},
+		{"GET /rides/{id}", customer, s.ride},
+		{"GET /rides/{id}/live", customer, s.rideLive},
+		{"POST /rides/{id}/cancel", customer, s.cancelRide},
 		{"GET /console", admin, s.console},
 		{"GET /console/live", admin, s.consoleLive},
 		{"GET /console/sagas", admin, s.sagas},

@@ -40,27 +40,30 @@ type fixture struct {
 	refresh   atomic.Int64 // identity.Refresh calls
 	loggedOut atomic.Value // the refresh token identity.Logout got
 	redriven  atomic.Value // the dead letter orders was asked to redrive
+	site      *Site
+	rides     *fakeRides // fleet and rides
 }
 
 func newFixture(t *testing.T) *fixture {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	f := &fixture{t: t, keys: auth.NewKeys(priv)}
+	f := &fixture{t: t, keys: auth.NewKeys(priv), rides: newFakeRides()}
 	log := slog.New(slog.DiscardHandler)
 	b, err := bus.New(log, bus.Limits{}, nil, f.handlers(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := httpapi.NewAPI(httpapi.Config{RequestTimeout: 5 * time.Second, MaxInFlight: 64}, log)
-	New(Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
+	f.site = New(Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
 		Modules:  []string{"identity", "catalog", "inventory", "payments", "orders", "notifications", "web"},
-		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}}).Routes(api)
+		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}})
+	f.site.Routes(api)
 	f.srv = httptest.NewServer(api.Handler())
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
 func (f *fixture) handlers() []bus.RequestHandler {
-	return []bus.RequestHandler{
+	return append(f.rides.handlers(), []bus.RequestHandler{
 		bus.Handle(identity.RefreshRequest, func(_ context.Context, q identity.Refresh) (identity.Tokens, error) {
 			f.refresh.Add(1)
 			if q.RefreshToken != "good-refresh" {
@@ -90,7 +93,7 @@ func (f *fixture) handlers() []bus.RequestHandler {
 		bus.Handle(orders.GetCartRequest, func(context.Context, orders.GetCart) (orders.Cart, error) {
 			return orders.Cart{}, errSecret
 		}),
-	}
+	}...)
 }
 
 // errSecret is an internal failure whose text must never reach a page.
@@ -146,11 +149,7 @@ func TestAccessRules(t *testing.T) {
 	customer := f.token(alice, identity.RoleCustomer, time.Hour) + "|r"
 	stranger := f.token(bob, identity.RoleCustomer, time.Hour) + "|r"
 	admin := f.token(root, identity.RoleAdmin, time.Hour) + "|r"
-	tests := []struct {
-		name, path, session string
-		status              int
-		location, contains  string
-	}{
+	tests := []accessCase{
 		{"anonymous console", "/console/sagas", "", 303, "/signin?next=" + url.QueryEscape("/console/sagas"), ""},
 		{"anonymous order", "/orders/" + order, "", 303, "/signin?next=" + url.QueryEscape("/orders/"+order), ""},
 		{"customer console", "/console/sagas", customer, 403, "", "administrators"},
@@ -159,6 +158,19 @@ func TestAccessRules(t *testing.T) {
 		{"missing order", "/orders/0190a8b2-0000-7000-8000-0000000000d2", customer, 404, "", "order not found"},
 		{"admin, any order", "/orders/" + order, admin, 200, "", "EUR 19.90"},
 	}
+	f.checkAccess(t, tests)
+}
+
+// accessCase is what a GET of path with session answers: its status, where it
+// redirects, and text the page contains.
+type accessCase struct {
+	name, path, session string
+	status              int
+	location, contains  string
+}
+
+// checkAccess runs access cases.
+func (f *fixture) checkAccess(t *testing.T, tests []accessCase) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := f.send("GET", tt.path, tt.session)
