@@ -30,6 +30,12 @@ type Module struct {
 	// (the web face, which speaks only other modules' contracts). The platform opens,
 	// migrates and reports on the databases of the others only.
 	Stateless bool
+	// Replicas is how many processes of the module a split deployment runs by
+	// default (one per module: deploy/compose.yaml runs one, the Kubernetes split
+	// overlay this many); 0 means 1. tools/deploygen writes it into the deploy
+	// files. More than 1 only where the module's state lives in its database, so
+	// that every replica sees the others' work; say why beside the value.
+	Replicas int
 	// Run returns the fx options that run the module in this process: its database,
 	// its handlers and subscriptions on the bus, its workers.
 	Run func() fx.Option

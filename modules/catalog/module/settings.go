@@ -24,6 +24,9 @@ func New() modhost.Module {
 	s := DefaultSettings()
 	return modhost.Module{
 		Name: "catalog",
+		// The busiest reads. Replicas share the database and see each other's
+		// writes within --catalog-cache-ttl.
+		Replicas: 2,
 		Flags: []ucli.Flag{
 			modhost.Setting(&s.CacheTTL, "catalog-cache-ttl", "how stale a product read may be when other processes write the same catalog database (this process's own writes are never served stale); negative disables the cache"),
 		},

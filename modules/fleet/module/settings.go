@@ -30,6 +30,10 @@ func New() modhost.Module {
 	s := DefaultSettings()
 	return modhost.Module{
 		Name: "fleet",
+		// Exactly one: drivers' live positions and their geo index live in one
+		// process's memory (see internal/live); a second replica would hold only
+		// the positions reported to it, and dispatch would miss the others.
+		Replicas: 1,
 		Flags: []ucli.Flag{
 			modhost.Setting(&s.Buffer, "fleet-buffer", "drivers whose position may wait for the geo index before reports are refused (429)"),
 			modhost.Setting(&s.CheckpointEvery, "fleet-checkpoint-every", "how often drivers' last positions are saved"),

@@ -43,7 +43,10 @@ func New() modhost.Module {
 		modhost.Setting(&s.AuthPerIPPerMinute, "auth-per-ip-per-minute", "sign-in and sign-up attempts allowed per client address and minute (raise it for load tests from one address)"),
 	}
 	return modhost.Module{
-		Name:       "identity",
+		Name: "identity",
+		// One is enough for sign-ins and refreshes (every process verifies tokens
+		// itself); more are safe: keys and revocations live in identity's database.
+		Replicas:   1,
 		Flags:      flags,
 		Run:        func() fx.Option { return Module(s) },
 		Routes:     func() any { return routes(s) },

@@ -25,6 +25,9 @@ func New() modhost.Module {
 	s := DefaultSettings()
 	return modhost.Module{
 		Name: "notifications",
+		// One follows the events at the pace of orders and rides; more are safe
+		// (each email is claimed in the database).
+		Replicas: 1,
 		Flags: []ucli.Flag{
 			modhost.Setting(&s.SMTPURL, "smtp-url", "send notification emails through this server (smtp://user:pass@host:port); empty sends none"),
 			modhost.Setting(&s.SMTPFrom, "smtp-from", "the sender of notification emails"),

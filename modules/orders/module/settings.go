@@ -35,6 +35,9 @@ func New() modhost.Module {
 	s := DefaultSettings()
 	return modhost.Module{
 		Name: "orders",
+		// The saga's state is in the database and its long polls re-read it, so
+		// replicas see each other's changes.
+		Replicas: 2,
 		Flags: []ucli.Flag{
 			modhost.Setting(&s.ReservationTTL, "reservation-ttl", "how long inventory holds stock for a checkout that does not finish"),
 			modhost.Setting(&s.StepTimeout, "saga-step-timeout", "how long the checkout saga waits for a step before sending its command again"),

@@ -29,6 +29,9 @@ func New() modhost.Module {
 	s := DefaultSettings()
 	return modhost.Module{
 		Name: "payments",
+		// One, so that one circuit breaker (held in the process's memory) counts every
+		// failure of the provider. More are safe: the ledger lives in the database.
+		Replicas: 1,
 		Flags: []ucli.Flag{
 			modhost.Setting(&s.ProviderURL, "payment-provider-url", "the HTTP payment provider (e.g. `agora psp`); empty uses the in-process simulated provider"),
 			modhost.Setting(&s.ProviderKey, "payment-provider-key", "the payment provider's API key"),

@@ -91,6 +91,8 @@ func New() modhost.Module {
 	s := DefaultSettings()
 	return modhost.Module{
 		Name: "rides",
+		// Its long polls re-read the database, so replicas see each other's changes.
+		Replicas: 2,
 		Flags: []ucli.Flag{
 			modhost.Setting(&s.BaseFare, "ride-base-fare", "a ride's base fare, in euro cents"),
 			modhost.Setting(&s.PerKm, "ride-per-km", "a ride's fare per kilometre, in euro cents"),

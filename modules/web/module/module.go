@@ -22,8 +22,11 @@ func New() modhost.Module {
 	return modhost.Module{
 		Name:      web.Name,
 		Stateless: true,
-		Run:       Module,
-		Routes:    func() any { return Routes },
+		// One process answers for the web module; its pages are served by every
+		// process anyway (each serves every module's routes).
+		Replicas: 1,
+		Run:      Module,
+		Routes:   func() any { return Routes },
 	}
 }
 
