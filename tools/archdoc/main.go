@@ -27,15 +27,14 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
+
+	"github.com/agora-commerce/agora/tools/internal/genfiles"
 )
 
 // docPath is the document the generated sections live in, relative to the root.
@@ -77,56 +76,12 @@ func run(root string, check bool, w io.Writer) error {
 	if newDoc != string(doc) {
 		files[docPath] = []byte(newDoc)
 	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
+	stale, err := genfiles.Sync(root, files, check, w)
+	if err != nil {
+		return err
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		path := filepath.Join(root, name)
-		if !check {
-			if err := os.WriteFile(path, files[name], 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintln(w, "wrote", name)
-			continue
-		}
-		old, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%s is stale:\n%s", name, lineDiff(old, files[name]))
-	}
-	if check && len(names) > 0 {
+	if stale {
 		return errStale
 	}
 	return nil
-}
-
-// lineDiff lists the lines only in old ("-") and only in new ("+"), in the order
-// they appear: enough to see what drifted, without a diff algorithm.
-func lineDiff(old, new []byte) string {
-	count := func(b []byte) map[string]int {
-		c := map[string]int{}
-		for _, l := range bytes.Split(b, []byte("\n")) {
-			c[string(l)]++
-		}
-		return c
-	}
-	inOld, inNew := count(old), count(new)
-	var b strings.Builder
-	for _, l := range strings.Split(string(old), "\n") {
-		if inNew[l] < inOld[l] {
-			fmt.Fprintf(&b, "\t- %s\n", l)
-			inOld[l]--
-		}
-	}
-	inOld = count(old)
-	for _, l := range strings.Split(string(new), "\n") {
-		if inOld[l] < inNew[l] {
-			fmt.Fprintf(&b, "\t+ %s\n", l)
-			inNew[l]--
-		}
-	}
-	return b.String()
 }
