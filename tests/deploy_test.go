@@ -18,9 +18,28 @@ import (
 // what would break them: every module has its service or Deployment running that
 // module alone, every Agora container is probed on /readyz and /healthz, the split
 // layouts reach NATS, and kustomizations name files that exist. With kubectl on the
-// PATH it also renders each overlay.
+// PATH it also renders each overlay. The per-module parts are generated from the
+// registry by tools/deploygen; TestDeployFilesAreGenerated fails when they drift.
 
-var allModules = splitLayout
+// allModules is the registry's modules: those of the split layout, which own data,
+// and the web face.
+var allModules = append(slices.Clone(splitLayout), "web")
+
+// singleReplica are the modules whose state lives in one process's memory, so a
+// split deployment must run exactly one of each (fleet: drivers' positions).
+var singleReplica = []string{"fleet"}
+
+// TestDeployFilesAreGenerated fails when compose's module services or the split
+// overlay's Deployments are not what tools/deploygen draws from the registry: a
+// module was added, renamed or had its Replicas changed without regenerating. Fix
+// with `go run ./tools/deploygen`.
+func TestDeployFilesAreGenerated(t *testing.T) {
+	cmd := exec.CommandContext(t.Context(), "go", "run", "./tools/deploygen", "-check")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run ./tools/deploygen -check: %v\n%s", err, out)
+	}
+}
 
 type podContainer struct {
 	Name  string `yaml:"name"`
@@ -51,7 +70,8 @@ type k8sObject struct {
 	} `yaml:"metadata"`
 	Data map[string]string `yaml:"data"`
 	Spec struct {
-		Selector any `yaml:"selector"` // a map for Services, {matchLabels} for workloads
+		Replicas *int `yaml:"replicas"`
+		Selector any  `yaml:"selector"` // a map for Services, {matchLabels} for workloads
 		Template struct {
 			Metadata struct {
 				Labels map[string]string `yaml:"labels"`
@@ -61,6 +81,14 @@ type k8sObject struct {
 			} `yaml:"spec"`
 		} `yaml:"template"`
 	} `yaml:"spec"`
+}
+
+// replicas returns a workload's replicas: 1 when it does not say, as Kubernetes does.
+func (o k8sObject) replicas() int {
+	if o.Spec.Replicas == nil {
+		return 1
+	}
+	return *o.Spec.Replicas
 }
 
 func (c podContainer) env(name string) (string, bool) {
@@ -214,6 +242,9 @@ func TestKubernetesOverlays(t *testing.T) {
 					}
 					modules = append(modules, m)
 					checkProbes(t, o.Metadata.Name, c)
+					if n := o.replicas(); slices.Contains(singleReplica, m) && n != 1 {
+						t.Errorf("%s: %d replicas, want exactly 1: %s keeps its state in one process's memory", o.Metadata.Name, n, m)
+					}
 				}
 			}
 			slices.Sort(modules)
