@@ -76,12 +76,5 @@ func run(root string, check bool, w io.Writer) error {
 	if newDoc != string(doc) {
 		files[docPath] = []byte(newDoc)
 	}
-	stale, err := genfiles.Sync(root, files, check, w)
-	if err != nil {
-		return err
-	}
-	if stale {
-		return errStale
-	}
-	return nil
+	return genfiles.Sync(root, files, check, w, errStale)
 }

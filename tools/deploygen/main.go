@@ -1,15 +1,16 @@
 // Command deploygen writes the per-module parts of the split deployment files from
 // the registry, so that a module added to it (modules/modules.go) is deployed
-// without anyone editing them:
-//
-//   - deploy/compose.yaml: one service per module, between the markers (see
-//     beginMarker); the header, the x-agora anchors, nats and postgres stay as
-//     written by hand;
-//   - deploy/kubernetes/overlays/split/modules.yaml, all of it: one Deployment per
-//     module, with the module's Replicas (modhost.Module).
+// without anyone editing them.
 //
 //	go run ./tools/deploygen          # rewrite them
 //	go run ./tools/deploygen -check   # change nothing; exit 1 and say what is stale
+//
+// It writes:
+//   - in deploy/compose.yaml, one service per module, between the markers (see
+//     beginMarker); the header, the x-agora anchors, nats and postgres stay as
+//     written by hand;
+//   - all of deploy/kubernetes/overlays/split/modules.yaml: one Deployment per
+//     module, with the module's Replicas (modhost.Module).
 //
 // It imports the registry and calls modules.All(), which is what the binary
 // runs: a module's name, whether it owns data, and its replicas are whatever its
@@ -69,12 +70,5 @@ func run(root string, mods []modhost.Module, check bool, w io.Writer) error {
 		composePath:    []byte(newCompose),
 		kubernetesPath: []byte(kubernetesDeployments(svcs)),
 	}
-	stale, err := genfiles.Sync(root, files, check, w)
-	if err != nil {
-		return err
-	}
-	if stale {
-		return errStale
-	}
-	return nil
+	return genfiles.Sync(root, files, check, w, errStale)
 }

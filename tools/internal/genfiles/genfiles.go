@@ -20,29 +20,34 @@ import (
 // Sync makes each of files (a path relative to root, with its generated content)
 // hold its content, in path order, writing only those that differ and saying
 // "wrote <path>" on w for each. With check it writes nothing: it lists on w each
-// file that differs, with the lines that differ (see LineDiff), and reports
-// whether any did. A file that does not exist differs from any content.
-func Sync(root string, files map[string][]byte, check bool, w io.Writer) (stale bool, err error) {
+// file that differs, with the lines that differ (see LineDiff), and returns stale
+// (the generator's own error, saying how to regenerate) if any does. A file that
+// does not exist differs from any content.
+func Sync(root string, files map[string][]byte, check bool, w io.Writer, stale error) error {
+	var drifted bool
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		path := filepath.Join(root, name)
 		old, err := os.ReadFile(path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, err
+			return err
 		}
 		if err == nil && bytes.Equal(old, files[name]) {
 			continue
 		}
 		if check {
-			stale = true
+			drifted = true
 			fmt.Fprintf(w, "%s is stale:\n%s", name, LineDiff(old, files[name]))
 			continue
 		}
 		if err := os.WriteFile(path, files[name], 0o644); err != nil {
-			return false, err
+			return err
 		}
 		fmt.Fprintln(w, "wrote", name)
 	}
-	return stale, nil
+	if drifted {
+		return stale
+	}
+	return nil
 }
 
 // LineDiff lists the lines only in old ("-") and only in new ("+"), in the order

@@ -1,6 +1,7 @@
 package genfiles
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,10 +22,10 @@ func TestSync(t *testing.T) {
 	write("stale.txt", "a\nold\n")
 	files := map[string][]byte{"same.txt": []byte("a\nb\n"), "stale.txt": []byte("a\nnew\n"), "missing.txt": []byte("x\n")}
 
+	errStale := errors.New("stale")
 	var out strings.Builder
-	stale, err := Sync(root, files, true, &out)
-	if err != nil || !stale {
-		t.Fatalf("check: stale %v, err %v; want stale", stale, err)
+	if err := Sync(root, files, true, &out, errStale); err != errStale {
+		t.Fatalf("check: %v, want the stale error", err)
 	}
 	for _, want := range []string{"stale.txt is stale:\n\t- old\n\t+ new\n", "missing.txt is stale:"} {
 		if !strings.Contains(out.String(), want) {
@@ -42,8 +43,8 @@ func TestSync(t *testing.T) {
 	}
 
 	out.Reset()
-	if stale, err := Sync(root, files, false, &out); err != nil || stale {
-		t.Fatalf("write: stale %v, err %v", stale, err)
+	if err := Sync(root, files, false, &out, errStale); err != nil {
+		t.Fatalf("write: %v", err)
 	}
 	if got, want := out.String(), "wrote missing.txt\nwrote stale.txt\n"; got != want {
 		t.Errorf("write says %q, want %q (changed files only, in order)", got, want)
@@ -53,7 +54,7 @@ func TestSync(t *testing.T) {
 			t.Errorf("%s holds %q, want %q", name, b, want)
 		}
 	}
-	if stale, err := Sync(root, files, true, &out); err != nil || stale {
-		t.Errorf("check after write: stale %v, err %v", stale, err)
+	if err := Sync(root, files, true, &out, errStale); err != nil {
+		t.Errorf("check after write: %v", err)
 	}
 }
