@@ -459,8 +459,15 @@ func TestRideJourney(t *testing.T) {
 	b.checkA11y("rides")
 	checkRidesPhoneLayout(t, b)
 
-	// The pickup: a click on an available driver's dot (so a driver is near).
-	at := `(() => { const r = document.querySelector("svg.city .dot.available").getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()`
+	// The pickup: a click on the available driver's dot nearest the middle of the map
+	// (so a driver is near, and the click is well inside the area served: a dot on
+	// the city's edge may map to a point just outside it).
+	at := `(() => {
+		const m = document.querySelector("svg.city").getBoundingClientRect(), cx = m.left + m.width / 2, cy = m.top + m.height / 2;
+		const centre = r => [r.left + r.width / 2, r.top + r.height / 2];
+		const dots = [...document.querySelectorAll("svg.city .dot.available")].map(d => centre(d.getBoundingClientRect()));
+		return dots.reduce((a, b) => Math.hypot(b[0] - cx, b[1] - cy) < Math.hypot(a[0] - cx, a[1] - cy) ? b : a);
+	})()`
 	xy := eval[[]float64](b, at)
 	b.do("click the map for the pickup", chromedp.MouseClickXY(xy[0], xy[1]), chromedp.WaitVisible("svg.city .mark"))
 	if v := eval[string](b, `document.querySelector("#pickup").value`); v == "" {
@@ -468,7 +475,10 @@ func TestRideJourney(t *testing.T) {
 	}
 	last := eval[string](b, `[...document.querySelectorAll("#dropoff option")].at(-1).value`)
 	b.do("choose the drop-off from the list and ask for the fare", chromedp.SetValue("#dropoff", last),
-		chromedp.Click("#ride-form button"), chromedp.WaitVisible("#quote"))
+		chromedp.Click("#ride-form button"), chromedp.WaitVisible("#quote, #ride-error"))
+	if msg := eval[string](b, `document.querySelector("#ride-error")?.innerText ?? ""`); msg != "" {
+		t.Fatalf("the quote was refused: %s", msg)
+	}
 	b.checkA11y("quote")
 	b.screenshot("rides")
 
