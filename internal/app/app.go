@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/faults"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/natsbus"
@@ -61,7 +63,8 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 		}),
 		fx.Provide(
 			newTransport,
-			fx.Annotate(newBus, fx.ParamTags(``, ``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
+			newFaults,
+			fx.Annotate(newBus, fx.ParamTags(``, ``, ``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
 			fx.Annotate(newAPI, fx.ParamTags(``, ``, ``, ``, `group:"http.routes"`, `group:"health.checks"`)),
 			fx.Annotate(func(b *bus.Bus) httpapi.Check { return httpapi.Check{Name: "bus", Check: b.Ping} },
 				fx.ResultTags(`group:"health.checks"`)),
@@ -90,6 +93,13 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 	opts = append(opts, fx.Provide(
 		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.OpsRoutes(b, modhost.WithData(mods)) }, fx.ResultTags(`group:"http.routes"`)),
 		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.TopologyRoutes(b, proc, names) }, fx.ResultTags(`group:"http.routes"`)),
+		fx.Annotate(faults.Routes, fx.ResultTags(`group:"http.routes"`)),
+		fx.Annotate(func(inj *faults.Injector) []prometheus.Collector {
+			if inj == nil {
+				return nil
+			}
+			return []prometheus.Collector{inj.Collector()}
+		}, fx.ResultTags(telemetry.CollectorsGroup)),
 	))
 	return fx.Options(opts...)
 }
@@ -170,12 +180,41 @@ func newTransport(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*natsbu
 	return t, nil
 }
 
-func newBus(log *slog.Logger, cfg config.Config, t *natsbus.Transport, handlers []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
+func newBus(log *slog.Logger, cfg config.Config, t *natsbus.Transport, inj *faults.Injector, handlers []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
 	var tr bus.Transport
 	if t != nil {
 		tr = t
 	}
-	return bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, tr, handlers, subs)
+	b, err := bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, tr, handlers, subs)
+	if err == nil && inj != nil {
+		b.InjectFaults(inj)
+	}
+	return b, err
+}
+
+// newFaults returns the injector of a process that may inject faults into its bus
+// (--demo or --allow-faults), with the schedule of --faults; nil where faults are
+// not allowed, and an error when --faults asks for them there.
+func newFaults(cfg config.Config, log *slog.Logger) (*faults.Injector, error) {
+	if !cfg.FaultsAllowed() {
+		if cfg.Faults != "" {
+			return nil, fmt.Errorf("--faults is refused without --demo or --allow-faults: fault injection breaks things on purpose")
+		}
+		return nil, nil
+	}
+	inj := faults.NewInjector()
+	if cfg.Faults == "" {
+		return inj, nil
+	}
+	s, err := faults.Load(cfg.Faults)
+	if err != nil {
+		return nil, err
+	}
+	if err := inj.Set(s); err != nil {
+		return nil, err
+	}
+	log.Warn("injecting faults into the bus", "rules", len(s.Rules), "seed", s.Seed)
+	return inj, nil
 }
 
 // serveTransport makes this process's request handlers and subscriptions reachable
@@ -219,7 +258,7 @@ func httpConfig(cfg config.Config, v httpapi.Verifier) httpapi.Config {
 func Starter(cfg config.Config, mods []modhost.Module, log *slog.Logger) modhost.Starter {
 	return func(ctx context.Context, names ...string) (*modhost.Started, error) {
 		cfg.Modules = names
-		cfg.Demo = false
+		cfg.Demo, cfg.Faults = false, ""
 		var b *bus.Bus
 		a := fx.New(Options(cfg, mods, log), fx.NopLogger, fx.Populate(&b))
 		if err := a.Start(ctx); err != nil {

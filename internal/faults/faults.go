@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,7 +53,7 @@ type Rule struct {
 
 // Schedule is a seed and the rules drawn with it.
 type Schedule struct {
-	Seed uint64 `json:"seed" doc:"seed of the random draws: the same seed and the same messages in the same order get the same faults"`
+	Seed uint64 `json:"seed,omitempty" doc:"seed of the random draws: the same seed and the same messages in the same order get the same faults"`
 	// MaxPerMessage caps how often one durable message is held back (0: 3).
 	MaxPerMessage int    `json:"max_per_message,omitempty" minimum:"0" maximum:"8" doc:"most times one durable message is lost, put back or crashed (0: 3); it is then let through"`
 	Rules         []Rule `json:"rules" maxItems:"32" doc:"the first rule that selects a message and hits decides its fault"`
@@ -114,11 +115,12 @@ func (r Rule) fault() bus.Fault {
 // current schedule. The zero schedule injects nothing. It is safe for concurrent
 // use; its schedule can change while the bus carries traffic.
 type Injector struct {
-	mu    sync.Mutex
-	sched Schedule
-	rng   *rand.Rand
-	held  map[string]int // consumer|message id → times held back
-	count *prometheus.CounterVec
+	active atomic.Bool // the schedule has rules: without, no message takes the lock
+	mu     sync.Mutex
+	sched  Schedule
+	rng    *rand.Rand
+	held   map[string]int // consumer|message id → times held back
+	count  *prometheus.CounterVec
 	// injected counts what count does, for the admin routes.
 	injected map[bus.FaultKind]int
 }
@@ -150,6 +152,7 @@ func (i *Injector) Set(s Schedule) error {
 	i.sched = s
 	i.rng = rand.New(rand.NewPCG(s.Seed, s.Seed^0x9e3779b97f4a7c15))
 	i.held = map[string]int{}
+	i.active.Store(len(s.Rules) > 0)
 	return nil
 }
 
@@ -185,6 +188,9 @@ func (i *Injector) hit(r Rule) bus.Fault {
 
 // Request implements bus.Faults.
 func (i *Injector) Request(typ string) bus.Fault {
+	if !i.active.Load() {
+		return bus.Fault{}
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for _, r := range i.sched.Rules {
@@ -197,11 +203,11 @@ func (i *Injector) Request(typ string) bus.Fault {
 
 // Delivery implements bus.Faults.
 func (i *Injector) Delivery(consumer string, env message.Envelope) bus.Fault {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if len(i.sched.Rules) == 0 {
+	if !i.active.Load() {
 		return bus.Fault{}
 	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	key := consumer + "|" + env.ID
 	limit := i.sched.MaxPerMessage
 	if limit == 0 {
