@@ -2,11 +2,13 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,11 +37,12 @@ type shop struct {
 	inj *faults.Injector
 }
 
-func newShop(t *testing.T) *shop {
+func newShop(t *testing.T, extra ...fx.Option) *shop {
 	cfg := testConfig(t, modhost.Names(app.Modules()))
 	cfg.AllowFaults = true
 	s := &shop{}
-	a := fxtest.New(t, app.Options(cfg, app.Modules(), slog.New(slog.DiscardHandler)), fx.Populate(&s.b, &s.inj))
+	opts := append([]fx.Option{app.Options(cfg, app.Modules(), slog.New(slog.DiscardHandler)), fx.Populate(&s.b, &s.inj)}, extra...)
+	a := fxtest.New(t, opts...)
 	a.RequireStart()
 	t.Cleanup(a.RequireStop)
 	return s
@@ -132,7 +135,7 @@ func drawSchedule(t *rapid.T) faults.Schedule {
 	for i := range rapid.IntRange(1, 4).Draw(t, "rules") {
 		r := rapid.SampledFrom(targets).Draw(t, fmt.Sprintf("rule %d selects", i))
 		r.Kind = rapid.SampledFrom(bus.FaultKinds).Draw(t, fmt.Sprintf("rule %d kind", i))
-		r.Probability = float64(rapid.IntRange(5, 50).Draw(t, fmt.Sprintf("rule %d percent", i))) / 100
+		r.Probability = float64(rapid.IntRange(5, 80).Draw(t, fmt.Sprintf("rule %d percent", i))) / 100
 		r.DelayMS = rapid.Int64Range(1, 30).Draw(t, fmt.Sprintf("rule %d delay", i))
 		s.Rules = append(s.Rules, r)
 	}
@@ -141,7 +144,7 @@ func drawSchedule(t *rapid.T) faults.Schedule {
 
 func drawCheckouts(t *rapid.T, products int) []checkout {
 	var out []checkout
-	for i := range rapid.IntRange(1, 5).Draw(t, "checkouts") {
+	for i := range rapid.IntRange(1, 6).Draw(t, "checkouts") {
 		c := checkout{customer: bus.NewID(), qty: make([]int64, products),
 			token:  rapid.SampledFrom([]string{"tok_visa", "tok_visa", "tok_decline", "tok_insufficient_funds"}).Draw(t, fmt.Sprintf("checkout %d card", i)),
 			cancel: rapid.IntRange(0, 4).Draw(t, fmt.Sprintf("checkout %d cancel", i)) == 4}
@@ -155,11 +158,17 @@ func drawCheckouts(t *rapid.T, products int) []checkout {
 	return out
 }
 
-// setChecks makes rapid run n checks unless -rapid.checks says otherwise.
-func setChecks(t *testing.T, n int) {
+// checksOnCommandLine reports whether -rapid.checks was given (asked before
+// setChecks sets it, which flag.Visit could not tell apart).
+var checksOnCommandLine = sync.OnceValue(func() bool {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
-	if !set {
+	return set
+})
+
+// setChecks makes rapid run n checks unless -rapid.checks says otherwise.
+func setChecks(t *testing.T, n int) {
+	if !checksOnCommandLine() {
 		prev := flag.Lookup("rapid.checks").Value.String()
 		_ = flag.Set("rapid.checks", fmt.Sprint(n))
 		t.Cleanup(func() { _ = flag.Set("rapid.checks", prev) })
@@ -202,9 +211,12 @@ func TestCheckoutSagaUnderRandomFaults(t *testing.T) {
 		}
 		placed := s.placeAll(ctx, rt, plan, products)
 		w := s.settle(ctx, rt, placed, products)
-		w.check(rt, plan, stock)
-		rt.Logf("check %d: orders %v; injected so far %v", run, statuses(w.orders), s.inj.Injected())
+		for _, v := range w.violations(plan, stock) {
+			rt.Error(v)
+		}
+		rt.Logf("check %d: orders %v", run, statuses(w.orders))
 	})
+	t.Logf("%d checks; faults injected %v", run, s.inj.Injected())
 }
 
 // placeAll runs the checkouts concurrently and returns their orders.
@@ -268,17 +280,26 @@ func noteCount(notes []notifications.Notification, order string) map[string]int 
 // settle waits until nothing moves any more (faults still on: they hold each
 // message back a few times at most) and returns the world then.
 func (s *shop) settle(ctx context.Context, rt *rapid.T, placed []orders.Order, products []catalog.Product) *world {
+	w, err := s.settleWithin(ctx, placed, products)
+	if err != nil {
+		rt.Fatal(err)
+	}
+	return w
+}
+
+// settleWithin is settle, with an error for what still moved when ctx ended.
+func (s *shop) settleWithin(ctx context.Context, placed []orders.Order, products []catalog.Product) (*world, error) {
 	for {
 		w, err := s.look(ctx, placed, products)
 		if err == nil && w.settled() == "" {
-			return w
+			return w, nil
 		}
 		if ctx.Err() != nil {
 			what := "?"
 			if w != nil {
 				what = w.settled()
 			}
-			rt.Fatalf("not settled: %s (last error %v; injected %v)", what, err, s.inj.Injected())
+			return nil, fmt.Errorf("not settled: %s (last error %v; injected %v)", what, err, s.inj.Injected())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -317,45 +338,48 @@ func (s *shop) look(ctx context.Context, placed []orders.Order, products []catal
 	return w, nil
 }
 
-// check asserts the invariants on a settled world.
-func (w *world) check(rt *rapid.T, plan []checkout, stock []int64) {
+// violations returns every invariant a settled world breaks.
+func (w *world) violations(plan []checkout, stock []int64) []string {
+	var out []string
+	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	sold := make([]int64, len(stock))
 	for i, o := range w.orders {
 		pay := w.payments[i]
 		switch o.Status {
 		case orders.StatusConfirmed:
 			if pay.Captured != o.Total.Amount || pay.Refunded != 0 {
-				rt.Errorf("order %s confirmed for %d: captured %d, refunded %d", o.ID, o.Total.Amount, pay.Captured, pay.Refunded)
+				bad("order %s confirmed for %d: captured %d, refunded %d", o.ID, o.Total.Amount, pay.Captured, pay.Refunded)
 			}
 			if plan[i].token != "tok_visa" {
-				rt.Errorf("order %s confirmed with the card %s", o.ID, plan[i].token)
+				bad("order %s confirmed with the card %s", o.ID, plan[i].token)
 			}
 			for k, q := range plan[i].qty {
 				sold[k] += q
 			}
 		case orders.StatusRejected, orders.StatusCancelled:
 			if pay.Captured-pay.Refunded != 0 || pay.Status == payments.StatusAuthorized {
-				rt.Errorf("order %s %s: payment %s, captured %d, refunded %d", o.ID, o.Status, pay.Status, pay.Captured, pay.Refunded)
+				bad("order %s %s: payment %s, captured %d, refunded %d", o.ID, o.Status, pay.Status, pay.Captured, pay.Refunded)
 			}
 		default:
-			rt.Errorf("order %s is %s", o.ID, o.Status)
+			bad("order %s is %s", o.ID, o.Status)
 		}
 		if pay.Captured > o.Total.Amount {
-			rt.Errorf("order %s charged %d for a total of %d", o.ID, pay.Captured, o.Total.Amount)
+			bad("order %s charged %d for a total of %d", o.ID, pay.Captured, o.Total.Amount)
 		}
 		// One per status the order reached: confirmed (then perhaps cancelled), or
 		// rejected, or cancelled; and one per refund.
 		for kind, n := range noteCount(w.notes[i], o.ID) {
 			if n != 1 {
-				rt.Errorf("order %s %s: %d notifications %s", o.ID, o.Status, n, kind)
+				bad("order %s %s: %d notifications %s", o.ID, o.Status, n, kind)
 			}
 		}
 	}
 	for k, it := range w.items {
 		if it.Reserved != 0 || it.OnHand+sold[k] != stock[k] || it.Available != it.OnHand {
-			rt.Errorf("item %s: %d on hand, %d reserved, %d available; %d sold of %d", it.SKU, it.OnHand, it.Reserved, it.Available, sold[k], stock[k])
+			bad("item %s: %d on hand, %d reserved, %d available; %d sold of %d", it.SKU, it.OnHand, it.Reserved, it.Available, sold[k], stock[k])
 		}
 	}
+	return out
 }
 
 func statuses(os []orders.Order) []orders.Status {
@@ -364,4 +388,61 @@ func statuses(os []orders.Order) []orders.Status {
 		out[i] = o.Status
 	}
 	return out
+}
+
+// naiveNotifier tells customers of confirmed orders without an inbox: a handler
+// that is not idempotent, as the checker must notice.
+type naiveNotifier struct {
+	mu    sync.Mutex
+	notes []notifications.Notification
+}
+
+func (n *naiveNotifier) subscription() bus.Subscription {
+	return bus.Subscription{Type: orders.OrderConfirmedEvent.Name(), Consumer: "audit.naive", Handle: func(_ context.Context, env message.Envelope) error {
+		var m orders.OrderConfirmed
+		if err := json.Unmarshal(env.Payload, &m); err != nil {
+			return err
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.notes = append(n.notes, notifications.Notification{OrderID: m.Order.ID, Kind: "order_confirmed"})
+		return nil
+	}}
+}
+
+// The checker catches a handler that is not idempotent: under duplicated
+// deliveries the naive notifier tells a customer twice, while the notifications
+// module's inbox drops the copy.
+func TestTheCheckerCatchesANonIdempotentHandler(t *testing.T) {
+	naive := &naiveNotifier{}
+	s := newShop(t, fx.Provide(fx.Annotate(naive.subscription, fx.ResultTags(`group:"bus.subscriptions"`))))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	p, err := s.product(ctx, "NAIVE-1", 700, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, _ := faults.Parse("duplicate type=orders.OrderConfirmed")
+	if err := s.inj.Set(sched); err != nil {
+		t.Fatal(err)
+	}
+	plan := []checkout{{customer: bus.NewID(), qty: []int64{1}, token: "tok_visa"}}
+	o, err := s.place(ctx, plan[0], []catalog.Product{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.settleWithin(ctx, []orders.Order{o}, []catalog.Product{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := w.violations(plan, []int64{3}); len(v) != 0 {
+		t.Fatalf("the real modules broke invariants: %v", v)
+	}
+	naive.mu.Lock()
+	w.notes[0] = slices.Clone(naive.notes)
+	naive.mu.Unlock()
+	v := w.violations(plan, []int64{3})
+	if len(v) != 1 || !strings.Contains(v[0], "2 notifications order_confirmed") {
+		t.Errorf("violations with the naive notifier: %q, want its second notification", v)
+	}
 }
