@@ -1,4 +1,4 @@
-package app_test
+package sagafaults_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/app"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/faults"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
@@ -38,7 +39,11 @@ type shop struct {
 }
 
 func newShop(t *testing.T, extra ...fx.Option) *shop {
-	cfg := testConfig(t, modhost.Names(app.Modules()))
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Modules = modhost.Names(app.Modules())
+	cfg.HTTPModules = cfg.Modules
+	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AllowFaults = true
 	s := &shop{}
 	opts := append([]fx.Option{app.Options(cfg, app.Modules(), slog.New(slog.DiscardHandler)), fx.Populate(&s.b, &s.inj)}, extra...)
