@@ -95,6 +95,7 @@ func TestFaultRoutes(t *testing.T) {
 		}
 		if allowed {
 			checkAllowed(t, send, admin, schedule)
+			checkCounted(t, "http://"+srv.Addr(), send, admin)
 		} else {
 			checkRefused(t, send, admin, schedule)
 		}
@@ -135,5 +136,35 @@ func checkRefused(t *testing.T, send sender, admin, schedule string) {
 	}
 	if code, _ := send(http.MethodDelete, admin, ""); code != http.StatusNoContent {
 		t.Errorf("DELETE where faults are off: %d, want 204", code)
+	}
+}
+
+// checkCounted injects a delay into catalog's requests, lists products, and finds
+// the fault counted in /metrics.
+func checkCounted(t *testing.T, base string, send sender, admin string) {
+	if code, _ := send(http.MethodPut, admin, `{"rules":[{"kind":"delay","type":"catalog.","probability":1,"delay_ms":1}]}`); code != http.StatusOK {
+		t.Fatalf("PUT: %d", code)
+	}
+	get := func(path string) string {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, res.StatusCode, body)
+		}
+		return string(body)
+	}
+	get("/v1/products")
+	metrics := get("/metrics")
+	for _, want := range []string{`agora_bus_faults_injected_total{kind="delay"} 1`, `agora_bus_faults_injected_total{kind="drop"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	if _, st := send(http.MethodGet, admin, ""); st.Injected["delay"] != 1 {
+		t.Errorf("GET counts %v, want one delay", st.Injected)
 	}
 }

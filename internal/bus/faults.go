@@ -135,12 +135,18 @@ func callFaulty[Req, Resp any](ctx context.Context, b *Bus, r message.Request[Re
 // chosen, the items that go through are handed on (reordered ones last, duplicated
 // ones a second time), and the outcomes of lost and crashed ones replaced.
 func (b *Bus) handleFaulty(ctx context.Context, items []BatchItem) []error {
-	errs := make([]error, len(items))
 	faults := make([]Fault, len(items))
-	var run, last []int // the items handed on, in order; the reordered ones go last
+	none := true
 	for i, it := range items {
-		f := b.faults.Delivery(it.Sub.Consumer, it.Env)
-		faults[i] = f
+		faults[i] = b.faults.Delivery(it.Sub.Consumer, it.Env)
+		none = none && faults[i].Kind == FaultNone
+	}
+	if none {
+		return b.handleItems(ctx, items)
+	}
+	errs := make([]error, len(items))
+	var run, last []int // the items handed on, in order; the reordered ones go last
+	for i, f := range faults {
 		switch {
 		case f.Kind == FaultDrop:
 			errs[i] = ErrFaultLost

@@ -133,9 +133,13 @@ const maxHeld = 100_000
 
 // NewInjector returns an injector with no rules.
 func NewInjector() *Injector {
-	return &Injector{rng: rand.New(rand.NewPCG(0, 0)), held: map[string]int{}, injected: map[bus.FaultKind]int{},
+	i := &Injector{rng: rand.New(rand.NewPCG(0, 0)), held: map[string]int{}, injected: map[bus.FaultKind]int{},
 		count: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "bus", Name: "faults_injected_total",
 			Help: "Faults injected into the bus's traffic (a test or demo setting), by kind."}, []string{"kind"})}
+	for _, k := range bus.FaultKinds {
+		i.count.WithLabelValues(string(k)) // every kind shows, at 0 until injected
+	}
+	return i
 }
 
 // Set replaces the schedule (after Validate) and restarts its random draws from
