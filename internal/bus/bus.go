@@ -401,22 +401,9 @@ func (b *Bus) ServeEncoded(ctx context.Context, env message.Envelope) ([]byte, e
 // drop the duplicate.
 func (b *Bus) Deliver(ctx context.Context, env message.Envelope) error {
 	var errs []error
-	subs := b.subs[env.Type]
-	if b.faults != nil && len(subs) > 0 {
-		items := make([]BatchItem, len(subs))
-		for i, s := range subs {
-			items[i] = BatchItem{Sub: s, Env: env}
-		}
-		for i, err := range b.HandleItems(ctx, items) {
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", subs[i].Consumer, err))
-			}
-		}
-		subs = nil
-	}
-	for _, s := range subs {
-		if err := b.DeliverTo(ctx, s, env); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Consumer, err))
+	for i, err := range b.deliverLocal(ctx, env) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", b.subs[env.Type][i].Consumer, err))
 		}
 	}
 	if b.transport != nil {
@@ -430,6 +417,24 @@ func (b *Bus) Deliver(ctx context.Context, env message.Envelope) error {
 	err := errors.Join(errs...)
 	b.sent(ctx, env, err)
 	return err
+}
+
+// deliverLocal hands env to each subscriber of its type in this process, one
+// after the other, and returns their outcomes in the order of b.subs.
+func (b *Bus) deliverLocal(ctx context.Context, env message.Envelope) []error {
+	subs := b.subs[env.Type]
+	if b.faults != nil && len(subs) > 0 {
+		items := make([]BatchItem, len(subs))
+		for i, s := range subs {
+			items[i] = BatchItem{Sub: s, Env: env}
+		}
+		return b.HandleItems(ctx, items)
+	}
+	errs := make([]error, len(subs))
+	for i, s := range subs {
+		errs[i] = b.DeliverTo(ctx, s, env)
+	}
+	return errs
 }
 
 // DeliverBatch is Deliver for many envelopes at once, in order, returning one error
