@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -192,23 +193,30 @@ func newBus(log *slog.Logger, cfg config.Config, t *natsbus.Transport, inj *faul
 	return b, err
 }
 
+// FaultSchedule returns the fault schedule cfg.Faults sets (empty when none), or
+// why it is refused: fault injection without --demo or --allow-faults, or a
+// schedule that does not parse.
+func FaultSchedule(cfg config.Config) (faults.Schedule, error) {
+	switch {
+	case cfg.Faults == "":
+		return faults.Schedule{}, nil
+	case !cfg.FaultsAllowed():
+		return faults.Schedule{}, errors.New("--faults is refused without --demo or --allow-faults: fault injection breaks things on purpose")
+	}
+	return faults.Load(cfg.Faults)
+}
+
 // newFaults returns the injector of a process that may inject faults into its bus
 // (--demo or --allow-faults), with the schedule of --faults; nil where faults are
 // not allowed, and an error when --faults asks for them there.
 func newFaults(cfg config.Config, log *slog.Logger) (*faults.Injector, error) {
-	if !cfg.FaultsAllowed() {
-		if cfg.Faults != "" {
-			return nil, fmt.Errorf("--faults is refused without --demo or --allow-faults: fault injection breaks things on purpose")
-		}
-		return nil, nil
+	s, err := FaultSchedule(cfg)
+	if err != nil || !cfg.FaultsAllowed() {
+		return nil, err
 	}
 	inj := faults.NewInjector()
 	if cfg.Faults == "" {
 		return inj, nil
-	}
-	s, err := faults.Load(cfg.Faults)
-	if err != nil {
-		return nil, err
 	}
 	if err := inj.Set(s); err != nil {
 		return nil, err
