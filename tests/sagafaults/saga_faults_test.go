@@ -397,6 +397,21 @@ func (w *world) violations(plan []checkout, stock []int64) []string {
 		if pay.Captured > o.Total.Amount {
 			bad("order %s charged %d for a total of %d", o.ID, pay.Captured, o.Total.Amount)
 		}
+		// The ledger: each step of a payment once (one authorization, one capture,
+		// one void, one refund — the cancellation's), and its totals its entries'.
+		entries, sums := map[string]int{}, map[string]int64{}
+		for _, e := range pay.Entries {
+			entries[e.Kind]++
+			sums[e.Kind] += e.Amount.Amount
+		}
+		for kind, n := range entries {
+			if n > 1 {
+				bad("order %s %s: %d %s entries in the payment's ledger", o.ID, o.Status, n, kind)
+			}
+		}
+		if sums["captured"] != pay.Captured || sums["refunded"] != pay.Refunded {
+			bad("order %s: captured %d and refunded %d, but the ledger says %v", o.ID, pay.Captured, pay.Refunded, sums)
+		}
 		// One per status the order reached: confirmed (then perhaps cancelled), or
 		// rejected, or cancelled; and one per refund.
 		for kind, n := range noteCount(w.notes[i], o.ID) {
