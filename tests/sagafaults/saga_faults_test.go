@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"pgregory.net/rapid"
@@ -23,6 +26,7 @@ import (
 	"github.com/agora-commerce/agora/internal/faults"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/internal/testdb"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/notifications"
@@ -30,7 +34,35 @@ import (
 	"github.com/agora-commerce/agora/modules/payments"
 )
 
-// shop is every module of the registry in one process on SQLite — the real
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+// databaseURL returns the database URL of a shop on be: none for SQLite files, a
+// fresh PostgreSQL database (each module makes its own schema in it).
+func databaseURL(t *testing.T, be testdb.Backend) string {
+	if be == testdb.SQLite {
+		return ""
+	}
+	super := testdb.PostgresURL(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	name := "sagafaults_" + testdb.FreshSchema()
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// shop is every module of the registry in one process on SQLite or PostgreSQL — the real
 // orders, inventory (its reservations), payments (the simulated provider) and
 // notifications — with fault injection allowed.
 type shop struct {
@@ -38,10 +70,11 @@ type shop struct {
 	inj *faults.Injector
 }
 
-func newShop(t *testing.T, settings map[string]string, extra ...fx.Option) *shop {
+func newShop(t *testing.T, databaseURL string, settings map[string]string, extra ...fx.Option) *shop {
 	mods := configured(t, settings)
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
+	cfg.DatabaseURL = databaseURL
 	cfg.Modules = modhost.Names(app.Modules())
 	cfg.HTTPModules = cfg.Modules
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -214,40 +247,50 @@ func TestCheckoutSagaUnderRandomFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("property test: runs the whole shop many times")
 	}
-	// A short step timeout, so that faults that hold messages back make steps time
-	// out, be sent again and be compensated while their late answers still arrive.
-	s := newShop(t, map[string]string{"saga-step-timeout": "400ms"})
-	setChecks(t, 20)
-	run := 0
-	rapid.Check(t, func(rt *rapid.T) {
-		run++
-		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-		defer cancel()
-		if err := s.inj.Set(faults.Schedule{}); err != nil {
+	checks := map[testdb.Backend]int{testdb.SQLite: 20, testdb.Postgres: 10}
+	for _, be := range testdb.Backends {
+		t.Run(string(be), func(t *testing.T) {
+			// A short step timeout, so that faults that hold messages back make steps
+			// time out, be sent again and be compensated while late answers arrive.
+			s := newShop(t, databaseURL(t, be), map[string]string{"saga-step-timeout": "400ms"})
+			setChecks(t, checks[be])
+			run := 0
+			rapid.Check(t, func(rt *rapid.T) {
+				run++
+				s.checkOnce(rt, run)
+			})
+			t.Logf("%d checks; faults injected %v", run, s.inj.Injected())
+		})
+	}
+}
+
+// checkOnce is one check of the property: fresh products, checkouts and a fault
+// schedule drawn, the checkouts run, the world settled and its invariants checked.
+func (s *shop) checkOnce(rt *rapid.T, run int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := s.inj.Set(faults.Schedule{}); err != nil {
+		rt.Fatal(err)
+	}
+	stock := rapid.SliceOfN(rapid.Int64Range(1, 4), 1, 3).Draw(rt, "stock")
+	products := make([]catalog.Product, len(stock))
+	for i, n := range stock {
+		p, err := s.product(ctx, fmt.Sprintf("FLT-%d-%d-%d", time.Now().UnixNano()%1e6, run, i), 500+int64(i)*100, n)
+		if err != nil {
 			rt.Fatal(err)
 		}
-		stock := rapid.SliceOfN(rapid.Int64Range(1, 4), 1, 3).Draw(rt, "stock")
-		products := make([]catalog.Product, len(stock))
-		for i, n := range stock {
-			p, err := s.product(ctx, fmt.Sprintf("FLT-%d-%d-%d", time.Now().UnixNano()%1e6, run, i), 500+int64(i)*100, n)
-			if err != nil {
-				rt.Fatal(err)
-			}
-			products[i] = p
-		}
-		plan := drawCheckouts(rt, len(products))
-		sched := drawSchedule(rt)
-		if err := s.inj.Set(sched); err != nil {
-			rt.Fatal(err)
-		}
-		placed := s.placeAll(ctx, rt, plan, products)
-		w := s.settle(ctx, rt, placed, products)
-		for _, v := range w.violations(plan, stock) {
-			rt.Error(v)
-		}
-		rt.Logf("check %d: orders %v", run, statuses(w.orders))
-	})
-	t.Logf("%d checks; faults injected %v", run, s.inj.Injected())
+		products[i] = p
+	}
+	plan := drawCheckouts(rt, len(products))
+	if err := s.inj.Set(drawSchedule(rt)); err != nil {
+		rt.Fatal(err)
+	}
+	placed := s.placeAll(ctx, rt, plan, products)
+	w := s.settle(ctx, rt, placed, products)
+	for _, v := range w.violations(plan, stock) {
+		rt.Error(v)
+	}
+	rt.Logf("check %d: orders %v", run, statuses(w.orders))
 }
 
 // placeAll runs the checkouts concurrently and returns their orders.
@@ -464,7 +507,7 @@ func (n *naiveNotifier) subscription() bus.Subscription {
 // module's inbox drops the copy.
 func TestTheCheckerCatchesANonIdempotentHandler(t *testing.T) {
 	naive := &naiveNotifier{}
-	s := newShop(t, nil, fx.Provide(fx.Annotate(naive.subscription, fx.ResultTags(`group:"bus.subscriptions"`))))
+	s := newShop(t, "", nil, fx.Provide(fx.Annotate(naive.subscription, fx.ResultTags(`group:"bus.subscriptions"`))))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	p, err := s.product(ctx, "NAIVE-1", 700, 3)
