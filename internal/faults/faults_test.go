@@ -332,7 +332,7 @@ func TestParse(t *testing.T) {
 	if err != nil || !cmp.Equal(want, fromJSON) {
 		t.Errorf("the same schedule in JSON: %+v, %v", fromJSON, err)
 	}
-	for _, bad := range []string{"explode", "drop p=2", "drop p=x", "drop when=now", "delay delay=1h", "seed=x",
+	for _, bad := range []string{"explode", "drop p=2", "drop p=x", "drop p=NaN", "delay delay=-1s", "drop when=now", "delay delay=1h", "seed=x",
 		"max=9", "drop type", "seed=1 drop", `{"rules":[{"kind":"drop"}],"extra":1}`, "missing.json",
 		strings.Repeat("drop;", faults.MaxRules+1)} {
 		if _, err := faults.Load(bad); err == nil {
