@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
+	"github.com/agora-commerce/agora/internal/faults"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/natsbus"
@@ -61,7 +64,8 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 		}),
 		fx.Provide(
 			newTransport,
-			fx.Annotate(newBus, fx.ParamTags(``, ``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
+			newFaults,
+			fx.Annotate(newBus, fx.ParamTags(``, ``, ``, ``, `group:"bus.requests"`, `group:"bus.subscriptions"`)),
 			fx.Annotate(newAPI, fx.ParamTags(``, ``, ``, ``, `group:"http.routes"`, `group:"health.checks"`)),
 			fx.Annotate(func(b *bus.Bus) httpapi.Check { return httpapi.Check{Name: "bus", Check: b.Ping} },
 				fx.ResultTags(`group:"health.checks"`)),
@@ -90,6 +94,13 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 	opts = append(opts, fx.Provide(
 		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.OpsRoutes(b, modhost.WithData(mods)) }, fx.ResultTags(`group:"http.routes"`)),
 		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.TopologyRoutes(b, proc, names) }, fx.ResultTags(`group:"http.routes"`)),
+		fx.Annotate(faults.Routes, fx.ResultTags(`group:"http.routes"`)),
+		fx.Annotate(func(inj *faults.Injector) []prometheus.Collector {
+			if inj == nil {
+				return nil
+			}
+			return []prometheus.Collector{inj.Collector()}
+		}, fx.ResultTags(telemetry.CollectorsGroup)),
 	))
 	return fx.Options(opts...)
 }
@@ -170,12 +181,48 @@ func newTransport(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*natsbu
 	return t, nil
 }
 
-func newBus(log *slog.Logger, cfg config.Config, t *natsbus.Transport, handlers []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
+func newBus(log *slog.Logger, cfg config.Config, t *natsbus.Transport, inj *faults.Injector, handlers []bus.RequestHandler, subs []bus.Subscription) (*bus.Bus, error) {
 	var tr bus.Transport
 	if t != nil {
 		tr = t
 	}
-	return bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, tr, handlers, subs)
+	b, err := bus.New(log, bus.Limits{MaxInFlight: cfg.BusMaxInFlight}, tr, handlers, subs)
+	if err == nil && inj != nil {
+		b.InjectFaults(inj)
+	}
+	return b, err
+}
+
+// FaultSchedule returns the fault schedule cfg.Faults sets (empty when none), or
+// why it is refused: fault injection without --demo or --allow-faults, or a
+// schedule that does not parse.
+func FaultSchedule(cfg config.Config) (faults.Schedule, error) {
+	switch {
+	case cfg.Faults == "":
+		return faults.Schedule{}, nil
+	case !cfg.FaultsAllowed():
+		return faults.Schedule{}, errors.New("--faults is refused without --demo or --allow-faults: fault injection breaks things on purpose")
+	}
+	return faults.Load(cfg.Faults)
+}
+
+// newFaults returns the injector of a process that may inject faults into its bus
+// (--demo or --allow-faults), with the schedule of --faults; nil where faults are
+// not allowed, and an error when --faults asks for them there.
+func newFaults(cfg config.Config, log *slog.Logger) (*faults.Injector, error) {
+	s, err := FaultSchedule(cfg)
+	if err != nil || !cfg.FaultsAllowed() {
+		return nil, err
+	}
+	inj := faults.NewInjector()
+	if cfg.Faults == "" {
+		return inj, nil
+	}
+	if err := inj.Set(s); err != nil {
+		return nil, err
+	}
+	log.Warn("injecting faults into the bus", "rules", len(s.Rules), "seed", s.Seed)
+	return inj, nil
 }
 
 // serveTransport makes this process's request handlers and subscriptions reachable
@@ -219,7 +266,7 @@ func httpConfig(cfg config.Config, v httpapi.Verifier) httpapi.Config {
 func Starter(cfg config.Config, mods []modhost.Module, log *slog.Logger) modhost.Starter {
 	return func(ctx context.Context, names ...string) (*modhost.Started, error) {
 		cfg.Modules = names
-		cfg.Demo = false
+		cfg.Demo, cfg.Faults = false, ""
 		var b *bus.Bus
 		a := fx.New(Options(cfg, mods, log), fx.NopLogger, fx.Populate(&b))
 		if err := a.Start(ctx); err != nil {

@@ -41,6 +41,14 @@ import (
 // message.ErrTimeout when the deadline passes. Whether a request is safe to retry is stated
 // where it is declared.
 func Call[Req, Resp any](ctx context.Context, b *Bus, r message.Request[Req, Resp], req Req) (Resp, error) {
+	if b.faults != nil {
+		return callFaulty(ctx, b, r, req)
+	}
+	return call(ctx, b, r, req)
+}
+
+// call is Call without injected faults.
+func call[Req, Resp any](ctx context.Context, b *Bus, r message.Request[Req, Resp], req Req) (Resp, error) {
 	var zero Resp
 	if b.obs != nil {
 		return callObserved(ctx, b, r, req)
@@ -287,6 +295,7 @@ type Bus struct {
 	transport Transport
 	log       *slog.Logger
 	obs       Observer // nil: not instrumented (see Instrument)
+	faults    Faults   // nil: no faults injected (see InjectFaults)
 }
 
 type localRequest struct {
@@ -392,9 +401,9 @@ func (b *Bus) ServeEncoded(ctx context.Context, env message.Envelope) ([]byte, e
 // drop the duplicate.
 func (b *Bus) Deliver(ctx context.Context, env message.Envelope) error {
 	var errs []error
-	for _, s := range b.subs[env.Type] {
-		if err := b.DeliverTo(ctx, s, env); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Consumer, err))
+	for i, err := range b.deliverLocal(ctx, env) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", b.subs[env.Type][i].Consumer, err))
 		}
 	}
 	if b.transport != nil {
@@ -408,6 +417,24 @@ func (b *Bus) Deliver(ctx context.Context, env message.Envelope) error {
 	err := errors.Join(errs...)
 	b.sent(ctx, env, err)
 	return err
+}
+
+// deliverLocal hands env to each subscriber of its type in this process, one
+// after the other, and returns their outcomes in the order of b.subs.
+func (b *Bus) deliverLocal(ctx context.Context, env message.Envelope) []error {
+	subs := b.subs[env.Type]
+	if b.faults != nil && len(subs) > 0 {
+		items := make([]BatchItem, len(subs))
+		for i, s := range subs {
+			items[i] = BatchItem{Sub: s, Env: env}
+		}
+		return b.HandleItems(ctx, items)
+	}
+	errs := make([]error, len(subs))
+	for i, s := range subs {
+		errs[i] = b.DeliverTo(ctx, s, env)
+	}
+	return errs
 }
 
 // DeliverBatch is Deliver for many envelopes at once, in order, returning one error
@@ -462,8 +489,17 @@ func (b *Bus) DeliverBatch(ctx context.Context, envs []message.Envelope) []error
 // BatchGroup go to it together, in order (one transaction); the groups, which are
 // different receivers, run concurrently; items without a group are delivered one by
 // one. DeliverBatch uses it for this process's subscribers, and network transports
-// for what they receive.
+// for what they receive. On a bus that injects faults (InjectFaults), this is
+// where durable messages meet them.
 func (b *Bus) HandleItems(ctx context.Context, items []BatchItem) []error {
+	if b.faults != nil {
+		return b.handleFaulty(ctx, items)
+	}
+	return b.handleItems(ctx, items)
+}
+
+// handleItems is HandleItems without injected faults.
+func (b *Bus) handleItems(ctx context.Context, items []BatchItem) []error {
 	errs := make([]error, len(items))
 	groups := map[BatchGroup][]int{}
 	var order []BatchGroup

@@ -145,6 +145,9 @@ func (c *commandLine) setup(ctx context.Context, cmd *ucli.Command) (context.Con
 }
 
 func serve(ctx context.Context, cfg config.Config, mods []modhost.Module, log *slog.Logger) error {
+	if _, err := app.FaultSchedule(cfg); err != nil {
+		return err // before anything starts: a plain message, not the app's wiring
+	}
 	// The port first: holding it proves no other live process is this instance, so
 	// the jobs this run creates may take back what a crashed run of it left held.
 	ln, err := httpapi.Listen(cfg.HTTPAddr)

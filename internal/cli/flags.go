@@ -52,6 +52,8 @@ func (c *commandLine) serveFlags() []ucli.Flag {
 		modhost.Setting(&cfg.BusOutageWait, "bus-outage-wait", "how long a request to another process waits for a lost broker before failing with 503 and Retry-After"),
 		modhost.Setting(&cfg.BusMaxInFlight, "bus-max-in-flight", "requests one module handles at once; callers wait up to their deadline, then get 503"),
 		modhost.Setting(&cfg.ShutdownTimeout, "shutdown-timeout", "how long a stop waits for requests and messages in flight"),
+		modhost.Setting(&cfg.Faults, "faults", "inject faults into the bus, for tests and demos: rules like 'seed=7; drop type=payments. p=0.2; crash module=inventory p=0.1', inline JSON or a .json file (needs --demo or --allow-faults)"),
+		modhost.Setting(&cfg.AllowFaults, "allow-faults", "allow fault injection (--faults, PUT /v1/ops/faults) without --demo; never in production"),
 	}
 	flags = append(flags, c.commonFlags()...)
 	for _, m := range c.mods {

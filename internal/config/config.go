@@ -55,7 +55,17 @@ type Config struct {
 	DBStatementTimeout time.Duration
 	MigrateOnStart     bool
 	Demo               bool // fill an empty store with demo data
+
+	// Faults is a fault schedule for the bus (see package faults: the compact
+	// syntax, inline JSON or a JSON file's path); empty injects none. It, and the
+	// admin routes that change the schedule, are refused unless Demo or
+	// AllowFaults is set, so that a production process cannot be broken by accident.
+	Faults      string
+	AllowFaults bool
 }
+
+// FaultsAllowed reports whether this process may inject faults into its bus.
+func (c Config) FaultsAllowed() bool { return c.Demo || c.AllowFaults }
 
 // Default returns the zero-configuration settings, but for Modules and
 // HTTPModules, which are empty: the command line makes them every module of the

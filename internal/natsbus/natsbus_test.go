@@ -64,6 +64,12 @@ type node struct {
 
 func startNode(t *testing.T, url string, cfg Config, handlers []bus.RequestHandler, subs []bus.Subscription) *node {
 	t.Helper()
+	return startNodeWith(t, url, cfg, handlers, subs, nil)
+}
+
+// startNodeWith is startNode with setup run on the bus before it serves.
+func startNodeWith(t *testing.T, url string, cfg Config, handlers []bus.RequestHandler, subs []bus.Subscription, setup func(*bus.Bus)) *node {
+	t.Helper()
 	cfg.URL = url
 	lg := testlog.New(slog.LevelWarn)
 	tr, err := Connect(cfg, lg.Logger())
@@ -78,6 +84,9 @@ func startNode(t *testing.T, url string, cfg Config, handlers []bus.RequestHandl
 	b, err := bus.New(discard, bus.Limits{}, tr, handlers, subs)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(b)
 	}
 	if err := tr.Serve(ctx, b); err != nil {
 		t.Fatal(err)
