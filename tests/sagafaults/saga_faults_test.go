@@ -393,7 +393,7 @@ func (s *shop) look(ctx context.Context, placed []orders.Order, products []catal
 		if err != nil {
 			return nil, err
 		}
-		pay, err := again(ctx, s.b, payments.GetPaymentRequest, payments.GetPayment{OrderID: o.ID})
+		pay, err := again(ctx, s.b, payments.GetPaymentRequest, payments.GetPayment{PayableID: o.ID})
 		if err != nil && !errors.Is(err, payments.ErrPaymentNotFound) {
 			return nil, err
 		}
