@@ -1,6 +1,6 @@
 // Package api is the fleet module's HTTP adapter: a driver's own state (online,
 // offline, me), its stream (a WebSocket carrying positions in and offers out, see
-// stream.go), fleets' batched positions, the city's streets and the map of online
+// stream.go), fleets' batched positions and their drivers' online state, the city's streets and the map of online
 // drivers. It depends only on the fleet and rides contracts and the bus, so every
 // process serves these routes, asking the process that runs fleet (and rides)
 // over the bus. Who the driver is always comes from the access token.
@@ -54,6 +54,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 	return func(api huma.API) {
 		driverRoutes(api, h)
 		fleetRoutes(api, h)
+		operatorRoutes(api, h)
 		streamRoute(api, h)
 	}
 }
@@ -110,6 +111,28 @@ func fleetRoutes(api huma.API, h handlers) {
 	}, h.fleetMap)
 }
 
+// operatorRoutes registers a fleet operator's (an admin's) control of its
+// vehicles: bringing a driver online or offline by id, as the driver would itself.
+// A fleet operator's vehicles need no identity account: fleet knows drivers by id.
+func operatorRoutes(api huma.API, h handlers) {
+	tags := []string{"Fleet"}
+	huma.Register(api, huma.Operation{
+		OperationID: "fleet-driver-online", Method: http.MethodPost, Path: "/v1/fleet/drivers/{id}/online", Tags: tags,
+		Summary: "Bring a driver online",
+		Description: "As POST /v1/drivers/me/online, for the driver id (a fleet operator's vehicle): makes it available " +
+			"for rides, at position when given. Online already changes nothing but the position; a busy driver stays busy.",
+		Security: httpapi.AdminOnly,
+		Errors:   []int{http.StatusUnprocessableEntity},
+	}, h.bringOnline)
+	huma.Register(api, huma.Operation{
+		OperationID: "fleet-driver-offline", Method: http.MethodPost, Path: "/v1/fleet/drivers/{id}/offline", Tags: tags,
+		Summary:     "Take a driver offline",
+		Description: "As POST /v1/drivers/me/offline, for the driver id. 409 while it is on a ride; 404 if it was never online.",
+		Security:    httpapi.AdminOnly,
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}, h.takeOffline)
+}
+
 // handlers answers the fleet operations through the bus.
 type handlers struct{ b *bus.Bus }
 
@@ -152,6 +175,35 @@ func (h handlers) goOnline(ctx context.Context, in *onlineIn) (*driverOut, error
 		q.Position = in.Body.Position
 	}
 	d, err := bus.Call(ctx, h.b, fleet.GoOnlineRequest, q)
+	if err != nil {
+		return nil, problem(err)
+	}
+	return &driverOut{Body: d}, nil
+}
+
+type driverIn struct {
+	ID string `path:"id" format:"uuid" doc:"the driver's id"`
+}
+
+type operatorOnlineIn struct {
+	ID   string       `path:"id" format:"uuid" doc:"the driver's id"`
+	Body *OnlineInput `required:"false"`
+}
+
+func (h handlers) bringOnline(ctx context.Context, in *operatorOnlineIn) (*driverOut, error) {
+	q := fleet.GoOnline{DriverID: in.ID}
+	if in.Body != nil {
+		q.Position = in.Body.Position
+	}
+	d, err := bus.Call(ctx, h.b, fleet.GoOnlineRequest, q)
+	if err != nil {
+		return nil, problem(err)
+	}
+	return &driverOut{Body: d}, nil
+}
+
+func (h handlers) takeOffline(ctx context.Context, in *driverIn) (*driverOut, error) {
+	d, err := bus.Call(ctx, h.b, fleet.GoOfflineRequest, fleet.GoOffline{DriverID: in.ID})
 	if err != nil {
 		return nil, problem(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi/apitest"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/testdb"
@@ -339,5 +340,65 @@ func TestStreamConflatesPositions(t *testing.T) {
 	case q := <-calls:
 		t.Fatalf("a third call %+v: positions were not conflated", q)
 	default:
+	}
+}
+
+// TestOperatorBringsDriversOnlineAndOffline: the fleet operator's routes are an
+// admin's (drivers and customers 403, no token 401) and do for any driver id what
+// /v1/drivers/me/online|offline do for the caller: online at a position, then
+// available in the index; offline 404 for a driver never online, 409 while busy,
+// 422 for a position outside the area.
+func TestOperatorBringsDriversOnlineAndOffline(t *testing.T) {
+	w := newWorld(t, live.Options{}, true)
+	online := "/v1/fleet/drivers/" + otherID + "/online"
+	offline := "/v1/fleet/drivers/" + otherID + "/offline"
+	at := map[string]any{"position": mitte}
+	steps := []struct {
+		method, path, token string
+		body                any
+		want                int
+	}{
+		{"POST", online, "", at, http.StatusUnauthorized},
+		{"POST", online, customerToken, at, http.StatusForbidden},
+		{"POST", online, driverToken, at, http.StatusForbidden},
+		{"POST", offline, driverToken, nil, http.StatusForbidden},
+		{"POST", offline, adminToken, nil, http.StatusNotFound},
+		{"POST", "/v1/fleet/drivers/not-a-uuid/online", adminToken, at, http.StatusUnprocessableEntity},
+		{"POST", online, adminToken, map[string]any{"position": fleet.Point{Lat: 10, Lng: 10}}, http.StatusUnprocessableEntity},
+		{"POST", online, adminToken, at, http.StatusOK},
+		{"POST", online, adminToken, nil, http.StatusOK}, // online again: nothing changes
+	}
+	for _, s := range steps {
+		got := w.srv.Do(t, apitest.Request{Method: s.method, Path: s.path, Token: s.token, Body: s.body})
+		if got.Code != s.want {
+			t.Fatalf("%s %s as %q: %d, want %d: %s", s.method, s.path, role(s.token), got.Code, s.want, got.Body)
+		}
+	}
+	d, err := w.svc.GetDriver(t.Context(), fleet.GetDriver{DriverID: otherID})
+	if err != nil || d.Status != fleet.StatusAvailable || d.Position == nil || *d.Position != mitte {
+		t.Fatalf("after the operator brought it online: %+v, %v", d, err)
+	}
+	deliver(t, w.bus, fleet.EngageDriverCommand.With(fleet.EngageDriver{DriverID: otherID, RideID: rideID}))
+	if got := w.srv.Do(t, apitest.Request{Method: "POST", Path: offline, Token: adminToken}); got.Code != http.StatusConflict {
+		t.Fatalf("offline while busy: %d, want 409: %s", got.Code, got.Body)
+	}
+	deliver(t, w.bus, fleet.ReleaseDriverCommand.With(fleet.ReleaseDriver{DriverID: otherID, RideID: rideID}))
+	if got := w.srv.Do(t, apitest.Request{Method: "POST", Path: offline, Token: adminToken}); got.Code != http.StatusOK {
+		t.Fatalf("offline once released: %d, want 200: %s", got.Code, got.Body)
+	}
+	if d, err := w.svc.GetDriver(t.Context(), fleet.GetDriver{DriverID: otherID}); err != nil || d.Status != fleet.StatusOffline {
+		t.Fatalf("after the operator took it offline: %+v, %v", d, err)
+	}
+}
+
+// deliver hands the command o to its handler, as the outbox relay would.
+func deliver(t *testing.T, b *bus.Bus, o message.Outgoing) {
+	t.Helper()
+	env, err := bus.Seal(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Deliver(t.Context(), env); err != nil {
+		t.Fatalf("deliver %s: %v", o.Type, err)
 	}
 }
