@@ -14,6 +14,7 @@ import (
 // account is a signed-in user: a customer of the pool or the admin that restocks.
 type account struct {
 	email, password string
+	id              string // the user id, when the generator needed it
 
 	mu      sync.Mutex // guards the tokens: a released customer's checkout may still await its order
 	access  string
@@ -157,6 +158,14 @@ func (c *client) signInCustomers(ctx context.Context, n int, w io.Writer) ([]*ac
 	for i := range all {
 		all[i] = &account{email: customerEmail(i), password: customerPassword}
 	}
+	return c.signInPool(ctx, all, "customers", w)
+}
+
+// signInPool signs in the accounts all (signing them up first if they do not exist
+// yet), a few at a time; what names them in the progress written to w. It returns
+// the ones that signed in; it fails only when none did.
+func (c *client) signInPool(ctx context.Context, all []*account, what string, w io.Writer) ([]*account, error) {
+	n := len(all)
 	// One probe tells a fresh server (sign everyone up first: one request less per
 	// customer under the sign-in rate limit) from a pool left by an earlier run.
 	probeErr := c.signIn(ctx, all[0])
@@ -210,7 +219,7 @@ func (c *client) signInCustomers(ctx context.Context, n int, w io.Writer) ([]*ac
 					all[i] = nil
 					continue
 				}
-				fmt.Fprintf(w, "warm-up: %d of %d customers signed in\n", done.Add(1), n)
+				fmt.Fprintf(w, "warm-up: %d of %d %s signed in\n", done.Add(1), n, what)
 			}
 		})
 	}
@@ -225,7 +234,7 @@ func (c *client) signInCustomers(ctx context.Context, n int, w io.Writer) ([]*ac
 		}
 	}
 	if firstErr != nil {
-		fmt.Fprintf(w, "warm-up: %d customers could not sign in; going on with %d (first error: %v)\n", n-len(ok), len(ok), firstErr)
+		fmt.Fprintf(w, "warm-up: %d %s could not sign in; going on with %d (first error: %v)\n", n-len(ok), what, len(ok), firstErr)
 	}
 	return ok, nil
 }

@@ -44,7 +44,7 @@ func Command(stdout, stderr io.Writer) *ucli.Command {
 // flags are the command's flags, with def's values as defaults.
 func flags(def Config) []ucli.Flag {
 	env := func(name string) ucli.ValueSourceChain { return ucli.EnvVars("AGORA_LOADGEN_" + name) }
-	return []ucli.Flag{
+	return append([]ucli.Flag{
 		&ucli.StringSliceFlag{Name: "url", Value: def.URLs, Sources: env("URL"),
 			Usage: "base URL of the API; repeat it or give a comma list to spread requests over several processes"},
 		&ucli.DurationFlag{Name: "duration", Value: def.Duration, Sources: env("DURATION"), Usage: "the timed window"},
@@ -72,6 +72,35 @@ func flags(def Config) []ucli.Flag {
 			Usage: "BELOW:AMOUNT: add AMOUNT units to a product whose available stock is below BELOW; off: never"},
 		&ucli.BoolFlag{Name: "json", Sources: env("JSON"), Usage: "print the report as JSON"},
 		&ucli.Uint64Flag{Name: "seed", Sources: env("SEED"), Usage: "seed of the random choices (0: a random seed)"},
+		&ucli.StringFlag{Name: "scenario", Value: def.Scenario, Sources: env("SCENARIO"),
+			Usage: "shop (checkouts and browsing) or rides (driver positions, then rides dispatched to drivers)"},
+	}, ridesFlags(def.Rides)...)
+}
+
+// ridesFlags are the rides scenario's flags, with def's values as defaults.
+func ridesFlags(def RidesConfig) []ucli.Flag {
+	env := func(name string) ucli.ValueSourceChain { return ucli.EnvVars("AGORA_LOADGEN_" + name) }
+	return []ucli.Flag{
+		&ucli.IntFlag{Name: "drivers", Value: def.Drivers, Sources: env("DRIVERS"),
+			Usage: "rides: fleet-operated drivers whose positions the ingest phase sends"},
+		&ucli.FloatFlag{Name: "position-rate", Value: def.PositionRate, Sources: env("POSITION_RATE"),
+			Usage: "rides: position updates a second in the ingest phase"},
+		&ucli.DurationFlag{Name: "ingest", Value: def.Ingest, Sources: env("INGEST"), Usage: "rides: length of the ingest phase"},
+		&ucli.IntFlag{Name: "batch", Value: def.Batch, Sources: env("BATCH"), Usage: "rides: positions in one POST /v1/fleet/positions (1 to 1000)"},
+		&ucli.IntFlag{Name: "ingest-concurrency", Value: def.Concurrency, Sources: env("INGEST_CONCURRENCY"),
+			Usage: "rides: position batches in flight at most; a batch beyond is dropped"},
+		&ucli.IntFlag{Name: "ride-drivers", Value: def.RideDrivers, Sources: env("RIDE_DRIVERS"),
+			Usage: "rides: driver accounts (loadgen-driver-NNNN@example.com) serving rides in the dispatch phase"},
+		&ucli.IntFlag{Name: "riders", Value: def.Riders, Sources: env("RIDERS"),
+			Usage: "rides: customer accounts requesting rides (one ride at a time each)"},
+		&ucli.FloatFlag{Name: "ride-rate", Value: def.RideRate, Sources: env("RIDE_RATE"), Usage: "rides: ride requests a second in the dispatch phase"},
+		&ucli.DurationFlag{Name: "dispatch", Value: def.Dispatch, Sources: env("DISPATCH"), Usage: "rides: length of the dispatch phase"},
+		&ucli.FloatFlag{Name: "trip-speed", Value: def.TripSpeed, Sources: env("TRIP_SPEED"),
+			Usage: "rides: simulated speed (m/s) of drivers going to the pickup and driving the trip"},
+		&ucli.DurationFlag{Name: "ride-timeout", Value: def.RideTimeout, Sources: env("RIDE_TIMEOUT"),
+			Usage: "rides: longest wait from a ride's request to its final status"},
+		&ucli.StringFlag{Name: "metrics-token", Sources: env("METRICS_TOKEN"),
+			Usage: "rides: bearer token for /metrics (without one, /metrics answers the loopback address only)"},
 	}
 }
 
@@ -110,6 +139,14 @@ func configFrom(cmd *ucli.Command, def Config) (Config, error) {
 	}
 	if cfg.Seed = cmd.Uint64("seed"); cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
+	}
+	cfg.Scenario = cmd.String("scenario")
+	cfg.Rides = RidesConfig{
+		Drivers: cmd.Int("drivers"), PositionRate: cmd.Float("position-rate"), Ingest: cmd.Duration("ingest"),
+		Batch: cmd.Int("batch"), Concurrency: cmd.Int("ingest-concurrency"),
+		RideDrivers: cmd.Int("ride-drivers"), Riders: cmd.Int("riders"), RideRate: cmd.Float("ride-rate"),
+		Dispatch: cmd.Duration("dispatch"), TripSpeed: cmd.Float("trip-speed"), RideTimeout: cmd.Duration("ride-timeout"),
+		MetricsToken: cmd.String("metrics-token"),
 	}
 	return cfg, nil
 }

@@ -20,8 +20,16 @@ const (
 // failure the simulated provider knows.
 const DefaultTokens = "tok_visa=90,tok_decline=5,tok_insufficient_funds=3,tok_timeout=1,tok_error=1"
 
+// Scenarios: what load a run drives.
+const (
+	ScenarioShop  = "shop"  // checkouts and catalog browsing
+	ScenarioRides = "rides" // driver positions, then ride requests dispatched to drivers
+)
+
 // Config says what load to drive and against what.
 type Config struct {
+	// Scenario is ScenarioShop or ScenarioRides.
+	Scenario string
 	// URLs are the base URLs of the API (scheme://host:port); requests go to them
 	// in turn, so several processes behind different addresses share the load.
 	URLs []string
@@ -60,6 +68,67 @@ type Config struct {
 	Restock Restock
 	// Seed seeds the random choices (products, tokens, browse mix).
 	Seed uint64
+	// Rides configures ScenarioRides.
+	Rides RidesConfig
+}
+
+// RidesConfig is the rides scenario's load: an ingest phase of fleet-operated
+// drivers' positions, then a dispatch phase of riders and driver apps.
+type RidesConfig struct {
+	// Drivers are the fleet-operated drivers of the ingest phase (no accounts).
+	Drivers int
+	// PositionRate is position updates a second sent in the ingest phase.
+	PositionRate float64
+	// Ingest is how long the ingest phase sends positions.
+	Ingest time.Duration
+	// Batch is positions in one POST /v1/fleet/positions (at most 1000).
+	Batch int
+	// Concurrency bounds batches in flight; a batch that finds none free is dropped.
+	Concurrency int
+	// RideDrivers are the driver accounts of the dispatch phase, each with a stream.
+	RideDrivers int
+	// Riders are the customer accounts requesting rides (one ride at a time each).
+	Riders int
+	// RideRate is ride requests launched a second in the dispatch phase.
+	RideRate float64
+	// Dispatch is how long the dispatch phase launches rides.
+	Dispatch time.Duration
+	// TripSpeed is the simulated speed, in m/s, at which drivers reach the pickup and
+	// drive the trip: fast, so that RideDrivers can serve RideRate.
+	TripSpeed float64
+	// RideTimeout bounds the wait from a ride's request to its final status.
+	RideTimeout time.Duration
+	// MetricsToken is the bearer token of /metrics, when the server wants one.
+	MetricsToken string
+}
+
+// DefaultRidesConfig returns the defaults of `agora loadgen --scenario rides`.
+func DefaultRidesConfig() RidesConfig {
+	return RidesConfig{
+		Drivers: 10_000, PositionRate: 50_000, Ingest: 20 * time.Second, Batch: 500, Concurrency: 8,
+		RideDrivers: 100, Riders: 200, RideRate: 50, Dispatch: 30 * time.Second, TripSpeed: 5000, RideTimeout: 60 * time.Second,
+	}
+}
+
+// validate reports the first rides setting that cannot work.
+func (c RidesConfig) validate() error {
+	switch {
+	case c.Drivers < 1 || c.Drivers > 1_000_000:
+		return errors.New("drivers must be 1 to 1000000")
+	case c.PositionRate <= 0 || c.Ingest <= 0:
+		return errors.New("the position rate and the ingest phase must be positive")
+	case c.Batch < 1 || c.Batch > 1000:
+		return errors.New("a batch holds 1 to 1000 positions")
+	case c.Concurrency < 1:
+		return errors.New("the ingest concurrency must be at least 1")
+	case c.RideDrivers < 1 || c.Riders < 1:
+		return errors.New("at least one ride driver and one rider are needed")
+	case c.RideRate <= 0 || c.Dispatch <= 0:
+		return errors.New("the ride rate and the dispatch phase must be positive")
+	case c.TripSpeed <= 0 || c.RideTimeout <= 0:
+		return errors.New("the trip speed and the ride timeout must be positive")
+	}
+	return nil
 }
 
 // Restock says when and by how much the load generator restocks a product.
@@ -76,6 +145,8 @@ func (r Restock) Enabled() bool { return r.Amount > 0 }
 func DefaultConfig() Config {
 	tokens, _ := ParseTokenMix(DefaultTokens)
 	return Config{
+		Scenario:       ScenarioShop,
+		Rides:          DefaultRidesConfig(),
 		URLs:           []string{"http://127.0.0.1:8080"},
 		Duration:       30 * time.Second,
 		Rate:           50,
@@ -131,6 +202,10 @@ func (c Config) Validate() error {
 		return errors.New("the drain time cannot be negative")
 	case c.Restock.Enabled() && (c.Restock.Below < 0 || c.Restock.Every <= 0):
 		return errors.New("restock needs a threshold of 0 or more and a positive interval")
+	case c.Scenario == ScenarioRides:
+		return c.Rides.validate()
+	case c.Scenario != ScenarioShop:
+		return fmt.Errorf("scenario must be %q or %q", ScenarioShop, ScenarioRides)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 // Report is what a run measured. Its JSON field names are stable (see the
 // package documentation).
 type Report struct {
+	Scenario       string   `json:"scenario"`
 	URLs           []string `json:"urls"`
 	Await          string   `json:"await"`
 	TargetRate     float64  `json:"target_rate"`
@@ -34,6 +35,9 @@ type Report struct {
 	ErrorsTotal         int64                       `json:"errors_total"`
 	PriceChangedRetries int64                       `json:"price_changed_retries"`
 	Restocks            int64                       `json:"restocks"`
+
+	// Rides is the rides scenario's report; absent in the shop scenario.
+	Rides *RidesReport `json:"rides,omitempty"`
 }
 
 // Checkouts counts checkouts by how they ended. Completed is Confirmed + Rejected
@@ -104,7 +108,7 @@ func (r *recorder) report(cfg Config, window, elapsed time.Duration, interrupted
 	defer r.mu.Unlock()
 	o := r.outcomes
 	rep := Report{
-		URLs: cfg.URLs, Await: cfg.Await, TargetRate: cfg.Rate, BrowseRate: cfg.BrowseRate,
+		Scenario: cfg.Scenario, URLs: cfg.URLs, Await: cfg.Await, TargetRate: cfg.Rate, BrowseRate: cfg.BrowseRate,
 		WindowSeconds: window.Seconds(), ElapsedSeconds: elapsed.Seconds(), Interrupted: interrupted, Seed: cfg.Seed,
 		Checkouts: Checkouts{
 			Launched: r.launched, Dropped: r.dropped, DroppedNoCustomer: r.noCustomer,
@@ -153,7 +157,7 @@ func (r *recorder) report(cfg Config, window, elapsed time.Duration, interrupted
 // WriteText writes the report for a person to read.
 func (rep Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "agora loadgen against %s (await %s, seed %d)\n", strings.Join(rep.URLs, ", "), rep.Await, rep.Seed)
+	fmt.Fprintf(&b, "agora loadgen --scenario %s against %s (await %s, seed %d)\n", rep.Scenario, strings.Join(rep.URLs, ", "), rep.Await, rep.Seed)
 	window := time.Duration(rep.WindowSeconds * float64(time.Second)).Round(time.Millisecond)
 	elapsed := time.Duration(rep.ElapsedSeconds * float64(time.Second)).Round(time.Millisecond)
 	fmt.Fprintf(&b, "window      %s (%s with the drain)", window, elapsed)
@@ -161,32 +165,50 @@ func (rep Report) WriteText(w io.Writer) error {
 		b.WriteString(", interrupted")
 	}
 	b.WriteString("\n")
-	c, t := rep.Checkouts, rep.Throughput
-	fmt.Fprintf(&b, "checkouts   target %.1f/s, launched %d (%.1f/s), dropped %d (%d for want of a free customer)\n",
-		rep.TargetRate, c.Launched, t.LaunchedPerSecond, c.Dropped, c.DroppedNoCustomer)
-	fmt.Fprintf(&b, "throughput  completed %.1f/s, confirmed %.1f/s\n", t.CompletedPerSecond, t.ConfirmedPerSecond)
-	fmt.Fprintf(&b, "outcomes    confirmed %d, rejected %d, cancelled %d, failed %d, timed out %d, interrupted %d\n",
-		c.Confirmed, c.Rejected, c.Cancelled, c.Failed, c.TimedOut, c.Interrupted)
-	fmt.Fprintf(&b, "browse      target %.1f/s, launched %d, dropped %d\n", rep.BrowseRate, rep.Browse.Launched, rep.Browse.Dropped)
-	fmt.Fprintf(&b, "other       price-changed retries %d, restocks %d\n", rep.PriceChangedRetries, rep.Restocks)
-	if len(rep.ByToken) > 0 {
-		b.WriteString("by token\n")
-		for _, tok := range slices.Sorted(maps.Keys(rep.ByToken)) {
-			fmt.Fprintf(&b, "  %-26s %s\n", tok, tally(rep.ByToken[tok]))
-		}
-	}
-	if len(rep.RejectionReasons) > 0 {
-		b.WriteString("rejection reasons\n")
-		for _, kv := range byCount(rep.RejectionReasons) {
-			fmt.Fprintf(&b, "  %6d  %s\n", kv.n, kv.k)
-		}
+	if rep.Rides != nil {
+		writeRidesText(&b, rep.Rides)
+	} else {
+		rep.writeShopText(&b)
 	}
 	fmt.Fprintf(&b, "errors      %d\n", rep.ErrorsTotal)
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "  %6d  %s %s: %s\n", e.Count, e.Operation, e.Status, e.Example)
 	}
+	if err := rep.writeLatencies(&b); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeShopText writes the shop scenario's counts.
+func (rep Report) writeShopText(b *strings.Builder) {
+	c, t := rep.Checkouts, rep.Throughput
+	fmt.Fprintf(b, "checkouts   target %.1f/s, launched %d (%.1f/s), dropped %d (%d for want of a free customer)\n",
+		rep.TargetRate, c.Launched, t.LaunchedPerSecond, c.Dropped, c.DroppedNoCustomer)
+	fmt.Fprintf(b, "throughput  completed %.1f/s, confirmed %.1f/s\n", t.CompletedPerSecond, t.ConfirmedPerSecond)
+	fmt.Fprintf(b, "outcomes    confirmed %d, rejected %d, cancelled %d, failed %d, timed out %d, interrupted %d\n",
+		c.Confirmed, c.Rejected, c.Cancelled, c.Failed, c.TimedOut, c.Interrupted)
+	fmt.Fprintf(b, "browse      target %.1f/s, launched %d, dropped %d\n", rep.BrowseRate, rep.Browse.Launched, rep.Browse.Dropped)
+	fmt.Fprintf(b, "other       price-changed retries %d, restocks %d\n", rep.PriceChangedRetries, rep.Restocks)
+	if len(rep.ByToken) > 0 {
+		b.WriteString("by token\n")
+		for _, tok := range slices.Sorted(maps.Keys(rep.ByToken)) {
+			fmt.Fprintf(b, "  %-26s %s\n", tok, tally(rep.ByToken[tok]))
+		}
+	}
+	if len(rep.RejectionReasons) > 0 {
+		b.WriteString("rejection reasons\n")
+		for _, kv := range byCount(rep.RejectionReasons) {
+			fmt.Fprintf(b, "  %6d  %s\n", kv.n, kv.k)
+		}
+	}
+}
+
+// writeLatencies writes the table of latencies: the flows' ends, then every operation.
+func (rep Report) writeLatencies(b *strings.Builder) error {
 	b.WriteString("\nlatency (ms)\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tcount\terrors\tmean\tp50\tp90\tp99\tmax\t")
 	row := func(name string, l Latency, errs string) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, l.Count, errs, l.Mean, l.P50, l.P90, l.P99, l.Max)
@@ -196,15 +218,16 @@ func (rep Report) WriteText(w io.Writer) error {
 			row("POST→"+s, l, "")
 		}
 	}
+	if r := rep.Rides; r != nil {
+		row("request→assigned", r.Dispatch.RequestToAssigned, "")
+		row("assigned (server)", r.Dispatch.AssignedServer, "")
+		row("request→completed", r.Dispatch.RequestToCompleted, "")
+	}
 	for _, op := range slices.Sorted(maps.Keys(rep.Operations)) {
 		o := rep.Operations[op]
 		row(op, o.LatencyMS, fmt.Sprint(o.Errors))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return tw.Flush()
 }
 
 type kv struct {

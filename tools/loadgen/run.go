@@ -63,6 +63,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Report, error) {
 		return Report{}, err
 	}
 	progress = &lockedWriter{w: progress} // written from several goroutines
+	if cfg.Scenario == ScenarioRides {
+		return runRides(ctx, cfg, progress)
+	}
 	g := &gen{cfg: cfg, rec: newRecorder()}
 	g.c = newClient(cfg, newRecorder()) // the warm-up's numbers are not the run's
 	if err := g.warmUp(ctx, progress); err != nil {

@@ -70,7 +70,7 @@ func TestReportMath(t *testing.T) {
 	cfg.Seed = 42
 	got := rec.report(cfg, 4*time.Second, 5*time.Second, false)
 	want := Report{
-		URLs: cfg.URLs, Await: "sse", TargetRate: 50, BrowseRate: 100, WindowSeconds: 4, ElapsedSeconds: 5, Seed: 42,
+		Scenario: "shop", URLs: cfg.URLs, Await: "sse", TargetRate: 50, BrowseRate: 100, WindowSeconds: 4, ElapsedSeconds: 5, Seed: 42,
 		Checkouts: Checkouts{Launched: 12, Dropped: 3, DroppedNoCustomer: 1, Completed: 11, Confirmed: 10, Rejected: 1, Failed: 1},
 		// 12 launched, 11 completed and 10 confirmed in 4 seconds.
 		Throughput: Throughput{LaunchedPerSecond: 3, CompletedPerSecond: 2.75, ConfirmedPerSecond: 2.5},

@@ -1,0 +1,177 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// rideView is what the generator needs of a ride.
+type rideView struct {
+	ID         string    `json:"id"`
+	Status     string    `json:"status"`
+	DriverID   string    `json:"driver_id"`
+	Reason     string    `json:"reason"`
+	Version    int64     `json:"version"`
+	CreatedAt  time.Time `json:"created_at"`
+	AssignedAt time.Time `json:"assigned_at"`
+}
+
+func (r rideView) final() bool { return r.Status == RideCompleted || r.Status == RideCancelled }
+
+// tripEnds picks a ride: a pickup somewhere on a street, a drop-off 500 m to 3 km
+// further along it (or back, near its end).
+func tripEnds(routes []route, r *rand.Rand) (pickup, dropoff point) {
+	rt := routes[r.IntN(len(routes))]
+	at := r.Float64() * rt.length()
+	to := at + 500 + 2500*r.Float64()
+	if to > rt.length() {
+		to = max(at-500-2500*r.Float64(), 0)
+	}
+	return rt.along(at), rt.along(to)
+}
+
+// ride runs one ride as rider: a quote, the request, then the ride followed on its
+// event stream to its final status. The rider goes back to the pool at the end.
+func (g *ridesGen) ride(ctx context.Context, rider *account, r *rand.Rand) {
+	defer func() { g.riders <- rider }()
+	t := &g.rides
+	outcome := func(err error) string {
+		switch {
+		case ctx.Err() != nil:
+			return OutcomeInterrupted
+		case errors.Is(err, context.DeadlineExceeded):
+			return OutcomeTimedOut
+		default:
+			return OutcomeFailed
+		}
+	}
+	pickup, dropoff := tripEnds(g.routes, r)
+	body := map[string]any{"pickup": pickup, "dropoff": dropoff}
+	if err := g.c.authed(ctx, rider, call{op: "quote_ride", method: http.MethodPost, path: "/v1/rides/quotes", body: body}, nil); err != nil {
+		t.end(outcome(err), rideView{}, time.Time{})
+		return
+	}
+	body["payment_token"] = "tok_visa"
+	requested, sentAt, err := g.requestRide(ctx, rider, body)
+	if err != nil {
+		t.end(outcome(err), rideView{}, time.Time{})
+		return
+	}
+	waitCtx, cancel := context.WithDeadline(ctx, sentAt.Add(g.cfg.Rides.RideTimeout))
+	defer cancel()
+	final, err := g.followRide(waitCtx, rider, requested, sentAt)
+	if err != nil {
+		t.end(outcome(err), rideView{}, time.Time{})
+		return
+	}
+	t.end(final.Status, final, sentAt)
+}
+
+// requestRide posts the ride with a fresh Idempotency-Key, sending the same key
+// again on no answer or a 503. It returns the ride and when its POST was first sent.
+func (g *ridesGen) requestRide(ctx context.Context, rider *account, body map[string]any) (rideView, time.Time, error) {
+	key := uuid.NewString()
+	sentAt := time.Now()
+	for resend := 0; ; resend++ {
+		var rv rideView
+		err := g.c.authed(ctx, rider, call{op: "request_ride", method: http.MethodPost, path: "/v1/rides",
+			header: http.Header{"Idempotency-Key": {key}}, body: body}, &rv)
+		if err == nil && rv.ID == "" {
+			g.c.rec.fail("request_ride", "bad_response", "the answer has no ride id")
+			return rv, sentAt, errors.New("request_ride: the answer has no ride id")
+		}
+		st := statusOf(err)
+		if err == nil || ctx.Err() != nil || resend == maxResends || (st != 0 && st != http.StatusServiceUnavailable) {
+			return rv, sentAt, err
+		}
+		if sleep(ctx, 200*time.Millisecond) != nil {
+			return rv, sentAt, ctx.Err()
+		}
+	}
+}
+
+// followRide reads the ride's event stream (reconnecting when it ends early) until
+// the ride is final, noting when a driver is first seen assigned.
+func (g *ridesGen) followRide(ctx context.Context, rider *account, rv rideView, sentAt time.Time) (rideView, error) {
+	seen := false
+	note := func(v rideView) {
+		if !seen && v.DriverID != "" {
+			seen = true
+			g.rides.assigned(time.Since(sentAt), v)
+		}
+	}
+	note(rv)
+	backoff := 50 * time.Millisecond
+	for !rv.final() {
+		next, err := g.rideStreamOnce(ctx, rider, rv.ID, note)
+		if next.Version > rv.Version {
+			rv = next
+		}
+		if rv.final() {
+			break
+		}
+		if ctx.Err() != nil {
+			return rv, ctx.Err()
+		}
+		if st := statusOf(err); st >= 400 && st < 500 && st != http.StatusTooManyRequests && st != http.StatusUnauthorized {
+			return rv, err
+		}
+		if sleep(ctx, backoff) != nil {
+			return rv, ctx.Err()
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+	return rv, nil
+}
+
+// rideStreamOnce reads one connection of GET /v1/rides/{id}/events, calling note
+// with every state of the ride it carries; it returns the newest.
+func (g *ridesGen) rideStreamOnce(ctx context.Context, rider *account, id string, note func(rideView)) (rideView, error) {
+	tok, err := g.c.token(ctx, rider)
+	if err != nil {
+		return rideView{}, err
+	}
+	req := call{op: "ride_events", method: http.MethodGet, path: "/v1/rides/" + id + "/events", token: tok}
+	resp, start, err := g.c.send(ctx, req, "text/event-stream")
+	if err != nil {
+		return rideView{}, g.c.failed(ctx, ctx, req.op, err)
+	}
+	defer resp.Body.Close()
+	g.c.rec.op(req.op, time.Since(start))
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		ae := problemOf(resp, body)
+		if resp.StatusCode == http.StatusUnauthorized {
+			rider.expire(tok)
+		} else {
+			g.c.rec.fail(req.op, fmt.Sprint(resp.StatusCode), ae.Error())
+		}
+		return rideView{}, ae
+	}
+	sr := newSSEReader(resp.Body)
+	var last rideView
+	for !last.final() {
+		ev, err := sr.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return last, nil
+			}
+			return last, g.c.failed(ctx, ctx, req.op, err)
+		}
+		var v rideView
+		if ev.Type == "position" || json.Unmarshal([]byte(ev.Data), &v) != nil || v.Status == "" {
+			continue // the driver's position, or an event this generator does not know
+		}
+		note(v)
+		last = v
+	}
+	return last, nil
+}
