@@ -105,7 +105,7 @@ type RidesConfig struct {
 // DefaultRidesConfig returns the defaults of `agora loadgen --scenario rides`.
 func DefaultRidesConfig() RidesConfig {
 	return RidesConfig{
-		Drivers: 10_000, PositionRate: 50_000, Ingest: 20 * time.Second, Batch: 500, Concurrency: 8,
+		Drivers: 10_000, PositionRate: 50_000, Ingest: 20 * time.Second, Batch: 500, Concurrency: 16,
 		RideDrivers: 100, Riders: 200, RideRate: 50, Dispatch: 30 * time.Second, TripSpeed: 5000, RideTimeout: 60 * time.Second,
 	}
 }

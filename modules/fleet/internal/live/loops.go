@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/store"
@@ -47,18 +48,34 @@ func (s *Service) Stop(ctx context.Context) error {
 	return s.Checkpoint(ctx)
 }
 
-// run applies buffered positions as soon as they come, and checkpoints on its
-// ticker, until Stop.
+// run applies buffered positions as soon as they come, until Stop. Checkpoints
+// run on a loop of their own: a checkpoint writes every moved driver's position to
+// the database, which takes long enough (hundreds of milliseconds for 10,000
+// drivers on SQLite) that positions waiting behind it would be late in the index
+// (and conflated meanwhile).
 func (s *Service) run(stop <-chan struct{}) {
 	defer close(s.done)
-	t := time.NewTicker(s.opts.CheckpointEvery)
-	defer t.Stop()
+	var checkpoints sync.WaitGroup
+	defer checkpoints.Wait()
+	checkpoints.Go(func() { s.checkpointLoop(stop) })
 	for {
 		select {
 		case <-stop:
 			return
 		case <-s.in.Wake():
 			s.applyPending()
+		}
+	}
+}
+
+// checkpointLoop checkpoints on its ticker until Stop.
+func (s *Service) checkpointLoop(stop <-chan struct{}) {
+	t := time.NewTicker(s.opts.CheckpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.CheckpointEvery)
 			if err := s.Checkpoint(ctx); err != nil {
