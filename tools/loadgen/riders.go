@@ -41,8 +41,13 @@ func tripEnds(routes []route, r *rand.Rand) (pickup, dropoff point) {
 // ride runs one ride as rider: a quote, the request, then the ride followed on its
 // event stream to its final status. The rider goes back to the pool at the end.
 func (g *ridesGen) ride(ctx context.Context, rider *account, r *rand.Rand) {
-	defer func() { g.riders <- rider }()
 	t := &g.rides
+	retire := false
+	defer func() {
+		if !retire {
+			g.riders <- rider
+		}
+	}()
 	outcome := func(err error) string {
 		switch {
 		case ctx.Err() != nil:
@@ -62,6 +67,8 @@ func (g *ridesGen) ride(ctx context.Context, rider *account, r *rand.Rand) {
 	body["payment_token"] = "tok_visa"
 	requested, sentAt, err := g.requestRide(ctx, rider, body)
 	if err != nil {
+		// A ride of an earlier run that has not ended yet: this rider sits the run out.
+		retire = problemIs(err, "rides.rider_busy")
 		t.end(outcome(err), rideView{}, time.Time{})
 		return
 	}

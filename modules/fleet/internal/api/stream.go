@@ -189,8 +189,10 @@ func (s *session) handle(ctx context.Context, in StreamIn) {
 		}
 		s.put(fleet.Position{DriverID: s.driver, Point: fleet.Point{Lat: in.Lat, Lng: in.Lng}, At: at})
 	case "accept", "decline":
-		s.signalAnswered()
 		ride, err := bus.Call(ctx, s.b, rides.AnswerOfferRequest, rides.AnswerOffer{RideID: in.RideID, DriverID: s.driver, Accept: in.Type == "accept"})
+		// Only now: the offers loop asks for the next offer at once, and must not find
+		// this one still open (it would then wait a second before asking again).
+		s.signalAnswered()
 		s.reply(ctx, in.Type, ride, err)
 	case "trip":
 		ride, err := bus.Call(ctx, s.b, rides.AdvanceTripRequest, rides.AdvanceTrip{RideID: in.RideID, DriverID: s.driver, Action: in.Action})
