@@ -213,14 +213,37 @@ func (d *driverApp) drive(ctx context.Context, ride offerMsg) {
 		if sleep(ctx, time.Until(d.tripFrom.Add(time.Duration(leg.at/speed*float64(time.Second))))) != nil {
 			return
 		}
-		d.send(ctx, streamMsg{Type: "trip", RideID: ride.RideID, Action: leg.action})
-		select {
-		case <-ctx.Done():
+		if !d.advance(ctx, ride.RideID, leg.action) {
 			return
-		case ack := <-d.tripAcks:
-			if ack.Type != "ack" {
-				return // recorded by handle
-			}
 		}
 	}
+}
+
+// Trip actions refused are sent again: an arrival right after the accept can come
+// before rides has the driver's engagement from fleet (the trip has not begun).
+const (
+	tripAttempts = 20
+	tripRetry    = 50 * time.Millisecond
+)
+
+// advance sends a trip action until it is acknowledged (true) or refused
+// tripAttempts times; each refusal is recorded as an error.
+func (d *driverApp) advance(ctx context.Context, rideID, action string) bool {
+	for range tripAttempts {
+		d.send(ctx, streamMsg{Type: "trip", RideID: rideID, Action: action})
+		var ack streamMsg
+		select {
+		case <-ctx.Done():
+			return false
+		case ack = <-d.tripAcks:
+		}
+		if ack.Type == "ack" {
+			return true
+		}
+		d.g.c.rec.fail("driver_trip_"+action, ack.Code, ack.Detail)
+		if sleep(ctx, tripRetry) != nil {
+			return false
+		}
+	}
+	return false
 }
