@@ -27,15 +27,20 @@ type rideView struct {
 func (r rideView) final() bool { return r.Status == RideCompleted || r.Status == RideCancelled }
 
 // tripEnds picks a ride: a pickup somewhere on a street, a drop-off 500 m to 3 km
-// further along it (or back, near its end).
+// along it, either way with equal chance (the other way when the street ends
+// first). Trips that went one way more often than the other would move the
+// drivers, who stay where they dropped off, to one end of the city.
 func tripEnds(routes []route, r *rand.Rand) (pickup, dropoff point) {
 	rt := routes[r.IntN(len(routes))]
 	at := r.Float64() * rt.length()
-	to := at + 500 + 2500*r.Float64()
-	if to > rt.length() {
-		to = max(at-500-2500*r.Float64(), 0)
+	d := 500 + 2500*r.Float64()
+	if r.IntN(2) == 0 {
+		d = -d
 	}
-	return rt.along(at), rt.along(to)
+	if to := at + d; to < 0 || to > rt.length() {
+		d = -d
+	}
+	return rt.along(at), rt.along(at + d)
 }
 
 // ride runs one ride as rider: a quote, the request, then the ride followed on its
