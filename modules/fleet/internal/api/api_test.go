@@ -402,3 +402,77 @@ func deliver(t *testing.T, b *bus.Bus, o message.Outgoing) {
 		t.Fatalf("deliver %s: %v", o.Type, err)
 	}
 }
+
+// TestStreamAsksForTheNextOfferOnlyOnceAnswered: after the driver accepts an
+// offer, the stream asks rides for the next offer only once rides has the answer
+// — never finding the answered offer still open (which made it pause a second
+// before asking again, so a driver back on the road waited for its next offer).
+// Rides here takes a moment to commit an answer, as a real one does.
+func TestStreamAsksForTheNextOfferOnlyOnceAnswered(t *testing.T) {
+	const nextRide = "0190a0b0-0000-7000-8000-0000000000e2"
+	var (
+		mu                  sync.Mutex
+		answering, answered bool
+		openWhileAnswering  int
+	)
+	offer := func(id string) rides.OpenOffer {
+		return rides.OpenOffer{Offer: &rides.Offer{RideID: id, DriverID: driverID, Pickup: mitte, Dropoff: mitte,
+			Fare: rides.Money{Amount: 1200, Currency: "EUR"}, ExpiresAt: time.Now().Add(time.Minute)}}
+	}
+	fakeRides := []bus.RequestHandler{
+		bus.Handle(rides.WaitOfferRequest, func(ctx context.Context, q rides.WaitOffer) (rides.OpenOffer, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case answering:
+				openWhileAnswering++
+				return offer(rideID), nil // still open: the answer is not committed yet
+			case !answered:
+				return offer(rideID), nil
+			}
+			return offer(nextRide), nil
+		}),
+		bus.Handle(rides.AnswerOfferRequest, func(_ context.Context, q rides.AnswerOffer) (rides.Ride, error) {
+			mu.Lock()
+			answering = true
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond) // committing
+			mu.Lock()
+			answering, answered = false, true
+			mu.Unlock()
+			return rides.Ride{ID: q.RideID, DriverID: q.DriverID, Status: rides.StatusDriverAssigned}, nil
+		}),
+		bus.Handle(fleet.ReportPositionsRequest, func(context.Context, fleet.ReportPositions) (fleet.Ingested, error) {
+			return fleet.Ingested{}, nil
+		}),
+	}
+	b, err := bus.New(apitest.Logger(), bus.Limits{}, nil, fakeRides, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(apitest.New(t, api.Routes(b)).Handler())
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/drivers/me/stream",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + driverToken}}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	st := &stream{conn: conn}
+	if got := st.next(t, ctx, "offer", ""); got.Offer.RideID != rideID {
+		t.Fatalf("first offer: %+v", got.Offer)
+	}
+	send(t, ctx, conn, api.StreamIn{Type: "accept", RideID: rideID})
+	st.next(t, ctx, "ack", "accept")
+	if got := st.next(t, ctx, "offer", ""); got.Offer.RideID != nextRide {
+		t.Fatalf("second offer: %+v", got.Offer)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if openWhileAnswering > 0 {
+		t.Errorf("the stream asked for an offer %d times while its answer was being committed", openWhileAnswering)
+	}
+	_ = conn.Close(websocket.StatusNormalClosure, "")
+}
