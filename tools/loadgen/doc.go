@@ -135,6 +135,8 @@
 // trip actions as driver_trip_<action> with the problem's code), quote_ride,
 // request_ride and ride_events. Expected answers — a 429 on sign-in (waited out), a
 // 409 on sign-up of an existing customer, a 401 answered by renewing the token,
-// a 409 orders.price_changed — are not errors. The warm-up's requests are not in
+// a 409 orders.price_changed; in the rides scenario a 429 on report_positions
+// (counted as refused), a 404 on fleet_driver_offline, a 409 on driver_offline —
+// are not errors. The warm-up's requests are not in
 // the report.
 package loadgen
