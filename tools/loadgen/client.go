@@ -148,6 +148,34 @@ func (c *client) send(ctx context.Context, req call, accept string) (*http.Respo
 	return resp, start, err
 }
 
+// openEvents opens the event stream at path as a, and returns its body once the
+// server answered 200. The stream's latency, recorded under op, is the time to its
+// headers (the rest is the saga's). A 401 makes a's next token a new one and is not
+// recorded as an error: the caller connects again.
+func (c *client) openEvents(ctx context.Context, a *account, op, path string, header http.Header) (io.ReadCloser, error) {
+	tok, err := c.token(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	resp, start, err := c.send(ctx, call{op: op, method: http.MethodGet, path: path, token: tok, header: header}, "text/event-stream")
+	if err != nil {
+		return nil, c.failed(ctx, ctx, op, err)
+	}
+	c.rec.op(op, time.Since(start))
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		ae := problemOf(resp, body)
+		if resp.StatusCode == http.StatusUnauthorized {
+			a.expire(tok)
+		} else {
+			c.rec.fail(op, strconv.Itoa(resp.StatusCode), ae.Error())
+		}
+		return nil, ae
+	}
+	return resp.Body, nil
+}
+
 // failed records a request that got no answer and returns err — unless ctx (the
 // caller's) ended: the run stopping or a checkout's own deadline is not the
 // request's failure. rctx is the request's context, with its timeout.

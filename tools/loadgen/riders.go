@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -53,16 +52,7 @@ func (g *ridesGen) ride(ctx context.Context, rider *account, r *rand.Rand) {
 			g.riders <- rider
 		}
 	}()
-	outcome := func(err error) string {
-		switch {
-		case ctx.Err() != nil:
-			return OutcomeInterrupted
-		case errors.Is(err, context.DeadlineExceeded):
-			return OutcomeTimedOut
-		default:
-			return OutcomeFailed
-		}
-	}
+	outcome := func(err error) string { return outcomeOf(ctx, err) }
 	pickup, dropoff := tripEnds(g.routes, r)
 	body := map[string]any{"pickup": pickup, "dropoff": dropoff}
 	if err := g.c.authed(ctx, rider, call{op: "quote_ride", method: http.MethodPost, path: "/v1/rides/quotes", body: body}, nil); err != nil {
@@ -147,28 +137,12 @@ func (g *ridesGen) followRide(ctx context.Context, rider *account, rv rideView, 
 // rideStreamOnce reads one connection of GET /v1/rides/{id}/events, calling note
 // with every state of the ride it carries; it returns the newest.
 func (g *ridesGen) rideStreamOnce(ctx context.Context, rider *account, id string, note func(rideView)) (rideView, error) {
-	tok, err := g.c.token(ctx, rider)
+	body, err := g.c.openEvents(ctx, rider, "ride_events", "/v1/rides/"+id+"/events", nil)
 	if err != nil {
 		return rideView{}, err
 	}
-	req := call{op: "ride_events", method: http.MethodGet, path: "/v1/rides/" + id + "/events", token: tok}
-	resp, start, err := g.c.send(ctx, req, "text/event-stream")
-	if err != nil {
-		return rideView{}, g.c.failed(ctx, ctx, req.op, err)
-	}
-	defer resp.Body.Close()
-	g.c.rec.op(req.op, time.Since(start))
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		ae := problemOf(resp, body)
-		if resp.StatusCode == http.StatusUnauthorized {
-			rider.expire(tok)
-		} else {
-			g.c.rec.fail(req.op, fmt.Sprint(resp.StatusCode), ae.Error())
-		}
-		return rideView{}, ae
-	}
-	sr := newSSEReader(resp.Body)
+	defer body.Close()
+	sr := newSSEReader(body)
 	var last rideView
 	for !last.final() {
 		ev, err := sr.next()
@@ -176,7 +150,7 @@ func (g *ridesGen) rideStreamOnce(ctx context.Context, rider *account, id string
 			if errors.Is(err, io.EOF) {
 				return last, nil
 			}
-			return last, g.c.failed(ctx, ctx, req.op, err)
+			return last, g.c.failed(ctx, ctx, "ride_events", err)
 		}
 		var v rideView
 		if ev.Type == "position" || json.Unmarshal([]byte(ev.Data), &v) != nil || v.Status == "" {

@@ -178,7 +178,7 @@ func (g *ridesGen) dispatchPhase(ctx context.Context, w io.Writer) DispatchRepor
 	_ = realClock{}.SleepUntil(ctx, start.Add(g.cfg.Rides.Dispatch))
 	window := time.Since(start)
 	fmt.Fprintf(w, "dispatch: window over: waiting up to %s for the rides in flight\n", g.cfg.Drain)
-	g.drainRides(ctx, &flows)
+	waitUpTo(ctx, &flows, g.cfg.Drain)
 	cancelFlows()
 	flows.Wait()
 	stopDrivers()
@@ -201,17 +201,4 @@ func (g *ridesGen) connectDrivers(ctx context.Context, w io.Writer) []*driverApp
 		apps = append(apps, d)
 	}
 	return apps
-}
-
-// drainRides waits, up to cfg.Drain or ctx's end, for the rides launched.
-func (g *ridesGen) drainRides(ctx context.Context, flows *sync.WaitGroup) {
-	drained := make(chan struct{})
-	go func() { flows.Wait(); close(drained) }()
-	timer := time.NewTimer(g.cfg.Drain)
-	defer timer.Stop()
-	select {
-	case <-drained:
-	case <-timer.C:
-	case <-ctx.Done():
-	}
 }

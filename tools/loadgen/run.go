@@ -191,12 +191,17 @@ func (g *gen) drive(ctx context.Context, clk clock, w io.Writer) Report {
 
 // drain waits, up to cfg.Drain or ctx's end, for the flows launched in the window.
 func (g *gen) drain(ctx context.Context, flows *sync.WaitGroup, w io.Writer) {
-	drained := make(chan struct{})
-	go func() { flows.Wait(); close(drained) }()
 	if ctx.Err() == nil && g.rec.snapshotInFlight() > 0 {
 		fmt.Fprintf(w, "window over: waiting up to %s for %d checkouts in flight\n", g.cfg.Drain, g.rec.snapshotInFlight())
 	}
-	timer := time.NewTimer(g.cfg.Drain)
+	waitUpTo(ctx, flows, g.cfg.Drain)
+}
+
+// waitUpTo waits for flows to end, for d at most, or until ctx ends.
+func waitUpTo(ctx context.Context, flows *sync.WaitGroup, d time.Duration) {
+	drained := make(chan struct{})
+	go func() { flows.Wait(); close(drained) }()
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-drained:
@@ -336,16 +341,7 @@ func (g *gen) checkout(ctx context.Context, cust *account, r *rand.Rand) {
 		}
 	}
 	defer release()
-	outcome := func(err error) string {
-		switch {
-		case ctx.Err() != nil:
-			return OutcomeInterrupted
-		case errors.Is(err, context.DeadlineExceeded):
-			return OutcomeTimedOut
-		default:
-			return OutcomeFailed
-		}
-	}
+	outcome := func(err error) string { return outcomeOf(ctx, err) }
 
 	if err := g.fillCart(ctx, cust, g.pick(r)); err != nil {
 		g.rec.outcome(outcome(err), token, "", 0)
@@ -372,6 +368,19 @@ func (g *gen) checkout(ctx context.Context, cust *account, r *rand.Rand) {
 		return
 	}
 	g.rec.outcome(final.Status, token, final.Reason, time.Since(postedAt))
+}
+
+// outcomeOf is how a flow that failed with err ended: interrupted when ctx (the
+// flow's) ended, timed out when err is a deadline, failed otherwise.
+func outcomeOf(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return OutcomeInterrupted
+	case errors.Is(err, context.DeadlineExceeded):
+		return OutcomeTimedOut
+	default:
+		return OutcomeFailed
+	}
 }
 
 // pick chooses 1 to MaxItems distinct products.
@@ -537,32 +546,16 @@ func (g *gen) awaitSSE(ctx context.Context, cust *account, id string) (order, er
 // streamOnce reads one connection of the order's event stream. It returns the
 // first terminal order it sees, or the last order when the stream ends.
 func (g *gen) streamOnce(ctx context.Context, cust *account, id string, lastID *string) (order, error) {
-	tok, err := g.c.token(ctx, cust)
+	var header http.Header
+	if *lastID != "" {
+		header = http.Header{"Last-Event-ID": {*lastID}}
+	}
+	body, err := g.c.openEvents(ctx, cust, "order_events", "/v1/orders/"+id+"/events", header)
 	if err != nil {
 		return order{}, err
 	}
-	req := call{op: "order_events", method: http.MethodGet, path: "/v1/orders/" + id + "/events", token: tok}
-	if *lastID != "" {
-		req.header = http.Header{"Last-Event-ID": {*lastID}}
-	}
-	resp, start, err := g.c.send(ctx, req, "text/event-stream")
-	if err != nil {
-		return order{}, g.c.failed(ctx, ctx, req.op, err)
-	}
-	defer resp.Body.Close()
-	// The stream's latency is the time to its headers: the rest is the saga's.
-	g.c.rec.op(req.op, time.Since(start))
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		ae := problemOf(resp, body)
-		if resp.StatusCode == http.StatusUnauthorized {
-			cust.expire(tok)
-		} else {
-			g.c.rec.fail(req.op, fmt.Sprint(resp.StatusCode), ae.Error())
-		}
-		return order{}, ae
-	}
-	sr := newSSEReader(resp.Body)
+	defer body.Close()
+	sr := newSSEReader(body)
 	var last order
 	for {
 		ev, err := sr.next()
@@ -570,7 +563,7 @@ func (g *gen) streamOnce(ctx context.Context, cust *account, id string, lastID *
 			if errors.Is(err, io.EOF) {
 				return last, nil
 			}
-			return last, g.c.failed(ctx, ctx, req.op, err)
+			return last, g.c.failed(ctx, ctx, "order_events", err)
 		}
 		*lastID = ev.ID
 		var o order

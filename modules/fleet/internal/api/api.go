@@ -170,9 +170,14 @@ func (h handlers) goOnline(ctx context.Context, in *onlineIn) (*driverOut, error
 	if err != nil {
 		return nil, err
 	}
+	return h.online(ctx, id, in.Body)
+}
+
+// online brings driver id online, at body's position when there is one.
+func (h handlers) online(ctx context.Context, id string, body *OnlineInput) (*driverOut, error) {
 	q := fleet.GoOnline{DriverID: id}
-	if in.Body != nil {
-		q.Position = in.Body.Position
+	if body != nil {
+		q.Position = body.Position
 	}
 	d, err := bus.Call(ctx, h.b, fleet.GoOnlineRequest, q)
 	if err != nil {
@@ -191,23 +196,11 @@ type operatorOnlineIn struct {
 }
 
 func (h handlers) bringOnline(ctx context.Context, in *operatorOnlineIn) (*driverOut, error) {
-	q := fleet.GoOnline{DriverID: in.ID}
-	if in.Body != nil {
-		q.Position = in.Body.Position
-	}
-	d, err := bus.Call(ctx, h.b, fleet.GoOnlineRequest, q)
-	if err != nil {
-		return nil, problem(err)
-	}
-	return &driverOut{Body: d}, nil
+	return h.online(ctx, in.ID, in.Body)
 }
 
 func (h handlers) takeOffline(ctx context.Context, in *driverIn) (*driverOut, error) {
-	d, err := bus.Call(ctx, h.b, fleet.GoOfflineRequest, fleet.GoOffline{DriverID: in.ID})
-	if err != nil {
-		return nil, problem(err)
-	}
-	return &driverOut{Body: d}, nil
+	return h.offline(ctx, in.ID)
 }
 
 func (h handlers) goOffline(ctx context.Context, _ *struct{}) (*driverOut, error) {
@@ -215,6 +208,11 @@ func (h handlers) goOffline(ctx context.Context, _ *struct{}) (*driverOut, error
 	if err != nil {
 		return nil, err
 	}
+	return h.offline(ctx, id)
+}
+
+// offline takes driver id offline.
+func (h handlers) offline(ctx context.Context, id string) (*driverOut, error) {
 	d, err := bus.Call(ctx, h.b, fleet.GoOfflineRequest, fleet.GoOffline{DriverID: id})
 	if err != nil {
 		return nil, problem(err)

@@ -198,11 +198,7 @@ func TestDriverStream(t *testing.T) {
 	defer ts.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/drivers/me/stream",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + driverToken}}})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	conn := dialStream(t, ctx, ts.URL)
 	defer conn.CloseNow()
 	st := &stream{conn: conn}
 
@@ -241,6 +237,17 @@ func TestDriverStream(t *testing.T) {
 		t.Fatalf("rides got trip actions %+v", w.rides.advanced)
 	}
 	_ = conn.Close(websocket.StatusNormalClosure, "")
+}
+
+// dialStream opens the driver's stream on the server at base.
+func dialStream(t *testing.T, ctx context.Context, base string) *websocket.Conn {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v1/drivers/me/stream",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + driverToken}}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return conn
 }
 
 func send(t *testing.T, ctx context.Context, conn *websocket.Conn, in api.StreamIn) {
@@ -303,11 +310,7 @@ func TestStreamConflatesPositions(t *testing.T) {
 	defer ts.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/drivers/me/stream",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + driverToken}}})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	conn := dialStream(t, ctx, ts.URL)
 	defer conn.CloseNow()
 	st := &stream{conn: conn}
 
@@ -454,11 +457,7 @@ func TestStreamAsksForTheNextOfferOnlyOnceAnswered(t *testing.T) {
 	defer ts.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/drivers/me/stream",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + driverToken}}})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	conn := dialStream(t, ctx, ts.URL)
 	defer conn.CloseNow()
 	st := &stream{conn: conn}
 	if got := st.next(t, ctx, "offer", ""); got.Offer.RideID != rideID {
