@@ -40,8 +40,8 @@ func Module(s Settings) fx.Option {
 			lc.Append(fx.Hook{OnStart: l.Start, OnStop: l.Stop})
 		}),
 		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, b *bus.Bus, log *slog.Logger) {
-			if !cfg.Demo {
-				return
+			if !cfg.Demo || s.DemoDrivers <= 0 {
+				return // --fleet-demo-drivers 0: the demo without its fleet (a load generator brings its own)
 			}
 			f := demo.New(b, city.Berlin(), demo.Options{Drivers: s.DemoDrivers, Speed: s.DemoSpeed}, log)
 			lc.Append(fx.Hook{OnStart: func(context.Context) error { f.Start(); return nil }, OnStop: f.Stop})

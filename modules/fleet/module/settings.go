@@ -16,7 +16,7 @@ type Settings struct {
 	Buffer int
 	// CheckpointEvery is how often the positions of drivers who moved are saved.
 	CheckpointEvery time.Duration
-	DemoDrivers     int     // drivers in the --demo fleet
+	DemoDrivers     int     // drivers in the --demo fleet; 0: no demo fleet
 	DemoSpeed       float64 // the --demo fleet's simulated speed, in meters per second
 }
 
@@ -37,7 +37,7 @@ func New() modhost.Module {
 		Flags: []ucli.Flag{
 			modhost.Setting(&s.Buffer, "fleet-buffer", "drivers whose position may wait for the geo index before reports are refused (429)"),
 			modhost.Setting(&s.CheckpointEvery, "fleet-checkpoint-every", "how often drivers' last positions are saved"),
-			modhost.Setting(&s.DemoDrivers, "fleet-demo-drivers", "drivers in the --demo fleet"),
+			modhost.Setting(&s.DemoDrivers, "fleet-demo-drivers", "drivers in the --demo fleet (0: none)"),
 			modhost.Setting(&s.DemoSpeed, "fleet-demo-speed", "the --demo fleet's simulated speed in meters per second"),
 		},
 		Run:    func() fx.Option { return Module(s) },
