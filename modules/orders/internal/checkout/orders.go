@@ -3,8 +3,8 @@ package checkout
 import (
 	"context"
 	"errors"
-	"time"
 
+	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/orders"
@@ -37,33 +37,10 @@ func (s *Service) WaitOrder(ctx context.Context, q orders.WaitOrder) (orders.Ord
 	if err := checkOrderID(q.ID); err != nil {
 		return orders.Order{}, err
 	}
-	deadline := time.Now().Add(min(max(q.Wait, 0), s.opts.MaxWait))
-	if d, ok := ctx.Deadline(); ok {
-		// Answer before the caller gives up, so a long poll ends with the order.
-		if early := d.Add(-min(time.Until(d)/10, time.Second)); early.Before(deadline) {
-			deadline = early
-		}
-	}
-	for {
-		changed, done := s.changes.wait(q.ID) // before the read: no change slips between
+	return longpoll.Wait(ctx, &s.changes, q.ID, q.Wait, s.opts.longPoll(), func() (orders.Order, bool, error) {
 		o, err := s.repo.GetOrder(ctx, s.db, q.ID, false)
-		left := time.Until(deadline)
-		if err != nil || o.Version > q.AfterVersion || left <= 0 {
-			done()
-			return o, err
-		}
-		t := time.NewTimer(min(left, s.opts.PollInterval))
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		done()
-		if ctx.Err() != nil {
-			return orders.Order{}, ctx.Err()
-		}
-	}
+		return o, o.Version > q.AfterVersion, err
+	})
 }
 
 // ListOrders answers orders.ListOrders.
@@ -192,7 +169,7 @@ func (s *Service) apply(ctx context.Context, tx *store.Tx, id string, msg any) (
 		if err := s.repo.UpdateOrder(ctx, tx, r.Order); err != nil {
 			return orders.Order{}, err
 		}
-		tx.OnCommit(func() { s.changes.notify(id) })
+		tx.OnCommit(func() { s.changes.Notify(id) })
 	}
 	if err := s.outbox.Add(ctx, tx, r.Send...); err != nil {
 		return orders.Order{}, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/jobs"
+	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -83,6 +84,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// longPoll returns the bounds of the service's long polls.
+func (o Options) longPoll() longpoll.Bounds {
+	return longpoll.Bounds{MaxWait: o.MaxWait, PollInterval: o.PollInterval}
+}
+
 // Service handles the orders module's requests and the saga's messages.
 type Service struct {
 	db      *store.DB
@@ -92,15 +98,14 @@ type Service struct {
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
-	changes notifier
+	changes longpoll.Notifier // wakes long polls when what they wait on commits
 	sweep   *jobs.Worker[dueSaga]
 }
 
 // NewService returns the orders service on db, sending through ob and pricing with cat.
 func NewService(db *store.DB, ob *outbox.Outbox, cat Catalog, opts Options, log *slog.Logger) *Service {
 	s := &Service{db: db, outbox: ob, catalog: cat, repo: Repo{dialect: db.Dialect}, opts: opts.withDefaults(), log: log,
-		now:     func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		changes: notifier{waiters: map[string]*waiter{}}}
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	s.sweep = s.newSweep()
 	return s
 }
