@@ -8,9 +8,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -162,14 +159,6 @@ func (h handlers) quote(ctx context.Context, in *quoteIn) (*quoteOut, error) {
 	return &quoteOut{Body: q}, nil
 }
 
-// RequestHash is the hash a ride request's idempotency key is bound to: the
-// SHA-256 of its body in canonical JSON (the body struct's encoding).
-func RequestHash(in RequestInput) string {
-	raw, _ := json.Marshal(in) // points and a string always encode
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
-}
-
 type requestIn struct {
 	IdempotencyKey string `header:"Idempotency-Key" required:"true" minLength:"1" maxLength:"200" doc:"required: a key unique to this request; retrying with the same key and body answers the same ride"`
 	Body           RequestInput
@@ -189,7 +178,7 @@ func (h handlers) request(ctx context.Context, in *requestIn) (*requestOut, erro
 	}
 	got, err := bus.Call(ctx, h.b, rides.RequestRideRequest, rides.RequestRide{RiderID: id, Pickup: in.Body.Pickup,
 		Dropoff: in.Body.Dropoff, PaymentToken: in.Body.PaymentToken, IdempotencyKey: in.IdempotencyKey,
-		RequestHash: RequestHash(in.Body)})
+		RequestHash: httpapi.BodyHash(in.Body)})
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
