@@ -62,15 +62,6 @@ type cartOut struct {
 	Body orders.Cart
 }
 
-// customer returns the signed-in caller's user id.
-func customer(ctx context.Context) (string, error) {
-	p, ok := httpapi.PrincipalFrom(ctx)
-	if !ok || p.UserID == "" {
-		return "", huma.Error401Unauthorized("sign in first")
-	}
-	return p.UserID, nil
-}
-
 // Routes returns the orders module's HTTP routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
 	h := handlers{b: b}
@@ -208,7 +199,7 @@ func (h handlers) ownedOrder(ctx context.Context, id string) (orders.Order, erro
 
 // getCart answers the caller's cart, priced now.
 func (h handlers) getCart(ctx context.Context, _ *struct{}) (*cartOut, error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +217,7 @@ type setCartItemIn struct {
 
 // setCartItem sets a product's quantity in the caller's cart and answers the cart.
 func (h handlers) setCartItem(ctx context.Context, in *setCartItemIn) (*cartOut, error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +234,7 @@ type removeCartItemIn struct {
 
 // removeCartItem takes a product out of the caller's cart and answers the cart.
 func (h handlers) removeCartItem(ctx context.Context, in *removeCartItemIn) (*cartOut, error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +258,7 @@ type placeOut struct {
 
 // placeOrder checks out the caller's cart, once per idempotency key and body.
 func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*placeOut, error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +288,7 @@ type allOrdersIn struct {
 
 // listOwnOrders answers a page of the caller's orders.
 func (h handlers) listOwnOrders(ctx context.Context, in *orderListIn) (*httpapi.PageOut[OrderList], error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}

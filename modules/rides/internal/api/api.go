@@ -56,15 +56,6 @@ type rideIn struct {
 	ID string `path:"id" format:"uuid" doc:"the ride's id"`
 }
 
-// caller returns the signed-in caller's user id.
-func caller(ctx context.Context) (string, error) {
-	p, ok := httpapi.PrincipalFrom(ctx)
-	if !ok || p.UserID == "" {
-		return "", huma.Error401Unauthorized("sign in first")
-	}
-	return p.UserID, nil
-}
-
 // Routes returns the rides module's HTTP routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
 	h := handlers{b: b}
@@ -172,7 +163,7 @@ type requestOut struct {
 
 // request requests a ride for the caller, once per idempotency key and body.
 func (h handlers) request(ctx context.Context, in *requestIn) (*requestOut, error) {
-	id, err := caller(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +186,7 @@ type listIn struct {
 
 // list answers a page of the caller's rides: as rider, or as driver for drivers.
 func (h handlers) list(ctx context.Context, in *listIn) (*httpapi.PageOut[RideList], error) {
-	id, err := caller(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
