@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/history"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/orders"
@@ -265,17 +266,9 @@ func Apply(s Saga, o orders.Order, msg any, now time.Time, t Timing) (Result, er
 		}
 	}
 	x.s.UpdatedAt = now
-	x.s.History = appendStep(x.s.History, orders.SagaStep{At: now, State: x.s.State, Message: name,
-		Note: strings.Join(x.notes, "; ")})
+	x.s.History = history.Append(x.s.History, orders.SagaStep{At: now, State: x.s.State, Message: name,
+		Note: strings.Join(x.notes, "; ")}, MaxHistory)
 	return Result{Saga: x.s, Order: x.o, OrderChanged: x.changed, Send: x.send}, nil
-}
-
-func appendStep(h []orders.SagaStep, st orders.SagaStep) []orders.SagaStep {
-	out := append(slices.Clone(h), st)
-	if len(out) > MaxHistory {
-		out = append(out[:1:1], out[len(out)-(MaxHistory-1):]...)
-	}
-	return out
 }
 
 func (x *step) apply(msg any) (string, error) {
