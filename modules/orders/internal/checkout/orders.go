@@ -7,6 +7,7 @@ import (
 	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/validate"
 	"github.com/agora-commerce/agora/modules/orders"
 	"github.com/agora-commerce/agora/modules/orders/internal/saga"
 )
@@ -70,7 +71,7 @@ func (s *Service) CancelOrder(ctx context.Context, c orders.CancelOrder) (orders
 	if err := checkOrderID(c.ID); err != nil {
 		return orders.Order{}, err
 	}
-	if err := checkText("body.reason", c.Reason, maxReasonLen); err != nil {
+	if err := validate.Text(orders.ErrInvalidInput, "body.reason", c.Reason, maxReasonLen); err != nil {
 		return orders.Order{}, err
 	}
 	var o orders.Order
@@ -90,10 +91,10 @@ func (s *Service) RefundOrder(ctx context.Context, r orders.RefundOrder) (orders
 	if err := checkOrderID(r.ID); err != nil {
 		return orders.Order{}, err
 	}
-	if r.RefundID == "" || len(r.RefundID) > orders.MaxIdempotencyKeyLen || !printable(r.RefundID) {
+	if r.RefundID == "" || len(r.RefundID) > orders.MaxIdempotencyKeyLen || !validate.Printable(r.RefundID) {
 		return orders.Order{}, invalid("header.Idempotency-Key", "a refund id of 1 to %d printable characters is required", orders.MaxIdempotencyKeyLen)
 	}
-	if err := checkText("body.reason", r.Reason, maxReasonLen); err != nil {
+	if err := validate.Text(orders.ErrInvalidInput, "body.reason", r.Reason, maxReasonLen); err != nil {
 		return orders.Order{}, err
 	}
 	var o orders.Order

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -148,26 +146,6 @@ func checkCustomer(id string) error {
 func checkProductID(id string) error {
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return invalid("path.product_id", "product ids are UUIDs")
-	}
-	return nil
-}
-
-// printable reports whether s is valid UTF-8 made of printable characters only.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func checkText(field, s string, max int) error {
-	if utf8.RuneCountInString(s) > max || !printable(s) {
-		return invalid(field, "at most %d printable characters", max)
 	}
 	return nil
 }

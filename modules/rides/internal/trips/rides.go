@@ -7,6 +7,7 @@ import (
 	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/validate"
 	"github.com/agora-commerce/agora/modules/rides"
 	"github.com/agora-commerce/agora/modules/rides/internal/dispatch"
 )
@@ -85,7 +86,7 @@ func (s *Service) CancelRide(ctx context.Context, c rides.CancelRide) (rides.Rid
 	if err := checkID(c.ID); err != nil {
 		return rides.Ride{}, err
 	}
-	if err := checkText("body.reason", c.Reason, rides.MaxReasonLen); err != nil {
+	if err := validate.Text(rides.ErrInvalidInput, "body.reason", c.Reason, rides.MaxReasonLen); err != nil {
 		return rides.Ride{}, err
 	}
 	r, err := s.change(ctx, c.ID, func(r rides.Ride) any {

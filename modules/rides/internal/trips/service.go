@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/jobs"
@@ -232,26 +230,6 @@ const (
 
 func invalid(field, format string, args ...any) error {
 	return rides.ErrInvalidInput.Withf(format, args...).OnField(field)
-}
-
-// printable reports whether s is valid UTF-8 made of printable characters only.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func checkText(field, s string, max int) error {
-	if utf8.RuneCountInString(s) > max || !printable(s) {
-		return invalid(field, "at most %d printable characters", max)
-	}
-	return nil
 }
 
 func checkID(id string) error {
