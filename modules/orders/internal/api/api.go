@@ -250,14 +250,8 @@ type placeIn struct {
 	Body           PlaceOrderInput
 }
 
-type placeOut struct {
-	Location string `header:"Location"`
-	Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
-	Body     orders.Order
-}
-
 // placeOrder checks out the caller's cart, once per idempotency key and body.
-func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*placeOut, error) {
+func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*httpapi.Created[orders.Order], error) {
 	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
@@ -268,11 +262,7 @@ func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*placeOut, error
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &placeOut{Location: "/v1/orders/" + placed.Order.ID, Body: placed.Order}
-	if placed.Replayed {
-		out.Replayed = "true"
-	}
-	return out, nil
+	return httpapi.NewCreated("/v1/orders/"+placed.Order.ID, placed.Order, placed.Replayed), nil
 }
 
 type orderListIn struct {

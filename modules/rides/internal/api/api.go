@@ -155,14 +155,8 @@ type requestIn struct {
 	Body           RequestInput
 }
 
-type requestOut struct {
-	Location string `header:"Location"`
-	Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
-	Body     rides.Ride
-}
-
 // request requests a ride for the caller, once per idempotency key and body.
-func (h handlers) request(ctx context.Context, in *requestIn) (*requestOut, error) {
+func (h handlers) request(ctx context.Context, in *requestIn) (*httpapi.Created[rides.Ride], error) {
 	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
@@ -173,11 +167,7 @@ func (h handlers) request(ctx context.Context, in *requestIn) (*requestOut, erro
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &requestOut{Location: "/v1/rides/" + got.Ride.ID, Body: got.Ride}
-	if got.Replayed {
-		out.Replayed = "true"
-	}
-	return out, nil
+	return httpapi.NewCreated("/v1/rides/"+got.Ride.ID, got.Ride, got.Replayed), nil
 }
 
 type listIn struct {

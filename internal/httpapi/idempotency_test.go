@@ -20,3 +20,14 @@ func TestBodyHash(t *testing.T) {
 		t.Fatal("different bodies hash alike")
 	}
 }
+
+func TestNewCreated(t *testing.T) {
+	first := NewCreated("/v1/things/1", 7, false)
+	if first.Location != "/v1/things/1" || first.Body != 7 || first.Replayed != "" {
+		t.Fatalf("NewCreated(first) = %+v; want the location and body, no Idempotent-Replayed", first)
+	}
+	again := NewCreated("/v1/things/1", 7, true)
+	if again.Replayed != "true" {
+		t.Fatalf("NewCreated(replayed) = %+v; want Idempotent-Replayed: true", again)
+	}
+}
