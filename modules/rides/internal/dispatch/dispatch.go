@@ -122,13 +122,6 @@ type Timing struct {
 	CancelFee       int64         // minor units charged for a later cancellation (at most the fare)
 }
 
-// delay is how long settling waits after the attempts-th send: the step timeout
-// doubled per attempt after the first, capped at ten minutes.
-func (t Timing) delay(attempts int) time.Duration {
-	d := t.StepTimeout << min(max(attempts-1, 0), 5)
-	return max(min(d, 10*time.Minute), t.StepTimeout)
-}
-
 // Candidates are the available drivers found near the pickup, nearest first.
 type Candidates struct{ Drivers []fleet.Candidate }
 
