@@ -15,11 +15,11 @@ import (
 var thingsDesc = prometheus.NewDesc("test_things", "Things by state.", []string{"state"}, nil)
 
 func TestCountsReportsEveryLabelWithZeros(t *testing.T) {
-	c := telemetry.Counts(thingsDesc, []string{"open", "closed", "lost"}, func(ctx context.Context) ([]telemetry.Count, error) {
+	c := telemetry.Counts(thingsDesc, []string{"open", "closed", "lost"}, func(ctx context.Context) (map[string]int64, error) {
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("read without a deadline")
 		}
-		return []telemetry.Count{{Label: "open", N: 3}, {Label: "odd", N: 1}}, nil
+		return map[string]int64{"open": 3, "odd": 1}, nil
 	})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
@@ -40,7 +40,7 @@ func TestCountsReportsEveryLabelWithZeros(t *testing.T) {
 }
 
 func TestCountsReportsAFailedReadAsInvalid(t *testing.T) {
-	c := telemetry.Counts(thingsDesc, []string{"open"}, func(context.Context) ([]telemetry.Count, error) {
+	c := telemetry.Counts(thingsDesc, []string{"open"}, func(context.Context) (map[string]int64, error) {
 		return nil, errors.New("the database is down")
 	})
 	reg := prometheus.NewPedanticRegistry()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/telemetry"
 	"github.com/agora-commerce/agora/modules/orders"
 )
@@ -36,19 +37,13 @@ func (m *Metrics) SagaEnded(state orders.SagaState, took time.Duration) {
 	m.duration.WithLabelValues(string(state)).Observe(took.Seconds())
 }
 
-// Collectors returns the collectors to register, reading saga counts from s.
+// Collectors returns the collectors to register, reading saga counts from s (the
+// (state, …) indexes answer them without reading the sagas themselves).
 func (m *Metrics) Collectors(s *Service) []prometheus.Collector {
-	return []prometheus.Collector{m.duration, telemetry.Counts(sagasDesc, sagaStates, s.countSagas)}
+	return []prometheus.Collector{m.duration, telemetry.Counts(sagasDesc, sagaStates,
+		func(ctx context.Context) (map[string]int64, error) { return store.CountBy(ctx, s.db, "sagas", "state") })}
 }
 
 // sagaStates are every saga state, each a series from the start.
 var sagaStates = []string{string(orders.SagaReserving), string(orders.SagaAuthorizing), string(orders.SagaCompleting),
 	string(orders.SagaCompensating), string(orders.SagaCompleted), string(orders.SagaRejected), string(orders.SagaCancelled)}
-
-// countSagas counts the sagas by state.
-func (s *Service) countSagas(ctx context.Context) ([]telemetry.Count, error) {
-	var rows []telemetry.Count
-	// The (state, …) indexes answer this without reading the sagas themselves.
-	err := s.db.SelectContext(ctx, &rows, `SELECT state AS label, COUNT(*) AS n FROM sagas GROUP BY state`)
-	return rows, err
-}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/internal/telemetry"
 	"github.com/agora-commerce/agora/modules/rides"
 )
@@ -48,17 +49,13 @@ func (m *Metrics) Ended(state rides.DispatchState, took time.Duration) {
 
 // Collectors returns the collectors to register, reading dispatch counts from s.
 func (m *Metrics) Collectors(s *Service) []prometheus.Collector {
-	return []prometheus.Collector{m.assigned, m.duration, telemetry.Counts(dispatchesDesc, dispatchStates, s.countDispatches)}
+	return []prometheus.Collector{m.assigned, m.duration, telemetry.Counts(dispatchesDesc, dispatchStates,
+		func(ctx context.Context) (map[string]int64, error) {
+			return store.CountBy(ctx, s.db, "dispatches", "state")
+		})}
 }
 
 // dispatchStates are every dispatch state, each a series from the start.
 var dispatchStates = []string{string(rides.DispatchAuthorizing), string(rides.DispatchOffering),
 	string(rides.DispatchEngaging), string(rides.DispatchTrip), string(rides.DispatchSettling),
 	string(rides.DispatchCompleted), string(rides.DispatchCancelled), string(rides.DispatchFailed)}
-
-// countDispatches counts the dispatches by state.
-func (s *Service) countDispatches(ctx context.Context) ([]telemetry.Count, error) {
-	var rows []telemetry.Count
-	err := s.db.SelectContext(ctx, &rows, `SELECT state AS label, COUNT(*) AS n FROM dispatches GROUP BY state`)
-	return rows, err
-}
