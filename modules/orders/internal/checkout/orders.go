@@ -38,7 +38,8 @@ func (s *Service) WaitOrder(ctx context.Context, q orders.WaitOrder) (orders.Ord
 	if err := checkOrderID(q.ID); err != nil {
 		return orders.Order{}, err
 	}
-	return longpoll.Wait(ctx, &s.changes, q.ID, q.Wait, s.opts.longPoll(), func() (orders.Order, bool, error) {
+	bounds := longpoll.Bounds{MaxWait: s.opts.MaxWait, PollInterval: s.opts.PollInterval}
+	return longpoll.Wait(ctx, &s.changes, q.ID, q.Wait, bounds, func() (orders.Order, bool, error) {
 		o, err := s.repo.GetOrder(ctx, s.db, q.ID, false)
 		return o, o.Version > q.AfterVersion, err
 	})

@@ -82,11 +82,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// longPoll returns the bounds of the service's long polls.
-func (o Options) longPoll() longpoll.Bounds {
-	return longpoll.Bounds{MaxWait: o.MaxWait, PollInterval: o.PollInterval}
-}
-
 // Service handles the orders module's requests and the saga's messages.
 type Service struct {
 	db      *store.DB
@@ -96,7 +91,7 @@ type Service struct {
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
-	changes longpoll.Notifier // wakes long polls when what they wait on commits
+	changes longpoll.Notifier // wakes WaitOrder calls once a change of their order commits
 	sweep   *jobs.Worker[dueSaga]
 }
 
