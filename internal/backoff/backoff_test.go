@@ -20,3 +20,25 @@ func TestDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestStep(t *testing.T) {
+	tests := []struct {
+		timeout  time.Duration
+		attempts int
+		want     time.Duration
+	}{
+		{time.Second, 0, time.Second},
+		{time.Second, 1, time.Second},
+		{time.Second, 2, 2 * time.Second},
+		{time.Second, 4, 8 * time.Second},
+		{time.Second, 6, 32 * time.Second},
+		{time.Second, 60, 32 * time.Second}, // at most five doublings
+		{30 * time.Second, 6, 10 * time.Minute},
+		{time.Hour, 3, time.Hour}, // never below the timeout
+	}
+	for _, tt := range tests {
+		if got := backoff.Step(tt.timeout, tt.attempts); got != tt.want {
+			t.Errorf("Step(%v, %d) = %v, want %v", tt.timeout, tt.attempts, got, tt.want)
+		}
+	}
+}

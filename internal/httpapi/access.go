@@ -52,6 +52,17 @@ func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
 	return p, ok
 }
 
+// CallerID returns the signed-in caller's user id, or the 401 an operation answers
+// when there is none. Operations declared SignedIn (or stricter) always have one:
+// the access rules refuse the request before; this is for the handler's own use.
+func CallerID(ctx context.Context) (string, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok || p.UserID == "" {
+		return "", huma.Error401Unauthorized("sign in first")
+	}
+	return p.UserID, nil
+}
+
 // IsAdmin reports whether the request was made by an admin.
 func IsAdmin(ctx context.Context) bool {
 	p, ok := PrincipalFrom(ctx)

@@ -23,7 +23,8 @@ type Config struct {
 	// store lets go before new work (store.WithPriority).
 	Priority bool
 	// Upkeep, if set, runs after every pass of the loop (its own clock decides
-	// whether there is anything to do): a module's housekeeping on the same loop.
+	// whether there is anything to do; Every gives it one): a module's housekeeping on
+	// the same loop.
 	Upkeep func(ctx context.Context)
 }
 
@@ -260,4 +261,22 @@ func (w *Worker[T]) Pass(ctx context.Context, handle Handler[T]) (int, error) {
 	}
 	wg.Wait()
 	return n, errors.Join(errs...)
+}
+
+// Every returns an Upkeep that runs f at most once per period: on its first call,
+// then on the first call once period has passed since f last ran (an hourly purge
+// on a loop that passes every second). The worker's loop is its only caller, so it
+// keeps its clock without locking; it is not for concurrent use.
+func Every(period time.Duration, f func(ctx context.Context)) func(ctx context.Context) {
+	return every(period, time.Now, f)
+}
+
+func every(period time.Duration, now func() time.Time, f func(ctx context.Context)) func(ctx context.Context) {
+	var last time.Time
+	return func(ctx context.Context) {
+		if t := now(); last.IsZero() || t.Sub(last) >= period {
+			last = t
+			f(ctx)
+		}
+	}
 }

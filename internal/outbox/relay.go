@@ -69,12 +69,11 @@ type BatchDeliverer interface {
 // a lease, so a message is delivered by one relay at a time, and a crashed relay's
 // claims expire and are taken over.
 type Relay struct {
-	db        *store.DB
-	cfg       RelayConfig
-	log       *slog.Logger
-	worker    *jobs.Worker[row]
-	to        atomic.Pointer[Deliverer] // set by Start
-	lastSweep time.Time                 // of the inbox; only the worker's loop touches it
+	db     *store.DB
+	cfg    RelayConfig
+	log    *slog.Logger
+	worker *jobs.Worker[row]
+	to     atomic.Pointer[Deliverer] // set by Start
 }
 
 // table is the outbox as a job queue: a message is a job, delivered in id
@@ -101,7 +100,7 @@ func NewRelay(db *store.DB, cfg RelayConfig, log *slog.Logger) *Relay {
 	// Delivering accepted work goes before accepting new work, on every database
 	// the delivery writes to (Priority).
 	r.worker = jobs.NewWorker(q, jobs.Config{Name: "outbox relay", Batch: cfg.BatchSize, PollInterval: cfg.PollInterval,
-		Priority: true, Upkeep: r.upkeep}, r.log,
+		Priority: true, Upkeep: jobs.Every(time.Hour, r.sweepInbox)}, r.log,
 		func(ctx context.Context, _ *jobs.Queue, batch []row) error {
 			return r.deliver(ctx, batch, *r.to.Load())
 		})
@@ -121,14 +120,6 @@ func (r *Relay) Start(to Deliverer) {
 // and releases its unfinished claims so another relay or the next start takes them
 // at once.
 func (r *Relay) Stop(ctx context.Context) error { return r.worker.Stop(ctx) }
-
-// upkeep runs on the relay's loop: the hourly purge of old inbox records.
-func (r *Relay) upkeep(ctx context.Context) {
-	if time.Since(r.lastSweep) > time.Hour {
-		r.lastSweep = time.Now()
-		r.sweepInbox(ctx)
-	}
-}
 
 type row struct {
 	ID            string `db:"id"`

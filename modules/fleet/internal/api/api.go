@@ -136,15 +136,6 @@ func operatorRoutes(api huma.API, h handlers) {
 // handlers answers the fleet operations through the bus.
 type handlers struct{ b *bus.Bus }
 
-// driverID returns the signed-in caller's user id, which is its driver id.
-func driverID(ctx context.Context) (string, error) {
-	p, ok := httpapi.PrincipalFrom(ctx)
-	if !ok || p.UserID == "" {
-		return "", huma.Error401Unauthorized("sign in first")
-	}
-	return p.UserID, nil
-}
-
 // retryAfter is how long a client waits after fleet.ErrSaturated.
 const retryAfter = time.Second
 
@@ -166,7 +157,7 @@ type onlineIn struct {
 }
 
 func (h handlers) goOnline(ctx context.Context, in *onlineIn) (*driverOut, error) {
-	id, err := driverID(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +195,7 @@ func (h handlers) takeOffline(ctx context.Context, in *driverIn) (*driverOut, er
 }
 
 func (h handlers) goOffline(ctx context.Context, _ *struct{}) (*driverOut, error) {
-	id, err := driverID(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +212,7 @@ func (h handlers) offline(ctx context.Context, id string) (*driverOut, error) {
 }
 
 func (h handlers) getMe(ctx context.Context, _ *struct{}) (*driverOut, error) {
-	id, err := driverID(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +233,7 @@ type ingestedOut struct {
 
 // reportPositions forwards a batch; a driver's batch may hold only its own positions.
 func (h handlers) reportPositions(ctx context.Context, in *positionsIn) (*ingestedOut, error) {
-	id, err := driverID(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -108,7 +108,7 @@ func streamRoute(api huma.API, h handlers) {
 // upgrade takes over a WebSocket request and serves the driver's stream on it.
 func (h handlers) upgrade(ctx huma.Context, next func(huma.Context)) {
 	r, w := humago.Unwrap(ctx)
-	id, err := driverID(ctx.Context())
+	id, err := httpapi.CallerID(ctx.Context())
 	if err != nil || !isUpgrade(r) {
 		next(ctx)
 		return

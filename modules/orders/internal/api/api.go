@@ -7,9 +7,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -63,15 +60,6 @@ type orderOut struct {
 
 type cartOut struct {
 	Body orders.Cart
-}
-
-// customer returns the signed-in caller's user id.
-func customer(ctx context.Context) (string, error) {
-	p, ok := httpapi.PrincipalFrom(ctx)
-	if !ok || p.UserID == "" {
-		return "", huma.Error401Unauthorized("sign in first")
-	}
-	return p.UserID, nil
 }
 
 // Routes returns the orders module's HTTP routes, answered through b.
@@ -165,8 +153,10 @@ func streamRoute(api huma.API, h handlers) {
 		Description: "Server-sent events: first an `order` event with the order as it is, then a `status` event with the " +
 			"order after each change; the stream ends once the order is no longer pending. Each event's id is the " +
 			"order's version. Reconnect to resume (the first event brings you up to date).",
-		Security:    httpapi.SignedIn,
-		Middlewares: huma.Middlewares{h.streamOwner(api)},
+		Security: httpapi.SignedIn,
+		// The owner check runs before the stream starts: another customer's order is a
+		// plain 404 rather than an empty stream.
+		Middlewares: huma.Middlewares{httpapi.Preload(api, "id", h.ownedOrder)},
 	}, map[string]any{"order": orders.Order{}, "status": OrderStatus{}}, h.streamOrder)
 }
 
@@ -209,7 +199,7 @@ func (h handlers) ownedOrder(ctx context.Context, id string) (orders.Order, erro
 
 // getCart answers the caller's cart, priced now.
 func (h handlers) getCart(ctx context.Context, _ *struct{}) (*cartOut, error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +217,7 @@ type setCartItemIn struct {
 
 // setCartItem sets a product's quantity in the caller's cart and answers the cart.
 func (h handlers) setCartItem(ctx context.Context, in *setCartItemIn) (*cartOut, error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +234,7 @@ type removeCartItemIn struct {
 
 // removeCartItem takes a product out of the caller's cart and answers the cart.
 func (h handlers) removeCartItem(ctx context.Context, in *removeCartItemIn) (*cartOut, error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -255,42 +245,24 @@ func (h handlers) removeCartItem(ctx context.Context, in *removeCartItemIn) (*ca
 	return &cartOut{Body: c}, nil
 }
 
-// RequestHash is the hash a checkout's idempotency key is bound to: the SHA-256 of
-// its body in canonical JSON (the body struct's encoding, whatever the client sent).
-func RequestHash(in PlaceOrderInput) string {
-	raw, _ := json.Marshal(in) // a struct of strings always encodes
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
-}
-
 type placeIn struct {
 	IdempotencyKey string `header:"Idempotency-Key" required:"true" minLength:"1" maxLength:"200" doc:"required: a key unique to this checkout; retrying with the same key and body answers the same order"`
 	Body           PlaceOrderInput
 }
 
-type placeOut struct {
-	Location string `header:"Location"`
-	Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
-	Body     orders.Order
-}
-
 // placeOrder checks out the caller's cart, once per idempotency key and body.
-func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*placeOut, error) {
-	id, err := customer(ctx)
+func (h handlers) placeOrder(ctx context.Context, in *placeIn) (*httpapi.Created[orders.Order], error) {
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
 	placed, err := bus.Call(ctx, h.b, orders.PlaceOrderRequest, orders.PlaceOrder{CustomerID: id, PaymentToken: in.Body.PaymentToken,
-		IdempotencyKey: in.IdempotencyKey, RequestHash: RequestHash(in.Body)})
+		IdempotencyKey: in.IdempotencyKey, RequestHash: httpapi.BodyHash(in.Body)})
 
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &placeOut{Location: "/v1/orders/" + placed.Order.ID, Body: placed.Order}
-	if placed.Replayed {
-		out.Replayed = "true"
-	}
-	return out, nil
+	return httpapi.NewCreated("/v1/orders/"+placed.Order.ID, placed.Order, placed.Replayed), nil
 }
 
 type orderListIn struct {
@@ -306,7 +278,7 @@ type allOrdersIn struct {
 
 // listOwnOrders answers a page of the caller's orders.
 func (h handlers) listOwnOrders(ctx context.Context, in *orderListIn) (*httpapi.PageOut[OrderList], error) {
-	id, err := customer(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -391,34 +363,10 @@ func (h handlers) refundOrder(ctx context.Context, in *refundIn) (*orderOut, err
 	return &orderOut{Body: o}, nil
 }
 
-type streamOrderKey struct{}
-
-// streamOwner is the stream's owner check, as middleware: it runs before the
-// stream starts, so that another customer's order is a plain 404 rather than an
-// empty stream, and it hands the order it found to streamOrder. Middleware runs
-// before huma validates the path, so an id that is not a UUID is passed on
-// unchecked: huma then refuses it (422) as it does on every other route, and no
-// store sees it.
-func (h handlers) streamOwner(api huma.API) func(huma.Context, func(huma.Context)) {
-	return func(ctx huma.Context, next func(huma.Context)) {
-		id := ctx.Param("id")
-		if !isUUID(id) {
-			next(ctx)
-			return
-		}
-		o, err := h.ownedOrder(ctx.Context(), id)
-		if err != nil {
-			writeErr(api, ctx, err)
-			return
-		}
-		next(huma.WithValue(ctx, streamOrderKey{}, o))
-	}
-}
-
-// streamOrder sends the order streamOwner found, then the order after each change,
+// streamOrder sends the order the route's Preload found, then the order after each change,
 // until it is terminal, the client goes or the orders module cannot be reached.
 func (h handlers) streamOrder(ctx context.Context, _ *orderIn, send sse.Sender) {
-	o, ok := ctx.Value(streamOrderKey{}).(orders.Order)
+	o, ok := httpapi.Preloaded[orders.Order](ctx)
 	if !ok {
 		return
 	}
@@ -442,28 +390,6 @@ func (h handlers) streamOrder(ctx context.Context, _ *orderIn, send sse.Sender) 
 			return
 		}
 	}
-}
-
-// uuidSchema is the schema of order ids in paths (format:"uuid").
-var uuidSchema = &huma.Schema{Type: huma.TypeString, Format: "uuid"}
-
-// isUUID reports whether id is a UUID, by huma's own check of format:"uuid".
-func isUUID(id string) bool {
-	var res huma.ValidateResult
-	huma.Validate(nil, uuidSchema, huma.NewPathBuffer(nil, 0), huma.ModeWriteToServer, id, &res)
-	return len(res.Errors) == 0
-}
-
-// writeErr writes err as the problem an operation would answer.
-func writeErr(api huma.API, ctx huma.Context, err error) {
-	var se huma.StatusError
-	if errors.As(httpapi.Problem(err), &se) {
-		ctx.SetHeader("Content-Type", "application/problem+json")
-		ctx.SetStatus(se.GetStatus())
-		_ = api.Marshal(ctx.BodyWriter(), "application/problem+json", se)
-		return
-	}
-	_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "internal error", err)
 }
 
 type sagaListIn struct {

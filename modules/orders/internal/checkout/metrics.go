@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/telemetry"
 	"github.com/agora-commerce/agora/modules/orders"
 )
 
@@ -35,37 +37,13 @@ func (m *Metrics) SagaEnded(state orders.SagaState, took time.Duration) {
 	m.duration.WithLabelValues(string(state)).Observe(took.Seconds())
 }
 
-// Collectors returns the collectors to register, reading saga counts from s.
+// Collectors returns the collectors to register, reading saga counts from s (the
+// (state, …) indexes answer them without reading the sagas themselves).
 func (m *Metrics) Collectors(s *Service) []prometheus.Collector {
-	return []prometheus.Collector{m.duration, sagaCounter{s}}
+	return []prometheus.Collector{m.duration, telemetry.Counts(sagasDesc, sagaStates,
+		func(ctx context.Context) (map[string]int64, error) { return store.CountBy(ctx, s.db, "sagas", "state") })}
 }
 
-type sagaCounter struct{ s *Service }
-
-func (c sagaCounter) Describe(ch chan<- *prometheus.Desc) { ch <- sagasDesc }
-
-func (c sagaCounter) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var rows []struct {
-		State string `db:"state"`
-		N     int64  `db:"n"`
-	}
-	// The (state, …) indexes answer this without reading the sagas themselves.
-	if err := c.s.db.SelectContext(ctx, &rows, `SELECT state, COUNT(*) AS n FROM sagas GROUP BY state`); err != nil {
-		ch <- prometheus.NewInvalidMetric(sagasDesc, err)
-		return
-	}
-	// Every state, present or not, so that a state's series exists from the start.
-	counts := map[string]int64{}
-	for _, st := range []orders.SagaState{orders.SagaReserving, orders.SagaAuthorizing, orders.SagaCompleting,
-		orders.SagaCompensating, orders.SagaCompleted, orders.SagaRejected, orders.SagaCancelled} {
-		counts[string(st)] = 0
-	}
-	for _, r := range rows {
-		counts[r.State] = r.N
-	}
-	for state, n := range counts {
-		ch <- prometheus.MustNewConstMetric(sagasDesc, prometheus.GaugeValue, float64(n), state)
-	}
-}
+// sagaStates are every saga state, each a series from the start.
+var sagaStates = []string{string(orders.SagaReserving), string(orders.SagaAuthorizing), string(orders.SagaCompleting),
+	string(orders.SagaCompensating), string(orders.SagaCompleted), string(orders.SagaRejected), string(orders.SagaCancelled)}

@@ -3,10 +3,11 @@ package checkout
 import (
 	"context"
 	"errors"
-	"time"
 
+	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/validate"
 	"github.com/agora-commerce/agora/modules/orders"
 	"github.com/agora-commerce/agora/modules/orders/internal/saga"
 )
@@ -37,33 +38,11 @@ func (s *Service) WaitOrder(ctx context.Context, q orders.WaitOrder) (orders.Ord
 	if err := checkOrderID(q.ID); err != nil {
 		return orders.Order{}, err
 	}
-	deadline := time.Now().Add(min(max(q.Wait, 0), s.opts.MaxWait))
-	if d, ok := ctx.Deadline(); ok {
-		// Answer before the caller gives up, so a long poll ends with the order.
-		if early := d.Add(-min(time.Until(d)/10, time.Second)); early.Before(deadline) {
-			deadline = early
-		}
-	}
-	for {
-		changed, done := s.changes.wait(q.ID) // before the read: no change slips between
+	bounds := longpoll.Bounds{MaxWait: s.opts.MaxWait, PollInterval: s.opts.PollInterval}
+	return longpoll.Wait(ctx, &s.changes, q.ID, q.Wait, bounds, func() (orders.Order, bool, error) {
 		o, err := s.repo.GetOrder(ctx, s.db, q.ID, false)
-		left := time.Until(deadline)
-		if err != nil || o.Version > q.AfterVersion || left <= 0 {
-			done()
-			return o, err
-		}
-		t := time.NewTimer(min(left, s.opts.PollInterval))
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		done()
-		if ctx.Err() != nil {
-			return orders.Order{}, ctx.Err()
-		}
-	}
+		return o, o.Version > q.AfterVersion, err
+	})
 }
 
 // ListOrders answers orders.ListOrders.
@@ -93,7 +72,7 @@ func (s *Service) CancelOrder(ctx context.Context, c orders.CancelOrder) (orders
 	if err := checkOrderID(c.ID); err != nil {
 		return orders.Order{}, err
 	}
-	if err := checkText("body.reason", c.Reason, maxReasonLen); err != nil {
+	if err := validate.Text(orders.ErrInvalidInput, "body.reason", c.Reason, maxReasonLen); err != nil {
 		return orders.Order{}, err
 	}
 	var o orders.Order
@@ -113,10 +92,10 @@ func (s *Service) RefundOrder(ctx context.Context, r orders.RefundOrder) (orders
 	if err := checkOrderID(r.ID); err != nil {
 		return orders.Order{}, err
 	}
-	if r.RefundID == "" || len(r.RefundID) > orders.MaxIdempotencyKeyLen || !printable(r.RefundID) {
+	if r.RefundID == "" || len(r.RefundID) > orders.MaxIdempotencyKeyLen || !validate.Printable(r.RefundID) {
 		return orders.Order{}, invalid("header.Idempotency-Key", "a refund id of 1 to %d printable characters is required", orders.MaxIdempotencyKeyLen)
 	}
-	if err := checkText("body.reason", r.Reason, maxReasonLen); err != nil {
+	if err := validate.Text(orders.ErrInvalidInput, "body.reason", r.Reason, maxReasonLen); err != nil {
 		return orders.Order{}, err
 	}
 	var o orders.Order
@@ -192,7 +171,7 @@ func (s *Service) apply(ctx context.Context, tx *store.Tx, id string, msg any) (
 		if err := s.repo.UpdateOrder(ctx, tx, r.Order); err != nil {
 			return orders.Order{}, err
 		}
-		tx.OnCommit(func() { s.changes.notify(id) })
+		tx.OnCommit(func() { s.changes.Notify(id) })
 	}
 	if err := s.outbox.Add(ctx, tx, r.Send...); err != nil {
 		return orders.Order{}, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/validate"
 	"github.com/agora-commerce/agora/modules/orders"
 	"github.com/agora-commerce/agora/modules/orders/internal/saga"
 )
@@ -26,10 +27,10 @@ func (s *Service) PlaceOrder(ctx context.Context, p orders.PlaceOrder) (orders.P
 	if err := checkCustomer(p.CustomerID); err != nil {
 		return orders.PlacedOrder{}, err
 	}
-	if p.PaymentToken == "" || len(p.PaymentToken) > orders.MaxPaymentTokenLen || !printable(p.PaymentToken) {
+	if p.PaymentToken == "" || len(p.PaymentToken) > orders.MaxPaymentTokenLen || !validate.Printable(p.PaymentToken) {
 		return orders.PlacedOrder{}, invalid("body.payment_token", "the payment token is 1 to %d printable characters", orders.MaxPaymentTokenLen)
 	}
-	if p.IdempotencyKey == "" || len(p.IdempotencyKey) > orders.MaxIdempotencyKeyLen || !printable(p.IdempotencyKey) {
+	if p.IdempotencyKey == "" || len(p.IdempotencyKey) > orders.MaxIdempotencyKeyLen || !validate.Printable(p.IdempotencyKey) {
 		return orders.PlacedOrder{}, invalid("header.Idempotency-Key", "the Idempotency-Key is 1 to %d printable characters", orders.MaxIdempotencyKeyLen)
 	}
 	if p.RequestHash == "" || len(p.RequestHash) > maxHashLen {

@@ -97,18 +97,13 @@ type dueSaga struct {
 // (Priority).
 func (s *Service) newSweep() *jobs.Worker[dueSaga] {
 	q := jobs.New(s.db, sagaTimeouts, jobs.Policy{BaseBackoff: s.opts.Timing.StepTimeout, MaxBackoff: 10 * time.Minute})
-	var lastPurge time.Time
-	purge := func(ctx context.Context) {
-		if time.Since(lastPurge) < time.Hour {
-			return
-		}
-		lastPurge = time.Now()
+	purge := jobs.Every(time.Hour, func(ctx context.Context) {
 		if n, err := s.repo.PurgeCheckoutKeys(ctx, s.db, s.now().Add(-s.opts.KeyRetention)); err != nil && ctx.Err() == nil {
 			s.log.Warn("purging checkout keys failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("purged checkout keys", "count", n)
 		}
-	}
+	})
 	return jobs.NewWorker(q, jobs.Config{Name: "saga timeout sweep", PollInterval: s.opts.SweepEvery, Priority: true, Upkeep: purge},
 		s.log, func(ctx context.Context, q *jobs.Queue, batch []dueSaga) error { return s.timeout(ctx, q, batch[0]) })
 }

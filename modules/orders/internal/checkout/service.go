@@ -9,13 +9,12 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/jobs"
+	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/internal/store"
@@ -92,15 +91,14 @@ type Service struct {
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
-	changes notifier
+	changes longpoll.Notifier // wakes WaitOrder calls once a change of their order commits
 	sweep   *jobs.Worker[dueSaga]
 }
 
 // NewService returns the orders service on db, sending through ob and pricing with cat.
 func NewService(db *store.DB, ob *outbox.Outbox, cat Catalog, opts Options, log *slog.Logger) *Service {
 	s := &Service{db: db, outbox: ob, catalog: cat, repo: Repo{dialect: db.Dialect}, opts: opts.withDefaults(), log: log,
-		now:     func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		changes: notifier{waiters: map[string]*waiter{}}}
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	s.sweep = s.newSweep()
 	return s
 }
@@ -143,26 +141,6 @@ func checkCustomer(id string) error {
 func checkProductID(id string) error {
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return invalid("path.product_id", "product ids are UUIDs")
-	}
-	return nil
-}
-
-// printable reports whether s is valid UTF-8 made of printable characters only.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func checkText(field, s string, max int) error {
-	if utf8.RuneCountInString(s) > max || !printable(s) {
-		return invalid(field, "at most %d printable characters", max)
 	}
 	return nil
 }

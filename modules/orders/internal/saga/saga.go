@@ -31,6 +31,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/backoff"
+	"github.com/agora-commerce/agora/internal/history"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/inventory"
 	"github.com/agora-commerce/agora/modules/orders"
@@ -120,14 +122,6 @@ type Timing struct {
 	StepTimeout    time.Duration // wait for an answer before sending again
 	MaxAttempts    int           // sends of a pending step's command before compensating
 	ReservationTTL time.Duration // how long inventory holds stock for the order
-}
-
-// delay is how long the saga waits after the attempts-th send of a step: the step
-// timeout, doubled per attempt after the first, capped at 32 step timeouts and at
-// ten minutes (but never below one step timeout).
-func (t Timing) delay(attempts int) time.Duration {
-	d := t.StepTimeout << min(max(attempts-1, 0), 5)
-	return max(min(d, 10*time.Minute), t.StepTimeout)
 }
 
 // Cancel is a request to cancel the order.
@@ -265,17 +259,9 @@ func Apply(s Saga, o orders.Order, msg any, now time.Time, t Timing) (Result, er
 		}
 	}
 	x.s.UpdatedAt = now
-	x.s.History = appendStep(x.s.History, orders.SagaStep{At: now, State: x.s.State, Message: name,
-		Note: strings.Join(x.notes, "; ")})
+	x.s.History = history.Append(x.s.History, orders.SagaStep{At: now, State: x.s.State, Message: name,
+		Note: strings.Join(x.notes, "; ")}, MaxHistory)
 	return Result{Saga: x.s, Order: x.o, OrderChanged: x.changed, Send: x.send}, nil
-}
-
-func appendStep(h []orders.SagaStep, st orders.SagaStep) []orders.SagaStep {
-	out := append(slices.Clone(h), st)
-	if len(out) > MaxHistory {
-		out = append(out[:1:1], out[len(out)-(MaxHistory-1):]...)
-	}
-	return out
 }
 
 func (x *step) apply(msg any) (string, error) {
@@ -666,7 +652,7 @@ func (x *step) timeout() {
 		x.command(out)
 	}
 	x.s.Attempts++
-	x.s.Deadline = x.now.Add(x.t.delay(x.s.Attempts))
+	x.s.Deadline = x.now.Add(backoff.Step(x.t.StepTimeout, x.s.Attempts))
 	x.note("attempt %d", x.s.Attempts)
 }
 

@@ -8,9 +8,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -57,15 +54,6 @@ type rideOut struct {
 
 type rideIn struct {
 	ID string `path:"id" format:"uuid" doc:"the ride's id"`
-}
-
-// caller returns the signed-in caller's user id.
-func caller(ctx context.Context) (string, error) {
-	p, ok := httpapi.PrincipalFrom(ctx)
-	if !ok || p.UserID == "" {
-		return "", huma.Error401Unauthorized("sign in first")
-	}
-	return p.UserID, nil
 }
 
 // Routes returns the rides module's HTTP routes, answered through b.
@@ -162,42 +150,24 @@ func (h handlers) quote(ctx context.Context, in *quoteIn) (*quoteOut, error) {
 	return &quoteOut{Body: q}, nil
 }
 
-// RequestHash is the hash a ride request's idempotency key is bound to: the
-// SHA-256 of its body in canonical JSON (the body struct's encoding).
-func RequestHash(in RequestInput) string {
-	raw, _ := json.Marshal(in) // points and a string always encode
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
-}
-
 type requestIn struct {
 	IdempotencyKey string `header:"Idempotency-Key" required:"true" minLength:"1" maxLength:"200" doc:"required: a key unique to this request; retrying with the same key and body answers the same ride"`
 	Body           RequestInput
 }
 
-type requestOut struct {
-	Location string `header:"Location"`
-	Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
-	Body     rides.Ride
-}
-
 // request requests a ride for the caller, once per idempotency key and body.
-func (h handlers) request(ctx context.Context, in *requestIn) (*requestOut, error) {
-	id, err := caller(ctx)
+func (h handlers) request(ctx context.Context, in *requestIn) (*httpapi.Created[rides.Ride], error) {
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
 	got, err := bus.Call(ctx, h.b, rides.RequestRideRequest, rides.RequestRide{RiderID: id, Pickup: in.Body.Pickup,
 		Dropoff: in.Body.Dropoff, PaymentToken: in.Body.PaymentToken, IdempotencyKey: in.IdempotencyKey,
-		RequestHash: RequestHash(in.Body)})
+		RequestHash: httpapi.BodyHash(in.Body)})
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	out := &requestOut{Location: "/v1/rides/" + got.Ride.ID, Body: got.Ride}
-	if got.Replayed {
-		out.Replayed = "true"
-	}
-	return out, nil
+	return httpapi.NewCreated("/v1/rides/"+got.Ride.ID, got.Ride, got.Replayed), nil
 }
 
 type listIn struct {
@@ -206,7 +176,7 @@ type listIn struct {
 
 // list answers a page of the caller's rides: as rider, or as driver for drivers.
 func (h handlers) list(ctx context.Context, in *listIn) (*httpapi.PageOut[RideList], error) {
-	id, err := caller(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ type offerOut struct {
 
 // waitOffer answers the caller's open offer, waiting up to in.Wait seconds for one.
 func (h handlers) waitOffer(ctx context.Context, in *offerIn) (*offerOut, error) {
-	id, err := caller(ctx)
+	id, err := httpapi.CallerID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (h handlers) waitOffer(ctx context.Context, in *offerIn) (*offerOut, error)
 // answer returns the handler of a driver's answer to an offer.
 func (h handlers) answer(accept bool) func(context.Context, *rideIn) (*rideOut, error) {
 	return func(ctx context.Context, in *rideIn) (*rideOut, error) {
-		id, err := caller(ctx)
+		id, err := httpapi.CallerID(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +94,7 @@ func (h handlers) answer(accept bool) func(context.Context, *rideIn) (*rideOut, 
 // advance returns the handler of a trip action: the ride of another driver is a 404.
 func (h handlers) advance(action string) func(context.Context, *rideIn) (*rideOut, error) {
 	return func(ctx context.Context, in *rideIn) (*rideOut, error) {
-		id, err := caller(ctx)
+		id, err := httpapi.CallerID(ctx)
 		if err != nil {
 			return nil, err
 		}

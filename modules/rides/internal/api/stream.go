@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -44,38 +43,18 @@ func streamRoute(api huma.API, h handlers) {
 			"ride after each change and, while a driver is assigned, `position` events with the driver's newest " +
 			"position (at most about one a second). The stream ends once the ride is completed or cancelled. " +
 			"Reconnect to resume (the first event brings you up to date).",
-		Security:    httpapi.SignedIn,
-		Middlewares: huma.Middlewares{h.streamAccess(api)},
+		Security: httpapi.SignedIn,
+		// The access check runs before the stream starts: another rider's ride is a
+		// plain 404 rather than an empty stream.
+		Middlewares: huma.Middlewares{httpapi.Preload(api, "id", h.visibleRide)},
 	}, map[string]any{"ride": rides.Ride{}, "status": RideStatus{}, "position": DriverPosition{}}, h.stream)
 }
 
-type streamRideKey struct{}
-
-// streamAccess is the stream's access check, as middleware: it runs before the
-// stream starts, so that another rider's ride is a plain 404 rather than an empty
-// stream, and it hands the ride it found to stream. An id that is not a UUID is
-// passed on unchecked: huma then refuses it (422) as on every other route.
-func (h handlers) streamAccess(api huma.API) func(huma.Context, func(huma.Context)) {
-	return func(ctx huma.Context, next func(huma.Context)) {
-		id := ctx.Param("id")
-		if !isUUID(id) {
-			next(ctx)
-			return
-		}
-		r, err := h.visibleRide(ctx.Context(), id)
-		if err != nil {
-			writeErr(api, ctx, err)
-			return
-		}
-		next(huma.WithValue(ctx, streamRideKey{}, r))
-	}
-}
-
-// stream sends the ride streamAccess found, then the ride after each change and the
+// stream sends the ride the route's Preload found, then the ride after each change and the
 // driver's position while one is assigned, until the ride ends, the client goes or
 // the rides module cannot be reached.
 func (h handlers) stream(ctx context.Context, _ *rideIn, send sse.Sender) {
-	r, ok := ctx.Value(streamRideKey{}).(rides.Ride)
+	r, ok := httpapi.Preloaded[rides.Ride](ctx)
 	if !ok || send.Data(r) != nil {
 		return
 	}
@@ -114,26 +93,4 @@ func (h handlers) sendPosition(ctx context.Context, send sse.Sender, driverID st
 		return lastFix, nil
 	}
 	return d.PositionAt, send(sse.Message{Data: DriverPosition{DriverID: d.ID, Point: *d.Position, At: d.PositionAt}})
-}
-
-// uuidSchema is the schema of ride ids in paths (format:"uuid").
-var uuidSchema = &huma.Schema{Type: huma.TypeString, Format: "uuid"}
-
-// isUUID reports whether id is a UUID, by huma's own check of format:"uuid".
-func isUUID(id string) bool {
-	var res huma.ValidateResult
-	huma.Validate(nil, uuidSchema, huma.NewPathBuffer(nil, 0), huma.ModeWriteToServer, id, &res)
-	return len(res.Errors) == 0
-}
-
-// writeErr writes err as the problem an operation would answer.
-func writeErr(api huma.API, ctx huma.Context, err error) {
-	var se huma.StatusError
-	if errors.As(httpapi.Problem(err), &se) {
-		ctx.SetHeader("Content-Type", "application/problem+json")
-		ctx.SetStatus(se.GetStatus())
-		_ = api.Marshal(ctx.BodyWriter(), "application/problem+json", se)
-		return
-	}
-	_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "internal error", err)
 }

@@ -40,6 +40,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/history"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/fleet"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -119,13 +120,6 @@ type Timing struct {
 	SearchRetry     time.Duration // wait before searching again when nobody is near
 	CancelGrace     time.Duration // a rider cancels for free this long after assignment
 	CancelFee       int64         // minor units charged for a later cancellation (at most the fare)
-}
-
-// delay is how long settling waits after the attempts-th send: the step timeout
-// doubled per attempt after the first, capped at ten minutes.
-func (t Timing) delay(attempts int) time.Duration {
-	d := t.StepTimeout << min(max(attempts-1, 0), 5)
-	return max(min(d, 10*time.Minute), t.StepTimeout)
 }
 
 // Candidates are the available drivers found near the pickup, nearest first.
@@ -255,17 +249,9 @@ func Apply(s Saga, r rides.Ride, msg any, now time.Time, t Timing) (Result, erro
 		}
 	}
 	x.s.UpdatedAt = now
-	x.s.History = appendStep(x.s.History, rides.DispatchStep{At: now, State: x.s.State, Message: name,
-		Note: strings.Join(x.notes, "; ")})
+	x.s.History = history.Append(x.s.History, rides.DispatchStep{At: now, State: x.s.State, Message: name,
+		Note: strings.Join(x.notes, "; ")}, MaxHistory)
 	return Result{Saga: x.s, Ride: x.r, RideChanged: x.changed, Send: x.send}, nil
-}
-
-func appendStep(h []rides.DispatchStep, st rides.DispatchStep) []rides.DispatchStep {
-	out := append(slices.Clone(h), st)
-	if len(out) > MaxHistory {
-		out = append(out[:1:1], out[len(out)-(MaxHistory-1):]...)
-	}
-	return out
 }
 
 func (x *step) apply(msg any) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/modules/fleet"
 	"github.com/agora-commerce/agora/modules/payments"
@@ -354,7 +355,7 @@ func (x *step) resend() {
 	}
 	x.s.Attempts++
 	if x.s.State == rides.DispatchSettling {
-		x.s.Deadline = x.now.Add(x.t.delay(x.s.Attempts))
+		x.s.Deadline = x.now.Add(backoff.Step(x.t.StepTimeout, x.s.Attempts))
 	} else {
 		x.s.Deadline = x.now.Add(x.t.StepTimeout)
 	}

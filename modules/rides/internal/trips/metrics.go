@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/telemetry"
 	"github.com/agora-commerce/agora/modules/rides"
 )
 
@@ -47,34 +49,13 @@ func (m *Metrics) Ended(state rides.DispatchState, took time.Duration) {
 
 // Collectors returns the collectors to register, reading dispatch counts from s.
 func (m *Metrics) Collectors(s *Service) []prometheus.Collector {
-	return []prometheus.Collector{m.assigned, m.duration, dispatchCounter{s}}
+	return []prometheus.Collector{m.assigned, m.duration, telemetry.Counts(dispatchesDesc, dispatchStates,
+		func(ctx context.Context) (map[string]int64, error) {
+			return store.CountBy(ctx, s.db, "dispatches", "state")
+		})}
 }
 
-type dispatchCounter struct{ s *Service }
-
-func (c dispatchCounter) Describe(ch chan<- *prometheus.Desc) { ch <- dispatchesDesc }
-
-func (c dispatchCounter) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var rows []struct {
-		State string `db:"state"`
-		N     int64  `db:"n"`
-	}
-	if err := c.s.db.SelectContext(ctx, &rows, `SELECT state, COUNT(*) AS n FROM dispatches GROUP BY state`); err != nil {
-		ch <- prometheus.NewInvalidMetric(dispatchesDesc, err)
-		return
-	}
-	// Every state, present or not, so that a state's series exists from the start.
-	counts := map[string]int64{}
-	for _, st := range []rides.DispatchState{rides.DispatchAuthorizing, rides.DispatchOffering, rides.DispatchEngaging,
-		rides.DispatchTrip, rides.DispatchSettling, rides.DispatchCompleted, rides.DispatchCancelled, rides.DispatchFailed} {
-		counts[string(st)] = 0
-	}
-	for _, r := range rows {
-		counts[r.State] = r.N
-	}
-	for state, n := range counts {
-		ch <- prometheus.MustNewConstMetric(dispatchesDesc, prometheus.GaugeValue, float64(n), state)
-	}
-}
+// dispatchStates are every dispatch state, each a series from the start.
+var dispatchStates = []string{string(rides.DispatchAuthorizing), string(rides.DispatchOffering),
+	string(rides.DispatchEngaging), string(rides.DispatchTrip), string(rides.DispatchSettling),
+	string(rides.DispatchCompleted), string(rides.DispatchCancelled), string(rides.DispatchFailed)}

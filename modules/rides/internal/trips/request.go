@@ -8,6 +8,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/validate"
 	"github.com/agora-commerce/agora/modules/fleet"
 	"github.com/agora-commerce/agora/modules/rides"
 	"github.com/agora-commerce/agora/modules/rides/internal/dispatch"
@@ -93,9 +94,9 @@ func checkRequest(r rides.RequestRide) error {
 	switch {
 	case r.RiderID == "" || len(r.RiderID) > maxIDLen:
 		return rides.ErrInvalidInput.Withf("a rider id is required")
-	case r.PaymentToken == "" || len(r.PaymentToken) > rides.MaxPaymentTokenLen || !printable(r.PaymentToken):
+	case r.PaymentToken == "" || len(r.PaymentToken) > rides.MaxPaymentTokenLen || !validate.Printable(r.PaymentToken):
 		return invalid("body.payment_token", "the payment token is 1 to %d printable characters", rides.MaxPaymentTokenLen)
-	case r.IdempotencyKey == "" || len(r.IdempotencyKey) > rides.MaxIdempotencyKeyLen || !printable(r.IdempotencyKey):
+	case r.IdempotencyKey == "" || len(r.IdempotencyKey) > rides.MaxIdempotencyKeyLen || !validate.Printable(r.IdempotencyKey):
 		return invalid("header.Idempotency-Key", "the Idempotency-Key is 1 to %d printable characters", rides.MaxIdempotencyKeyLen)
 	case r.RequestHash == "" || len(r.RequestHash) > maxHashLen:
 		return rides.ErrInvalidInput.Withf("a request hash of at most %d characters is required", maxHashLen)

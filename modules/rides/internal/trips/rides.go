@@ -3,10 +3,11 @@ package trips
 import (
 	"context"
 	"errors"
-	"time"
 
+	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
+	"github.com/agora-commerce/agora/internal/validate"
 	"github.com/agora-commerce/agora/modules/rides"
 	"github.com/agora-commerce/agora/modules/rides/internal/dispatch"
 )
@@ -22,52 +23,20 @@ func (s *Service) GetRide(ctx context.Context, q rides.GetRide) (rides.Ride, err
 	return s.repo.GetRide(ctx, s.db, q.ID, false)
 }
 
-// longPoll reads with read until done says the result is worth answering or the
-// wait (capped at MaxWait, and ending a little before the caller's deadline) has
-// passed. A change of key committed in this process wakes it at once; one committed
-// by another replica is seen within PollInterval.
-func longPoll[T any](ctx context.Context, s *Service, key string, wait time.Duration, read func() (T, bool, error)) (T, error) {
-	deadline := time.Now().Add(min(max(wait, 0), s.opts.MaxWait))
-	if d, ok := ctx.Deadline(); ok {
-		// Answer before the caller gives up, so a long poll ends with an answer.
-		if early := d.Add(-min(time.Until(d)/10, time.Second)); early.Before(deadline) {
-			deadline = early
-		}
-	}
-	for {
-		changed, done := s.changes.wait(key) // before the read: no change slips between
-		v, ok, err := read()
-		left := time.Until(deadline)
-		if err != nil || ok || left <= 0 {
-			done()
-			return v, err
-		}
-		t := time.NewTimer(min(left, s.opts.PollInterval))
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		done()
-		if ctx.Err() != nil {
-			var zero T
-			return zero, ctx.Err()
-		}
-	}
-}
-
 // WaitRide answers rides.WaitRide: the ride as soon as its version is above
 // AfterVersion, or as it is once Wait has passed.
 func (s *Service) WaitRide(ctx context.Context, q rides.WaitRide) (rides.Ride, error) {
 	if err := checkID(q.ID); err != nil {
 		return rides.Ride{}, err
 	}
-	return longPoll(ctx, s, q.ID, q.Wait, func() (rides.Ride, bool, error) {
+	return longpoll.Wait(ctx, &s.changes, q.ID, q.Wait, s.opts.longPoll(), func() (rides.Ride, bool, error) {
 		r, err := s.repo.GetRide(ctx, s.db, q.ID, false)
 		return r, r.Version > q.AfterVersion, err
 	})
 }
+
+// driverKey is the key of a driver's offers among the long polls' keys (ride ids).
+func driverKey(id string) string { return "driver:" + id }
 
 // WaitOffer answers rides.WaitOffer: the offer open to the driver, as soon as there
 // is one, or none once Wait has passed.
@@ -75,7 +44,7 @@ func (s *Service) WaitOffer(ctx context.Context, q rides.WaitOffer) (rides.OpenO
 	if q.DriverID == "" || len(q.DriverID) > maxIDLen {
 		return rides.OpenOffer{}, rides.ErrInvalidInput.Withf("a driver id is required")
 	}
-	return longPoll(ctx, s, driverKey(q.DriverID), q.Wait, func() (rides.OpenOffer, bool, error) {
+	return longpoll.Wait(ctx, &s.changes, driverKey(q.DriverID), q.Wait, s.opts.longPoll(), func() (rides.OpenOffer, bool, error) {
 		sg, ok, err := s.repo.OfferTo(ctx, s.db, q.DriverID)
 		if err != nil || !ok || sg.Offer == nil || !sg.Offer.ExpiresAt.After(s.now()) {
 			return rides.OpenOffer{}, false, err
@@ -117,7 +86,7 @@ func (s *Service) CancelRide(ctx context.Context, c rides.CancelRide) (rides.Rid
 	if err := checkID(c.ID); err != nil {
 		return rides.Ride{}, err
 	}
-	if err := checkText("body.reason", c.Reason, rides.MaxReasonLen); err != nil {
+	if err := validate.Text(rides.ErrInvalidInput, "body.reason", c.Reason, rides.MaxReasonLen); err != nil {
 		return rides.Ride{}, err
 	}
 	r, err := s.change(ctx, c.ID, func(r rides.Ride) any {
@@ -242,11 +211,11 @@ func (s *Service) afterCommit(tx *store.Tx, before dispatch.Saga, res dispatch.R
 	id := after.RideID
 	tx.OnCommit(func() {
 		if res.RideChanged {
-			s.changes.notify(id)
+			s.changes.Notify(id)
 		}
 		for _, o := range []*rides.Offer{before.Offer, after.Offer} {
 			if o != nil {
-				s.changes.notify(driverKey(o.DriverID))
+				s.changes.Notify(driverKey(o.DriverID))
 			}
 		}
 		if !after.Terminal() && after.State != rides.DispatchTrip && !after.Deadline.After(after.UpdatedAt) {

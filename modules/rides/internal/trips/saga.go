@@ -91,18 +91,13 @@ type dueSaga struct {
 // (hourly).
 func (s *Service) newSweep() *jobs.Worker[dueSaga] {
 	q := jobs.New(s.db, sagaTimeouts, jobs.Policy{BaseBackoff: time.Second, MaxBackoff: time.Minute})
-	var lastPurge time.Time
-	purge := func(ctx context.Context) {
-		if time.Since(lastPurge) < time.Hour {
-			return
-		}
-		lastPurge = time.Now()
+	purge := jobs.Every(time.Hour, func(ctx context.Context) {
 		if n, err := s.repo.PurgeKeys(ctx, s.db, s.now().Add(-s.opts.KeyRetention)); err != nil && ctx.Err() == nil {
 			s.log.Warn("purging ride keys failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("purged ride keys", "count", n)
 		}
-	}
+	})
 	return jobs.NewWorker(q, jobs.Config{Name: "dispatch sweep", PollInterval: s.opts.SweepEvery, Priority: true, Upkeep: purge},
 		s.log, func(ctx context.Context, q *jobs.Queue, batch []dueSaga) error { return s.due(ctx, q, batch[0]) })
 }

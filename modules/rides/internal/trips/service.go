@@ -13,11 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/jobs"
+	"github.com/agora-commerce/agora/internal/longpoll"
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/outbox"
@@ -139,6 +138,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// longPoll returns the bounds of the service's long polls.
+func (o Options) longPoll() longpoll.Bounds {
+	return longpoll.Bounds{MaxWait: o.MaxWait, PollInterval: o.PollInterval}
+}
+
 // Service handles the rides module's requests and the saga's messages.
 type Service struct {
 	db      *store.DB
@@ -148,7 +152,7 @@ type Service struct {
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
-	changes notifier
+	changes longpoll.Notifier // wakes long polls when what they wait on commits
 	surge   *pricing.Surge
 	sweep   *jobs.Worker[dueSaga]
 	supply  *modhost.Loop
@@ -161,8 +165,8 @@ type Service struct {
 func NewService(db *store.DB, ob *outbox.Outbox, fl Fleet, opts Options, log *slog.Logger) *Service {
 	opts = opts.withDefaults()
 	s := &Service{db: db, outbox: ob, fleet: fl, repo: Repo{dialect: db.Dialect}, opts: opts, log: log,
-		now:     func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		changes: notifier{waiters: map[string]*waiter{}}, surge: pricing.NewSurge(opts.Surge), area: opts.Area}
+		now:   func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		surge: pricing.NewSurge(opts.Surge), area: opts.Area}
 	s.sweep = s.newSweep()
 	s.supply = modhost.NewLoop("supply refresh", opts.SupplyEvery, log, s.refreshSupply)
 	return s
@@ -226,26 +230,6 @@ const (
 
 func invalid(field, format string, args ...any) error {
 	return rides.ErrInvalidInput.Withf(format, args...).OnField(field)
-}
-
-// printable reports whether s is valid UTF-8 made of printable characters only.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func checkText(field, s string, max int) error {
-	if utf8.RuneCountInString(s) > max || !printable(s) {
-		return invalid(field, "at most %d printable characters", max)
-	}
-	return nil
 }
 
 func checkID(id string) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/agora-commerce/agora/modules/rides/internal/dispatch"
 	"github.com/agora-commerce/agora/modules/rides/internal/ridetest"
 	"github.com/agora-commerce/agora/modules/rides/internal/trips"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
@@ -455,4 +456,29 @@ func benchConfig(dir string) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	return cfg
+}
+
+// The dispatches gauge counts the dispatches by state at each scrape.
+func TestDispatchesGauge(t *testing.T) {
+	each(t, fast(), func(t *testing.T, w *ridetest.World) {
+		r := w.Request(t, alice, ridetest.BrandenburgGate, ridetest.Alexanderplatz, "tok_visa")
+		w.WaitState(t, r.ID, rides.DispatchOffering) // and there it stays: no driver is near
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(trips.NewMetrics().Collectors(w.Service)...)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() == "agora_rides_dispatches" {
+				for _, m := range mf.GetMetric() {
+					got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		if got["offering"] != 1 || got["completed"] != 0 || len(got) != 8 {
+			t.Fatalf("agora_rides_dispatches = %v; want offering 1 and every other state 0", got)
+		}
+	})
 }
