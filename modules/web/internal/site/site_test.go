@@ -44,7 +44,8 @@ type fixture struct {
 	rides     *fakeRides // fleet and rides
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture starts the site; each option changes its Deps first.
+func newFixture(t *testing.T, options ...func(*Deps)) *fixture {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	f := &fixture{t: t, keys: auth.NewKeys(priv), rides: newFakeRides()}
 	log := slog.New(slog.DiscardHandler)
@@ -53,9 +54,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	api := httpapi.NewAPI(httpapi.Config{RequestTimeout: 5 * time.Second, MaxInFlight: 64}, log)
-	f.site = New(Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
+	d := Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
 		Modules:  []string{"identity", "catalog", "inventory", "payments", "orders", "notifications", "web"},
-		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}})
+		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}}
+	for _, o := range options {
+		o(&d)
+	}
+	f.site = New(d)
 	f.site.Routes(api)
 	f.srv = httptest.NewServer(api.Handler())
 	t.Cleanup(f.srv.Close)
