@@ -406,6 +406,34 @@ func TestConsoleJourney(t *testing.T) {
 	listed := `document.querySelector("main table") && document.querySelector("main table").innerText.includes("delivery from the browser test")`
 	b.until("the adjustment is listed", listed)
 	b.checkA11y("inventory item")
+	breakAndRecover(t, b, a)
+}
+
+// breakAndRecover opens the console's faults page (the binary runs with --demo,
+// which allows faults), applies a preset, sees the schedule and the counters
+// move while events flow, and clears it.
+func breakAndRecover(t *testing.T, b *browser, a *agora) {
+	t.Helper()
+	b.do("open the faults page", chromedp.Click(`.subnav a[href="/console/faults"]`), chromedp.WaitVisible("#faults-live"))
+	b.checkA11y("faults")
+	b.do("apply a preset", chromedp.Click(`button[aria-describedby="preset-duplicate-half"]`),
+		chromedp.WaitVisible(`#faults-live .schedule`))
+	if got := eval[string](b, `document.querySelector("#faults-live .schedule tbody").innerText`); !strings.Contains(got, "duplicate") {
+		t.Errorf("the schedule shown after the preset is %q, want a duplicate rule", got)
+	}
+	// Each adjustment's StockChanged event is delivered to catalog; half of them twice.
+	for range 20 {
+		a.do("POST", "/v1/inventory/BOOK-DDIA/adjustments", map[string]any{"delta": 1, "reason": "faults test"}, a.admin()...).want(t, 200, nil)
+	}
+	b.until("the duplicates are counted", `Number(document.querySelector('#faults-live td[data-kind="duplicate"]').textContent) > 0`)
+	b.checkA11y("faults, with a schedule")
+	b.screenshot("console-faults")
+	b.do("phone-sized screen", chromedp.EmulateViewport(390, 844), chromedp.Reload(), chromedp.WaitVisible("#faults-live .schedule"))
+	if w := eval[int](b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+		t.Errorf("on a 390 px wide screen the faults page is %d px too wide", w)
+	}
+	b.screenshot("console-faults-phone")
+	b.do("clear the faults", chromedp.Click("#clear-faults"), chromedp.WaitVisible("#faults-live .none"))
 }
 
 // watchConsole checks that the console's panel is live: a stock adjustment made

@@ -170,7 +170,7 @@ func (s *Site) applyFaults(spec string) string {
 	case len(spec) > maxFaultSpec:
 		return fmt.Sprintf("Write at most %d characters of rules.", maxFaultSpec)
 	case strings.TrimSpace(spec) == "":
-		return "Write at least one rule, or stop injecting faults with the button below."
+		return "Write at least one rule, or stop injecting faults with “Stop injecting faults”."
 	}
 	sched, err := faults.Parse(spec)
 	if err == nil {
