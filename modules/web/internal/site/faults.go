@@ -36,7 +36,8 @@ var faultPresets = []faultPreset{
 		Says: "Every durable message is handed over twice half of the time; each module's inbox drops the second copy (requests are never duplicated).",
 		Spec: "duplicate p=0.5"},
 	{Name: "payments-unreachable", Title: "Payments unreachable",
-		Says: "Everything sent to payments is lost: its requests time out after 1 s; its commands come again, each held back at most 3 times, then let through. " +
+		Says: "Everything sent to payments is lost: its requests time out after 1 s (the console's breaker row too); its commands come again, " +
+			"each held back at most 3 times, then let through, so checkouts wait a few seconds and go through. " +
 			"The provider's circuit breaker stays closed: it watches the provider, which these messages never reach.",
 		Spec: "drop module=payments delay=1s"},
 }
