@@ -1,6 +1,7 @@
 package site
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/faults"
 	"github.com/agora-commerce/agora/internal/modhost"
+	"github.com/agora-commerce/agora/modules/payments"
 )
 
 // faultPreset is a fault schedule a presenter applies with one button.
@@ -66,7 +68,7 @@ type faultsPage struct {
 	Presets     []faultPreset
 	Spec        string // the text box: what was sent, or the current schedule
 	Error       string
-	Done        string // "set" or "cleared", after a form
+	Done        string // "set", "cleared", "outage-started" or "outage-ended", after a form
 	DeadLetters []string
 }
 
@@ -76,11 +78,13 @@ func (faultsPage) PageTitle() string { return "Faults" }
 // own schedules).
 func (p faultsPage) Split() bool { return p.Process.Transport == "nats" }
 
-// faultsLive is the live part of the page: the schedule and the counters.
+// faultsLive is the live part of the page: the schedule, the counters and the
+// payment provider's breaker and outage.
 type faultsLive struct {
 	Schedule faults.Schedule
 	Injected []injectedCount
 	Total    int
+	Provider providerRow
 }
 
 // injectedCount is how many faults of one kind this process injected.
@@ -89,9 +93,12 @@ type injectedCount struct {
 	N    int
 }
 
-// faultsLiveState reads the injector's schedule and counters (nil: none).
-func (s *Site) faultsLiveState() faultsLive {
+// faultsLiveState reads the payment provider's state (from payments, wherever it
+// runs) and the injector's schedule and counters (nil: none).
+func (s *Site) faultsLiveState(ctx context.Context) faultsLive {
 	var l faultsLive
+	p, err := bus.Call(ctx, s.bus, payments.ProviderStatusRequest, payments.ProviderStatus{})
+	l.Provider = providerRow{ProviderState: p, Problem: problem(err)}
 	if s.faults == nil {
 		return l
 	}
@@ -106,7 +113,9 @@ func (s *Site) faultsLiveState() faultsLive {
 
 func (s *Site) faultsPage(w http.ResponseWriter, r *http.Request, v *visit) error {
 	done := r.URL.Query().Get("done")
-	if done != "set" && done != "cleared" {
+	switch done {
+	case "set", "cleared", "outage-started", "outage-ended":
+	default:
 		done = ""
 	}
 	s.showFaults(w, r, v, http.StatusOK, nil, "", done)
@@ -116,7 +125,7 @@ func (s *Site) faultsPage(w http.ResponseWriter, r *http.Request, v *visit) erro
 // showFaults renders the page; spec is the text box's content (nil: the current
 // schedule's), problem why the form was refused.
 func (s *Site) showFaults(w http.ResponseWriter, r *http.Request, v *visit, status int, spec *string, problem, done string) {
-	p := faultsPage{Allowed: s.faults != nil, Process: s.process, Live: s.faultsLiveState(), Presets: faultPresets,
+	p := faultsPage{Allowed: s.faults != nil, Process: s.process, Live: s.faultsLiveState(r.Context()), Presets: faultPresets,
 		Error: problem, Done: done, DeadLetters: s.roster.WithData}
 	p.Spec = p.Live.Schedule.String()
 	if spec != nil {
@@ -132,7 +141,7 @@ func (s *Site) faultsLiveStream(w http.ResponseWriter, r *http.Request, _ *visit
 		return faults.ErrDisabled
 	}
 	s.poll(r.Context(), startEvents(w), 2*time.Second, "state", func() (string, bool) {
-		return s.fragment("faults", "live", s.faultsLiveState()), true
+		return s.fragment("faults", "live", s.faultsLiveState(r.Context())), true
 	})
 	return nil
 }
@@ -192,5 +201,36 @@ func (s *Site) clearFaults(w http.ResponseWriter, r *http.Request, _ *visit) err
 		return err // the empty schedule is valid: never
 	}
 	http.Redirect(w, r, "/console/faults?done=cleared", http.StatusSeeOther)
+	return nil
+}
+
+// maxOutageForm bounds the provider outage form: one short field.
+const maxOutageForm = 1 << 10
+
+// setProviderOutage starts (outage=start) or ends (outage=end) the simulated
+// payment provider's outage, through payments wherever it runs; payments refuses
+// it (409) when its provider is not the simulator or its process does not allow
+// faults — which its process decides, not this one.
+func (s *Site) setProviderOutage(w http.ResponseWriter, r *http.Request, _ *visit) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxOutageForm)
+	if err := r.ParseForm(); err != nil {
+		return errInvalidForm
+	}
+	var down bool
+	switch r.PostFormValue("outage") {
+	case "start":
+		down = true
+	case "end":
+	default:
+		return errInvalidForm
+	}
+	if _, err := bus.Call(r.Context(), s.bus, payments.SetProviderOutageRequest, payments.SetProviderOutage{Down: down}); err != nil {
+		return err
+	}
+	done := "outage-ended"
+	if down {
+		done = "outage-started"
+	}
+	http.Redirect(w, r, "/console/faults?done="+done, http.StatusSeeOther)
 	return nil
 }

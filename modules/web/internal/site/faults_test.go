@@ -15,6 +15,7 @@ import (
 	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/modules/identity"
+	"github.com/agora-commerce/agora/modules/payments"
 )
 
 // withFaults gives the site a fault injector and names its process.
@@ -37,13 +38,17 @@ func TestFaultsAccess(t *testing.T) {
 		{"customer", "/console/faults", customer, 403, "", "administrators"},
 		{"customer's stream", "/console/faults/live", customer, 403, "", "administrators"},
 	})
-	for _, path := range []string{"/console/faults", "/console/faults/clear"} {
-		if res := f.post(path, customer, url.Values{"preset": {"duplicate-half"}}); res.StatusCode != http.StatusForbidden {
+	f.setProvider(payments.ProviderState{Provider: "simulated", Breaker: "closed", OutageSwitchable: true})
+	for _, path := range []string{"/console/faults", "/console/faults/clear", "/console/faults/provider-outage"} {
+		if res := f.post(path, customer, url.Values{"preset": {"duplicate-half"}, "outage": {"start"}}); res.StatusCode != http.StatusForbidden {
 			t.Errorf("a customer's POST %s: %d, want 403", path, res.StatusCode)
 		}
 	}
 	if rules := inj.Schedule().Rules; len(rules) != 0 {
 		t.Errorf("a customer changed the schedule: %+v", rules)
+	}
+	if f.outage() {
+		t.Error("a customer started a provider outage")
 	}
 }
 
@@ -160,8 +165,9 @@ func TestFaultsFormFromAnotherSite(t *testing.T) {
 	if err := inj.Set(want); err != nil {
 		t.Fatal(err)
 	}
+	f.setProvider(payments.ProviderState{Provider: "simulated", Breaker: "closed", OutageSwitchable: true})
 	admin := f.token(root, identity.RoleAdmin, time.Hour) + "|r"
-	for _, path := range []string{"/console/faults", "/console/faults/clear"} {
+	for _, path := range []string{"/console/faults", "/console/faults/clear", "/console/faults/provider-outage"} {
 		res := f.send("POST", path, admin, "Sec-Fetch-Site", "cross-site")
 		if res.StatusCode != http.StatusForbidden || !strings.Contains(body(t, res), "another site") {
 			t.Errorf("cross-site POST %s: %d, want the 403 page", path, res.StatusCode)
@@ -169,6 +175,9 @@ func TestFaultsFormFromAnotherSite(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, inj.Schedule()); diff != "" {
 		t.Errorf("a cross-site form changed the schedule (-want +got):\n%s", diff)
+	}
+	if f.outage() {
+		t.Error("a cross-site form started a provider outage")
 	}
 }
 
@@ -182,6 +191,7 @@ func TestFaultsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	inj.Delivery("notifications.orders", message.Envelope{ID: "m1", Type: "orders.OrderPlaced"})
+	f.setProvider(payments.ProviderState{Provider: "simulated", Breaker: "open", Outage: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/console/faults/live", nil)
@@ -192,7 +202,92 @@ func TestFaultsLive(t *testing.T) {
 	}
 	defer res.Body.Close()
 	b := body(t, res)
+	if !strings.Contains(b, `id="provider-breaker">open<`) || !strings.Contains(b, "outage on") {
+		t.Errorf("the stream does not carry the provider's breaker and outage:\n%s", b)
+	}
 	if !strings.Contains(b, "event: state") || !strings.Contains(b, `<td data-kind="crash">1</td>`) || !strings.Contains(b, "notifications") {
 		t.Errorf("the stream does not carry the schedule and counters:\n%s", b)
+	}
+}
+
+// TestFaultsProviderPanel checks the payment provider's panel: its breaker and
+// outage, the outage's buttons only where payments may switch it, and why not
+// elsewhere — also on a page whose own process may not inject faults.
+func TestFaultsProviderPanel(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		faults  bool
+		state   payments.ProviderState
+		want    []string
+		buttons bool
+	}{
+		{"switchable, outage on", true, payments.ProviderState{Provider: "simulated", Breaker: "open", Outage: true, OutageSwitchable: true},
+			[]string{`breaker-open" id="provider-breaker">open<`, "<strong>outage on</strong>"}, true},
+		{"switchable, this process without faults", false, payments.ProviderState{Provider: "simulated", Breaker: "closed", OutageSwitchable: true},
+			[]string{`id="provider-breaker">closed<`, "no outage", "Fault injection is off"}, true},
+		{"payments without faults", true, payments.ProviderState{Provider: "simulated", Breaker: "closed"},
+			[]string{`id="outage-off"`, "started without <code>--demo</code>"}, false},
+		{"a real provider", false, payments.ProviderState{Provider: "http", Breaker: "half-open"},
+			[]string{`id="provider-breaker">half-open<`, "a real one, not the simulator"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var options []func(*Deps)
+			if tc.faults {
+				options = append(options, withFaults(faults.NewInjector()))
+			}
+			f := newFixture(t, options...)
+			f.setProvider(tc.state)
+			b := body(t, f.send("GET", "/console/faults", f.token(root, identity.RoleAdmin, time.Hour)+"|r"))
+			for _, want := range tc.want {
+				if !strings.Contains(b, want) {
+					t.Errorf("the page lacks %q", want)
+				}
+			}
+			for _, button := range []string{`id="start-outage"`, `id="end-outage"`} {
+				if got := strings.Contains(b, button); got != tc.buttons {
+					t.Errorf("button %s shown: %v, want %v", button, got, tc.buttons)
+				}
+			}
+		})
+	}
+}
+
+// TestFaultsProviderOutageForm checks the outage's buttons: they start and end
+// the outage through payments and say so; anything else is refused, and payments'
+// refusal is shown as a 409 that changes nothing.
+func TestFaultsProviderOutageForm(t *testing.T) {
+	f := newFixture(t, withFaults(faults.NewInjector()))
+	admin := f.token(root, identity.RoleAdmin, time.Hour) + "|r"
+	f.setProvider(payments.ProviderState{Provider: "simulated", Breaker: "closed", OutageSwitchable: true})
+	for _, step := range []struct {
+		outage string
+		down   bool
+		says   string
+	}{
+		{"start", true, "The payment provider is down"},
+		{"end", false, "The payment provider is back"},
+	} {
+		res := f.post("/console/faults/provider-outage", admin, url.Values{"outage": {step.outage}})
+		to := res.Header.Get("Location")
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(to, "/console/faults?done=outage-") {
+			t.Fatalf("%s: %d to %q", step.outage, res.StatusCode, to)
+		}
+		if f.outage() != step.down {
+			t.Errorf("%s: outage %v, want %v", step.outage, f.outage(), step.down)
+		}
+		if b := body(t, f.send("GET", to, admin)); !strings.Contains(b, step.says) {
+			t.Errorf("%s: the page does not say %q", step.outage, step.says)
+		}
+	}
+	if res := f.post("/console/faults/provider-outage", admin, url.Values{"outage": {"maybe"}}); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("outage=maybe: %d, want 422", res.StatusCode)
+	}
+	f.setProvider(payments.ProviderState{Provider: "simulated", Breaker: "closed"})
+	res := f.post("/console/faults/provider-outage", admin, url.Values{"outage": {"start"}})
+	if b := body(t, res); res.StatusCode != http.StatusConflict || !strings.Contains(b, "--demo or --allow-faults") {
+		t.Errorf("refused by payments: %d, want 409 saying why", res.StatusCode)
+	}
+	if f.outage() {
+		t.Error("a refused outage started")
 	}
 }

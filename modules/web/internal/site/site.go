@@ -121,6 +121,7 @@ func (s *Site) table() []route {
 		{"GET /console/faults/live", admin, s.faultsLiveStream},
 		{"POST /console/faults", admin, s.setFaults},
 		{"POST /console/faults/clear", admin, s.clearFaults},
+		{"POST /console/faults/provider-outage", admin, s.setProviderOutage},
 	}
 }
 
