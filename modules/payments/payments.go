@@ -119,7 +119,7 @@ type ProviderState struct {
 // ErrOutageNotAllowed when the payments process was started without --demo or
 // --allow-faults. Setting the state it already has is a no-op.
 type SetProviderOutage struct {
-	Down bool `json:"down"`
+	Down bool `json:"down" doc:"true starts the outage, false ends it"`
 }
 
 // The payments module's requests.
@@ -127,7 +127,8 @@ var (
 	// Handled by ledger.(*Service).Get.
 	GetPaymentRequest = message.NewRequest[GetPayment, Payment]("payments.GetPayment")
 	// Handled by ledger.(*Service).providerStatus.
-	ProviderStatusRequest    = message.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
+	ProviderStatusRequest = message.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
+	// Handled by ledger.(*Service).SetProviderOutage.
 	SetProviderOutageRequest = message.NewRequest[SetProviderOutage, ProviderState]("payments.SetProviderOutage")
 )
 
