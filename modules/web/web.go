@@ -22,7 +22,9 @@
 // The console's faults page (/console/faults) shows and changes the fault
 // schedule of the process serving it (its *faults.Injector, provided by
 // internal/app where --demo or --allow-faults allows it): in a split deployment
-// the other processes keep theirs.
+// the other processes keep theirs. Its payment-provider panel starts and ends
+// the simulated provider's outage through payments (payments.SetProviderOutage),
+// which payments' own process allows or refuses.
 package web
 
 // Name is the module's name in AGORA_MODULES and AGORA_HTTP_MODULES.
