@@ -24,7 +24,8 @@ import (
 // subscriptions and request handlers on the bus, and the worker pool that calls
 // the payment provider — the HTTP provider at Settings.ProviderURL, or without
 // one the simulated provider in process — through timeouts, retries and a circuit
-// breaker.
+// breaker. The simulated provider's outage (payments.SetProviderOutage) may be
+// switched only where config.Config.FaultsAllowed.
 func Module(s Settings) fx.Option {
 	return fx.Module("payments",
 		modhost.Provide("payments"),

@@ -40,7 +40,8 @@ var faultPresets = []faultPreset{
 	{Name: "payments-unreachable", Title: "Payments unreachable",
 		Says: "Everything sent to payments is lost: its requests time out after 1 s (the console's breaker row too); its commands come again, " +
 			"each held back at most 3 times, then let through, so checkouts wait a few seconds and go through. " +
-			"The provider's circuit breaker stays closed: it watches the provider, which these messages never reach.",
+			"The provider's circuit breaker stays closed: it watches the provider, which these messages never reach " +
+			"(the payment provider's outage, below, opens it).",
 		Spec: "drop module=payments delay=1s"},
 }
 
