@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -434,6 +435,52 @@ func breakAndRecover(t *testing.T, b *browser, a *agora) {
 	}
 	b.screenshot("console-faults-phone")
 	b.do("clear the faults", chromedp.Click("#clear-faults"), chromedp.WaitVisible("#faults-live .none"))
+	outageOpensTheBreaker(t, b, a)
+}
+
+// outageOpensTheBreaker starts the payment provider's outage from the faults
+// page, checks out until the breaker opens (each checkout's authorization fails,
+// retried; the breaker opens after 20 failed calls in a row), sees the panel
+// show it, and ends the outage. (The breaker closing again, after its open
+// period, is payments' own test's: TestProviderOutageEnds.)
+func outageOpensTheBreaker(t *testing.T, b *browser, a *agora) {
+	t.Helper()
+	b.do("start the provider's outage", chromedp.Click("#start-outage"), chromedp.WaitVisible("#provider-outage strong"))
+	s := newShop(func() string { return a.base })
+	products, _ := stockUp(t, a, s, 1, 100)
+	tok, err := a.login("customer@example.com", "demo-customer-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Breaker string `json:"breaker"`
+		Outage  bool   `json:"outage"`
+	}
+	for i := 0; i < 20 && st.Breaker != "open"; i++ {
+		if err := s.setCart(t.Context(), tok, products[0].ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		o, err := s.checkout(t.Context(), tok, fmt.Sprint("outage-", i), "tok_visa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testlog.Eventually(t, "the checkout to end", func() bool {
+			o, err = s.order(t.Context(), tok, o.ID)
+			return err == nil && terminal(o.Status)
+		})
+		if o.Status != "rejected" {
+			t.Fatalf("checkout %d during the outage ended %q, want rejected", i, o.Status)
+		}
+		a.do("GET", "/v1/ops/payment-provider", nil, a.admin()...).want(t, 200, &st)
+	}
+	if st.Breaker != "open" || !st.Outage {
+		t.Fatalf("after the outage's checkouts the provider is %+v, want the breaker open", st)
+	}
+	b.until("the panel shows the breaker open", `document.querySelector("#provider-breaker").textContent === "open"`)
+	b.checkA11y("faults, provider down")
+	b.screenshot("console-faults-outage")
+	b.do("end the provider's outage", chromedp.Click("#end-outage"), chromedp.WaitNotPresent("#provider-outage strong"))
+	b.until("the panel shows no outage", `document.querySelector("#provider-outage").textContent === "no outage"`)
 }
 
 // watchConsole checks that the console's panel is live: a stock adjustment made
