@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -406,6 +407,80 @@ func TestConsoleJourney(t *testing.T) {
 	listed := `document.querySelector("main table") && document.querySelector("main table").innerText.includes("delivery from the browser test")`
 	b.until("the adjustment is listed", listed)
 	b.checkA11y("inventory item")
+	breakAndRecover(t, b, a)
+}
+
+// breakAndRecover opens the console's faults page (the binary runs with --demo,
+// which allows faults), applies a preset, sees the schedule and the counters
+// move while events flow, and clears it.
+func breakAndRecover(t *testing.T, b *browser, a *agora) {
+	t.Helper()
+	b.do("open the faults page", chromedp.Click(`.subnav a[href="/console/faults"]`), chromedp.WaitVisible("#faults-live"))
+	b.checkA11y("faults")
+	b.do("apply a preset", chromedp.Click(`button[aria-describedby="preset-duplicate-half"]`),
+		chromedp.WaitVisible(`#faults-live .schedule`))
+	if got := eval[string](b, `document.querySelector("#faults-live .schedule tbody").innerText`); !strings.Contains(got, "duplicate") {
+		t.Errorf("the schedule shown after the preset is %q, want a duplicate rule", got)
+	}
+	// Each adjustment's StockChanged event is delivered to catalog; half of them twice.
+	for range 20 {
+		a.do("POST", "/v1/inventory/BOOK-DDIA/adjustments", map[string]any{"delta": 1, "reason": "faults test"}, a.admin()...).want(t, 200, nil)
+	}
+	b.until("the duplicates are counted", `Number(document.querySelector('#faults-live td[data-kind="duplicate"]').textContent) > 0`)
+	b.checkA11y("faults, with a schedule")
+	b.screenshot("console-faults")
+	b.do("phone-sized screen", chromedp.EmulateViewport(390, 844), chromedp.Reload(), chromedp.WaitVisible("#faults-live .schedule"))
+	if w := eval[int](b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+		t.Errorf("on a 390 px wide screen the faults page is %d px too wide", w)
+	}
+	b.screenshot("console-faults-phone")
+	b.do("clear the faults", chromedp.Click("#clear-faults"), chromedp.WaitVisible("#faults-live .none"))
+	outageOpensTheBreaker(t, b, a)
+}
+
+// outageOpensTheBreaker starts the payment provider's outage from the faults
+// page, checks out until the breaker opens (each checkout's authorization fails,
+// retried; the breaker opens after 20 failed calls in a row), sees the panel
+// show it, and ends the outage. (The breaker closing again, after its open
+// period, is payments' own test's: TestProviderOutageEnds.)
+func outageOpensTheBreaker(t *testing.T, b *browser, a *agora) {
+	t.Helper()
+	b.do("start the provider's outage", chromedp.Click("#start-outage"), chromedp.WaitVisible("#provider-outage strong"))
+	s := newShop(func() string { return a.base })
+	products, _ := stockUp(t, a, s, 1, 100)
+	tok, err := a.login("customer@example.com", "demo-customer-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Breaker string `json:"breaker"`
+		Outage  bool   `json:"outage"`
+	}
+	for i := 0; i < 20 && st.Breaker != "open"; i++ {
+		if err := s.setCart(t.Context(), tok, products[0].ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		o, err := s.checkout(t.Context(), tok, fmt.Sprint("outage-", i), "tok_visa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testlog.Eventually(t, "the checkout to end", func() bool {
+			o, err = s.order(t.Context(), tok, o.ID)
+			return err == nil && terminal(o.Status)
+		})
+		if o.Status != "rejected" {
+			t.Fatalf("checkout %d during the outage ended %q, want rejected", i, o.Status)
+		}
+		a.do("GET", "/v1/ops/payment-provider", nil, a.admin()...).want(t, 200, &st)
+	}
+	if st.Breaker != "open" || !st.Outage {
+		t.Fatalf("after the outage's checkouts the provider is %+v, want the breaker open", st)
+	}
+	b.until("the panel shows the breaker open", `document.querySelector("#provider-breaker").textContent === "open"`)
+	b.checkA11y("faults, provider down")
+	b.screenshot("console-faults-outage")
+	b.do("end the provider's outage", chromedp.Click("#end-outage"), chromedp.WaitNotPresent("#provider-outage strong"))
+	b.until("the panel shows no outage", `document.querySelector("#provider-outage").textContent === "no outage"`)
 }
 
 // watchConsole checks that the console's panel is live: a stock adjustment made

@@ -340,3 +340,28 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestStringParsesBack checks that a schedule written in the compact syntax
+// reads back to itself, defaults left out.
+func TestStringParsesBack(t *testing.T) {
+	for _, spec := range []string{
+		"",
+		"duplicate p=0.5",
+		"seed=42; max=5; drop type=payments. p=0.2; delay module=inventory p=0.5 delay=1.5s; crash p=0.1 delay=200ms",
+	} {
+		s, err := faults.Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.String(); got != spec {
+			t.Errorf("String() = %q, want %q", got, spec)
+		}
+		back, err := faults.Parse(s.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(s, back); diff != "" {
+			t.Errorf("%q read back (-want +got):\n%s", spec, diff)
+		}
+	}
+}

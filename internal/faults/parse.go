@@ -111,3 +111,34 @@ func parseRule(words []string) (Rule, error) {
 	}
 	return r, nil
 }
+
+// String writes s in the compact syntax of Parse ("" for the empty schedule),
+// leaving out what Parse takes by default (seed and max 0, p=1, no delay). Parse
+// reads it back to s when its types and modules hold no space or ";" (Parse's
+// own never do).
+func (s Schedule) String() string {
+	var items []string
+	if s.Seed != 0 {
+		items = append(items, "seed="+strconv.FormatUint(s.Seed, 10))
+	}
+	if s.MaxPerMessage != 0 {
+		items = append(items, "max="+strconv.Itoa(s.MaxPerMessage))
+	}
+	for _, r := range s.Rules {
+		words := []string{string(r.Kind)}
+		if r.Type != "" {
+			words = append(words, "type="+r.Type)
+		}
+		if r.Module != "" {
+			words = append(words, "module="+r.Module)
+		}
+		if r.Probability != 1 {
+			words = append(words, "p="+strconv.FormatFloat(r.Probability, 'g', -1, 64))
+		}
+		if r.DelayMS != 0 {
+			words = append(words, "delay="+(time.Duration(r.DelayMS)*time.Millisecond).String())
+		}
+		items = append(items, strings.Join(words, " "))
+	}
+	return strings.Join(items, "; ")
+}

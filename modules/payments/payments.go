@@ -97,10 +97,29 @@ type GetPayment struct {
 // ProviderStatus asks for the state of the payment provider's circuit breaker.
 type ProviderStatus struct{}
 
-// ProviderState is the reply to ProviderStatus.
+// ProviderState is the reply to ProviderStatus and to SetProviderOutage.
 type ProviderState struct {
 	Provider string `json:"provider" doc:"simulated or http"`
 	Breaker  string `json:"breaker" enum:"closed,half-open,open"`
+	// Outage is whether the simulated provider plays an outage (SetProviderOutage).
+	Outage bool `json:"outage" doc:"whether the simulated provider plays an outage: it answers every call with a 503"`
+	// OutageSwitchable is whether SetProviderOutage may switch it here: the
+	// provider is the in-process simulator and the payments process allows faults.
+	OutageSwitchable bool `json:"outage_switchable" doc:"whether the outage can be switched: the simulated provider, in a process started with --demo or --allow-faults"`
+}
+
+// SetProviderOutage starts (Down) or ends an outage of the simulated payment
+// provider, for demos and tests: while it lasts, the simulator answers every call
+// as a provider that is down does — 503 Service Unavailable, which the ledger
+// retries and its circuit breaker counts as a failure — so the breaker opens after
+// its threshold of failed calls and authorizations are then declined with
+// DeclineProviderUnavailable without a call; when it ends, the breaker lets a call
+// through after its open period and closes. It answers the provider's new state,
+// ErrOutageNotSimulated when the provider is not the in-process simulator, and
+// ErrOutageNotAllowed when the payments process was started without --demo or
+// --allow-faults. Setting the state it already has is a no-op.
+type SetProviderOutage struct {
+	Down bool `json:"down" doc:"true starts the outage, false ends it"`
 }
 
 // The payments module's requests.
@@ -109,6 +128,8 @@ var (
 	GetPaymentRequest = message.NewRequest[GetPayment, Payment]("payments.GetPayment")
 	// Handled by ledger.(*Service).providerStatus.
 	ProviderStatusRequest = message.NewRequest[ProviderStatus, ProviderState]("payments.ProviderStatus")
+	// Handled by ledger.(*Service).SetProviderOutage.
+	SetProviderOutageRequest = message.NewRequest[SetProviderOutage, ProviderState]("payments.SetProviderOutage")
 )
 
 // AuthorizePayment asks to hold Amount on the card behind PaymentToken for the
@@ -246,4 +267,12 @@ var (
 // Errors the payments module returns; errors.Is matches them on either side of the bus.
 var (
 	ErrPaymentNotFound = message.NewError(message.NotFound, "payments.payment_not_found", "no payment for this order or ride")
+	// ErrOutageNotSimulated: SetProviderOutage, but the provider is a real one
+	// (--payment-provider-url), which this process cannot take down (409).
+	ErrOutageNotSimulated = message.NewError(message.Conflict, "payments.outage_not_simulated",
+		"the payment provider is not the in-process simulator: its outage cannot be switched here")
+	// ErrOutageNotAllowed: SetProviderOutage in a payments process started without
+	// --demo or --allow-faults, so that production cannot be broken by accident (409).
+	ErrOutageNotAllowed = message.NewError(message.Conflict, "payments.outage_not_allowed",
+		"a provider outage is refused in this process: start it with --demo or --allow-faults")
 )

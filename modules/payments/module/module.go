@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/modules/payments/internal/api"
@@ -23,14 +24,16 @@ import (
 // subscriptions and request handlers on the bus, and the worker pool that calls
 // the payment provider — the HTTP provider at Settings.ProviderURL, or without
 // one the simulated provider in process — through timeouts, retries and a circuit
-// breaker.
+// breaker. The simulated provider's outage (payments.SetProviderOutage) may be
+// switched only where config.Config.FaultsAllowed.
 func Module(s Settings) fx.Option {
 	return fx.Module("payments",
 		modhost.Provide("payments"),
 		fx.Provide(
 			fx.Private,
-			func(h *modhost.Host, log *slog.Logger) *ledger.Service {
+			func(h *modhost.Host, cfg config.Config, log *slog.Logger) *ledger.Service {
 				raw, name := Provider(s)
+				outage, _ := raw.(ledger.OutageSwitch) // only the in-process simulator can be taken down
 				prov := provider.NewResilient(raw, provider.Options{
 					Timeout: s.Timeout, Retries: s.Retries, Log: log.With("module", "payments")})
 				// A worker's lease on an operation outlasts a call with all its retries
@@ -38,7 +41,8 @@ func Module(s Settings) fx.Option {
 				// spare, so that two workers do not make one call twice (which the
 				// idempotency key would make harmless, but not free).
 				lease := max(ledgerLease, 2*time.Duration(s.Retries+1)*(s.Timeout+2*time.Second))
-				return ledger.NewService(h.DB, h.Outbox, prov, ledger.Options{ProviderName: name, Lease: lease}, log)
+				return ledger.NewService(h.DB, h.Outbox, prov, ledger.Options{ProviderName: name, Lease: lease,
+					Outage: outage, FaultsAllowed: cfg.FaultsAllowed()}, log)
 			},
 		),
 		modhost.OnBus[*ledger.Service](),

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +161,68 @@ func TestRoutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProviderOutage: the module lets SetProviderOutage switch the in-process
+// simulator in a process that allows faults, and only there; PUT
+// /v1/ops/payment-provider/outage is the admins' way to it.
+func TestProviderOutage(t *testing.T) {
+	httpSettings := func(t *testing.T) module.Settings {
+		srv := httptest.NewServer(psp.Handler(psp.NewSimulator(psp.Config{}), ""))
+		t.Cleanup(srv.Close)
+		s := module.DefaultSettings()
+		s.ProviderURL = srv.URL
+		return s
+	}
+	for _, tc := range []struct {
+		name     string
+		allow    bool
+		settings func(*testing.T) module.Settings
+		want     error
+		status   int
+	}{
+		{"allowed", true, func(*testing.T) module.Settings { return module.DefaultSettings() }, nil, http.StatusOK},
+		{"not allowed", false, func(*testing.T) module.Settings { return module.DefaultSettings() }, payments.ErrOutageNotAllowed, http.StatusConflict},
+		{"a real provider", true, httpSettings, payments.ErrOutageNotSimulated, http.StatusConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.DataDir, cfg.AllowFaults = t.TempDir(), tc.allow
+			b := start(t, cfg, tc.settings(t))
+			st, err := bus.Call(t.Context(), b, payments.SetProviderOutageRequest, payments.SetProviderOutage{Down: true})
+			if !errors.Is(err, tc.want) || (err == nil && (!st.Outage || !st.OutageSwitchable)) {
+				t.Fatalf("SetProviderOutage = %+v, %v; want %v", st, err, tc.want)
+			}
+			for _, c := range []struct {
+				role string
+				want int
+			}{{"customer", http.StatusForbidden}, {"admin", tc.status}} {
+				w := putOutage(t, b, c.role, `{"down": false}`)
+				if w.Code != c.want {
+					t.Errorf("PUT as %s: %d %s, want %d", c.role, w.Code, w.Body, c.want)
+				}
+			}
+			if st, err := bus.Call(t.Context(), b, payments.ProviderStatusRequest, payments.ProviderStatus{}); err != nil || st.Outage {
+				t.Errorf("after PUT {down: false}: %+v, %v", st, err)
+			}
+		})
+	}
+}
+
+// putOutage sends PUT /v1/ops/payment-provider/outage with body as a user of role.
+func putOutage(t *testing.T, b *bus.Bus, role, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	keys := auth.NewKeys(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	tok, err := keys.Issue(auth.Principal{UserID: bus.NewID(), Role: role}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httpapi.NewAPI(httpapi.Config{Verifier: keys, MaxBodyBytes: 1 << 20, MaxInFlight: 8, RequestTimeout: 5 * time.Second}, discard)
+	module.Routes(b)(api)
+	r := httptest.NewRequestWithContext(t.Context(), http.MethodPut, "/v1/ops/payment-provider/outage", strings.NewReader(body))
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	api.Handler().ServeHTTP(w, r)
+	return w
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/faults"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/internal/telemetry"
@@ -39,7 +40,10 @@ func Module() fx.Option {
 
 // Routes returns the web module's pages: the storefront, the console and their
 // assets, which speak to the other modules over b. Every process that serves the
-// web module's HTTP provides it.
-func Routes(b *bus.Bus, keys *auth.Keys, tel *telemetry.Telemetry, roster modhost.Roster, log *slog.Logger) httpapi.Routes {
-	return site.New(site.Deps{Bus: b, Keys: keys, Metrics: tel.Registry, Roster: roster, Log: log}).Routes
+// web module's HTTP provides it. The console's faults page changes this process's
+// fault injector, inj, which internal/app provides (nil where faults are not
+// allowed); proc is this process.
+func Routes(b *bus.Bus, keys *auth.Keys, tel *telemetry.Telemetry, roster modhost.Roster, proc *modhost.Process,
+	inj *faults.Injector, log *slog.Logger) httpapi.Routes {
+	return site.New(site.Deps{Bus: b, Keys: keys, Metrics: tel.Registry, Roster: roster, Process: *proc, Faults: inj, Log: log}).Routes
 }

@@ -1,5 +1,6 @@
 // Package api is the payments module's HTTP adapter: admin reads of a payable's
-// (an order's or a ride's) payment ledger and of the payment provider's circuit breaker. It depends only on
+// (an order's or a ride's) payment ledger and of the payment provider's circuit breaker,
+// and the switch of the simulated provider's outage. It depends only on
 // the payments contract and the bus, so every process serves these routes.
 package api
 
@@ -30,6 +31,14 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Description: "Which payment provider the payments module calls, and whether its circuit breaker lets calls through (closed), tries one (half-open) or fails them at once (open).",
 			Security:    httpapi.AdminOnly,
 		}, h.providerStatus)
+		huma.Register(api, huma.Operation{
+			OperationID: "put-payment-provider-outage", Method: http.MethodPut, Path: "/v1/ops/payment-provider/outage", Tags: []string{"Operations"},
+			Summary: "Start or end the simulated payment provider's outage",
+			Description: "For demos and tests: while the outage lasts, the simulated provider answers every call with a 503, so the circuit breaker opens " +
+				"after its threshold of failed calls and checkouts are declined as provider_unavailable; after it ends, the breaker closes again. " +
+				"Answers the provider's state; 409 when the provider is not the in-process simulator or payments runs without --demo or --allow-faults.",
+			Security: httpapi.AdminOnly,
+		}, h.setOutage)
 	}
 }
 
@@ -53,6 +62,17 @@ func (h handlers) getPayment(ctx context.Context, in *getIn) (*getOut, error) {
 }
 
 type stateOut struct{ Body payments.ProviderState }
+
+type outageIn struct{ Body payments.SetProviderOutage }
+
+// setOutage starts or ends the simulated provider's outage.
+func (h handlers) setOutage(ctx context.Context, in *outageIn) (*stateOut, error) {
+	s, err := bus.Call(ctx, h.b, payments.SetProviderOutageRequest, in.Body)
+	if err != nil {
+		return nil, httpapi.Problem(err)
+	}
+	return &stateOut{Body: s}, nil
+}
 
 // providerStatus answers the payment provider's circuit breaker state.
 func (h handlers) providerStatus(ctx context.Context, _ *struct{}) (*stateOut, error) {

@@ -58,6 +58,22 @@ func newWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap func(prov
 // worker pool makes its spans with tp.
 func newTracedWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap func(provider.Provider) provider.Provider, tp trace.TracerProvider) *world {
 	t.Helper()
+	return startWorld(t, h, po, wrap, tp, nil)
+}
+
+// newOutageWorld is newWorld whose simulator's outage the ledger may switch when
+// allowed (a process started with --demo or --allow-faults).
+func newOutageWorld(t *testing.T, h *modhost.Host, po provider.Options, allowed bool) *world {
+	t.Helper()
+	return startWorld(t, h, po, nil, nil, func(w *world, o *ledger.Options) {
+		o.Outage, o.FaultsAllowed = provider.NewSimulated(w.sim), allowed
+	})
+}
+
+// startWorld is newTracedWorld with the ledger's options tuned by tune (may be nil).
+func startWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap func(provider.Provider) provider.Provider,
+	tp trace.TracerProvider, tune func(*world, *ledger.Options)) *world {
+	t.Helper()
 	w := &world{h: h, sim: psp.NewSimulator(psp.Config{SlowLatency: 50 * time.Millisecond}), events: &recorder{}}
 	var raw provider.Provider = provider.NewSimulated(w.sim)
 	if wrap != nil {
@@ -66,6 +82,9 @@ func newTracedWorld(t *testing.T, h *modhost.Host, po provider.Options, wrap fun
 	w.prov = provider.NewResilient(raw, po)
 	opts := fastLedger()
 	opts.Tracer = tp
+	if tune != nil {
+		tune(w, &opts)
+	}
 	w.svc = ledger.NewService(h.DB, h.Outbox, w.prov, opts, testdb.Logger())
 	b, err := bus.New(testdb.Logger(), bus.Limits{}, nil, w.svc.Handlers(), append(w.svc.Subscriptions(), w.events.subscriptions()...))
 	if err != nil {

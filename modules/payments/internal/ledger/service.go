@@ -66,6 +66,12 @@ type Options struct {
 	RetryBase    time.Duration // first delay before a capture, void or refund is tried again (default 200ms)
 	RetryMax     time.Duration // cap on that delay (default 1m)
 	ProviderName string        // "simulated" or "http", for ProviderStatus
+	// Outage switches the simulated provider's outage (SetProviderOutage); nil
+	// when the provider is not the in-process simulator.
+	Outage OutageSwitch
+	// FaultsAllowed is whether this process may break things on purpose (--demo or
+	// --allow-faults): without it SetProviderOutage is refused.
+	FaultsAllowed bool
 	// Tracer makes the spans of the worker's operations (default: the global
 	// OpenTelemetry provider, which is a no-op unless tracing is on).
 	Tracer trace.TracerProvider
@@ -91,6 +97,12 @@ func (o Options) withDefaults() Options {
 		o.ProviderName = "simulated"
 	}
 	return o
+}
+
+// OutageSwitch is the simulated provider's outage (provider.Simulated).
+type OutageSwitch interface {
+	SetOutage(down bool)
+	Outage() bool
 }
 
 // Service is the payments ledger: its command subscriptions, its request handlers
@@ -136,7 +148,26 @@ func (s *Service) Handlers() []bus.RequestHandler {
 	return []bus.RequestHandler{
 		bus.Handle(payments.GetPaymentRequest, s.Get),
 		bus.Handle(payments.ProviderStatusRequest, s.providerStatus),
+		bus.Handle(payments.SetProviderOutageRequest, s.SetProviderOutage),
 	}
+}
+
+// SetProviderOutage starts or ends the simulated provider's outage and answers
+// the provider's state; payments.ErrOutageNotSimulated when the provider is not
+// the simulator, payments.ErrOutageNotAllowed when this process does not allow
+// faults.
+func (s *Service) SetProviderOutage(_ context.Context, q payments.SetProviderOutage) (payments.ProviderState, error) {
+	switch {
+	case s.opts.Outage == nil:
+		return payments.ProviderState{}, payments.ErrOutageNotSimulated
+	case !s.opts.FaultsAllowed:
+		return payments.ProviderState{}, payments.ErrOutageNotAllowed
+	}
+	if s.opts.Outage.Outage() != q.Down {
+		s.opts.Outage.SetOutage(q.Down)
+		s.log.Warn("simulated payment provider outage switched", "down", q.Down)
+	}
+	return s.ProviderState(), nil
 }
 
 // providerStatus answers ProviderStatus with ProviderState: it cannot fail.
@@ -166,7 +197,12 @@ func (s *Service) ProviderState() payments.ProviderState {
 	if b, ok := s.prov.(interface{ BreakerState() string }); ok {
 		state = b.BreakerState()
 	}
-	return payments.ProviderState{Provider: s.opts.ProviderName, Breaker: state}
+	ps := payments.ProviderState{Provider: s.opts.ProviderName, Breaker: state,
+		OutageSwitchable: s.opts.Outage != nil && s.opts.FaultsAllowed}
+	if s.opts.Outage != nil {
+		ps.Outage = s.opts.Outage.Outage()
+	}
+	return ps
 }
 
 // Limits on what a command may carry.

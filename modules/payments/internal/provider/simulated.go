@@ -16,6 +16,13 @@ type Simulated struct{ sim *psp.Simulator }
 // NewSimulated returns the provider that sim plays.
 func NewSimulated(sim *psp.Simulator) *Simulated { return &Simulated{sim: sim} }
 
+// SetOutage starts (down) or ends the simulator's outage (psp.Simulator.SetOutage):
+// while it lasts every call fails with a 503, a ClassRetryable error.
+func (s *Simulated) SetOutage(down bool) { s.sim.SetOutage(down) }
+
+// Outage reports whether the simulator's outage is on.
+func (s *Simulated) Outage() bool { return s.sim.Outage() }
+
 // Authorize implements Provider.
 func (s *Simulated) Authorize(ctx context.Context, amount payments.Money, token, key string) (Authorization, error) {
 	a, err := s.sim.Authorize(ctx, amount.Amount, amount.Currency, token, key)

@@ -306,3 +306,33 @@ func TestRestartedSimulatorKnowsEarlierAuthorizations(t *testing.T) {
 		}
 	}
 }
+
+// TestOutage: while the simulator is down every call fails with a 503 before it
+// does anything, and nothing is recorded under its key: once the outage ends, the
+// same call goes through.
+func TestOutage(t *testing.T) {
+	sim := psp.NewSimulator(psp.Config{})
+	ctx := t.Context()
+	held, err := sim.Authorize(ctx, 100, "EUR", psp.TokenVisa, "before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.SetOutage(true)
+	if !sim.Outage() {
+		t.Fatal("Outage() = false after SetOutage(true)")
+	}
+	var pe *psp.Error
+	if _, err := sim.Authorize(ctx, 100, "EUR", psp.TokenVisa, "k"); !errors.As(err, &pe) || pe.Status != http.StatusServiceUnavailable || pe.Code != psp.CodeUnavailable {
+		t.Fatalf("authorize during the outage: %v, want a 503 %s", err, psp.CodeUnavailable)
+	}
+	if _, err := sim.Capture(ctx, held.ID, 0, "capture"); code(err) != psp.CodeUnavailable {
+		t.Errorf("capture during the outage: %v", err)
+	}
+	if len(sim.Authorizations()) != 1 {
+		t.Errorf("the outage held %d authorizations, want only the one before", len(sim.Authorizations())-1)
+	}
+	sim.SetOutage(false)
+	if _, err := sim.Authorize(ctx, 100, "EUR", psp.TokenVisa, "k"); err != nil {
+		t.Errorf("the same call after the outage: %v", err)
+	}
+}

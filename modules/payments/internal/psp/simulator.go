@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -115,7 +116,8 @@ var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 
 // Simulator is an in-memory payment provider; it is safe for concurrent use.
 type Simulator struct {
-	cfg Config
+	cfg    Config
+	outage atomic.Bool // SetOutage: every call fails with a 503
 
 	mu    sync.Mutex
 	auths map[string]*Authorization
@@ -146,6 +148,14 @@ func (s *Simulator) Calls() int {
 	defer s.mu.Unlock()
 	return s.calls
 }
+
+// SetOutage starts (down) or ends an outage: while it lasts, every call fails
+// with a 503 (CodeUnavailable) before it does anything, as the calls to a provider
+// that is down do; a caller may retry them with the same key once it ends.
+func (s *Simulator) SetOutage(down bool) { s.outage.Store(down) }
+
+// Outage reports whether an outage is on (SetOutage).
+func (s *Simulator) Outage() bool { return s.outage.Load() }
 
 // Authorizations returns a copy of every authorization the simulator holds.
 func (s *Simulator) Authorizations() []Authorization {
@@ -321,12 +331,15 @@ func call[T any](ctx context.Context, s *Simulator, key, fingerprint string, fn 
 	return v.(T), nil
 }
 
-// begin counts the call and applies what every call goes through: the key check,
-// the added latency and the injected failures.
+// begin counts the call and applies what every call goes through: the outage, the
+// key check, the added latency and the injected failures.
 func (s *Simulator) begin(ctx context.Context, key string) error {
 	s.mu.Lock()
 	s.calls++
 	s.mu.Unlock()
+	if s.outage.Load() {
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the provider is down (a simulated outage)")
+	}
 	if key == "" {
 		return errorf(http.StatusBadRequest, CodeIdempotencyRequired, "an idempotency key is required")
 	}

@@ -56,6 +56,8 @@ var funcs = template.FuncMap{
 	"rideStatus": func(st rides.Status) string { return cmp.Or(rideStatusWords[st], string(st)) },
 	"minutes":    minutes,
 	"coord":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	"percent":    func(p float64) string { return strconv.FormatFloat(p*100, 'g', 4, 64) + " %" },
+	"millis":     func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
 }
 
 // km writes a distance in meters as riders read it: "850 m", "3.2 km".

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/auth"
 	"github.com/agora-commerce/agora/internal/bus"
+	"github.com/agora-commerce/agora/internal/faults"
 	"github.com/agora-commerce/agora/internal/modhost"
 )
 
@@ -27,6 +28,11 @@ type Deps struct {
 	// Roster is the binary's modules, for the console: where each runs, and the
 	// outboxes of those that own data.
 	Roster modhost.Roster
+	// Process is the process serving the site, named on the console's faults page.
+	Process modhost.Process
+	// Faults is this process's fault injector, for the console's faults page (nil:
+	// fault injection is off in this process — no --demo nor --allow-faults).
+	Faults *faults.Injector
 	Log    *slog.Logger
 }
 
@@ -36,6 +42,8 @@ type Site struct {
 	keys      *auth.Keys
 	metrics   prometheus.Gatherer
 	roster    modhost.Roster
+	process   modhost.Process
+	faults    *faults.Injector
 	log       *slog.Logger
 	refresher *refresher
 	signIns   *signInLimits
@@ -55,6 +63,7 @@ type Site struct {
 func New(d Deps) *Site {
 	return &Site{
 		bus: d.Bus, keys: d.Keys, metrics: d.Metrics, roster: d.Roster, log: d.Log,
+		process: d.Process, faults: d.Faults,
 		refresher:   newRefresher(d.Bus),
 		signIns:     newSignInLimits(),
 		pages:       loadPages(),
@@ -108,6 +117,11 @@ func (s *Site) table() []route {
 		{"GET /console/inventory", admin, s.inventory},
 		{"GET /console/inventory/{sku}", admin, s.item},
 		{"POST /console/inventory/{sku}/adjust", admin, s.adjust},
+		{"GET /console/faults", admin, s.faultsPage},
+		{"GET /console/faults/live", admin, s.faultsLiveStream},
+		{"POST /console/faults", admin, s.setFaults},
+		{"POST /console/faults/clear", admin, s.clearFaults},
+		{"POST /console/faults/provider-outage", admin, s.setProviderOutage},
 	}
 }
 

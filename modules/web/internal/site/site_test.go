@@ -23,6 +23,7 @@ import (
 	"github.com/agora-commerce/agora/internal/outbox"
 	"github.com/agora-commerce/agora/modules/identity"
 	"github.com/agora-commerce/agora/modules/orders"
+	"github.com/agora-commerce/agora/modules/payments"
 )
 
 const (
@@ -42,20 +43,65 @@ type fixture struct {
 	redriven  atomic.Value // the dead letter orders was asked to redrive
 	site      *Site
 	rides     *fakeRides // fleet and rides
+	provider  fakeProvider
 }
 
-func newFixture(t *testing.T) *fixture {
+// fakeProvider is payments' provider state, and whether its outage may be switched.
+type fakeProvider struct {
+	mu    sync.Mutex
+	state payments.ProviderState
+}
+
+func (p *fakeProvider) handlers() []bus.RequestHandler {
+	return []bus.RequestHandler{
+		bus.Handle(payments.ProviderStatusRequest, func(context.Context, payments.ProviderStatus) (payments.ProviderState, error) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.state, nil
+		}),
+		bus.Handle(payments.SetProviderOutageRequest, func(_ context.Context, q payments.SetProviderOutage) (payments.ProviderState, error) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if !p.state.OutageSwitchable {
+				return payments.ProviderState{}, payments.ErrOutageNotAllowed
+			}
+			p.state.Outage = q.Down
+			return p.state, nil
+		}),
+	}
+}
+
+// setProvider sets what payments answers of its provider.
+func (f *fixture) setProvider(st payments.ProviderState) {
+	f.provider.mu.Lock()
+	defer f.provider.mu.Unlock()
+	f.provider.state = st
+}
+
+func (f *fixture) outage() bool {
+	f.provider.mu.Lock()
+	defer f.provider.mu.Unlock()
+	return f.provider.state.Outage
+}
+
+// newFixture starts the site; each option changes its Deps first.
+func newFixture(t *testing.T, options ...func(*Deps)) *fixture {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	f := &fixture{t: t, keys: auth.NewKeys(priv), rides: newFakeRides()}
+	f.provider.state = payments.ProviderState{Provider: "simulated", Breaker: "closed"}
 	log := slog.New(slog.DiscardHandler)
 	b, err := bus.New(log, bus.Limits{}, nil, f.handlers(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := httpapi.NewAPI(httpapi.Config{RequestTimeout: 5 * time.Second, MaxInFlight: 64}, log)
-	f.site = New(Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
+	d := Deps{Bus: b, Keys: f.keys, Log: log, Roster: modhost.Roster{
 		Modules:  []string{"identity", "catalog", "inventory", "payments", "orders", "notifications", "web"},
-		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}})
+		WithData: []string{"identity", "catalog", "inventory", "payments", "orders", "notifications"}}}
+	for _, o := range options {
+		o(&d)
+	}
+	f.site = New(d)
 	f.site.Routes(api)
 	f.srv = httptest.NewServer(api.Handler())
 	t.Cleanup(f.srv.Close)
@@ -63,7 +109,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) handlers() []bus.RequestHandler {
-	return append(f.rides.handlers(), []bus.RequestHandler{
+	return append(append(f.rides.handlers(), f.provider.handlers()...), []bus.RequestHandler{
 		bus.Handle(identity.RefreshRequest, func(_ context.Context, q identity.Refresh) (identity.Tokens, error) {
 			f.refresh.Add(1)
 			if q.RefreshToken != "good-refresh" {
