@@ -27,6 +27,7 @@ type busMetrics struct {
 	handled      *prometheus.CounterVec
 	failed       *prometheus.CounterVec
 	handlingTime *prometheus.HistogramVec
+	refused      *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
 
 	mu     sync.RWMutex
@@ -46,7 +47,9 @@ func newBusMetrics() *busMetrics {
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "bus", Name: "messages_handled_total",
 			Help: "Messages handled in this process (failed ones included)."}, kt),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "bus", Name: "messages_failed_total",
-			Help: "Messages whose handler returned an error."}, kt),
+			Help: "Messages whose handler failed: a fault (internal, unavailable, overloaded, timed out), not a refusal."}, kt),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "bus", Name: "messages_refused_total",
+			Help: "Messages whose handler answered an ordinary refusal: not found, invalid, conflict, precondition failed, unauthenticated, forbidden."}, kt),
 		handlingTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "bus", Name: "handling_duration_seconds",
 			Help: "Time a handler took, by message kind and type.", Buckets: durationBuckets}, kt),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "inbox", Name: "duplicates_dropped_total",
@@ -55,7 +58,7 @@ func newBusMetrics() *busMetrics {
 }
 
 func (m *busMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.sent, m.sendFailures, m.requestTime, m.handled, m.failed, m.handlingTime, m.duplicates}
+	return []prometheus.Collector{m.sent, m.sendFailures, m.requestTime, m.handled, m.failed, m.refused, m.handlingTime, m.duplicates}
 }
 
 type seriesKey struct {
@@ -69,6 +72,7 @@ type seriesKey struct {
 // busSeries are the series one kind of operation counts in, resolved once.
 type busSeries struct {
 	count, failures prometheus.Counter
+	refusals        prometheus.Counter // handling only; nil: refusals count as failures
 	took            prometheus.Observer // nil: not timed
 	duplicate       func()              // handling durable messages: counts a drop
 }
@@ -98,6 +102,7 @@ func (m *busMetrics) newSeries(k seriesKey, op bus.Op) *busSeries {
 	default:
 		s.count = m.handled.WithLabelValues(string(op.Kind), op.Type)
 		s.failures = m.failed.WithLabelValues(string(op.Kind), op.Type)
+		s.refusals = m.refused.WithLabelValues(string(op.Kind), op.Type)
 		s.took = m.handlingTime.WithLabelValues(string(op.Kind), op.Type)
 		if op.Consumer != "" {
 			s.duplicate = m.duplicates.WithLabelValues(op.Consumer).Inc
@@ -143,7 +148,11 @@ func (o *busObserver) Observe(ctx context.Context, op bus.Op) (context.Context, 
 		if s.took != nil {
 			s.took.Observe(time.Since(start).Seconds())
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case s.refusals != nil && refusal(err):
+			s.refusals.Inc()
+		default:
 			s.failures.Inc()
 		}
 		if span != nil {
@@ -154,6 +163,17 @@ func (o *busObserver) Observe(ctx context.Context, op bus.Op) (context.Context, 
 			span.End()
 		}
 	}
+}
+
+// refusal reports whether err is an ordinary answer of a handler (the thing asked
+// for does not exist, the input is wrong, the state does not allow it) rather than
+// a fault: refusals are the API working, failures are what an operator looks at.
+func refusal(err error) bool {
+	switch message.AsError(err).Kind {
+	case message.NotFound, message.Invalid, message.Conflict, message.Precondition, message.Unauthenticated, message.Forbidden:
+		return true
+	}
+	return false
 }
 
 // start starts op's span. A handler's parent is the sender's span from the

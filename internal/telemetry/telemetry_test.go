@@ -28,9 +28,11 @@ var discard = slog.New(slog.DiscardHandler)
 type thing struct{ N int }
 
 var (
-	getThing  = message.NewRequest[thing, thing]("shop.GetThing")
-	failThing = message.NewRequest[thing, thing]("shop.FailThing")
-	thingMade = message.NewEvent[thing]("shop.ThingMade")
+	getThing     = message.NewRequest[thing, thing]("shop.GetThing")
+	failThing    = message.NewRequest[thing, thing]("shop.FailThing")
+	missingThing = message.NewRequest[thing, thing]("shop.MissingThing")
+	errNoThing   = message.NewError(message.NotFound, "shop.no_thing", "no such thing")
+	thingMade    = message.NewEvent[thing]("shop.ThingMade")
 )
 
 // counter returns the value of the series name{labels} in reg (0 if absent).
@@ -97,6 +99,7 @@ func TestBusObserver(t *testing.T) {
 		}),
 
 		bus.Handle(failThing, func(context.Context, thing) (thing, error) { return thing{}, errors.New("boom") }),
+		bus.Handle(missingThing, func(context.Context, thing) (thing, error) { return thing{}, errNoThing }),
 	}, []bus.Subscription{sub})
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +123,16 @@ func TestBusObserver(t *testing.T) {
 	}
 	if got := counter(t, reg, "agora_bus_messages_failed_total", "type", "shop.FailThing"); got != 1 {
 		t.Errorf("failed FailThing = %v, want 1", got)
+	}
+	// A "not found" is the API working: counted as refused, not as failed.
+	if _, err := bus.Call(t.Context(), b, missingThing, thing{}); !errors.Is(err, errNoThing) {
+		t.Fatalf("MissingThing: %v, want errNoThing", err)
+	}
+	if got := counter(t, reg, "agora_bus_messages_refused_total", "type", "shop.MissingThing"); got != 1 {
+		t.Errorf("refused MissingThing = %v, want 1", got)
+	}
+	if got := counter(t, reg, "agora_bus_messages_failed_total", "type", "shop.MissingThing"); got != 0 {
+		t.Errorf("failed MissingThing = %v, want 0: a refusal is not a failure", got)
 	}
 	if got := counter(t, reg, "agora_bus_handling_duration_seconds", "type", "shop.GetThing", "kind", "request"); got != 2 {
 		t.Errorf("handling time samples of GetThing = %v, want 2", got)
