@@ -110,10 +110,11 @@ func Provide(module string) fx.Option {
 			}, fx.ResultTags(`group:"bus.requests,flatten"`)),
 			// Which process runs the module, for the topology view.
 			processHandler(module),
-			// The module's connection pool (go_sql_*{db_name="<module>"}) and its
-			// outbox backlog, for /metrics.
+			// The module's connection pool (go_sql_*{db_name="<module>"}), its
+			// commits and its outbox backlog, for /metrics.
 			fx.Annotate(func(h *Host) []prometheus.Collector {
-				return []prometheus.Collector{collectors.NewDBStatsCollector(h.DB.DB.DB, module), h.DeadLetters.Collector()}
+				return append(CommitCollectors(h.DB),
+					collectors.NewDBStatsCollector(h.DB.DB.DB, module), h.DeadLetters.Collector())
 			}, fx.ResultTags(`group:"metrics.collectors,flatten"`)),
 		),
 		fx.Invoke(func(lc fx.Lifecycle, h *Host, b *bus.Bus) {
@@ -141,4 +142,21 @@ func processHandler(module string) any {
 		}
 		return bus.Handle(ProcessRequest(module), func(context.Context, struct{}) (Process, error) { return *p, nil })
 	}, fx.ParamTags(``, `optional:"true"`), fx.ResultTags(`group:"bus.requests"`))
+}
+
+// CommitCollectors returns db's commit counters, labelled with its module:
+// agora_db_commits_total (database commits; on SQLite a group commit counts
+// once) and agora_db_transactions_committed_total (transactions committed through
+// store.InTx; on SQLite several share a commit). Reads and statements run outside
+// store.InTx are in neither.
+func CommitCollectors(db *store.DB) []prometheus.Collector {
+	labels := prometheus.Labels{"module": db.Module}
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "agora", Subsystem: "db", Name: "commits_total",
+			Help:        "Database commits of the module's transactions (on SQLite a group commit counts once).",
+			ConstLabels: labels}, func() float64 { return float64(db.Commits().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "agora", Subsystem: "db", Name: "transactions_committed_total",
+			Help:        "The module's transactions that committed (on SQLite several can share one database commit).",
+			ConstLabels: labels}, func() float64 { return float64(db.Commits().Transactions) }),
+	}
 }

@@ -200,6 +200,13 @@ func execGroup(db *DB, group []*txReq) []txResult {
 		}
 		return failAll(fmt.Errorf("store: commit %s tx: %w", db.Module, err))
 	}
+	committed := 0
+	for _, r := range results {
+		if r.err == nil && r.panicked == nil {
+			committed++
+		}
+	}
+	db.counts.add(committed)
 	return results
 }
 

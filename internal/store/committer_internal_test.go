@@ -33,7 +33,7 @@ func queued(c *committer) int {
 // Transactions that queue behind a running one commit together, each under its own
 // savepoint: a failing one rolls back only its own writes and gets its own error,
 // a panicking one panics in its own goroutine, the others commit and run their
-// commit hooks — and only they.
+// commit hooks — and only they; the group counts as one commit.
 func TestGroupCommit(t *testing.T) {
 	db := openTestSQLite(t)
 	ctx := context.Background()
@@ -98,6 +98,11 @@ func TestGroupCommit(t *testing.T) {
 	var keys []string
 	if err := db.SelectContext(ctx, &keys, `SELECT k FROM kv ORDER BY k`); err != nil {
 		t.Fatal(err)
+	}
+	// Two commits: the first alone, then the four queued behind it as one group,
+	// in which two transactions committed.
+	if got, want := db.Commits(), (Commits{Commits: 2, Transactions: 3}); got != want {
+		t.Errorf("Commits() = %+v; want %+v", got, want)
 	}
 	if want := []string{"first", "k0", "k3"}; len(keys) != 3 || keys[0] != want[0] || keys[1] != want[1] || keys[2] != want[2] {
 		t.Errorf("rows = %v; want %v", keys, want)

@@ -15,7 +15,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
 // The transaction helper's contract on every back end: commit on nil, roll back on
-// error, and a failure at COMMIT returned rather than lost.
+// error, and a failure at COMMIT returned rather than lost; only commits are counted.
 func TestInTxOnEveryBackend(t *testing.T) {
 	migrate := func(ctx context.Context, db *store.DB) error {
 		return store.Migrate(ctx, db, fstest.MapFS{"00001_t.sql": {Data: []byte(`-- +goose Up
@@ -60,6 +60,10 @@ CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT NOT NULL REFERENCES pare
 		})
 		if err == nil || !strings.Contains(err.Error(), "commit") || count("child") != 0 {
 			t.Fatalf("commit error: err=%v rows=%d, want a wrapped commit error and no row", err, count("child"))
+		}
+		// Only the first committed: a rollback and a failed COMMIT are not commits.
+		if got, want := db.Commits(), (store.Commits{Commits: 1, Transactions: 1}); got != want {
+			t.Errorf("Commits() = %+v; want %+v", got, want)
 		}
 	})
 }

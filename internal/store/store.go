@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -46,6 +47,31 @@ type DB struct {
 	// PostgreSQL, where transactions run concurrently.
 	writer *committer
 	stmts  *stmtCache // nil on PostgreSQL
+	counts *commitCounts
+}
+
+// Commits is what a DB has committed through InTx since it was opened.
+type Commits struct {
+	// Commits is the database commits: on SQLite a group of transactions
+	// committed together (see committer) counts once.
+	Commits int64
+	// Transactions is InTx's transactions that committed: on SQLite several of
+	// them can share one commit; on PostgreSQL it equals Commits.
+	Transactions int64
+}
+
+type commitCounts struct{ commits, transactions atomic.Int64 }
+
+func (c *commitCounts) add(transactions int) {
+	c.commits.Add(1)
+	c.transactions.Add(int64(transactions))
+}
+
+// Commits returns what db has committed through InTx so far (for metrics: what
+// a unit of work costs in commits). Statements run outside InTx — reads, and
+// the few writes that run on their own — are not counted.
+func (db *DB) Commits() Commits {
+	return Commits{Commits: db.counts.commits.Load(), Transactions: db.counts.transactions.Load()}
 }
 
 // Options tunes a DB's connection pool. Zero values take the defaults.
@@ -108,7 +134,7 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s at %s: %w", module, path, err)
 	}
-	return &DB{DB: db, Module: module, Dialect: SQLite, writer: &committer{},
+	return &DB{DB: db, Module: module, Dialect: SQLite, writer: &committer{}, counts: &commitCounts{},
 		stmts: &stmtCache{m: map[string]*sqlx.Stmt{}, preparing: map[string]bool{}}}, nil
 }
 
@@ -153,6 +179,7 @@ func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
 		return fmt.Errorf("store: commit %s tx: %w", db.Module, err)
 	}
 	committed = true
+	db.counts.add(1)
 	for _, f := range tx.onCommit {
 		f()
 	}
