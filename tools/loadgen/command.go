@@ -100,7 +100,9 @@ func ridesFlags(def RidesConfig) []ucli.Flag {
 		&ucli.DurationFlag{Name: "ride-timeout", Value: def.RideTimeout, Sources: env("RIDE_TIMEOUT"),
 			Usage: "rides: longest wait from a ride's request to its final status"},
 		&ucli.StringFlag{Name: "metrics-token", Sources: env("METRICS_TOKEN"),
-			Usage: "rides: bearer token for /metrics (without one, /metrics answers the loopback address only)"},
+			Usage: "bearer token for /metrics (without one, /metrics answers the loopback address only)"},
+		&ucli.StringFlag{Name: "database-url", Sources: env("DATABASE_URL"),
+			Usage: "shop: the server's PostgreSQL database (postgres://…), to report its commits per checkout"},
 	}
 }
 
@@ -141,6 +143,7 @@ func configFrom(cmd *ucli.Command, def Config) (Config, error) {
 		cfg.Seed = rand.Uint64()
 	}
 	cfg.Scenario = cmd.String("scenario")
+	cfg.DatabaseURL = cmd.String("database-url")
 	cfg.Rides = RidesConfig{
 		Drivers: cmd.Int("drivers"), PositionRate: cmd.Float("position-rate"), Ingest: cmd.Duration("ingest"),
 		Batch: cmd.Int("batch"), Concurrency: cmd.Int("ingest-concurrency"),

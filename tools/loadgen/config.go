@@ -68,6 +68,9 @@ type Config struct {
 	Restock Restock
 	// Seed seeds the random choices (products, tokens, browse mix).
 	Seed uint64
+	// DatabaseURL, when set, is the PostgreSQL database (postgres://…) whose
+	// commits the shop scenario reads at the edges of the window (see ServerReport).
+	DatabaseURL string
 	// Rides configures ScenarioRides.
 	Rides RidesConfig
 }

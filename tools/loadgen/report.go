@@ -36,6 +36,10 @@ type Report struct {
 	PriceChangedRetries int64                       `json:"price_changed_retries"`
 	Restocks            int64                       `json:"restocks"`
 
+	// Server is what the servers did over the shop scenario's window, per
+	// checkout; absent when their /metrics could not be read.
+	Server *ServerReport `json:"server,omitempty"`
+
 	// Rides is the rides scenario's report; absent in the shop scenario.
 	Rides *RidesReport `json:"rides,omitempty"`
 }
@@ -201,6 +205,14 @@ func (rep Report) writeShopText(b *strings.Builder) {
 		b.WriteString("rejection reasons\n")
 		for _, kv := range byCount(rep.RejectionReasons) {
 			fmt.Fprintf(b, "  %6d  %s\n", kv.n, kv.k)
+		}
+	}
+	if s := rep.Server; s != nil {
+		fmt.Fprintf(b, "per checkout  %.2f CPU-ms, %.1f commits (%.1f transactions), %.1f messages sent, %.1f bus hops (%d processes, %d checkouts, %.1f s)\n",
+			s.CPUMSPerCheckout, s.DBCommitsPerCheckout, s.DBTransactionsPerCheckout, s.MessagesSentPerCheckout, s.BusHopsPerCheckout,
+			s.Processes, s.Checkouts, s.Seconds)
+		if s.PostgresCommitsPerCheckout != nil {
+			fmt.Fprintf(b, "              %.1f PostgreSQL commits (pg_stat_database.xact_commit)\n", *s.PostgresCommitsPerCheckout)
 		}
 	}
 }

@@ -72,7 +72,33 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Report, error) {
 		return Report{}, fmt.Errorf("warm-up: %w", err)
 	}
 	g.c.rec = g.rec
-	return g.drive(ctx, realClock{}, progress), nil
+	before, err := g.c.readServer(ctx, cfg.Rides.MetricsToken, cfg.DatabaseURL)
+	start := time.Now()
+	rep := g.drive(ctx, realClock{}, progress)
+	if err != nil {
+		fmt.Fprintf(progress, "no server figures: %v\n", err)
+		return rep, nil
+	}
+	rep.Server = g.serverFigures(ctx, before, start, rep.Checkouts.Completed, progress)
+	return rep, nil
+}
+
+// serverFigures reads the servers' counters again, settle after the drain, and
+// returns what they did since before, per completed checkout (nil when they
+// could not be read, or the run was interrupted).
+func (g *gen) serverFigures(ctx context.Context, before serverCounters, start time.Time, completed int64, w io.Writer) *ServerReport {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(settle):
+	}
+	after, err := g.c.readServer(ctx, g.cfg.Rides.MetricsToken, g.cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintf(w, "no server figures: %v\n", err)
+		return nil
+	}
+	processes := len(slices.Compact(slices.Sorted(slices.Values(g.c.urls))))
+	return serverReport(before, after, processes, time.Since(start), completed, g.cfg.DatabaseURL != "")
 }
 
 func (g *gen) warmUp(ctx context.Context, w io.Writer) error {
