@@ -125,20 +125,20 @@ func postgresCommits(ctx context.Context, dbURL string) (float64, error) {
 // ServerReport is what the servers did over the timed window, per completed
 // checkout (its JSON names are stable; see the package documentation).
 type ServerReport struct {
-	Processes                  int                       `json:"processes"`
-	Seconds                    float64                   `json:"seconds"`
-	Checkouts                  int64                     `json:"checkouts"`
-	CPUSeconds                 float64                   `json:"cpu_seconds"`
-	CPUMSPerCheckout           float64                   `json:"cpu_ms_per_checkout"`
-	DBCommits                  float64                   `json:"db_commits"`
-	DBCommitsPerCheckout       float64                   `json:"db_commits_per_checkout"`
-	DBTransactions             float64                   `json:"db_transactions"`
-	DBTransactionsPerCheckout  float64                   `json:"db_transactions_per_checkout"`
-	DBCommitsByModule          map[string]float64        `json:"db_commits_by_module"`
-	PostgresCommits            *float64                  `json:"postgres_commits,omitempty"`
-	PostgresCommitsPerCheckout *float64                  `json:"postgres_commits_per_checkout,omitempty"`
-	MessagesSentPerCheckout    float64                   `json:"messages_sent_per_checkout"`
-	BusHopsPerCheckout         float64                   `json:"bus_hops_per_checkout"`
+	Processes                  int                      `json:"processes"`
+	Seconds                    float64                  `json:"seconds"`
+	Checkouts                  int64                    `json:"checkouts"`
+	CPUSeconds                 float64                  `json:"cpu_seconds"`
+	CPUMSPerCheckout           float64                  `json:"cpu_ms_per_checkout"`
+	DBCommits                  float64                  `json:"db_commits"`
+	DBCommitsPerCheckout       float64                  `json:"db_commits_per_checkout"`
+	DBTransactions             float64                  `json:"db_transactions"`
+	DBTransactionsPerCheckout  float64                  `json:"db_transactions_per_checkout"`
+	DBCommitsByModule          map[string]float64       `json:"db_commits_by_module"`
+	PostgresCommits            *float64                 `json:"postgres_commits,omitempty"`
+	PostgresCommitsPerCheckout *float64                 `json:"postgres_commits_per_checkout,omitempty"`
+	MessagesSentPerCheckout    float64                  `json:"messages_sent_per_checkout"`
+	BusHopsPerCheckout         float64                  `json:"bus_hops_per_checkout"`
 	Messages                   map[string]MessageCounts `json:"messages"`
 }
 

@@ -54,8 +54,8 @@ agora_db_transactions_committed_total{module="orders"} %s
 		Processes: 2, Seconds: 5, Checkouts: 4,
 		CPUSeconds: 4, CPUMSPerCheckout: 1000,
 		DBCommits: 40, DBCommitsPerCheckout: 10, DBTransactions: 40, DBTransactionsPerCheckout: 10,
-		DBCommitsByModule:       map[string]float64{"orders": 20, "payments": 20},
-		PostgresCommits:         &pg, PostgresCommitsPerCheckout: &pgPer,
+		DBCommitsByModule: map[string]float64{"orders": 20, "payments": 20},
+		PostgresCommits:   &pg, PostgresCommitsPerCheckout: &pgPer,
 		MessagesSentPerCheckout: 1, BusHopsPerCheckout: 2,
 		Messages: map[string]MessageCounts{ // catalog.GetProduct did not move: absent
 			"event orders.OrderPlaced": {Sent: 4, Handled: 8, SentPerCheckout: 1, HandledPerCheckout: 2},
