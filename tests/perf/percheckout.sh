@@ -9,7 +9,8 @@
 #     transaction PostgreSQL ran, reads outside a transaction included);
 #   - bus messages per checkout by type (agora_bus_messages_sent_total) and bus hops
 #     per checkout (agora_bus_messages_handled_total: deliveries to a handler);
-#   - and, before the load, the commits per second of the idle server.
+#   - and, before the load, the commits and CPU-ms per second of the idle server
+#     (its pollers: part of every figure above, in proportion to the window).
 # The load generator reads the counters at the start of its window and 2 s after the
 # drain (`agora loadgen --json`, field "server"; see tools/loadgen/doc.go).
 #
@@ -26,6 +27,8 @@
 # Settings (environment): STORES="sqlite postgres" RATE=50 DURATION=20s CUSTOMERS=100
 #   BROWSE_RATE=0 SEED=1 IDLE=10 (seconds) KEEP=0 (1: keep the temp dir, with logs
 #   and the JSON reports) PGBIN=/usr/lib/postgresql/15/bin LOADGEN_ARGS="" (more flags)
+#   DEMO_DRIVERS=0 (the demo's simulated fleet drivers, AGORA_FLEET_DEMO_DRIVERS: off,
+#   so that their positions and offers are not counted as the checkouts' work)
 # Needs: go, curl, jq; for postgres the PostgreSQL 15 server binaries, psql, and
 # (as root) the postgres user to run them.
 set -euo pipefail
@@ -40,6 +43,7 @@ IDLE=${IDLE:-10}
 KEEP=${KEEP:-0}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
+DEMO_DRIVERS=${DEMO_DRIVERS:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HOST=127.0.0.1
@@ -126,7 +130,7 @@ start_agora() {
 	shift
 	port=$(free_port)
 	env AGORA_DATA_DIR="$data" AGORA_HTTP_ADDR="$HOST:$port" AGORA_LOG_LEVEL=warn AGORA_LOG_FORMAT=json \
-		AGORA_AUTH_PER_IP_PER_MINUTE=100000 "$@" \
+		AGORA_AUTH_PER_IP_PER_MINUTE=100000 AGORA_FLEET_DEMO_DRIVERS="$DEMO_DRIVERS" "$@" \
 		"$WORK/agora" serve --demo >>"$data.log" 2>&1 &
 	AGORA_PID=$!
 	URL="http://$HOST:$port"
@@ -147,14 +151,20 @@ pg_commits() {
 	psql "$DB_URL" -qAtc 'SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()'
 }
 
-# idle_rates sets IDLE_AGORA and IDLE_PG: commits a second of the idle server.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# idle_rates sets IDLE_AGORA, IDLE_PG and IDLE_CPU: commits and CPU-ms a second of
+# the idle server.
 idle_rates() {
-	local a0 a1 p0=0 p1=0
+	local a0 a1 p0=0 p1=0 c0 c1
+	c0=$(cpu_ticks "$AGORA_PID")
 	a0=$(agora_commits)
 	[[ $1 == postgres ]] && p0=$(pg_commits)
 	sleep "$IDLE"
 	a1=$(agora_commits)
+	c1=$(cpu_ticks "$AGORA_PID")
 	[[ $1 == postgres ]] && p1=$(pg_commits)
+	IDLE_CPU=$(awk -v a="$c0" -v b="$c1" -v s="$IDLE" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b - a) * 1000 / hz / s}')
 	IDLE_AGORA=$(awk -v a="$a0" -v b="$a1" -v s="$IDLE" 'BEGIN {printf "%.1f", (b - a) / s}')
 	IDLE_PG="-"
 	[[ $1 == postgres ]] && IDLE_PG=$(awk -v a="$p0" -v b="$p1" -v s="$IDLE" 'BEGIN {printf "%.1f", (b - a - 1) / s}') # less the first read's own commit
@@ -164,7 +174,7 @@ idle_rates() {
 echo "== building agora into $WORK ($(nproc) CPUs, $(go env GOVERSION))"
 (cd "$ROOT" && go build -o "$WORK/agora" ./cmd/agora)
 
-declare -A LOAD_BEFORE LOAD_AFTER IDLE_A IDLE_P
+declare -A LOAD_BEFORE LOAD_AFTER IDLE_A IDLE_P IDLE_C
 for store in $STORES; do
 	extra=() dbflag=()
 	if [[ $store == postgres ]]; then
@@ -174,9 +184,9 @@ for store in $STORES; do
 	fi
 	start_agora "$WORK/$store" "${extra[@]}"
 	idle_rates "$store"
-	IDLE_A[$store]=$IDLE_AGORA IDLE_P[$store]=$IDLE_PG
+	IDLE_A[$store]=$IDLE_AGORA IDLE_P[$store]=$IDLE_PG IDLE_C[$store]=$IDLE_CPU
 	LOAD_BEFORE[$store]=$(loadavg)
-	echo "== $store: idle ${IDLE_AGORA} Agora commits/s, ${IDLE_PG} PostgreSQL commits/s; load average ${LOAD_BEFORE[$store]}"
+	echo "== $store: idle ${IDLE_CPU} CPU-ms/s, ${IDLE_AGORA} Agora commits/s, ${IDLE_PG} PostgreSQL commits/s; load average ${LOAD_BEFORE[$store]}"
 	echo "   agora loadgen --rate $RATE --duration $DURATION --customers $CUSTOMERS --browse-rate $BROWSE_RATE --seed $SEED ${dbflag[*]:+--database-url …}"
 	# shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
 	"$WORK/agora" loadgen --url "$URL" --rate "$RATE" --duration "$DURATION" --customers "$CUSTOMERS" \
@@ -205,6 +215,7 @@ row "Agora DB transactions per checkout" '.server.db_transactions_per_checkout*1
 row "PostgreSQL xact_commit per checkout" '.server.postgres_commits_per_checkout // "-" | if type == "number" then .*10|round/10 else . end'
 row "bus messages sent per checkout" '.server.messages_sent_per_checkout*10|round/10'
 row "bus hops (handled) per checkout" '.server.bus_hops_per_checkout*10|round/10'
+printf '%-46s' "idle: server CPU-ms/s"; for s in $STORES; do printf ' %16s' "${IDLE_C[$s]}"; done; echo
 printf '%-46s' "idle: Agora commits/s"; for s in $STORES; do printf ' %16s' "${IDLE_A[$s]}"; done; echo
 printf '%-46s' "idle: PostgreSQL commits/s"; for s in $STORES; do printf ' %16s' "${IDLE_P[$s]}"; done; echo
 echo

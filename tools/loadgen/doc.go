@@ -94,6 +94,28 @@
 //	                   status is the HTTP status ("503") or "transport", "timeout",
 //	                   "bad_response"
 //	errors_total, price_changed_retries, restocks
+//	server             what the servers did over the shop scenario's window, per
+//	                   completed checkout (absent when /metrics could not be read, or
+//	                   the run was interrupted): /metrics of every base URL (each
+//	                   process of a split) is read just before the first launch —
+//	                   after the warm-up's sign-ins — and 2 s after the drain, and the
+//	                   growth summed over the processes: processes, seconds (between
+//	                   the two readings), checkouts (the completed ones, the divisor),
+//	                   cpu_seconds and cpu_ms_per_checkout (process_cpu_seconds_total),
+//	                   db_commits and db_commits_per_checkout (agora_db_commits_total:
+//	                   on SQLite a group commit counts once), db_transactions and
+//	                   db_transactions_per_checkout (agora_db_transactions_committed_total),
+//	                   db_commits_by_module (module → commits); with --database-url,
+//	                   postgres_commits and postgres_commits_per_checkout
+//	                   (pg_stat_database.xact_commit of that database: every
+//	                   transaction PostgreSQL ran, a statement outside one included,
+//	                   whoever ran it); messages ("kind type" → sent, handled,
+//	                   sent_per_checkout, handled_per_checkout, from
+//	                   agora_bus_messages_sent_total and _handled_total; types that did
+//	                   not move are left out), messages_sent_per_checkout and
+//	                   bus_hops_per_checkout (messages handled: deliveries to a handler).
+//	                   The servers' background work (pollers, sweeps) over those
+//	                   seconds is in every figure.
 //	scenario           "shop" or "rides"
 //	rides              the rides scenario's (absent in the shop scenario; the
 //	                   checkout, browse and token fields are then zero):
