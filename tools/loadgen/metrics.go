@@ -33,13 +33,24 @@ type bucket struct {
 	count float64
 }
 
-// scrapeMetrics reads /metrics from the first base URL.
+// scrapeMetrics reads fleet's metrics from the first base URL.
 func (c *client) scrapeMetrics(ctx context.Context, token string) (fleetMetrics, error) {
+	var m fleetMetrics
+	err := c.readMetrics(ctx, c.urls[0], token, func(r io.Reader) (err error) {
+		m, err = parseFleetMetrics(r)
+		return err
+	})
+	return m, err
+}
+
+// readMetrics reads base's /metrics (with token as its bearer token, when set)
+// and hands the body, in Prometheus's text format, to parse.
+func (c *client) readMetrics(ctx context.Context, base, token string, parse func(io.Reader) error) error {
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, c.urls[0]+"/metrics", nil)
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
-		return fleetMetrics{}, err
+		return err
 	}
 	req.Header.Set("Accept", "text/plain")
 	if token != "" {
@@ -47,14 +58,14 @@ func (c *client) scrapeMetrics(ctx context.Context, token string) (fleetMetrics,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fleetMetrics{}, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fleetMetrics{}, problemOf(resp, body)
+		return problemOf(resp, body)
 	}
-	return parseFleetMetrics(resp.Body)
+	return parse(resp.Body)
 }
 
 // parseFleetMetrics reads fleet's metrics from Prometheus's text format.

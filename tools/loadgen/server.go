@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"time"
 
@@ -45,8 +44,8 @@ type serverCounters struct {
 func (c *client) readServer(ctx context.Context, token, dbURL string) (serverCounters, error) {
 	s := serverCounters{sent: map[string]float64{}, handled: map[string]float64{}, commits: map[string]float64{}, txs: map[string]float64{}}
 	for _, u := range slices.Compact(slices.Sorted(slices.Values(c.urls))) {
-		if err := c.readMetrics(ctx, u, token, &s); err != nil {
-			return s, err
+		if err := c.readMetrics(ctx, u, token, s.add); err != nil {
+			return s, fmt.Errorf("read %s/metrics: %w", u, err)
 		}
 	}
 	if dbURL != "" {
@@ -57,29 +56,6 @@ func (c *client) readServer(ctx context.Context, token, dbURL string) (serverCou
 		s.pgCommits = n
 	}
 	return s, nil
-}
-
-func (c *client) readMetrics(ctx context.Context, base, token string, s *serverCounters) error {
-	rctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/plain")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("read %s/metrics: %w", base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("read %s/metrics: %w", base, problemOf(resp, body))
-	}
-	return s.add(resp.Body)
 }
 
 // add adds one process's counters, in Prometheus's text format, to s.
