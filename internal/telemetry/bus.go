@@ -72,7 +72,7 @@ type seriesKey struct {
 // busSeries are the series one kind of operation counts in, resolved once.
 type busSeries struct {
 	count, failures prometheus.Counter
-	refusals        prometheus.Counter // handling only; nil: refusals count as failures
+	refusals        prometheus.Counter  // handling only; nil: refusals count as failures
 	took            prometheus.Observer // nil: not timed
 	duplicate       func()              // handling durable messages: counts a drop
 }
