@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agora-commerce/agora/internal/testlog"
 )
 
 // The ride tour runs on every layout of the topology matrix: a rider asks for a
@@ -81,14 +84,12 @@ func rideTour(t *testing.T, d *deployment) {
 		Status   string `json:"status"`
 		Captured int64  `json:"captured"`
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	testlog.Eventually(t, "the ride's capture in its ledger", func() bool {
 		if _, err := s.call(ctx, http.MethodGet, "/v1/payments/"+r.ID, a.token, nil, &ledger, []int{http.StatusOK}); err != nil {
 			t.Fatal(err)
 		}
-		if ledger.Status == "captured" || time.Now().After(deadline) {
-			break
-		}
-	}
+		return ledger.Status == "captured"
+	})
 	if ledger.Payable != "ride" || ledger.Status != "captured" || ledger.Captured != final.Fare.Amount {
 		t.Errorf("the ride's ledger %+v: want a ride's payment, captured, %d", ledger, final.Fare.Amount)
 	}
@@ -151,25 +152,17 @@ func inOrder(seen []string, want ...string) bool {
 // awaitReceipt waits for the rider's notification of the completed ride.
 func awaitReceipt(t *testing.T, s *shop, token, rideID string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testlog.Eventually(t, "the ride's receipt among the rider's notifications", func() bool {
+		type notice struct {
+			Kind   string `json:"kind"`
+			RideID string `json:"ride_id"`
+		}
 		var page struct {
-			Items []struct {
-				Kind   string `json:"kind"`
-				RideID string `json:"ride_id"`
-			} `json:"items"`
+			Items []notice `json:"items"`
 		}
 		if _, err := s.call(t.Context(), http.MethodGet, "/v1/notifications", token, nil, &page, []int{http.StatusOK}); err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range page.Items {
-			if n.RideID == rideID && n.Kind == "ride_completed" {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no receipt among the rider's notifications: %+v", page.Items)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return slices.Contains(page.Items, notice{Kind: "ride_completed", RideID: rideID})
+	})
 }
