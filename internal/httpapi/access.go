@@ -13,10 +13,21 @@ import (
 	"github.com/agora-commerce/agora/internal/auth"
 )
 
-// BearerAuth names the security scheme of operations that need a signed-in caller:
-// an access token from POST /v1/auth/login, as "Authorization: Bearer <token>". A
-// requirement's scopes are the roles it admits; none means any signed-in caller.
-const BearerAuth = "bearerAuth"
+// The security schemes of the OpenAPI document. All three are the same credential
+// — an access token from POST /v1/auth/login (or /v1/auth/refresh), sent as
+// "Authorization: Bearer <token>" — and differ in the role the token must carry, so
+// an admin-only operation is told apart in the document itself.
+const (
+	// BearerAuth admits any signed-in caller.
+	BearerAuth = "bearerAuth"
+	// AdminAuth admits a token with the admin role.
+	AdminAuth = "adminAuth"
+	// DriverAuth admits a token with the driver role.
+	DriverAuth = "driverAuth"
+)
+
+// schemeRoles is the role each security scheme admits; "" is any signed-in caller.
+var schemeRoles = map[string]string{BearerAuth: "", AdminAuth: "admin", DriverAuth: "driver"}
 
 // Access rules an operation declares in its Security field. The middleware enforces
 // exactly what the OpenAPI document says, so the two cannot drift apart.
@@ -27,13 +38,13 @@ var (
 	SignedIn = []map[string][]string{{BearerAuth: {}}}
 	// AdminOnly operations need an access token with the admin role: 401 without a
 	// valid token, 403 with another role.
-	AdminOnly = []map[string][]string{{BearerAuth: {"admin"}}}
+	AdminOnly = []map[string][]string{{AdminAuth: {}}}
 	// DriverOnly operations need an access token with the driver role (a driver's
 	// own app): 401 without a valid token, 403 with another role.
-	DriverOnly = []map[string][]string{{BearerAuth: {"driver"}}}
+	DriverOnly = []map[string][]string{{DriverAuth: {}}}
 	// DriverOrAdmin operations admit drivers (for themselves) and admins (for any
 	// driver: a fleet operator's batch); 403 for other roles.
-	DriverOrAdmin = []map[string][]string{{BearerAuth: {"driver", "admin"}}}
+	DriverOrAdmin = []map[string][]string{{DriverAuth: {}}, {AdminAuth: {}}}
 	// PublicOrAdmin operations are public and show admins more (drafts, say). A
 	// token that is sent must be valid.
 	PublicOrAdmin = []map[string][]string{{}, {BearerAuth: {}}}
@@ -93,16 +104,23 @@ func accessRules(api huma.API, v Verifier) func(huma.Context, func(huma.Context)
 			return
 		}
 		// No requirement at all, or an empty one among alternatives, means public.
-		public, usesBearer := len(op.Security) == 0, false
-		var roles []string // roles admitted by a bearer requirement; empty: any
+		public, usesBearer, anyRole := len(op.Security) == 0, false, false
+		var roles []string // roles admitted by the requirements; see anyRole
 		for _, req := range op.Security {
 			if len(req) == 0 {
 				public = true
 			}
-			if scopes, ok := req[BearerAuth]; ok {
-				usesBearer = true
-				roles = append(roles, scopes...)
+			for scheme := range req {
+				role, ok := schemeRoles[scheme]
+				usesBearer = usesBearer || ok
+				anyRole = anyRole || (ok && role == "")
+				if role != "" {
+					roles = append(roles, role)
+				}
 			}
+		}
+		if anyRole {
+			roles = nil
 		}
 		authz := ctx.Header("Authorization")
 		if !public || (usesBearer && authz != "") {

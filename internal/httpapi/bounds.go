@@ -50,6 +50,9 @@ func boundProblems(_ huma.Context, _ string, v any) (any, error) {
 // values, and long text cut. em itself is not changed: it may be shared.
 func boundProblem(em *huma.ErrorModel) *huma.ErrorModel {
 	out := *em
+	if out.Type == "" {
+		out.Type = EdgeProblemType(em.Status) // every problem names its documented type
+	}
 	out.Detail = truncateText(em.Detail, maxDetailBytes)
 	out.Errors = nil
 	omitted := 0

@@ -48,17 +48,9 @@ type API struct {
 func NewAPI(cfg Config, log *slog.Logger) *API {
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Agora", cfg.Version)
-	hc.Info.Description = "Agora is a commerce backend: catalog, inventory, cart, checkout, payments and notifications, " +
-		"built as a modular monolith whose modules talk only through messages. Errors are RFC 9457 problem+json."
 	hc.DocsPath = ""     // served by package apidocs, from embedded assets
 	hc.CreateHooks = nil // no $schema links in bodies: clients get exactly the documented fields
-	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		BearerAuth: {
-			Type: "http", Scheme: "bearer", BearerFormat: "JWT",
-			Description: "An access token from POST /v1/auth/login (or /v1/auth/refresh). Scopes name the roles an " +
-				"operation admits (admin); none means any signed-in user.",
-		},
-	}
+	configureDocument(&hc)
 	if cfg.MaxBodyBytes > 0 {
 		// huma refuses a body of its operation's MaxBodyBytes or more (413); make
 		// that the configured limit for every operation, so bodies up to and

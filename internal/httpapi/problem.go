@@ -104,7 +104,8 @@ func WriteProblem(w http.ResponseWriter, status int, detail string) {
 // returns the number of body bytes written. It is never cached: a problem may be
 // about one caller's request.
 func writeProblemBody(w http.ResponseWriter, status int, detail string, errs ...*huma.ErrorDetail) int {
-	body, _ := json.Marshal(huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail, Errors: errs})
+	body, _ := json.Marshal(huma.ErrorModel{Type: EdgeProblemType(status), Title: http.StatusText(status), Status: status,
+		Detail: detail, Errors: errs})
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 )
 
 // ErrorKind classifies an Error so that every transport and the HTTP edge treat it alike:
@@ -41,8 +44,39 @@ type Error struct {
 // NewError declares an error. Declare sentinels once, in a module's contract:
 //
 //	var ErrProductNotFound = message.NewError(message.NotFound, "catalog.product_not_found", "product not found")
+//
+// Every declared error is listed by Declared, so the problem types a client can
+// meet are documented from the declarations themselves (docs/problems.md).
 func NewError(kind ErrorKind, code, message string) *Error {
-	return &Error{Kind: kind, Code: code, Message: message}
+	e := &Error{Kind: kind, Code: code, Message: message}
+	declared.Lock()
+	defer declared.Unlock()
+	declared.errs = append(declared.errs, e)
+	return e
+}
+
+// declared holds every error NewError made: package-level sentinels, declared as
+// the program starts.
+var declared struct {
+	sync.Mutex
+	errs []*Error
+}
+
+// Declared returns every error declared so far, one per code (the first declared),
+// sorted by code.
+func Declared() []*Error {
+	declared.Lock()
+	defer declared.Unlock()
+	seen := map[string]bool{}
+	var out []*Error
+	for _, e := range declared.errs {
+		if !seen[e.Code] {
+			seen[e.Code] = true
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Error) int { return strings.Compare(a.Code, b.Code) })
+	return out
 }
 
 func (e *Error) Error() string {
