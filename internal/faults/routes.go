@@ -45,6 +45,7 @@ func Routes(inj *Injector) httpapi.Routes {
 			Summary: "Replace the bus's fault schedule", Tags: []string{"Operations"}, Security: httpapi.AdminOnly,
 			Description: "Replaces this process's fault schedule and restarts its random draws from the seed. " +
 				"Only in a process started with --demo or --allow-faults (409 otherwise).",
+			Metadata: httpapi.Problems(ErrDisabled, ErrInvalidSchedule),
 		}, func(_ context.Context, in *struct{ Body Schedule }) (*stateOut, error) {
 			if inj == nil {
 				return nil, httpapi.Problem(ErrDisabled)
@@ -59,6 +60,7 @@ func Routes(inj *Injector) httpapi.Routes {
 			OperationID: "delete-faults", Method: http.MethodDelete, Path: "/v1/ops/faults",
 			Summary: "Stop injecting faults", Tags: []string{"Operations"}, Security: httpapi.AdminOnly,
 			DefaultStatus: http.StatusNoContent,
+			Description:   "Empties this process's fault schedule. In a process where faults are not allowed there are none, and this does nothing.",
 		}, func(context.Context, *struct{}) (*struct{}, error) {
 			if inj != nil {
 				_ = inj.Set(Schedule{}) // the empty schedule is valid

@@ -56,8 +56,8 @@ func NextLink(path string, query url.Values) string {
 // Paging is the query of a list that pages with a Cursor: embed it in the
 // operation's input, after the list's filters.
 type Paging struct {
-	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"how many items a page holds at most"`
+	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page (opaque); absent for the first page"`
 }
 
 // PageOut is the answer of a list that pages: the page (a struct of items and

@@ -116,9 +116,23 @@ func describeErrors(_ *huma.OpenAPI, op *huma.Operation) {
 		}
 		types[status] = appendOnce(types[status], ProblemTypePrefix+e.Code)
 	}
+	if _, ok := why[http.StatusPreconditionRequired]; ok {
+		requireIfMatch(op)
+	}
 	delete(op.Responses, "default")
 	for _, status := range slices.Sorted(maps.Keys(why)) {
 		op.Responses[strconv.Itoa(status)] = problemResponse(status, why[status], types[status])
+	}
+}
+
+// requireIfMatch declares If-Match required on an operation that answers 428
+// without it. The handler enforces it (IfMatchVersion), not huma's validation, so
+// the answer is 428 (RFC 6585) rather than a 422.
+func requireIfMatch(op *huma.Operation) {
+	for _, p := range op.Parameters {
+		if p.In == "header" && p.Name == "If-Match" {
+			p.Required = true
+		}
 	}
 }
 

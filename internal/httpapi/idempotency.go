@@ -20,19 +20,15 @@ func BodyHash(body any) string {
 // Created is the answer of a POST that creates something once per Idempotency-Key
 // (POST /v1/orders, POST /v1/rides): the new resource's Location and the resource,
 // with Idempotent-Replayed: true when it answers an earlier request with the same
-// key and body rather than creating anything.
+// key and body rather than creating anything (false when it created it).
 type Created[T any] struct {
-	Location string `header:"Location"`
-	Replayed string `header:"Idempotent-Replayed" doc:"true when this answers an earlier request with the same Idempotency-Key"`
+	Location string `header:"Location" required:"true" doc:"where the created resource is"`
+	Replayed bool   `header:"Idempotent-Replayed" required:"true" doc:"true when this answers an earlier request with the same Idempotency-Key"`
 	Body     T
 }
 
 // NewCreated returns the answer for body, found at location; replayed says that an
 // earlier request made it.
 func NewCreated[T any](location string, body T, replayed bool) *Created[T] {
-	out := &Created[T]{Location: location, Body: body}
-	if replayed {
-		out.Replayed = "true"
-	}
-	return out
+	return &Created[T]{Location: location, Body: body, Replayed: replayed}
 }

@@ -23,11 +23,11 @@ func TestBodyHash(t *testing.T) {
 
 func TestNewCreated(t *testing.T) {
 	first := NewCreated("/v1/things/1", 7, false)
-	if first.Location != "/v1/things/1" || first.Body != 7 || first.Replayed != "" {
-		t.Fatalf("NewCreated(first) = %+v; want the location and body, no Idempotent-Replayed", first)
+	if first.Location != "/v1/things/1" || first.Body != 7 || first.Replayed {
+		t.Fatalf("NewCreated(first) = %+v; want the location and body, Idempotent-Replayed: false", first)
 	}
 	again := NewCreated("/v1/things/1", 7, true)
-	if again.Replayed != "true" {
+	if !again.Replayed {
 		t.Fatalf("NewCreated(replayed) = %+v; want Idempotent-Replayed: true", again)
 	}
 }

@@ -26,6 +26,8 @@ func TestIfMatchVersion(t *testing.T) {
 		{`3`, true, 0, http.StatusPreconditionFailed},
 		{`"x"`, false, 0, http.StatusPreconditionFailed},
 		{`*`, true, 0, http.StatusPreconditionFailed},
+		{ETagWith(4, "in stock"), true, 4, 0}, // writes compare the version part
+		{`".5"`, true, 0, http.StatusPreconditionFailed},
 	}
 	for _, tt := range tests {
 		got, err := IfMatchVersion(tt.header, tt.required)
@@ -42,9 +44,24 @@ func TestIfMatchVersion(t *testing.T) {
 
 func TestETagMatches(t *testing.T) {
 	for header, want := range map[string]bool{`"2"`: true, `W/"2"`: true, `"1", "2"`: true, `*`: true, `"1"`: false, ``: false} {
-		if got := ETagMatches(header, 2); got != want {
+		if got := ETagMatches(header, ETag(2)); got != want {
 			t.Errorf("ETagMatches(%q, 2) = %v, want %v", header, got, want)
 		}
+	}
+}
+
+// An ETagWith ETag changes with what the body shows besides the version, so a
+// cache cannot keep a stale body; it is stable for the same state.
+func TestETagWith(t *testing.T) {
+	a, b := ETagWith(3, map[string]int{"available": 100}), ETagWith(3, map[string]int{"available": 150})
+	if a == b {
+		t.Errorf("ETagWith ignored the state: %s for both", a)
+	}
+	if a != ETagWith(3, map[string]int{"available": 100}) || a == ETagWith(4, map[string]int{"available": 100}) {
+		t.Errorf("ETagWith is not a function of version and state: %s", a)
+	}
+	if !ETagMatches(a, a) || ETagMatches(a, b) {
+		t.Errorf("If-None-Match %s must match itself and not %s", a, b)
 	}
 }
 

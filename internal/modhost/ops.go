@@ -88,6 +88,8 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 		huma.Register(api, huma.Operation{
 			OperationID: "get-outbox-status", Method: http.MethodGet, Path: "/v1/ops/modules/{module}/outbox",
 			Summary: "A module's outbox backlog", Tags: []string{"Operations"}, Security: httpapi.AdminOnly,
+			Description: "How many messages wait in the module's outbox, the oldest one's age, and how many are dead letters.",
+			Metadata:    httpapi.Problems(errUnknownModule),
 		}, func(ctx context.Context, in *struct {
 			Module string `path:"module" maxLength:"32" doc:"the module whose outbox to inspect"`
 		}) (*statusOut, error) {
@@ -104,13 +106,14 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 		type listIn struct {
 			Module string `path:"module" maxLength:"32" doc:"the module whose outbox to inspect"`
 			After  string `query:"after" maxLength:"64" doc:"list dead letters after this message id"`
-			Limit  int    `query:"limit" minimum:"1" maximum:"500" default:"100"`
+			Limit  int    `query:"limit" minimum:"1" maximum:"500" default:"100" doc:"how many dead letters a page holds at most"`
 		}
 		type listOut struct{ Body DeadLetterPage }
 		huma.Register(api, huma.Operation{
 			OperationID: "list-dead-letters", Method: http.MethodGet, Path: "/v1/ops/modules/{module}/dead-letters",
 			Summary: "List a module's dead letters", Tags: []string{"Operations"}, Security: httpapi.AdminOnly,
 			Description: "Messages the module's outbox relay gave up on after its retries, oldest first, with the last error.",
+			Metadata:    httpapi.Problems(errUnknownModule),
 		}, func(ctx context.Context, in *listIn) (*listOut, error) {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)
@@ -133,6 +136,7 @@ func OpsRoutes(b *bus.Bus, modules []string) httpapi.Routes {
 			OperationID: "redrive-dead-letter", Method: http.MethodPost, Path: "/v1/ops/modules/{module}/dead-letters/{id}/redrive",
 			Summary: "Redrive a dead letter", Tags: []string{"Operations"}, Security: httpapi.AdminOnly, DefaultStatus: http.StatusAccepted,
 			Description: "Puts the message back in line for delivery with a fresh attempt count. Receivers drop it if they already took it.",
+			Metadata:    httpapi.Problems(errUnknownModule, outbox.ErrDeadLetterNotFound),
 		}, func(ctx context.Context, in *redriveIn) (*struct{}, error) {
 			if err := known(in.Module); err != nil {
 				return nil, httpapi.Problem(err)

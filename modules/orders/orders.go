@@ -56,12 +56,14 @@ type CartLine struct {
 type Cart struct {
 	CustomerID string     `json:"customer_id" format:"uuid"`
 	Lines      []CartLine `json:"lines"`
-	Total      Money      `json:"total"`
+	// Total is nil while the cart is empty: a cart takes the currency of its
+	// first product, so an empty one has none.
+	Total *Money `json:"total,omitempty" doc:"the sum of the available lines; absent while the cart is empty"`
 	// Notices tell the customer what changed since they last looked (new prices,
 	// products no longer sold).
 	Notices   []string  `json:"notices,omitempty"`
 	Version   int64     `json:"version"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero" doc:"when the cart last changed; absent for a cart never filled"`
 }
 
 // Status is where an order stands.

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -37,16 +38,44 @@ type ProductPatch struct {
 	Status      *catalog.Status    `json:"status,omitempty" enum:"draft,active"`
 }
 
-// ProductList is a page of products.
-type ProductList struct {
-	Items      []catalog.Product `json:"items"`
-	NextCursor string            `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+// Product is a product as the API answers it: catalog.Product, whose availability
+// every answer carries (the catalog's events carry none, so it is optional there).
+type Product catalog.Product
+
+// TransformSchema declares availability required: the API always sends it.
+func (Product) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	if !slices.Contains(s.Required, "availability") {
+		s.Required = append(s.Required, "availability")
+	}
+	return s
 }
 
+// ProductList is a page of products.
+type ProductList struct {
+	Items      []Product `json:"items"`
+	NextCursor string    `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
+}
+
+// productOut answers one product. Its ETag covers what the body shows, the live
+// availability included (productETag).
 type productOut struct {
+	ETag string `header:"ETag"`
+	Body Product
+}
+
+// createdProductOut answers a created product, with where it lives.
+type createdProductOut struct {
 	ETag     string `header:"ETag"`
 	Location string `header:"Location"`
-	Body     catalog.Product
+	Body     Product
+}
+
+// productETag is the ETag of p's representation: its version and availability, so a
+// change of stock changes it too (a cache must not keep a stale "in stock").
+func productETag(p catalog.Product) string { return httpapi.ETagWith(p.Version, p.Availability) }
+
+func productAnswer(p catalog.Product) *productOut {
+	return &productOut{ETag: productETag(p), Body: Product(p)}
 }
 
 // Routes returns the catalog's HTTP routes, answered through b.
@@ -59,18 +88,21 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Summary:     "List products",
 			Description: "Active products in creation order, by pages. Admins may list drafts and archived products with status.",
 			Security:    httpapi.PublicOrAdmin,
+			Errors:      []int{http.StatusForbidden},
 		}, h.listProducts)
 		huma.Register(api, huma.Operation{
 			OperationID: "get-product", Method: http.MethodGet, Path: "/v1/products/{id}", Tags: tags,
 			Summary:     "Get a product",
 			Description: "Active and archived products are public; drafts are visible to admins only. Sends an ETag; If-None-Match gives 304.",
 			Security:    httpapi.PublicOrAdmin,
-			Responses:   map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
+			Responses:   map[string]*huma.Response{"304": httpapi.NotModifiedResponse()},
+			Metadata:    httpapi.Problems(catalog.ErrProductNotFound),
 		}, h.getProduct)
 		huma.Register(api, huma.Operation{
 			OperationID: "create-product", Method: http.MethodPost, Path: "/v1/products", Tags: tags,
 			Summary: "Create a product", DefaultStatus: http.StatusCreated, Security: httpapi.AdminOnly,
 			Description: "Publishes ProductCreated. A second product with the same SKU is a 409.",
+			Metadata:    httpapi.Problems(catalog.ErrInvalidProduct, catalog.ErrSKUTaken),
 		}, h.createProduct)
 		huma.Register(api, huma.Operation{
 			OperationID: "update-product", Method: http.MethodPatch, Path: "/v1/products/{id}", Tags: tags,
@@ -78,12 +110,16 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Description: "Changes the fields sent, if If-Match holds the product's current ETag (412 otherwise). Publishes ProductUpdated, and PriceChanged when the price changes.",
 			Security:    httpapi.AdminOnly,
 			Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
+			Metadata: httpapi.Problems(catalog.ErrProductNotFound, catalog.ErrVersionMismatch, catalog.ErrArchived,
+				catalog.ErrInvalidProduct),
 		}, h.updateProduct)
 		huma.Register(api, huma.Operation{
 			OperationID: "archive-product", Method: http.MethodPost, Path: "/v1/products/{id}/archive", Tags: tags,
 			Summary:     "Archive a product",
 			Description: "Takes the product off sale; it stays readable by id for order history. Publishes ProductArchived. Archiving twice is not an error.",
 			Security:    httpapi.AdminOnly,
+			Errors:      []int{http.StatusPreconditionFailed},
+			Metadata:    httpapi.Problems(catalog.ErrProductNotFound, catalog.ErrVersionMismatch),
 		}, h.archiveProduct)
 	}
 }
@@ -115,7 +151,11 @@ func (h handlers) listProducts(ctx context.Context, in *listIn) (*httpapi.PageOu
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	out := &httpapi.PageOut[ProductList]{Body: ProductList{Items: httpapi.NotNull(page.Items)}}
+	items := make([]Product, len(page.Items))
+	for i, p := range page.Items {
+		items[i] = Product(p)
+	}
+	out := &httpapi.PageOut[ProductList]{Body: ProductList{Items: items}}
 	out.Body.NextCursor, out.Link = productCursor.Next(page.NextAfter, "/v1/products", in.Limit,
 		map[string]string{"category": in.Category, "q": in.Q, "status": string(in.Status)})
 	return out, nil
@@ -133,10 +173,10 @@ func (h handlers) getProduct(ctx context.Context, in *getIn) (*productOut, error
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	if httpapi.ETagMatches(in.IfNoneMatch, p.Version) {
-		return nil, huma.Status304NotModified()
+	if etag := productETag(p); httpapi.ETagMatches(in.IfNoneMatch, etag) {
+		return nil, httpapi.NotModified(etag)
 	}
-	return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
+	return productAnswer(p), nil
 }
 
 type createIn struct {
@@ -144,7 +184,7 @@ type createIn struct {
 }
 
 // createProduct creates a product and answers it with its Location.
-func (h handlers) createProduct(ctx context.Context, in *createIn) (*productOut, error) {
+func (h handlers) createProduct(ctx context.Context, in *createIn) (*createdProductOut, error) {
 	p, err := bus.Call(ctx, h.b, catalog.CreateProductRequest, catalog.CreateProduct{
 		SKU: in.Body.SKU, Name: in.Body.Name, Description: in.Body.Description, Category: in.Body.Category,
 		Price: in.Body.Price, Attributes: in.Body.Attributes, ImageURL: in.Body.ImageURL, Status: in.Body.Status})
@@ -152,12 +192,12 @@ func (h handlers) createProduct(ctx context.Context, in *createIn) (*productOut,
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	return &productOut{ETag: httpapi.ETag(p.Version), Location: "/v1/products/" + p.ID, Body: p}, nil
+	return &createdProductOut{ETag: productETag(p), Location: "/v1/products/" + p.ID, Body: Product(p)}, nil
 }
 
 type patchIn struct {
 	ID      string `path:"id" format:"uuid" doc:"the product's id"`
-	IfMatch string `header:"If-Match" doc:"required: the product's current ETag (428 without it)"`
+	IfMatch string `header:"If-Match" doc:"the product's current ETag (428 without it); its version part is compared, since availability is not what you change"`
 	Body    ProductPatch
 }
 
@@ -174,12 +214,12 @@ func (h handlers) updateProduct(ctx context.Context, in *patchIn) (*productOut, 
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
+	return productAnswer(p), nil
 }
 
 type archiveIn struct {
 	ID      string `path:"id" format:"uuid" doc:"the product's id"`
-	IfMatch string `header:"If-Match" doc:"optional: archive only if the product is at this ETag"`
+	IfMatch string `header:"If-Match" doc:"archive only if the product is at this ETag's version"`
 }
 
 // archiveProduct takes a product off sale, at the version If-Match names if any.
@@ -192,7 +232,7 @@ func (h handlers) archiveProduct(ctx context.Context, in *archiveIn) (*productOu
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	return &productOut{ETag: httpapi.ETag(p.Version), Body: p}, nil
+	return productAnswer(p), nil
 }
 
 var productCursor = httpapi.Cursor{Prefix: "p1."}

@@ -67,21 +67,21 @@ func driverRoutes(api huma.API, h handlers) {
 		Summary:     "Go online",
 		Description: "Makes you available for rides, at position when given. Going online while online changes nothing but the position; a busy driver stays busy.",
 		Security:    httpapi.DriverOnly,
-		Errors:      []int{http.StatusUnprocessableEntity},
+		Metadata:    httpapi.Problems(fleet.ErrInvalidPoint, fleet.ErrOutOfArea),
 	}, h.goOnline)
 	huma.Register(api, huma.Operation{
 		OperationID: "driver-go-offline", Method: http.MethodPost, Path: "/v1/drivers/me/offline", Tags: tags,
 		Summary:     "Go offline",
 		Description: "Takes you off the road. 409 while you are on a ride; 404 if you were never online.",
 		Security:    httpapi.DriverOnly,
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+		Metadata:    httpapi.Problems(fleet.ErrDriverNotFound, fleet.ErrBusy),
 	}, h.goOffline)
 	huma.Register(api, huma.Operation{
 		OperationID: "driver-get-me", Method: http.MethodGet, Path: "/v1/drivers/me", Tags: tags,
 		Summary:     "Get your driver state",
 		Description: "Your status, ride and newest known position. 404 if you were never online.",
 		Security:    httpapi.DriverOnly,
-		Errors:      []int{http.StatusNotFound},
+		Metadata:    httpapi.Problems(fleet.ErrDriverNotFound),
 	}, h.getMe)
 }
 
@@ -95,7 +95,8 @@ func fleetRoutes(api huma.API, h handlers) {
 			"Only each driver's newest position counts; reports of drivers who are offline are counted ignored, not refused. " +
 			"429 with Retry-After when ingestion is saturated: nothing of the batch was taken; send it again later.",
 		Security: httpapi.DriverOrAdmin,
-		Errors:   []int{http.StatusForbidden, http.StatusUnprocessableEntity, http.StatusTooManyRequests},
+		Errors:   []int{http.StatusTooManyRequests},
+		Metadata: httpapi.Problems(fleet.ErrInvalidPoint, fleet.ErrOutOfArea, fleet.ErrBatchTooLarge),
 	}, h.reportPositions)
 	huma.Register(api, huma.Operation{
 		OperationID: "fleet-city", Method: http.MethodGet, Path: "/v1/fleet/city", Tags: tags,
@@ -122,14 +123,14 @@ func operatorRoutes(api huma.API, h handlers) {
 		Description: "As POST /v1/drivers/me/online, for the driver id (a fleet operator's vehicle): makes it available " +
 			"for rides, at position when given. Online already changes nothing but the position; a busy driver stays busy.",
 		Security: httpapi.AdminOnly,
-		Errors:   []int{http.StatusUnprocessableEntity},
+		Metadata: httpapi.Problems(fleet.ErrInvalidPoint, fleet.ErrOutOfArea),
 	}, h.bringOnline)
 	huma.Register(api, huma.Operation{
 		OperationID: "fleet-driver-offline", Method: http.MethodPost, Path: "/v1/fleet/drivers/{id}/offline", Tags: tags,
 		Summary:     "Take a driver offline",
 		Description: "As POST /v1/drivers/me/offline, for the driver id. 409 while it is on a ride; 404 if it was never online.",
 		Security:    httpapi.AdminOnly,
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+		Metadata:    httpapi.Problems(fleet.ErrDriverNotFound, fleet.ErrBusy),
 	}, h.takeOffline)
 }
 

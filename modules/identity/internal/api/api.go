@@ -74,24 +74,30 @@ func authRoutes(api huma.API, h handlers, edgePerMinute, edgeBurst int) {
 		OperationID: "register", Method: http.MethodPost, Path: "/v1/auth/register", Tags: tags,
 		Summary: "Create a customer account", DefaultStatus: http.StatusCreated, Security: httpapi.Public,
 		Description: "Passwords are 10 to 128 characters. Rate-limited per address and per account (429 with Retry-After).",
-		Errors:      []int{http.StatusConflict, http.StatusTooManyRequests},
+		Errors:      []int{http.StatusTooManyRequests},
+		Metadata:    httpapi.Problems(identity.ErrEmailUnavailable, identity.ErrInvalidInput),
 	}, edgePerMinute, edgeBurst), h.register)
 	huma.Register(api, httpapi.RateLimited(huma.Operation{
 		OperationID: "login", Method: http.MethodPost, Path: "/v1/auth/login", Tags: tags,
 		Summary: "Sign in", Security: httpapi.Public,
 		Description: "Answers in the OAuth 2 token-response shape. A wrong email and a wrong password get the same answer. " +
 			"Rate-limited per address and per account (429 with Retry-After).",
-		Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+		Errors:   []int{http.StatusTooManyRequests},
+		Metadata: httpapi.Problems(identity.ErrInvalidCredentials, identity.ErrInvalidInput),
 	}, edgePerMinute, edgeBurst), h.login)
 	huma.Register(api, httpapi.RateLimited(huma.Operation{
 		OperationID: "refresh", Method: http.MethodPost, Path: "/v1/auth/refresh", Tags: tags,
 		Summary: "Exchange a refresh token for new tokens", Security: httpapi.Public,
 		Description: "The refresh token is rotated: the one sent is spent. Sending a spent one again revokes every token of its family.",
-		Errors:      []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+		Errors:      []int{http.StatusTooManyRequests},
+		Metadata:    httpapi.Problems(identity.ErrInvalidToken, identity.ErrInvalidInput),
 	}, edgePerMinute, edgeBurst), h.refresh)
 	huma.Register(api, httpapi.RateLimited(huma.Operation{
 		OperationID: "logout", Method: http.MethodPost, Path: "/v1/auth/logout", Tags: tags,
 		Summary: "Sign out: revoke a refresh token and its family", Security: httpapi.Public, DefaultStatus: http.StatusNoContent,
+		Description: "Revokes the refresh token sent and every token rotated from it. Signing out with a token that is " +
+			"already spent or unknown is not an error. Access tokens already issued stay valid until they expire.",
+		Metadata: httpapi.Problems(identity.ErrInvalidInput),
 	}, edgePerMinute, edgeBurst), h.logout)
 }
 
@@ -102,26 +108,34 @@ func accountRoutes(api huma.API, h handlers) {
 	huma.Register(api, huma.Operation{
 		OperationID: "get-me", Method: http.MethodGet, Path: "/v1/me", Tags: tags,
 		Summary: "The signed-in user's account", Security: httpapi.SignedIn,
+		Description: "The account the access token was issued to, with its ETag.",
+		Metadata:    httpapi.Problems(identity.ErrUserNotFound),
 	}, h.getMe)
 	huma.Register(api, huma.Operation{
 		OperationID: "change-password", Method: http.MethodPost, Path: "/v1/me/password", Tags: tags,
 		Summary: "Change the signed-in user's password", Security: httpapi.SignedIn, DefaultStatus: http.StatusNoContent,
 		Description: "Signs out every session: all refresh tokens of the account are revoked.",
-		Errors:      []int{http.StatusUnprocessableEntity, http.StatusTooManyRequests},
+		Errors:      []int{http.StatusTooManyRequests},
+		Metadata:    httpapi.Problems(identity.ErrInvalidInput),
 	}, h.changePassword)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-users", Method: http.MethodGet, Path: "/v1/users", Tags: tags,
 		Summary: "List accounts", Security: httpapi.AdminOnly,
+		Description: "Every account in creation order, by pages.",
+		Metadata:    httpapi.Problems(identity.ErrInvalidInput),
 	}, h.listUsers)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-user", Method: http.MethodGet, Path: "/v1/users/{id}", Tags: tags,
 		Summary: "Get an account", Security: httpapi.AdminOnly,
+		Description: "One account, with its ETag (for changing its role).",
+		Metadata:    httpapi.Problems(identity.ErrUserNotFound),
 	}, h.getUser)
 	huma.Register(api, huma.Operation{
 		OperationID: "set-user-role", Method: http.MethodPut, Path: "/v1/users/{id}/role", Tags: tags,
 		Summary: "Change an account's role", Security: httpapi.AdminOnly,
 		Description: "Roles: customer (shops and rides), admin (everything), driver (drives for the ride-sharing service: the driver routes). Publishes RoleChanged. Tokens already issued keep their role until they expire (15 minutes).",
 		Errors:      []int{http.StatusPreconditionFailed, http.StatusPreconditionRequired},
+		Metadata:    httpapi.Problems(identity.ErrUserNotFound, identity.ErrVersionMismatch, identity.ErrInvalidInput),
 	}, h.setRole)
 }
 
@@ -176,12 +190,13 @@ func (h handlers) login(ctx context.Context, in *struct{ Body Credentials }) (*t
 	return tokens(t), nil
 }
 
-type refreshBody struct {
+// RefreshTokenInput carries a refresh token to spend or revoke.
+type RefreshTokenInput struct {
 	RefreshToken string `json:"refresh_token" minLength:"1" maxLength:"200"`
 }
 
 // refresh spends a refresh token for new tokens.
-func (h handlers) refresh(ctx context.Context, in *struct{ Body refreshBody }) (*tokensOut, error) {
+func (h handlers) refresh(ctx context.Context, in *struct{ Body RefreshTokenInput }) (*tokensOut, error) {
 	if err := h.attempts.allow(httpapi.ClientIP(ctx), ""); err != nil {
 		return nil, err
 	}
@@ -193,7 +208,7 @@ func (h handlers) refresh(ctx context.Context, in *struct{ Body refreshBody }) (
 }
 
 // logout revokes a refresh token and its family.
-func (h handlers) logout(ctx context.Context, in *struct{ Body refreshBody }) (*struct{}, error) {
+func (h handlers) logout(ctx context.Context, in *struct{ Body RefreshTokenInput }) (*struct{}, error) {
 	if _, err := bus.Call(ctx, h.b, identity.LogoutRequest, identity.Logout{RefreshToken: in.Body.RefreshToken}); err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
@@ -206,14 +221,15 @@ func (h handlers) getMe(ctx context.Context, _ *struct{}) (*userOut, error) {
 	return h.getUser(ctx, &idIn{ID: p.UserID})
 }
 
-type passwordBody struct {
+// PasswordChange is the body of a password change.
+type PasswordChange struct {
 	CurrentPassword string `json:"current_password" minLength:"1" maxLength:"128"`
 	NewPassword     string `json:"new_password" minLength:"10" maxLength:"128"`
 }
 
 // changePassword changes the signed-in caller's password, limited like sign-in
 // attempts since it checks the current password.
-func (h handlers) changePassword(ctx context.Context, in *struct{ Body passwordBody }) (*struct{}, error) {
+func (h handlers) changePassword(ctx context.Context, in *struct{ Body PasswordChange }) (*struct{}, error) {
 	p, _ := httpapi.PrincipalFrom(ctx)
 	if err := h.attempts.allow(httpapi.ClientIP(ctx), "user:"+p.UserID); err != nil {
 		return nil, err
@@ -231,26 +247,26 @@ func (h handlers) changePassword(ctx context.Context, in *struct{ Body passwordB
 	return nil, nil
 }
 
-type listIn struct {
-	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
-	Cursor string `query:"cursor" format:"uuid" doc:"next_cursor of the previous page"`
+// UserList is a page of accounts.
+type UserList struct {
+	Items      []identity.User `json:"items"`
+	NextCursor string          `json:"next_cursor,omitempty" doc:"pass as cursor for the next page; absent on the last page"`
 }
 
-type listOut struct {
-	Body struct {
-		Items      []identity.User `json:"items"`
-		NextCursor string          `json:"next_cursor,omitempty"`
-	}
-}
+var userCursor = httpapi.Cursor{Prefix: "u1."}
 
 // listUsers answers a page of accounts.
-func (h handlers) listUsers(ctx context.Context, in *listIn) (*listOut, error) {
-	page, err := bus.Call(ctx, h.b, identity.ListUsersRequest, identity.ListUsers{After: in.Cursor, Limit: in.Limit})
+func (h handlers) listUsers(ctx context.Context, in *httpapi.Paging) (*httpapi.PageOut[UserList], error) {
+	after, err := userCursor.Decode(in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	page, err := bus.Call(ctx, h.b, identity.ListUsersRequest, identity.ListUsers{After: after, Limit: in.Limit})
 	if err != nil {
 		return nil, httpapi.BodyProblem(err)
 	}
-	out := &listOut{}
-	out.Body.Items, out.Body.NextCursor = httpapi.NotNull(page.Items), page.NextAfter
+	out := &httpapi.PageOut[UserList]{Body: UserList{Items: httpapi.NotNull(page.Items)}}
+	out.Body.NextCursor, out.Link = userCursor.Next(page.NextAfter, "/v1/users", in.Limit, nil)
 	return out, nil
 }
 
@@ -269,10 +285,13 @@ func (h handlers) getUser(ctx context.Context, in *idIn) (*userOut, error) {
 
 type roleIn struct {
 	ID      string `path:"id" format:"uuid"`
-	IfMatch string `header:"If-Match" doc:"required: the account's current ETag (428 without it)"`
-	Body    struct {
-		Role string `json:"role" enum:"customer,admin,driver"`
-	}
+	IfMatch string `header:"If-Match" doc:"the account's current ETag (428 without it)"`
+	Body    RoleChange
+}
+
+// RoleChange is the body of a role change.
+type RoleChange struct {
+	Role string `json:"role" enum:"customer,admin,driver" example:"driver"`
 }
 
 // setRole changes an account's role, at the version If-Match names (required).

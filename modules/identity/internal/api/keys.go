@@ -9,6 +9,7 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/httpapi"
 	"github.com/agora-commerce/agora/modules/identity"
+	"github.com/agora-commerce/agora/modules/identity/internal/signing"
 )
 
 type keySetOut struct {
@@ -26,7 +27,7 @@ func KeyRoutes(b *bus.Bus) httpapi.Routes {
 			Summary: "The keys that verify access tokens",
 			Description: "A JSON Web Key Set (RFC 7517) of the Ed25519 keys access tokens are signed with, the current signing key first. " +
 				"Keys retired by a rotation stay in the set until every token they signed has expired. Tokens name their key in the kid header.",
-			Security: httpapi.Public, Errors: []int{http.StatusServiceUnavailable},
+			Security: httpapi.Public,
 		}, h.getKeys)
 		huma.Register(api, huma.Operation{
 			OperationID: "rotate-keys", Method: http.MethodPost, Path: "/v1/ops/keys/rotate", Tags: []string{"Operations"},
@@ -35,7 +36,7 @@ func KeyRoutes(b *bus.Bus) httpapi.Routes {
 				"expired (one access-token lifetime), so no signed-in user notices. Every process fetches the new key the first time a token names it. " +
 				"409 when the signing key is given as a file (AGORA_JWT_PRIVATE_KEY_FILE): replace the file instead; " +
 				"409 too while four keys are published (rotate again once the oldest retired key has expired).",
-			Security: httpapi.AdminOnly, Errors: []int{http.StatusConflict},
+			Security: httpapi.AdminOnly, Metadata: httpapi.Problems(signing.ErrKeysFromFile, signing.ErrTooManyKeys),
 		}, h.rotateKeys)
 	}
 }

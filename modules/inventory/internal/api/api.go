@@ -49,13 +49,14 @@ func Routes(b *bus.Bus) httpapi.Routes {
 		huma.Register(api, huma.Operation{
 			OperationID: "list-inventory", Method: http.MethodGet, Path: "/v1/inventory", Tags: tags,
 			Summary: "List stock", Description: "Every item's stock, in SKU order, by pages.",
-			Security: httpapi.AdminOnly,
+			Security: httpapi.AdminOnly, Metadata: httpapi.Problems(inventory.ErrInvalidInput),
 		}, h.listItems)
 		huma.Register(api, huma.Operation{
 			OperationID: "get-inventory-item", Method: http.MethodGet, Path: "/v1/inventory/{sku}", Tags: tags,
 			Summary: "Get an item's stock", Description: "Sends an ETag (the item's version); If-None-Match gives 304.",
 			Security:  httpapi.AdminOnly,
-			Responses: map[string]*huma.Response{"304": {Description: "Not Modified: your copy is current"}},
+			Responses: map[string]*huma.Response{"304": httpapi.NotModifiedResponse()},
+			Metadata:  httpapi.Problems(inventory.ErrItemNotFound),
 		}, h.getItem)
 		huma.Register(api, huma.Operation{
 			OperationID: "adjust-inventory", Method: http.MethodPost, Path: "/v1/inventory/{sku}/adjustments", Tags: tags,
@@ -64,12 +65,14 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				"fall below what is reserved for orders (409). With If-Match, only if the item is at that ETag (412). " +
 				"Publishes StockChanged, and StockLow when available stock falls to the threshold.",
 			Security: httpapi.AdminOnly,
-			Errors:   []int{http.StatusConflict, http.StatusPreconditionFailed},
+			Errors:   []int{http.StatusPreconditionFailed},
+			Metadata: httpapi.Problems(inventory.ErrItemNotFound, inventory.ErrInvalidInput, inventory.ErrBelowReserved,
+				inventory.ErrVersionMismatch),
 		}, h.adjust)
 		huma.Register(api, huma.Operation{
 			OperationID: "list-inventory-adjustments", Method: http.MethodGet, Path: "/v1/inventory/{sku}/adjustments", Tags: tags,
 			Summary: "List an item's adjustments", Description: "The audit trail of an item's stock, newest first, by pages.",
-			Security: httpapi.AdminOnly,
+			Security: httpapi.AdminOnly, Metadata: httpapi.Problems(inventory.ErrItemNotFound, inventory.ErrInvalidInput),
 		}, h.listAdjustments)
 	}
 }
@@ -107,8 +110,8 @@ func (h handlers) getItem(ctx context.Context, in *getIn) (*itemOut, error) {
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	if httpapi.ETagMatches(in.IfNoneMatch, it.Version) {
-		return nil, huma.Status304NotModified()
+	if etag := httpapi.ETag(it.Version); httpapi.ETagMatches(in.IfNoneMatch, etag) {
+		return nil, httpapi.NotModified(etag)
 	}
 	return &itemOut{ETag: httpapi.ETag(it.Version), Body: it}, nil
 }

@@ -29,7 +29,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Tags: []string{"Notifications"}, Summary: "List my notifications",
 			Description: "The signed-in customer's notifications (order confirmed, rejected or cancelled; refund issued), newest first, by pages. " +
 				"email_status says whether each was also sent by email.",
-			Security: httpapi.SignedIn,
+			Security: httpapi.SignedIn, Metadata: httpapi.Problems(notifications.ErrInvalidInput),
 		}, h.listNotifications)
 	}
 }

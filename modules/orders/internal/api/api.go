@@ -87,12 +87,15 @@ func cartRoutes(api huma.API, h handlers) {
 		Summary:     "Put a product in your cart",
 		Description: "Sets the quantity of a product in your cart, adding it at its current price. A cart holds up to 50 products, all in one currency.",
 		Security:    httpapi.SignedIn,
+		Metadata: httpapi.Problems(orders.ErrInvalidInput, orders.ErrCartFull, orders.ErrProductUnavailable,
+			orders.ErrCurrencyMismatch),
 	}, h.setCartItem)
 	huma.Register(api, huma.Operation{
 		OperationID: "remove-cart-item", Method: http.MethodDelete, Path: "/v1/cart/items/{product_id}", Tags: tags,
 		Summary:     "Remove a product from your cart",
 		Description: "Removing a product that is not in the cart is not an error. Answers the cart.",
 		Security:    httpapi.SignedIn,
+		Metadata:    httpapi.Problems(orders.ErrInvalidInput),
 	}, h.removeCartItem)
 }
 
@@ -108,22 +111,23 @@ func orderRoutes(api huma.API, h handlers) {
 			"viewed the cart (the cart is re-priced: review it and check out again). The same Idempotency-Key with the " +
 			"same body answers the same order (Idempotent-Replayed: true); with another body, 422.",
 		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusConflict},
+		Metadata: httpapi.Problems(orders.ErrInvalidInput, orders.ErrCartEmpty, orders.ErrProductUnavailable,
+			orders.ErrCurrencyMismatch, orders.ErrPriceChanged, orders.ErrIdempotencyKeyReused),
 	}, h.placeOrder)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-orders", Method: http.MethodGet, Path: "/v1/orders", Tags: tags,
 		Summary: "List your orders", Description: "Your orders, newest first, by pages.",
-		Security: httpapi.SignedIn,
+		Security: httpapi.SignedIn, Metadata: httpapi.Problems(orders.ErrInvalidInput),
 	}, h.listOwnOrders)
 	huma.Register(api, huma.Operation{
-		OperationID: "list-all-orders", Method: http.MethodGet, Path: "/v1/ops/orders", Tags: tags,
+		OperationID: "list-all-orders", Method: http.MethodGet, Path: "/v1/ops/orders", Tags: []string{"Operations"},
 		Summary: "List every customer's orders", Description: "All orders (or one customer's), newest first, by pages. Admins only.",
-		Security: httpapi.AdminOnly,
+		Security: httpapi.AdminOnly, Metadata: httpapi.Problems(orders.ErrInvalidInput),
 	}, h.listAllOrders)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-order", Method: http.MethodGet, Path: "/v1/orders/{id}", Tags: tags,
 		Summary: "Get an order", Description: "Your order (admins: any order). Another customer's order is a 404.",
-		Security: httpapi.SignedIn,
+		Security: httpapi.SignedIn, Metadata: httpapi.Problems(orders.ErrOrderNotFound),
 	}, h.getOrder)
 	huma.Register(api, huma.Operation{
 		OperationID: "cancel-order", Method: http.MethodPost, Path: "/v1/orders/{id}/cancel", Tags: tags,
@@ -132,7 +136,7 @@ func orderRoutes(api huma.API, h handlers) {
 			"confirmed order is cancelled, refunded in full and restocked — once its payment is captured, if it is " +
 			"still being completed. A rejected or cancelled order cannot be cancelled (409).",
 		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusConflict},
+		Metadata: httpapi.Problems(orders.ErrOrderNotFound, orders.ErrNotCancellable, orders.ErrInvalidInput),
 	}, h.cancelOrder)
 	huma.Register(api, huma.Operation{
 		OperationID: "refund-order", Method: http.MethodPost, Path: "/v1/orders/{id}/refunds", Tags: tags,
@@ -141,7 +145,7 @@ func orderRoutes(api huma.API, h handlers) {
 			"The refund is made asynchronously; the order's refunded amount grows when it is. 409 for orders that " +
 			"cannot be refunded.",
 		Security: httpapi.AdminOnly, DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusConflict},
+		Metadata: httpapi.Problems(orders.ErrOrderNotFound, orders.ErrNotRefundable, orders.ErrInvalidInput),
 	}, h.refundOrder)
 }
 
@@ -153,7 +157,7 @@ func streamRoute(api huma.API, h handlers) {
 		Description: "Server-sent events: first an `order` event with the order as it is, then a `status` event with the " +
 			"order after each change; the stream ends once the order is no longer pending. Each event's id is the " +
 			"order's version. Reconnect to resume (the first event brings you up to date).",
-		Security: httpapi.SignedIn,
+		Security: httpapi.SignedIn, Metadata: httpapi.Problems(orders.ErrOrderNotFound),
 		// The owner check runs before the stream starts: another customer's order is a
 		// plain 404 rather than an empty stream.
 		Middlewares: huma.Middlewares{httpapi.Preload(api, "id", h.ownedOrder)},
@@ -166,12 +170,12 @@ func sagaRoutes(api huma.API, h handlers) {
 	huma.Register(api, huma.Operation{
 		OperationID: "list-sagas", Method: http.MethodGet, Path: "/v1/ops/sagas", Tags: tags,
 		Summary: "List checkout sagas", Description: "Checkout sagas, oldest first, optionally in one state (say, the ones still compensating).",
-		Security: httpapi.AdminOnly,
+		Security: httpapi.AdminOnly, Metadata: httpapi.Problems(orders.ErrInvalidInput),
 	}, h.listSagas)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-saga", Method: http.MethodGet, Path: "/v1/ops/sagas/{order_id}", Tags: tags,
 		Summary: "Get an order's checkout saga", Description: "The saga's state, deadline, attempts and full history.",
-		Security: httpapi.AdminOnly,
+		Security: httpapi.AdminOnly, Metadata: httpapi.Problems(orders.ErrSagaNotFound),
 	}, h.getSaga)
 }
 

@@ -125,7 +125,7 @@ func TestOrderRoutes(t *testing.T) {
 	r = s.place(t, aliceToken, "k-1", "tok_visa")
 	o := apitest.Decode[orders.Order](t, r)
 	if r.Code != http.StatusAccepted || r.Header().Get("Location") != "/v1/orders/"+o.ID || o.Status != orders.StatusPending ||
-		o.CustomerID != aliceID || r.Header().Get("Idempotent-Replayed") != "" {
+		o.CustomerID != aliceID || r.Header().Get("Idempotent-Replayed") != "false" {
 		t.Fatalf("checkout: %d %v %s", r.Code, r.Header(), r.Body)
 	}
 	r = s.place(t, aliceToken, "k-1", "tok_visa")

@@ -65,7 +65,9 @@ func view(c cart, lines []pricedLine) orders.Cart {
 	for _, l := range lines {
 		line := orders.CartLine{ProductID: l.ProductID, SKU: l.SKU, Name: l.name, UnitPrice: l.current, Quantity: l.Quantity,
 			LineTotal: orders.Money{Amount: l.current.Amount * l.Quantity, Currency: l.current.Currency}}
-		out.Total.Currency = l.SeenCurrency
+		if out.Total == nil {
+			out.Total = &orders.Money{Currency: l.SeenCurrency}
+		}
 		switch {
 		case l.unavailable != "":
 			line.Unavailable = true

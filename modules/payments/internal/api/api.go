@@ -24,6 +24,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 			Summary:     "Get an order's or a ride's payment",
 			Description: "The payment of an order or a ride (payable says which) and its ledger: every amount authorized, captured, voided (or released by a partial capture) and refunded. Admins only.",
 			Security:    httpapi.AdminOnly,
+			Metadata:    httpapi.Problems(payments.ErrPaymentNotFound),
 		}, h.getPayment)
 		huma.Register(api, huma.Operation{
 			OperationID: "get-payment-provider-status", Method: http.MethodGet, Path: "/v1/ops/payment-provider", Tags: []string{"Operations"},
@@ -38,6 +39,7 @@ func Routes(b *bus.Bus) httpapi.Routes {
 				"after its threshold of failed calls and checkouts are declined as provider_unavailable; after it ends, the breaker closes again. " +
 				"Answers the provider's state; 409 when the provider is not the in-process simulator or payments runs without --demo or --allow-faults.",
 			Security: httpapi.AdminOnly,
+			Metadata: httpapi.Problems(payments.ErrOutageNotSimulated, payments.ErrOutageNotAllowed),
 		}, h.setOutage)
 	}
 }

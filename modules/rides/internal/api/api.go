@@ -77,6 +77,7 @@ func riderRoutes(api huma.API, h handlers) {
 		Description: "The distance and duration of a trip from pickup to drop-off, the surge of the pickup's area, the " +
 			"fare now and the nearest driver's ETA. 422 for points outside the area served or the same place twice.",
 		Security: httpapi.SignedIn,
+		Metadata: httpapi.Problems(rides.ErrInvalidInput, rides.ErrOutOfArea, rides.ErrSamePlace),
 	}, h.quote)
 	huma.Register(api, huma.Operation{
 		OperationID: "request-ride", Method: http.MethodPost, Path: "/v1/rides", Tags: tags,
@@ -86,18 +87,20 @@ func riderRoutes(api huma.API, h handlers) {
 			"ride. The same Idempotency-Key with the same body answers the same ride (Idempotent-Replayed: true); " +
 			"with another body, 422 (as for orders).",
 		Security: httpapi.SignedIn, DefaultStatus: http.StatusAccepted,
-		Errors: []int{http.StatusConflict, http.StatusUnprocessableEntity},
+		Metadata: httpapi.Problems(rides.ErrInvalidInput, rides.ErrOutOfArea, rides.ErrSamePlace, rides.ErrRiderBusy,
+			rides.ErrIdempotencyKeyReused),
 	}, h.request)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-rides", Method: http.MethodGet, Path: "/v1/rides", Tags: tags,
 		Summary: "List your rides", Description: "Your rides (a driver's: the rides you drove), newest first, by pages.",
-		Security: httpapi.SignedIn,
+		Security: httpapi.SignedIn, Metadata: httpapi.Problems(rides.ErrInvalidInput),
 	}, h.list)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-ride", Method: http.MethodGet, Path: "/v1/rides/{id}", Tags: tags,
 		Summary:     "Get a ride",
 		Description: "A ride, to its rider, its assigned driver or an admin. Anyone else's ride is a 404.",
 		Security:    httpapi.SignedIn,
+		Metadata:    httpapi.Problems(rides.ErrRideNotFound),
 	}, h.get)
 	huma.Register(api, huma.Operation{
 		OperationID: "cancel-ride", Method: http.MethodPost, Path: "/v1/rides/{id}/cancel", Tags: tags,
@@ -105,7 +108,7 @@ func riderRoutes(api huma.API, h handlers) {
 		Description: "Cancels a ride before its trip starts. The rider cancels for free while a driver is sought and " +
 			"within the grace period after one is assigned; later, the cancellation fee is charged (the ride's " +
 			"charged). The assigned driver and admins cancel for free. 409 once the trip started or the ride ended.",
-		Security: httpapi.SignedIn, Errors: []int{http.StatusConflict},
+		Security: httpapi.SignedIn, Metadata: httpapi.Problems(rides.ErrRideNotFound, rides.ErrNotCancellable),
 	}, h.cancel)
 }
 

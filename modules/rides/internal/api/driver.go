@@ -34,7 +34,8 @@ func driverRoutes(api huma.API, h handlers) {
 	} {
 		huma.Register(api, huma.Operation{
 			OperationID: op.id, Method: http.MethodPost, Path: op.path, Tags: tags, Summary: op.summary,
-			Description: op.desc, Security: httpapi.DriverOnly, Errors: []int{http.StatusConflict},
+			Description: op.desc, Security: httpapi.DriverOnly,
+			Metadata: httpapi.Problems(rides.ErrRideNotFound, rides.ErrNoOffer, rides.ErrWrongStatus),
 		}, op.handler)
 	}
 }
@@ -47,7 +48,7 @@ func offerRoute(api huma.API, h handlers) {
 		Summary: "Wait for a ride offered to you",
 		Description: "Answers the ride offered to you as soon as there is one (or at once when one is open), or " +
 			"204 when none came within `wait`. Accept or decline it at /v1/rides/{id}/offer/accept|decline before its expires_at.",
-		Security: httpapi.DriverOnly,
+		Security: httpapi.DriverOnly, Metadata: httpapi.Problems(rides.ErrInvalidInput),
 	}, h.waitOffer)
 }
 
@@ -114,11 +115,12 @@ func dispatchRoutes(api huma.API, h handlers) {
 		Summary:     "List dispatch sagas",
 		Description: "Rides' dispatch sagas, oldest first, optionally in one state (say, the ones still offering).",
 		Security:    httpapi.AdminOnly,
+		Metadata:    httpapi.Problems(rides.ErrInvalidInput),
 	}, h.listDispatches)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-dispatch", Method: http.MethodGet, Path: "/v1/ops/dispatches/{ride_id}", Tags: tags,
 		Summary: "Get a ride's dispatch saga", Description: "The saga's state, offers, deadline and full history.",
-		Security: httpapi.AdminOnly,
+		Security: httpapi.AdminOnly, Metadata: httpapi.Problems(rides.ErrDispatchNotFound),
 	}, h.getDispatch)
 }
 

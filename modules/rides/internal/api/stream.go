@@ -43,7 +43,7 @@ func streamRoute(api huma.API, h handlers) {
 			"ride after each change and, while a driver is assigned, `position` events with the driver's newest " +
 			"position (at most about one a second). The stream ends once the ride is completed or cancelled. " +
 			"Reconnect to resume (the first event brings you up to date).",
-		Security: httpapi.SignedIn,
+		Security: httpapi.SignedIn, Metadata: httpapi.Problems(rides.ErrRideNotFound),
 		// The access check runs before the stream starts: another rider's ride is a
 		// plain 404 rather than an empty stream.
 		Middlewares: huma.Middlewares{httpapi.Preload(api, "id", h.visibleRide)},
