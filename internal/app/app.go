@@ -250,6 +250,7 @@ func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, keys *auth.Keys, ro
 		r(api)
 	}
 	httpapi.RegisterHealth(api, checks, log)
+	api.Complete()
 	docs := apidocs.Handler("/docs", "/openapi.json", "Agora API")
 	api.Mux().Handle("/docs", docs)
 	api.Mux().Handle("/docs/", docs)

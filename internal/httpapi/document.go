@@ -27,6 +27,13 @@ import (
 // The e2e suites validate every real answer against the result, so a status that
 // one of these forgets fails a test rather than surprising a client.
 
+func init() {
+	// Lists are never null in the API: handlers answer [] for an empty one
+	// (NotNull), and a client may not send null for one either. huma's default
+	// types every slice as array|null.
+	huma.DefaultArrayNullable = false
+}
+
 // problemsKey is where Problems leaves an operation's module errors in its Metadata.
 const problemsKey = "agora.problems"
 
@@ -264,3 +271,25 @@ func declareRequestID(_ *huma.OpenAPI, op *huma.Operation) {
 		r.Headers[RequestIDHeader] = headerRef(RequestIDHeader)
 	}
 }
+
+// describeProblem rewrites the Problem schema (huma's ErrorModel) for this API:
+// every problem here carries type, title and status, and its examples are Agora's,
+// not huma's placeholders.
+func describeProblem(oapi *huma.OpenAPI) {
+	s := oapi.Components.Schemas.Schema(reflect.TypeFor[huma.ErrorModel](), false, "")
+	s.Description = "An RFC 9457 problem. Switch on type; docs/problems.md lists every type."
+	s.Required = []string{"type", "title", "status"}
+	props := s.Properties
+	props["type"].Description = "the problem's type: urn:agora:problem:<module>.<code>, listed in docs/problems.md"
+	props["type"].Default = nil
+	props["type"].Format = ""
+	props["type"].Examples = []any{ProblemTypePrefix + "catalog.product_not_found"}
+	props["title"].Examples = []any{"Not Found"}
+	props["status"].Examples = []any{404}
+	props["detail"].Examples = []any{"product not found"}
+	props["instance"].Examples = []any{"/v1/products/0190f5d2-7d2c-7b61-9c1e-3f1f0c8a2b4d"}
+	props["instance"].Format = "uri-reference"
+	s.Examples = []any{map[string]any{"type": ProblemTypePrefix + "catalog.product_not_found", "title": "Not Found",
+		"status": 404, "detail": "product not found"}}
+}
+

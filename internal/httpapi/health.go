@@ -32,6 +32,7 @@ func RegisterHealth(api huma.API, checks []Check, log *slog.Logger) {
 	huma.Register(api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"Health"},
 		Summary: "Liveness: the process is up", Security: Public,
+		Description: "Always 200 while the process serves HTTP; it checks nothing else (see /readyz for that).",
 	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 		return &healthOutput{Body: HealthBody{Status: "ok"}}, nil
 	})

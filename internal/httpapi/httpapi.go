@@ -61,6 +61,7 @@ func NewAPI(cfg Config, log *slog.Logger) *API {
 	}
 	hc.Transformers = append(hc.Transformers, boundProblems)
 	api := humago.New(mux, hc)
+	describeProblem(api.OpenAPI())
 	// Rate limits first: a refused request costs no token check and no body work.
 	api.UseMiddleware(edgeLimits(api), accessRules(api, cfg.Verifier))
 	a := &API{API: api, mux: mux}
