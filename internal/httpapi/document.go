@@ -292,4 +292,3 @@ func describeProblem(oapi *huma.OpenAPI) {
 	s.Examples = []any{map[string]any{"type": ProblemTypePrefix + "catalog.product_not_found", "title": "Not Found",
 		"status": 404, "detail": "product not found"}}
 }
-

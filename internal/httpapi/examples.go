@@ -40,7 +40,7 @@ var fieldExamples = map[string]string{
 	"kind": "event", "last_error": "no process serves this request", "correlation_id": "0190f5d2-7d2c-7b61-9c1e-3f1f0c8a2b4d",
 	"id": "0190f5d2-7d2c-7b61-9c1e-3f1f0c8a2b4d", "ride_id": "0190f5d2-7d2c-7b61-9c1e-3f1f0c8a2b4d",
 	"provider": "simulated", "provider_ref": "psp_3f1f0c8a", "version": "v1.4.0", "problem": "",
-	"access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+	"access_token":  "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
 	"refresh_token": "rt_9c1e3f1f0c8a2b4d7d2c7b61", "current_password": "correct horse battery",
 	"new_password": "staple battery horse correct", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
 	"location": "body.name", "body": "Your order #0190f5d2 is confirmed.", "next_cursor": "p1.MDE5MGY1ZDI",

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/go-cmp/cmp"
@@ -16,10 +17,12 @@ import (
 	"github.com/agora-commerce/agora/internal/bus"
 	"github.com/agora-commerce/agora/internal/config"
 	"github.com/agora-commerce/agora/internal/httpapi/apitest"
+	"github.com/agora-commerce/agora/internal/message"
 	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/modules/catalog"
 	"github.com/agora-commerce/agora/modules/catalog/internal/api"
 	"github.com/agora-commerce/agora/modules/catalog/internal/products"
+	"github.com/agora-commerce/agora/modules/inventory"
 )
 
 // Access tokens for an admin and a customer, valid for the whole run, and an
@@ -38,6 +41,8 @@ type server struct {
 	*apitest.Server
 	host *modhost.Host
 	svc  *products.Service
+	// stockVersion is the inventory version of the last stockChanged.
+	stockVersion int64
 }
 
 func newServer(t *testing.T) *server {
@@ -56,6 +61,23 @@ func newServer(t *testing.T) *server {
 		t.Fatalf("bus.New: %v", err)
 	}
 	return &server{Server: apitest.New(t, api.Routes(b)), host: h, svc: svc}
+}
+
+// stockChanged delivers inventory's StockChanged for p to the catalog, as the bus
+// would: available units, at a newer stock version each time.
+func (s *server) stockChanged(t *testing.T, p catalog.Product, available int64) {
+	t.Helper()
+	s.stockVersion++
+	payload, err := json.Marshal(inventory.StockChanged{Item: inventory.Item{SKU: p.SKU, ProductID: p.ID,
+		OnHand: available, Available: available, Version: s.stockVersion, UpdatedAt: time.Now().UTC()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := message.Envelope{ID: bus.NewID(), Type: inventory.StockChangedEvent.Name(), Kind: message.KindEvent,
+		Time: time.Now().UTC(), Payload: payload}
+	if err := s.svc.Subscriptions()[0].Handle(t.Context(), env); err != nil {
+		t.Fatalf("StockChanged: %v", err)
+	}
 }
 
 // create stores a product through the service; status archived archives it after.
@@ -286,8 +308,8 @@ func TestCreateAndGet(t *testing.T) {
 	if got, want := w.Header().Get("Location"), "/v1/products/"+p.ID; got != want {
 		t.Errorf("Location = %q, want %q", got, want)
 	}
-	if got := w.Header().Get("ETag"); got != `"1"` {
-		t.Errorf("ETag = %q, want \"1\"", got)
+	if got := etagVersion(w.Header().Get("ETag")); got != "1" {
+		t.Errorf("ETag = %q, want version 1", w.Header().Get("ETag"))
 	}
 	if got := s.state(t); got.Outbox != 1 || len(got.Products) != 1 {
 		t.Errorf("after create: %d products, %d outbox rows; want 1 and 1", len(got.Products), got.Outbox)
@@ -301,8 +323,8 @@ func TestCreateAndGet(t *testing.T) {
 	if diff := cmp.Diff(p, apitest.Decode[catalog.Product](t, w)); diff != "" {
 		t.Errorf("admin get (-created +got):\n%s", diff)
 	}
-	if got := w.Header().Get("ETag"); got != `"1"` {
-		t.Errorf("get ETag = %q, want \"1\"", got)
+	if got := etagVersion(w.Header().Get("ETag")); got != "1" {
+		t.Errorf("get ETag = %q, want version 1", w.Header().Get("ETag"))
 	}
 	if w = s.Do(t, req{Method: "GET", Path: "/v1/products/" + p.ID}); w.Code != http.StatusNotFound {
 		t.Errorf("public get draft: status %d, want 404", w.Code)
@@ -326,23 +348,31 @@ func TestCreateAndGet(t *testing.T) {
 	}
 }
 
+// etagVersion is the version part of a product's ETag ("3" of "3.9f2c41d0…"):
+// what writes compare. The rest covers the live availability (TestETagCoversAvailability).
+func etagVersion(etag string) string {
+	v, _, _ := strings.Cut(strings.Trim(etag, `"`), ".")
+	return v
+}
+
 func TestGetConditional(t *testing.T) {
 	s := newServer(t)
 	p := s.create(t, 1, catalog.StatusActive)
 	path := "/v1/products/" + p.ID
+	etag := s.Do(t, req{Method: "GET", Path: path}).Header().Get("ETag")
 
 	tests := []struct {
 		ifNoneMatch string
 		status      int
 	}{
 		{"", 200},
-		{`"1"`, 304},
-		{`W/"1"`, 304},
-		{`"0", "1"`, 304},
+		{etag, 304},
+		{"W/" + etag, 304},
+		{`"0", ` + etag, 304},
 		{`*`, 304},
+		{`"1"`, 200}, // the version alone does not cover the availability shown
 		{`"2"`, 200},
-		{`1`, 200},
-		{`"10"`, 200},
+		{strings.Trim(etag, `"`), 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ifNoneMatch, func(t *testing.T) {
@@ -353,10 +383,11 @@ func TestGetConditional(t *testing.T) {
 			if tt.status == http.StatusNotModified && w.Body.Len() != 0 {
 				t.Errorf("304 with a body: %q", w.Body.String())
 			}
+			// RFC 9110, section 15.4.5: a 304 repeats the ETag a 200 would send.
+			if got := w.Header().Get("ETag"); got != etag {
+				t.Errorf("ETag = %q, want %q", got, etag)
+			}
 			if tt.status == http.StatusOK {
-				if got := w.Header().Get("ETag"); got != `"1"` {
-					t.Errorf("ETag = %q, want \"1\"", got)
-				}
 				if got := apitest.Decode[catalog.Product](t, w); got.ID != p.ID {
 					t.Errorf("got product %s, want %s", got.ID, p.ID)
 				}
@@ -369,9 +400,37 @@ func TestGetConditional(t *testing.T) {
 	if _, err := s.svc.Update(t.Context(), catalog.UpdateProduct{ID: p.ID, ExpectedVersion: 1, Name: &name}); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	w := s.Do(t, req{Method: "GET", Path: path, Header: map[string]string{"If-None-Match": `"1"`}})
-	if w.Code != http.StatusOK || w.Header().Get("ETag") != `"2"` {
-		t.Errorf("after a change: status %d, ETag %q; want 200 and \"2\"", w.Code, w.Header().Get("ETag"))
+	w := s.Do(t, req{Method: "GET", Path: path, Header: map[string]string{"If-None-Match": etag}})
+	if w.Code != http.StatusOK || etagVersion(w.Header().Get("ETag")) != "2" {
+		t.Errorf("after a change: status %d, ETag %q; want 200 and version 2", w.Code, w.Header().Get("ETag"))
+	}
+}
+
+// TestETagCoversAvailability: the body shows live availability, so the ETag
+// changes when stock does although the product's version does not — a cache that
+// revalidates gets the new stock, not a 304 with the old.
+func TestETagCoversAvailability(t *testing.T) {
+	s := newServer(t)
+	p := s.create(t, 1, catalog.StatusActive)
+	path := "/v1/products/" + p.ID
+	before := s.Do(t, req{Method: "GET", Path: path}).Header().Get("ETag")
+	s.stockChanged(t, p, 150)
+	w := s.Do(t, req{Method: "GET", Path: path, Header: map[string]string{"If-None-Match": before}})
+	if w.Code != http.StatusOK {
+		t.Fatalf("after stock changed: status %d, want 200 with the new stock", w.Code)
+	}
+	if got := apitest.Decode[catalog.Product](t, w); got.Availability == nil || got.Availability.Available != 150 {
+		t.Errorf("availability = %+v, want 150 available", got.Availability)
+	}
+	after := w.Header().Get("ETag")
+	if after == before || etagVersion(after) != etagVersion(before) {
+		t.Errorf("ETag %s -> %s: want a new ETag at the same version", before, after)
+	}
+	// Writes compare the version only: the admin did not change the stock.
+	w = s.Do(t, req{Method: "PATCH", Path: path, Body: `{"name":"renamed"}`, Token: adminToken,
+		Header: map[string]string{"If-Match": before}})
+	if w.Code != http.StatusOK {
+		t.Errorf("PATCH with the ETag from before the stock change: status %d, want 200; body %s", w.Code, w.Body.String())
 	}
 }
 
@@ -385,8 +444,8 @@ func TestPatch(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("patch: status %d, body %s", w.Code, w.Body.String())
 	}
-	if got := w.Header().Get("ETag"); got != `"2"` {
-		t.Errorf("ETag = %q, want \"2\"", got)
+	if got := w.Header().Get("ETag"); etagVersion(got) != "2" {
+		t.Errorf("ETag = %q, want version 2", got)
 	}
 	got := apitest.Decode[catalog.Product](t, w)
 	want := p
@@ -422,7 +481,7 @@ func TestPatch(t *testing.T) {
 		t.Errorf("patch with a weak ETag: status %d, want 412 (If-Match compares strongly)", w.Code)
 	}
 	w = s.Do(t, req{Method: "PATCH", Path: path, Token: adminToken, Header: map[string]string{"If-Match": ` "2" `}, Body: `{"description":""}`})
-	if w.Code != http.StatusOK || w.Header().Get("ETag") != `"3"` {
+	if w.Code != http.StatusOK || etagVersion(w.Header().Get("ETag")) != "3" {
 		t.Errorf("patch with the current ETag: status %d, ETag %q; want 200 and \"3\"", w.Code, w.Header().Get("ETag"))
 	}
 }
@@ -535,7 +594,7 @@ func TestArchive(t *testing.T) {
 		t.Fatalf("archive: status %d, body %s", w.Code, w.Body.String())
 	}
 	got := apitest.Decode[catalog.Product](t, w)
-	if got.Status != catalog.StatusArchived || got.Version != 2 || w.Header().Get("ETag") != `"2"` {
+	if got.Status != catalog.StatusArchived || got.Version != 2 || etagVersion(w.Header().Get("ETag")) != "2" {
 		t.Errorf("archived: status %s, version %d, ETag %q", got.Status, got.Version, w.Header().Get("ETag"))
 	}
 
