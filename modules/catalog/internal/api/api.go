@@ -59,14 +59,14 @@ type ProductList struct {
 // productOut answers one product. Its ETag covers what the body shows, the live
 // availability included (productETag).
 type productOut struct {
-	ETag string `header:"ETag"`
+	ETag string `header:"ETag" required:"true" doc:"the representation's strong ETag: send it as If-None-Match to revalidate, as If-Match to write"`
 	Body Product
 }
 
 // createdProductOut answers a created product, with where it lives.
 type createdProductOut struct {
-	ETag     string `header:"ETag"`
-	Location string `header:"Location"`
+	ETag     string `header:"ETag" required:"true" doc:"the representation's strong ETag: send it as If-Match to write"`
+	Location string `header:"Location" required:"true" doc:"where the created product is"`
 	Body     Product
 }
 

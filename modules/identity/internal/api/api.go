@@ -41,7 +41,7 @@ func tokens(t identity.Tokens) *tokensOut {
 }
 
 type userOut struct {
-	ETag string `header:"ETag"`
+	ETag string `header:"ETag" required:"true" doc:"the representation's strong ETag: send it as If-Match to change the account"`
 	Body identity.User
 }
 

@@ -37,7 +37,7 @@ type AdjustmentList struct {
 }
 
 type itemOut struct {
-	ETag string `header:"ETag"`
+	ETag string `header:"ETag" required:"true" doc:"the representation's strong ETag: send it as If-None-Match to revalidate, as If-Match to write"`
 	Body inventory.Item
 }
 
