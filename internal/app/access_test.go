@@ -108,23 +108,8 @@ func TestEveryProtectedRoute(t *testing.T) {
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
 			method = strings.ToUpper(method)
-			// The document's schemes, restated: each admits one role, or any.
-			schemeRole := map[string]string{httpapi.BearerAuth: "", httpapi.AdminAuth: "admin", httpapi.DriverAuth: "driver"}
-			var roles []string
-			usesBearer, anyRole := false, false
-			for _, req := range op.Security {
-				for scheme := range req {
-					role, ok := schemeRole[scheme]
-					usesBearer = usesBearer || ok
-					anyRole = anyRole || (ok && role == "")
-					if role != "" {
-						roles = append(roles, role)
-					}
-				}
-			}
-			if anyRole {
-				roles = nil
-			}
+			rule := httpapi.RuleOf(op.Security)
+			roles, usesBearer := rule.Roles, rule.Bearer
 			if !usesBearer {
 				continue
 			}

@@ -50,6 +50,36 @@ var (
 	PublicOrAdmin = []map[string][]string{{}, {BearerAuth: {}}}
 )
 
+// Rule is what an operation's Security admits: the reading of the document that
+// the access middleware enforces, and that tests and the document's error
+// declarations use too.
+type Rule struct {
+	Public bool     // no credential is needed (an empty requirement among alternatives)
+	Bearer bool     // an access token is used when sent
+	Roles  []string // the roles a token must carry; nil: any signed-in caller
+}
+
+// RuleOf reads security, an operation's Security, as a Rule.
+func RuleOf(security []map[string][]string) Rule {
+	r := Rule{Public: len(security) == 0}
+	anyRole := false
+	for _, req := range security {
+		r.Public = r.Public || len(req) == 0
+		for scheme := range req {
+			role, ok := schemeRoles[scheme]
+			r.Bearer = r.Bearer || ok
+			anyRole = anyRole || (ok && role == "")
+			if role != "" {
+				r.Roles = append(r.Roles, role)
+			}
+		}
+	}
+	if anyRole {
+		r.Roles = nil
+	}
+	return r
+}
+
 // Verifier checks access tokens; *auth.Keys is one.
 type Verifier interface {
 	Verify(token string) (auth.Principal, error)
@@ -103,25 +133,8 @@ func accessRules(api huma.API, v Verifier) func(huma.Context, func(huma.Context)
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this operation declares no access rule")
 			return
 		}
-		// No requirement at all, or an empty one among alternatives, means public.
-		public, usesBearer, anyRole := len(op.Security) == 0, false, false
-		var roles []string // roles admitted by the requirements; see anyRole
-		for _, req := range op.Security {
-			if len(req) == 0 {
-				public = true
-			}
-			for scheme := range req {
-				role, ok := schemeRoles[scheme]
-				usesBearer = usesBearer || ok
-				anyRole = anyRole || (ok && role == "")
-				if role != "" {
-					roles = append(roles, role)
-				}
-			}
-		}
-		if anyRole {
-			roles = nil
-		}
+		rule := RuleOf(op.Security)
+		public, usesBearer, roles := rule.Public, rule.Bearer, rule.Roles
 		authz := ctx.Header("Authorization")
 		if !public || (usesBearer && authz != "") {
 			// A personal or admin answer (or a refusal of one): no cache keeps it.

@@ -74,20 +74,14 @@ func edgeStatuses(op *huma.Operation) map[int]string {
 	} else if len(op.Parameters) > 0 {
 		out[http.StatusUnprocessableEntity] = "a parameter failed validation; errors lists each one"
 	}
-	public, roles := false, false
-	for _, req := range op.Security {
-		public = public || len(req) == 0
-		for scheme := range req {
-			roles = roles || schemeRoles[scheme] != ""
-		}
-	}
-	if len(op.Security) > 0 {
+	rule := RuleOf(op.Security)
+	if rule.Bearer {
 		out[http.StatusUnauthorized] = "the access token is missing, not valid or expired"
-		if public {
+		if rule.Public {
 			out[http.StatusUnauthorized] = "an access token was sent and is not valid or expired (send none to be served as the public)"
 		}
 	}
-	if roles {
+	if len(rule.Roles) > 0 {
 		out[http.StatusForbidden] = "the access token's role may not use this operation"
 	}
 	if IsRateLimited(op) {
