@@ -721,7 +721,7 @@ func TestE2EOpenAPI(t *testing.T) {
 		b, _ := json.Marshal(doc.Paths[path][method]["security"])
 		return string(b)
 	}
-	if got := security("/v1/products", "post"); got != `[{"bearerAuth":["admin"]}]` {
+	if got := security("/v1/products", "post"); got != `[{"adminAuth":[]}]` {
 		t.Errorf("create-product security = %s, want admin only", got)
 	}
 	if got := security("/v1/me", "get"); got != `[{"bearerAuth":[]}]` {
