@@ -218,6 +218,12 @@ var schemaNames = map[string]string{
 	"Schedule":    "FaultSchedule",
 	"Street":      "CityStreet",
 	"HealthBody":  "Health",
+	// Request bodies and answers whose names need their module to be understood.
+	"RequestInput":      "RideRequestInput",
+	"OnlineInput":       "GoOnlineInput",
+	"Ingested":          "PositionsIngested",
+	"MapDot":            "FleetMapDot",
+	"SetProviderOutage": "ProviderOutageInput",
 }
 
 // schemaNamer is huma's default namer with schemaNames applied.
