@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/agora-commerce/agora/tools/internal/contracts"
 )
 
 // fixture copies testdata/repo (a registry, two modules, a test-helper package and
@@ -33,7 +35,7 @@ func generated(t *testing.T) string {
 }
 
 func TestModel(t *testing.T) {
-	m, err := Load(fixture(t))
+	m, err := contracts.Load(fixture(t))
 	if err != nil {
 		t.Fatal(err)
 	}
