@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/agora-commerce/agora/internal/message"
+	"github.com/agora-commerce/agora/tools/internal/contracts"
+)
+
+// msg is one message on the bus: what its source says and what its compiled
+// declaration says.
+type msg struct {
+	*contracts.Decl
+	message.Declaration
+}
+
+// Name is the message's name (both halves carry it).
+func (m msg) Name() string { return m.Decl.Name }
+
+// Kind is the message's kind.
+func (m msg) Kind() message.Kind { return m.Declaration.Kind }
+
+// Short is the name without its owner, e.g. PlaceOrder.
+func (m msg) Short() string { return strings.TrimPrefix(m.Decl.Name, m.Owner+".") }
+
+// join pairs each declaration in the source with its compiled declaration, in
+// the source's order. Every message in the source must be compiled into this
+// program (its contract in the registry); compiled messages the source does not
+// declare (tests' own, the platform's ops requests) are not the modules' contract
+// and are left out.
+func join(m *contracts.Model, compiled []message.Declaration) ([]msg, error) {
+	byName := map[string]message.Declaration{}
+	for _, d := range compiled {
+		byName[d.Name] = d
+	}
+	var out []msg
+	var missing []string
+	for _, d := range m.Decls {
+		c, ok := byName[d.Name]
+		if !ok {
+			missing = append(missing, d.Name+" ("+d.File+")")
+			continue
+		}
+		if string(c.Kind) != d.Kind {
+			return nil, fmt.Errorf("%s: the source declares a %s, the compiled program a %s", d.Name, d.Kind, c.Kind)
+		}
+		out = append(out, msg{Decl: d, Declaration: c})
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("declared in a contract the registry does not compile in: %s", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// consumers returns the modules other than the owner whose code uses m: for a
+// request its callers, for a command its senders, for an event its subscribers.
+func (m msg) consumers() []string { return m.Users }
