@@ -29,22 +29,22 @@ type asyncAPI struct {
 	Components         map[string]any `yaml:"components"`
 }
 
-// docDescription introduces the document.
-const docDescription = `Every message Agora's modules exchange on the bus, drawn from the modules' contracts
-(modules/<module>/<module>.go) by tools/asyncapigen.
+// docDescription introduces the document (Markdown; ^ stands for a backquote).
+var docDescription = strings.ReplaceAll(`Every message Agora's modules exchange on the bus, drawn from the modules' contracts
+(^modules/<module>/<module>.go^) by ^tools/asyncapigen^.
 
-- **Requests** are NATS request–reply on ` + "`agora.req.<name>`" + `, served by the owning module's
-  processes in the queue group ` + "`agora.<module>`" + `. The reply is the reply payload, or a
-  message.Error when the ` + "`Agora-Error`" + ` header is set.
+- **Requests** are NATS request–reply on ^agora.req.<name>^, served by the owning module's
+  processes in the queue group ^agora.<module>^. The reply is the reply payload, or a
+  ^message.Error^ when the ^Agora-Error^ header is set.
 - **Commands** (to the owning module) and **events** (from it, to every subscriber) are durable:
   written to the sender's outbox with its state change, then published to the JetStream
-  stream ` + "`AGORA`" + ` on ` + "`agora.msg.<name>`" + `; each receiving handler has a durable consumer and
+  stream ^AGORA^ on ^agora.msg.<name>^; each receiving handler has a durable consumer and
   applies a message once (its inbox), however often it is delivered.
 
-Each message carries a version (` + "`x-agora-version`" + `). Within a version a payload only gains
+Each message carries a version (^x-agora-version^). Within a version a payload only gains
 optional fields; anything a receiver of the previous version would misread takes the next version
-and a period in which both are handled (docs/adr/0013-message-versions.md).
-api/message-versions.json keeps every released version's fields.`
+and a period in which both are handled (^docs/adr/0013-message-versions.md^).
+^api/message-versions.json^ keeps every released version's fields.`, "^", "`")
 
 // document renders the AsyncAPI 3.0 document for msgs.
 func document(msgs []msg, s *schemas) ([]byte, error) {
