@@ -106,7 +106,11 @@ func moduleTags(msgs []msg) []any {
 	for _, m := range msgs {
 		if !slices.Contains(seen, m.Owner) {
 			seen = append(seen, m.Owner)
-			tags = append(tags, map[string]any{"name": m.Owner, "description": "Operations of the " + m.Owner + " module."})
+			desc := "Operations of the " + m.Owner + " module."
+			if m.Owner == platformOwner {
+				desc = "Requests every hosted module answers for the platform's operator tools (internal/modhost)."
+			}
+			tags = append(tags, map[string]any{"name": m.Owner, "description": desc})
 		}
 	}
 	return tags
@@ -116,12 +120,18 @@ func moduleTags(msgs []msg) []any {
 func addChannels(ch map[string]any, m msg) {
 	own := map[string]any{m.Short(): ref("#/components/messages/" + m.Name())}
 	if m.Kind() != message.KindRequest {
-		ch[m.Name()] = map[string]any{"address": messagePrefix + m.Name(), "title": m.Name(),
+		ch[m.Name()] = map[string]any{"address": m.Address, "title": m.Name(),
 			"description": fmt.Sprintf("The %s %s, on the stream AGORA.", m.Name(), m.Kind()), "messages": own}
 		return
 	}
-	ch[m.Name()] = map[string]any{"address": requestPrefix + m.Name(), "title": m.Name(),
+	c := map[string]any{"address": m.Address, "title": m.Name(),
 		"description": "Requests for " + m.Name() + ", served in the queue group agora." + m.Owner + ".", "messages": own}
+	if m.Modules != nil {
+		c["description"] = "Requests for " + m.Name() + " to one module, served in that module's queue group agora.{module}. " +
+			"Every module answers ops.Process; a module with a database also answers the requests on its outbox."
+		c["parameters"] = map[string]any{"module": map[string]any{"description": "the module asked", "enum": m.Modules}}
+	}
+	ch[m.Name()] = c
 	ch[m.Name()+".reply"] = map[string]any{"address": nil, "title": m.Name() + " reply",
 		"description": "The reply to " + m.Name() + ", on the inbox subject the caller's request named.",
 		"messages": map[string]any{
@@ -142,8 +152,10 @@ func addOperations(ops map[string]any, m msg) {
 		handlers = append(handlers, h.Module+": "+h.Func)
 	}
 	ownerDesc := m.Owner + " publishes it."
-	if m.Kind() != message.KindEvent {
+	if m.Kind() != message.KindEvent && len(handlers) > 0 {
 		ownerDesc = "Handled by " + strings.Join(handlers, ", ") + "."
+	} else if m.Kind() != message.KindEvent {
+		ownerDesc = "Every hosted module answers it (internal/modhost)."
 	}
 	ops[m.Owner+"."+ownerAction+"."+m.Name()] = operation(m, m.Owner, ownerAction, ownerDesc)
 	for _, user := range m.consumers() {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/agora-commerce/agora/internal/message"
+	"github.com/agora-commerce/agora/internal/modhost"
 	"github.com/agora-commerce/agora/tools/internal/contracts"
 )
 
@@ -13,6 +14,10 @@ import (
 type msg struct {
 	*contracts.Decl
 	message.Declaration
+	// Address is the NATS subject; a platform request's has a {module} parameter,
+	// one of Modules.
+	Address string
+	Modules []string
 }
 
 // Name is the message's name (both halves carry it).
@@ -21,8 +26,8 @@ func (m msg) Name() string { return m.Decl.Name }
 // Kind is the message's kind.
 func (m msg) Kind() message.Kind { return m.Declaration.Kind }
 
-// Short is the name without its owner, e.g. PlaceOrder.
-func (m msg) Short() string { return strings.TrimPrefix(m.Decl.Name, m.Owner+".") }
+// Short is the name's last part, e.g. PlaceOrder.
+func (m msg) Short() string { return m.Decl.Name[strings.LastIndex(m.Decl.Name, ".")+1:] }
 
 // join pairs each declaration in the source with its compiled declaration, in
 // the source's order. Every message in the source must be compiled into this
@@ -45,12 +50,46 @@ func join(m *contracts.Model, compiled []message.Declaration) ([]msg, error) {
 		if string(c.Kind) != d.Kind {
 			return nil, fmt.Errorf("%s: the source declares a %s, the compiled program a %s", d.Name, d.Kind, c.Kind)
 		}
-		out = append(out, msg{Decl: d, Declaration: c})
+		out = append(out, msg{Decl: d, Declaration: c, Address: subject(c)})
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("declared in a contract the registry does not compile in: %s", strings.Join(missing, ", "))
 	}
-	return out, nil
+	return append(out, platform(m)...), nil
+}
+
+// subject is where d travels over NATS (internal/natsbus).
+func subject(d message.Declaration) string {
+	if d.Kind == message.KindRequest {
+		return requestPrefix + d.Name
+	}
+	return messagePrefix + d.Name
+}
+
+// platformOwner owns the requests every hosted module answers besides its contract's.
+const platformOwner = "platform"
+
+// platform returns the requests every hosted module answers besides its
+// contract's (modhost.OpsDeclarations), one per request with the module as a
+// parameter of its subject, named "ops.<Name>".
+func platform(m *contracts.Model) []msg {
+	var modules []string
+	for _, mod := range m.Modules {
+		if mod.Registered {
+			modules = append(modules, mod.Name)
+		}
+	}
+	var out []msg
+	for _, d := range modhost.OpsDeclarations("{module}") {
+		addr := subject(d)
+		d.Name = strings.TrimPrefix(d.Name, "{module}.")
+		out = append(out, msg{
+			Decl: &contracts.Decl{Var: "OpsDeclarations", Name: d.Name, Kind: string(d.Kind), Owner: platformOwner, File: "internal/modhost/ops.go",
+				Summary: "A request every hosted module answers on the bus for the platform's operator tools (" + d.Name + ")."},
+			Declaration: d, Address: addr, Modules: modules,
+		})
+	}
+	return out
 }
 
 // consumers returns the modules other than the owner whose code uses m: for a
