@@ -20,40 +20,52 @@ import (
 // in the git history by its declaration, and the build before it speaks the
 // previous version. Move it to the next version bump that matters.
 var previousVersion = struct {
-	module, contract, declared, field string
+	contract, declared, subject, field string
 }{
-	module:   "payments",
 	contract: "modules/payments/payments.go",
 	declared: `PaymentDeclinedEvent = .*AtVersion\(2\)`,
+	subject:  "agora.msg.payments.PaymentDeclined",
 	field:    "retryable", // what version 2 added: always sent, so its absence marks version 1
 }
 
-// TestMixedMessageVersions runs payments built from the commit before
+// TestMixedMessageVersions runs one module built from the commit before
 // payments.PaymentDeclined went to version 2 (Retryable) next to this tree's
 // build of every other module, each in its own process over NATS, and runs the
 // shop tour: checkouts confirm, declined cards reject their orders, cancellations
-// refund. Then it reads the stream to show that the declines orders handled were
-// version 1 payloads, written by the previous build (docs/adr/0013-message-versions.md).
+// refund. Both halves of the period in which both versions are handled
+// (docs/adr/0013-message-versions.md): the previous build's payments sends
+// version 1 declines to this build's orders, and this build's payments sends
+// version 2 declines to the previous build's orders. The stream shows which
+// version was on the wire.
 func TestMixedMessageVersions(t *testing.T) {
 	root := repoRoot(t)
 	agoraBinary(t) // skips in -short, like every test that runs processes
 	rev := commitBefore(t, root, previousVersion.contract, previousVersion.declared)
 	old := buildAt(t, root, rev)
-	t.Logf("%s runs the build of %s (before %s's version bump)", previousVersion.module, rev[:12], previousVersion.contract)
-
-	d := startSplitWith(t, splitLayout, false, map[string]string{previousVersion.module: old})
-	shopTour(t, d)
-
-	declines := streamPayloads(t, d.broker.url(), "agora.msg.payments.PaymentDeclined")
-	if len(declines) == 0 {
-		t.Fatal("no PaymentDeclined on the stream: the tour declined no card?")
+	for _, tc := range []struct {
+		old       string // the module that runs the previous build
+		wantField bool   // whether the declines on the stream are version 2
+	}{
+		{old: "payments", wantField: false},
+		{old: "orders", wantField: true},
+	} {
+		t.Run(tc.old+" at the previous version", func(t *testing.T) {
+			t.Parallel()
+			t.Logf("%s runs the build of %s, before %s's version bump", tc.old, rev[:12], previousVersion.contract)
+			d := startSplitWith(t, splitLayout, false, map[string]string{tc.old: old})
+			shopTour(t, d)
+			declines := streamPayloads(t, d.broker.url(), previousVersion.subject)
+			if len(declines) == 0 {
+				t.Fatalf("nothing on %s: the tour declined no card?", previousVersion.subject)
+			}
+			for _, p := range declines {
+				if _, ok := p[previousVersion.field]; ok != tc.wantField {
+					t.Fatalf("a decline with %q = %v, want %v: %v", previousVersion.field, ok, tc.wantField, p)
+				}
+			}
+			t.Logf("%d declines on the wire, all with %q = %v", len(declines), previousVersion.field, tc.wantField)
+		})
 	}
-	for _, p := range declines {
-		if _, ok := p[previousVersion.field]; ok {
-			t.Fatalf("a PaymentDeclined carries %q, so it is not from the previous build: %v", previousVersion.field, p)
-		}
-	}
-	t.Logf("%d version 1 PaymentDeclined handled by this build's orders", len(declines))
 }
 
 // commitBefore returns the parent of the latest commit whose diff of path adds or
