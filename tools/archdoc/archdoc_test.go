@@ -58,7 +58,7 @@ func TestModel(t *testing.T) {
 		// A function; the declaration's own doc, without the tool's stale line.
 		"shop.Wait": {"request parked", "WaitRequest is a long poll.", "shop sales.wait modules/shop/internal/sales/sales.go", ""},
 		// Through a generic wrapper that takes the handler; a value receiver; declared
-		// with .Renamed.
+		// with .Renamed and .AtVersion.
 		"shop.Ship": {"command", "ShipCommand is sent to ship.", "shop sales.Service.ship modules/shop/internal/sales/sales.go", ""},
 		// A function literal, named after the function that holds it.
 		"shop.Sold":    {"event", "Sold says an order was sold.", "mail post.(*Office).Subscriptions (func literal) modules/mail/internal/post/post.go", "mail"},
