@@ -41,7 +41,9 @@ var docDescription = strings.ReplaceAll(`Every message Agora's modules exchange 
   stream ^AGORA^ on ^agora.msg.<name>^; each receiving handler has a durable consumer and
   applies a message once (its inbox), however often it is delivered.
 
-Each message carries a version (^x-agora-version^). Within a version a payload only gains
+Each message names its owner (^x-agora-owner^), the modules that call, send or subscribe to it
+(^x-agora-callers^, ^x-agora-senders^, ^x-agora-subscribers^), its declaration in the contract
+(^x-agora-contract^) and its version (^x-agora-version^). Within a version a payload only gains
 optional fields; anything a receiver of the previous version would misread takes the next version
 and a period in which both are handled (^docs/adr/0013-message-versions.md^).
 ^api/message-versions.json^ keeps every released version's fields.`, "^", "`")
@@ -204,7 +206,10 @@ func messageObject(m msg, name, summary string, payload any) map[string]any {
 		"name": name, "title": fmt.Sprintf("%s v%d", name, m.Version), "summary": summary,
 		"contentType": "application/json", "headers": ref(schemaPrefix + "AgoraHeaders"), "payload": payload,
 		"x-agora-kind": string(m.Kind()), "x-agora-version": m.Version, "x-agora-owner": m.Owner,
-		"x-agora-consumers": append([]string{}, m.consumers()...), "x-agora-contract": m.File + "#" + m.Var,
+		"x-agora-contract": m.File + "#" + m.Var,
+		// Who else takes part, named for what they do with it.
+		map[message.Kind]string{message.KindRequest: "x-agora-callers", message.KindCommand: "x-agora-senders",
+			message.KindEvent: "x-agora-subscribers"}[m.Kind()]: append([]string{}, m.consumers()...),
 	}
 	if m.Declaration.Parked {
 		o["x-agora-parked"] = true
