@@ -16,7 +16,10 @@
 //     types of its payload and reply, described as JSON Schema by huma's registry
 //     — the same rules that describe the HTTP API in api/openapi.yaml.
 //
-// A message one of them knows and the other does not is an error.
+// A message one of them knows and the other does not is an error. Besides the
+// contracts' messages, the document lists the requests every hosted module answers
+// for the platform's operator tools (modhost.OpsDeclarations), as ops.<Name> on
+// agora.req.{module}.ops.<Name>.
 //
 // The compatibility rules are docs/adr/0013-message-versions.md: within a version a
 // payload (and a request's reply) may only gain optional fields; a field removed,

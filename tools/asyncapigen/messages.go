@@ -30,10 +30,10 @@ func (m msg) Kind() message.Kind { return m.Declaration.Kind }
 func (m msg) Short() string { return m.Decl.Name[strings.LastIndex(m.Decl.Name, ".")+1:] }
 
 // join pairs each declaration in the source with its compiled declaration, in
-// the source's order. Every message in the source must be compiled into this
-// program (its contract in the registry); compiled messages the source does not
-// declare (tests' own, the platform's ops requests) are not the modules' contract
-// and are left out.
+// the source's order, then adds the platform's requests (see platform). Every
+// message in the source must be compiled into this program (its contract in the
+// registry); other compiled declarations (the platform's, made on demand under
+// each module's name) are not taken from message.Declarations.
 func join(m *contracts.Model, compiled []message.Declaration) ([]msg, error) {
 	byName := map[string]message.Declaration{}
 	for _, d := range compiled {
