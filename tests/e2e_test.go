@@ -148,12 +148,16 @@ func startAgora(t *testing.T, dataDir string, env ...string) *agora {
 type startOptions struct {
 	noLogin bool   // do not sign in as the demo admin (identity may run nowhere)
 	addr    string // listen here (a restart on its predecessor's port); empty: a free port
+	bin     string // the agora binary to run; empty: this tree's (agoraBinary)
 }
 
 // startAgoraWith is startAgora with options.
 func startAgoraWith(t *testing.T, opts startOptions, dataDir string, env ...string) *agora {
 	t.Helper()
-	bin := agoraBinary(t)
+	bin := opts.bin
+	if bin == "" {
+		bin = agoraBinary(t)
+	}
 	for attempt := 1; ; attempt++ {
 		a, err := tryStart(t, bin, dataDir, env, opts)
 		if err == nil {

@@ -114,12 +114,19 @@ func startSingle(t *testing.T) *deployment {
 // round-robin proxy over all of them in front.
 func startSplit(t *testing.T, layout []string, balance bool) *deployment {
 	t.Helper()
+	return startSplitWith(t, layout, balance, nil)
+}
+
+// startSplitWith is startSplit with some processes run from another build: bins
+// maps an entry of layout to the agora binary that runs it (this tree's when absent).
+func startSplitWith(t *testing.T, layout []string, balance bool, bins map[string]string) *deployment {
+	t.Helper()
 	d := &deployment{dir: t.TempDir(), procs: map[string][]*agora{}, env: map[*agora][]string{}}
 	d.broker = startBrokerProc(t, d.dir, "")
 	var last *agora
 	for _, modules := range layout {
 		env := append([]string{"AGORA_BUS_URL=" + d.broker.url(), "AGORA_MODULES=" + modules}, commonEnv...)
-		a := startAgoraWith(t, startOptions{noLogin: !strings.Contains(modules, "identity") && last == nil}, d.dir, env...)
+		a := startAgoraWith(t, startOptions{noLogin: !strings.Contains(modules, "identity") && last == nil, bin: bins[modules]}, d.dir, env...)
 		if a.token == "" && last != nil {
 			a.token = last.token
 		}

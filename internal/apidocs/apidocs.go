@@ -1,8 +1,11 @@
-// Package apidocs serves an offline, self-contained documentation page for an OpenAPI document.
+// Package apidocs serves offline, self-contained documentation pages: one for an
+// OpenAPI document (Handler) and one for an AsyncAPI document (MessagesHandler),
+// and the AsyncAPI document itself (Document).
 //
-// The page is rendered by Swagger UI (swagger-ui-dist, see assets/README.md),
+// The pages are rendered by Swagger UI (swagger-ui-dist) and by the AsyncAPI React
+// component's standalone bundle (@asyncapi/react-component, see assets/README.md),
 // whose files are embedded in the binary, so the docs keep working on hosts
-// without internet access and never leak visits to a CDN. Nothing on the page
+// without internet access and never leak visits to a CDN. Nothing on a page
 // is loaded from a remote URL; the Content-Security-Policy sent with the page
 // enforces that in the browser as well.
 package apidocs
@@ -25,6 +28,7 @@ import (
 // stay in the source tree and are not served.
 //
 //go:embed assets/swagger-ui-bundle.js assets/swagger-ui.css assets/docs.js assets/docs.css
+//go:embed assets/asyncapi-standalone.js assets/asyncapi.css assets/asyncapi-docs.js
 var assetFiles embed.FS
 
 // asset is one embedded file, addressed by a content-hashed name so it can be
@@ -125,28 +129,9 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 //
 // Handler panics if specURL is empty, as that is a wiring mistake.
 func Handler(prefix, specURL, title string) http.Handler {
-	if specURL == "" {
-		panic("apidocs: empty specURL")
-	}
-	prefix = path.Clean("/" + prefix)
-	if prefix == "/" {
-		prefix = ""
-	}
-	set := loadAssets()
-	h := &handler{
-		pagePath:  prefix,
-		assetPath: prefix + "/assets/",
-		assets:    set,
-		csp:       contentSecurityPolicy(specURL),
-	}
-	if h.pagePath == "" {
-		h.pagePath = "/"
-	} else {
-		h.slashPath = prefix + "/"
-	}
-
-	var buf bytes.Buffer
-	err := pageTemplate.Execute(&buf, map[string]string{
+	h := newHandler(prefix, specURL, contentSecurityPolicy(specURL))
+	set := h.assets
+	h.render(pageTemplate, map[string]string{
 		"Title":   title,
 		"SpecURL": specURL,
 		"Assets":  h.assetPath,
@@ -155,12 +140,99 @@ func Handler(prefix, specURL, title string) http.Handler {
 		"JS":      set.byFile["swagger-ui-bundle.js"].url,
 		"PageJS":  set.byFile["docs.js"].url,
 	})
-	if err != nil {
+	return h
+}
+
+// messagesTemplate is the AsyncAPI page, booted by asyncapi-docs.js like the
+// OpenAPI page is by docs.js.
+var messagesTemplate = template.Must(template.New("messages").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{{.Assets}}{{.CSS}}">
+</head>
+<body>
+<div id="asyncapi" data-spec-url="{{.SpecURL}}"></div>
+<script src="{{.Assets}}{{.JS}}"></script>
+<script src="{{.Assets}}{{.PageJS}}"></script>
+</body>
+</html>
+`))
+
+// MessagesHandler returns an http.Handler that serves a page at prefix (e.g.
+// "/docs/messages") rendering the AsyncAPI document at specURL with the AsyncAPI
+// React component, and its assets under prefix+"/assets/", mounted and cached as
+// Handler's are.
+//
+// Its Content-Security-Policy is Handler's plus script-src 'unsafe-eval': the
+// component parses and validates the document in the browser with Ajv, which
+// compiles schemas with new Function. Scripts still come from this origin only,
+// and nothing is fetched from anywhere else.
+func MessagesHandler(prefix, specURL, title string) http.Handler {
+	csp := strings.Replace(contentSecurityPolicy(specURL), "script-src 'self'", "script-src 'self' 'unsafe-eval'", 1)
+	h := newHandler(prefix, specURL, csp)
+	h.render(messagesTemplate, map[string]string{
+		"Title":   title,
+		"SpecURL": specURL,
+		"Assets":  h.assetPath,
+		"CSS":     h.assets.byFile["asyncapi.css"].url,
+		"JS":      h.assets.byFile["asyncapi-standalone.js"].url,
+		"PageJS":  h.assets.byFile["asyncapi-docs.js"].url,
+	})
+	return h
+}
+
+// Document returns an http.Handler that serves body, a generated document such as
+// api/asyncapi.yaml embedded in the binary, as contentType to GET and HEAD, with
+// an ETag of its content (so clients revalidate cheaply) and no other method.
+func Document(body []byte, contentType string) http.Handler {
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("ETag", etag)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		http.ServeContent(w, r, "", noModTime, bytes.NewReader(body))
+	})
+}
+
+// render renders the handler's page once: it only depends on the handler's arguments.
+func (h *handler) render(page *template.Template, data map[string]string) {
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, data); err != nil {
 		panic("apidocs: rendering page: " + err.Error())
 	}
 	h.page = buf.Bytes()
 	sum := sha256.Sum256(h.page)
 	h.pageETag = `"` + hex.EncodeToString(sum[:8]) + `"`
+}
+
+// newHandler returns a handler of a page at prefix, served with csp, that renders
+// specURL; the caller renders its page. It panics if specURL is empty, as that is
+// a wiring mistake.
+func newHandler(prefix, specURL, csp string) *handler {
+	if specURL == "" {
+		panic("apidocs: empty specURL")
+	}
+	prefix = path.Clean("/" + prefix)
+	if prefix == "/" {
+		prefix = ""
+	}
+	h := &handler{pagePath: prefix, assetPath: prefix + "/assets/", assets: loadAssets(), csp: csp}
+	if h.pagePath == "" {
+		h.pagePath = "/"
+	} else {
+		h.slashPath = prefix + "/"
+	}
 	return h
 }
 

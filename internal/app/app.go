@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	agoraapi "github.com/agora-commerce/agora/api"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
@@ -254,6 +256,12 @@ func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, keys *auth.Keys, ro
 	docs := apidocs.Handler("/docs", "/openapi.json", "Agora API")
 	api.Mux().Handle("/docs", docs)
 	api.Mux().Handle("/docs/", docs)
+	// The messages between modules: the AsyncAPI document tools/asyncapigen draws
+	// from the contracts, and its page. Like /openapi.yaml, outside the OpenAPI document.
+	api.Mux().Handle("/asyncapi.yaml", apidocs.Document(agoraapi.AsyncAPI, "application/yaml"))
+	messages := apidocs.MessagesHandler("/docs/messages", "/asyncapi.yaml", "Agora messages")
+	api.Mux().Handle("/docs/messages", messages)
+	api.Mux().Handle("/docs/messages/", messages)
 	return api, nil
 }
 

@@ -15,7 +15,7 @@ import (
 // intended change: AGORA_UPDATE_DOCS=1 go test ./internal/app -run TestProblemsDoc
 func TestProblemsDoc(t *testing.T) {
 	path := filepath.Join("..", "..", "docs", "problems.md")
-	got := httpapi.ProblemCatalog(message.Declared())
+	got := httpapi.ProblemCatalog(message.DeclaredErrors())
 	if os.Getenv("AGORA_UPDATE_DOCS") == "1" {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)

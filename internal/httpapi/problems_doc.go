@@ -31,7 +31,7 @@ var edgeProblems = []struct {
 }
 
 // ProblemCatalog renders docs/problems.md: every problem type a client can meet —
-// the edge's and every declared module error (errs, from message.Declared) — with
+// the edge's and every declared module error (errs, from message.DeclaredErrors) — with
 // its status and meaning. The document's responses list the types they may carry;
 // this page explains them.
 func ProblemCatalog(errs []*message.Error) string {

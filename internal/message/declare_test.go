@@ -1,6 +1,7 @@
 package message_test
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/agora-commerce/agora/internal/message"
@@ -42,5 +43,24 @@ func TestRenamedDecodesPayloadsWrittenBefore(t *testing.T) {
 	}
 	if _, err := renamedEvent.Decode(message.Envelope{Type: "test.Paid", Payload: []byte(`{"order_id":`)}); err == nil {
 		t.Error("a broken payload decoded")
+	}
+}
+
+// Declarations describes each name as its declaration ended up, options included,
+// so that a tool sees the version and types the bus uses.
+func TestDeclarationsRecordVersionsAndTypes(t *testing.T) {
+	message.NewEvent[paid]("test.Declared").AtVersion(3).Renamed("order_id", "payable_id")
+	message.NewRequest[paid, string]("test.Asked").Parked()
+	got := map[string]message.Declaration{}
+	for _, d := range message.Declarations() {
+		got[d.Name] = d
+	}
+	ev, req := got["test.Declared"], got["test.Asked"]
+	if ev.Kind != message.KindEvent || ev.Version != 3 || ev.RenamedFrom != "order_id" || ev.RenamedTo != "payable_id" ||
+		ev.Payload != reflect.TypeFor[paid]() || ev.Reply != nil {
+		t.Errorf("event declaration = %+v", ev)
+	}
+	if req.Kind != message.KindRequest || req.Version != 1 || !req.Parked || req.Reply != reflect.TypeFor[string]() {
+		t.Errorf("request declaration = %+v", req)
 	}
 }

@@ -45,31 +45,31 @@ type Error struct {
 //
 //	var ErrProductNotFound = message.NewError(message.NotFound, "catalog.product_not_found", "product not found")
 //
-// Every declared error is listed by Declared, so the problem types a client can
+// Every declared error is listed by DeclaredErrors, so the problem types a client can
 // meet are documented from the declarations themselves (docs/problems.md).
 func NewError(kind ErrorKind, code, message string) *Error {
 	e := &Error{Kind: kind, Code: code, Message: message}
-	declared.Lock()
-	defer declared.Unlock()
-	declared.errs = append(declared.errs, e)
+	declaredErrors.Lock()
+	defer declaredErrors.Unlock()
+	declaredErrors.errs = append(declaredErrors.errs, e)
 	return e
 }
 
-// declared holds every error NewError made: package-level sentinels, declared as
+// declaredErrors holds every error NewError made: package-level sentinels, declared as
 // the program starts.
-var declared struct {
+var declaredErrors struct {
 	sync.Mutex
 	errs []*Error
 }
 
-// Declared returns every error declared so far, one per code (the first declared),
+// DeclaredErrors returns every error declared so far, one per code (the first declared),
 // sorted by code.
-func Declared() []*Error {
-	declared.Lock()
-	defer declared.Unlock()
+func DeclaredErrors() []*Error {
+	declaredErrors.Lock()
+	defer declaredErrors.Unlock()
 	seen := map[string]bool{}
 	var out []*Error
-	for _, e := range declared.errs {
+	for _, e := range declaredErrors.errs {
 		if !seen[e.Code] {
 			seen[e.Code] = true
 			out = append(out, e)

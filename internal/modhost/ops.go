@@ -54,6 +54,19 @@ func OutboxStatusRequest(module string) message.Request[struct{}, OutboxStatus] 
 	return message.NewRequest[struct{}, OutboxStatus](module + ".ops.OutboxStatus")
 }
 
+// OpsDeclarations describes the requests a hosted module answers besides its
+// contract's, named for module: ProcessRequest, which every module answers, and
+// the three on its outbox, which a module with a database answers.
+// tools/asyncapigen documents them; a test keeps the list equal to what is handled.
+func OpsDeclarations(module string) []message.Declaration {
+	return []message.Declaration{
+		ProcessRequest(module).Declaration(),
+		ListDeadLettersRequest(module).Declaration(),
+		RedriveDeadLetterRequest(module).Declaration(),
+		OutboxStatusRequest(module).Declaration(),
+	}
+}
+
 func opsHandlers(module string, d *outbox.DeadLetters) []bus.RequestHandler {
 	return []bus.RequestHandler{
 		bus.Handle(ListDeadLettersRequest(module), func(ctx context.Context, q ListDeadLetters) (DeadLetterPage, error) {

@@ -244,11 +244,11 @@ type GetSaga struct {
 // The orders module's requests.
 var (
 	// Handled by checkout.(*Service).GetCart.
-	GetCartRequest = message.NewRequest[GetCart, Cart]("orders.GetCart")
+	GetCartRequest = message.NewRequest[GetCart, Cart]("orders.GetCart").AtVersion(2)
 	// Handled by checkout.(*Service).SetCartItem.
-	SetCartItemRequest = message.NewRequest[SetCartItem, Cart]("orders.SetCartItem")
+	SetCartItemRequest = message.NewRequest[SetCartItem, Cart]("orders.SetCartItem").AtVersion(2)
 	// Handled by checkout.(*Service).RemoveCartItem.
-	RemoveCartItemRequest = message.NewRequest[RemoveCartItem, Cart]("orders.RemoveCartItem")
+	RemoveCartItemRequest = message.NewRequest[RemoveCartItem, Cart]("orders.RemoveCartItem").AtVersion(2)
 	// Handled by checkout.(*Service).PlaceOrder.
 	PlaceOrderRequest = message.NewRequest[PlaceOrder, PlacedOrder]("orders.PlaceOrder")
 	// Handled by checkout.(*Service).GetOrder.

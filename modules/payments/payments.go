@@ -199,12 +199,21 @@ type PaymentAuthorized struct {
 }
 
 // PaymentDeclined says nothing is held for the payable, and why.
+//
+// Version 2 added Retryable, so that receivers need not know which Decline* codes
+// are the provider's trouble rather than the card's. A version 1 payload (from a
+// payments process of an earlier build, or an outbox or stream it wrote) has no
+// retryable field: false, "not known to be retryable", which is what version 1
+// implied.
 type PaymentDeclined struct {
 	PayableID  string  `json:"payable_id"`
 	Payable    Payable `json:"payable,omitempty"`
 	CustomerID string  `json:"customer_id"`
 	Reason     string  `json:"reason"`  // one of the Decline* codes
 	Message    string  `json:"message"` // for the customer
+	// Retryable says the same payment may go through if tried again later: the
+	// provider did not answer, failed or was unavailable (the card was not refused).
+	Retryable bool `json:"retryable"`
 }
 
 // PaymentCaptured says Amount was taken for the payable.
@@ -250,7 +259,7 @@ var (
 	PaymentAuthorizedEvent = message.NewEvent[PaymentAuthorized]("payments.PaymentAuthorized").Renamed("order_id", "payable_id")
 	// Handled by orders: checkout.on (func literal).
 	// Handled by rides: trips.on (func literal).
-	PaymentDeclinedEvent = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined").Renamed("order_id", "payable_id")
+	PaymentDeclinedEvent = message.NewEvent[PaymentDeclined]("payments.PaymentDeclined").Renamed("order_id", "payable_id").AtVersion(2)
 	// Handled by orders: checkout.on (func literal).
 	// Handled by rides: trips.on (func literal).
 	PaymentCapturedEvent = message.NewEvent[PaymentCaptured]("payments.PaymentCaptured").Renamed("order_id", "payable_id")

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/agora-commerce/agora/tools/internal/contracts"
 )
 
 // fixture copies testdata/repo (a registry, two modules, a test-helper package and
@@ -33,7 +35,7 @@ func generated(t *testing.T) string {
 }
 
 func TestModel(t *testing.T) {
-	m, err := Load(fixture(t))
+	m, err := contracts.Load(fixture(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func TestModel(t *testing.T) {
 		// A function; the declaration's own doc, without the tool's stale line.
 		"shop.Wait": {"request parked", "WaitRequest is a long poll.", "shop sales.wait modules/shop/internal/sales/sales.go", ""},
 		// Through a generic wrapper that takes the handler; a value receiver; declared
-		// with .Renamed.
+		// with .Renamed and .AtVersion.
 		"shop.Ship": {"command", "ShipCommand is sent to ship.", "shop sales.Service.ship modules/shop/internal/sales/sales.go", ""},
 		// A function literal, named after the function that holds it.
 		"shop.Sold":    {"event", "Sold says an order was sold.", "mail post.(*Office).Subscriptions (func literal) modules/mail/internal/post/post.go", "mail"},

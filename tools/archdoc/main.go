@@ -11,7 +11,7 @@
 //   - the modules, in start order, from the New() calls in modules.All()
 //     (modules/modules.go), then any module folder the registry does not list;
 //   - each contract's declarations: package-level vars set by message.NewRequest,
-//     NewCommand or NewEvent (optionally .Parked() or .Renamed(…)), with the first sentence of
+//     NewCommand or NewEvent (optionally .Parked(), .Renamed(…) or .AtVersion(n)), with the first sentence of
 //     their doc comment, or of their payload type's when they have none;
 //   - the handlers: the function passed beside a declaration to bus.Handle,
 //     outbox.SubscribeEvent or outbox.SubscribeCommand, named from the enclosing
@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/agora-commerce/agora/tools/internal/contracts"
 	"github.com/agora-commerce/agora/tools/internal/genfiles"
 )
 
@@ -57,7 +58,7 @@ var errStale = errors.New("generated text is stale: run `go run ./tools/archdoc`
 // errStale, after listing on w each stale file and how it differs, when any
 // file is not as generated.
 func run(root string, check bool, w io.Writer) error {
-	m, err := Load(root)
+	m, err := contracts.Load(root)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func run(root string, check bool, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	newDoc, err := splice(string(doc), m.Sections())
+	newDoc, err := splice(string(doc), sections(m))
 	if err != nil {
 		return fmt.Errorf("%s: %w", docPath, err)
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/agora-commerce/agora/tools/internal/contracts"
 )
 
-// Sections are the generated parts of the document, by the name in their markers.
-func (m *Model) Sections() map[string]string {
-	return map[string]string{"modules": m.moduleMap(), "messages": m.messageTable()}
+// sections are the generated parts of the document, by the name in their markers.
+func sections(m *contracts.Model) map[string]string {
+	return map[string]string{"modules": moduleMap(m), "messages": messageTable(m)}
 }
 
 // beginMarker and endMarker delimit a generated section called name. Everything
@@ -23,7 +25,7 @@ func link(text, file string) string { return "[`" + text + "`](../" + file + ")"
 
 // moduleMap renders one row per module, in registry order (unregistered module
 // folders last, marked so).
-func (m *Model) moduleMap() string {
+func moduleMap(m *contracts.Model) string {
 	var b strings.Builder
 	b.WriteString("| Module | What it is | Serves | Publishes | Calls and sends | Listens to | Depends on |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
@@ -39,11 +41,11 @@ func (m *Model) moduleMap() string {
 				publishes = append(publishes, short(d))
 			case d.Owner == mod.Name:
 				serves = append(serves, short(d))
-			case d.Kind == "event" && d.handledIn(mod.Name):
+			case d.Kind == "event" && d.HandledIn(mod.Name):
 				listens = append(listens, "`"+d.Name+"`")
-			case d.Kind == "request" && d.usedBy(mod.Name):
+			case d.Kind == "request" && d.UsedBy(mod.Name):
 				calls = append(calls, "`"+d.Name+"`")
-			case d.Kind == "command" && d.usedBy(mod.Name):
+			case d.Kind == "command" && d.UsedBy(mod.Name):
 				sends = append(sends, "`"+d.Name+"`")
 			}
 		}
@@ -65,7 +67,7 @@ func (m *Model) moduleMap() string {
 }
 
 // messageTable renders one row per declaration, by owner in registry order.
-func (m *Model) messageTable() string {
+func messageTable(m *contracts.Model) string {
 	var b strings.Builder
 	b.WriteString("| Message | Kind | What | Handled by | Used by |\n")
 	b.WriteString("|---|---|---|---|---|\n")
@@ -93,7 +95,7 @@ func (m *Model) messageTable() string {
 }
 
 // short is a declaration's name without its owner, in code style.
-func short(d *Decl) string {
+func short(d *contracts.Decl) string {
 	s := strings.TrimPrefix(d.Name, d.Owner+".")
 	if d.Parked {
 		s += " (parked)"
@@ -114,24 +116,6 @@ func joinWith(items []string, sep string) string {
 
 // cell makes text safe inside a table cell.
 func cell(text string) string { return strings.ReplaceAll(text, "|", `\|`) }
-
-func (d *Decl) handledIn(module string) bool {
-	for _, h := range d.Handlers {
-		if h.Module == module {
-			return true
-		}
-	}
-	return false
-}
-
-func (d *Decl) usedBy(module string) bool {
-	for _, u := range d.Users {
-		if u == module {
-			return true
-		}
-	}
-	return false
-}
 
 // splice replaces the text between each section's markers in doc. A section whose
 // markers are missing or out of order is an error: the tool never guesses where

@@ -62,6 +62,16 @@ type cartOut struct {
 	Body orders.Cart
 }
 
+// cartAnswer answers c. A version-1 reply (from an orders process of the previous
+// release, while both run) gave an empty cart a total without a currency; version 2
+// sends none, and so does the API either way.
+func cartAnswer(c orders.Cart) *cartOut {
+	if c.Total != nil && c.Total.Currency == "" {
+		c.Total = nil
+	}
+	return &cartOut{Body: c}
+}
+
 // Routes returns the orders module's HTTP routes, answered through b.
 func Routes(b *bus.Bus) httpapi.Routes {
 	h := handlers{b: b}
@@ -211,7 +221,7 @@ func (h handlers) getCart(ctx context.Context, _ *struct{}) (*cartOut, error) {
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	return &cartOut{Body: c}, nil
+	return cartAnswer(c), nil
 }
 
 type setCartItemIn struct {
@@ -229,7 +239,7 @@ func (h handlers) setCartItem(ctx context.Context, in *setCartItemIn) (*cartOut,
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	return &cartOut{Body: c}, nil
+	return cartAnswer(c), nil
 }
 
 type removeCartItemIn struct {
@@ -246,7 +256,7 @@ func (h handlers) removeCartItem(ctx context.Context, in *removeCartItemIn) (*ca
 	if err != nil {
 		return nil, httpapi.Problem(err)
 	}
-	return &cartOut{Body: c}, nil
+	return cartAnswer(c), nil
 }
 
 type placeIn struct {

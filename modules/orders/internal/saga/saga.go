@@ -431,6 +431,11 @@ func (x *step) paymentDeclined(m payments.PaymentDeclined) {
 	if reason == "" {
 		reason = ReasonDeclined
 	}
+	if m.Retryable { // false in a version 1 decline: not known to be retryable
+		x.note("declined (%s), but the provider may take the payment if it is tried again", m.Reason)
+	} else {
+		x.note("declined (%s)", m.Reason)
+	}
 	x.s.PaymentToken = ""
 	x.compensate(orders.SagaRejected, false)
 	x.setOrder(orders.StatusRejected, reason)

@@ -486,3 +486,28 @@ func TestHistoryIsBounded(t *testing.T) {
 		t.Errorf("first step %+v, want the placement", sit.s.History[0])
 	}
 }
+
+// A decline says in the saga's history whether the payment may go through if tried
+// again (PaymentDeclined v2), and a version 1 decline, which cannot say, reads as
+// not retryable.
+func TestDeclineNotesRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  payments.PaymentDeclined
+		want string
+	}{
+		{"v2, provider's trouble", payments.PaymentDeclined{PayableID: orderID, Reason: payments.DeclineProviderTimeout, Retryable: true}, "may take the payment if it is tried again"},
+		{"v2, card refused", payments.PaymentDeclined{PayableID: orderID, Reason: payments.DeclineCardDeclined}, "declined (card_declined)"},
+		{"v1", declined, "declined (insufficient_funds)"},
+	} {
+		sit := reach(t, stockReserved)
+		r, err := saga.Apply(sit.s, sit.o, tc.msg, t0.Add(time.Minute), timing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		note := r.Saga.History[len(r.Saga.History)-1].Note
+		if !strings.Contains(note, tc.want) || (!tc.msg.Retryable && strings.Contains(note, "tried again")) {
+			t.Errorf("%s: note %q, want %q", tc.name, note, tc.want)
+		}
+	}
+}

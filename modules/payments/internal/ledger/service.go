@@ -52,6 +52,14 @@ var Messages = map[string]string{
 	payments.DeclineProviderUnavailable: "the payment provider is unavailable; please try again later",
 }
 
+// retryable are the decline reasons that are the provider's trouble, not the
+// card's: the same payment may go through later (PaymentDeclined.Retryable).
+var retryable = map[string]bool{
+	payments.DeclineProviderTimeout:     true,
+	payments.DeclineProviderError:       true,
+	payments.DeclineProviderUnavailable: true,
+}
+
 // Options tune a Service. Zero values take the defaults.
 type Options struct {
 	Workers      int           // provider calls made at once (default 64)
@@ -463,7 +471,7 @@ func authorizedEvent(p payment) message.Outgoing {
 
 func declinedEvent(p payment) message.Outgoing {
 	return payments.PaymentDeclinedEvent.With(payments.PaymentDeclined{PayableID: p.PayableID, Payable: p.kind(), CustomerID: p.CustomerID,
-		Reason: p.Reason, Message: Messages[p.Reason]})
+		Reason: p.Reason, Message: Messages[p.Reason], Retryable: retryable[p.Reason]})
 }
 
 func capturedEvent(p payment) message.Outgoing {

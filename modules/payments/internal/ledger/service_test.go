@@ -66,6 +66,10 @@ func TestAuthorizeOutcomes(t *testing.T) {
 				if ev.Reason != tc.wantReason || ev.Message != ledger.Messages[tc.wantReason] || ev.Message == "" || ev.CustomerID != "cust-"+order {
 					t.Errorf("%s: PaymentDeclined %+v, want reason %s with its message", tc.token, ev, tc.wantReason)
 				}
+				// The provider's trouble is worth another try; the card's refusal is not.
+				if wantRetry := tc.token == psp.TokenError || tc.token == psp.TokenTimeout; ev.Retryable != wantRetry {
+					t.Errorf("%s: PaymentDeclined.Retryable = %v, want %v", tc.token, ev.Retryable, wantRetry)
+				}
 				if p.Reason != tc.wantReason || p.Authorized != 0 {
 					t.Errorf("%s: ledger %+v", tc.token, p)
 				}

@@ -28,7 +28,7 @@ var (
 )
 
 // ShipCommand is sent to ship.
-var ShipCommand = message.NewCommand[Ship]("shop.Ship").Renamed("order_id", "sale_id")
+var ShipCommand = message.NewCommand[Ship]("shop.Ship").Renamed("order_id", "sale_id").AtVersion(2)
 
 // The shop's events.
 var (

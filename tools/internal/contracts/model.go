@@ -1,4 +1,10 @@
-package main
+// Package contracts reads the modules' contracts with go/parser and go/ast (no
+// type checking, no build): the registry's modules in start order, each message
+// declaration with its owner, kind and doc comment, the functions that handle it
+// and the modules that use it. tools/archdoc draws docs/architecture.md from it and
+// tools/asyncapigen the AsyncAPI document; the message types themselves, which only
+// the compiler knows, come from message.Declarations.
+package contracts
 
 import (
 	"bufio"
@@ -303,4 +309,24 @@ func (m *Model) module(name string) *Module {
 // order returns a module's position in the model (registry order first).
 func (m *Model) order(name string) int {
 	return slices.IndexFunc(m.Modules, func(mod *Module) bool { return mod.Name == name })
+}
+
+// HandledIn reports whether a function of module handles d.
+func (d *Decl) HandledIn(module string) bool {
+	for _, h := range d.Handlers {
+		if h.Module == module {
+			return true
+		}
+	}
+	return false
+}
+
+// UsedBy reports whether module's code uses d (calls, sends or subscribes to it).
+func (d *Decl) UsedBy(module string) bool {
+	for _, u := range d.Users {
+		if u == module {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package main
+package contracts
 
 import (
 	"fmt"
@@ -10,12 +10,15 @@ import (
 // kinds maps the vocabulary's constructors to the kinds of message they declare.
 var kinds = map[string]string{"NewRequest": "request", "NewCommand": "command", "NewEvent": "event"}
 
+// options are the methods a declaration may be wrapped in.
+var options = map[string]bool{"Parked": true, "Renamed": true, "AtVersion": true}
+
 // handledPrefix starts the doc comment lines this tool maintains.
 const handledPrefix = "Handled by "
 
 // loadDecls reads mod's contract: its summary from the package comment and every
 // package-level var initialised by message.NewRequest/NewCommand/NewEvent (with
-// .Parked() or .Renamed(…) or not).
+// .Parked(), .Renamed(…) or .AtVersion(n) or not).
 func (m *Model) loadDecls(mod *Module) error {
 	types := map[string]string{} // type name → first sentence of its doc
 	for _, f := range mod.contract {
@@ -71,10 +74,10 @@ func declaration(e ast.Expr, vocab string) (*Decl, string, error) {
 		return nil, "", nil
 	}
 	d := &Decl{}
-	// Unwrap the declaration's options: .Parked() and .Renamed(old, new).
+	// Unwrap the declaration's options: .Parked(), .Renamed(old, new), .AtVersion(n).
 	for {
 		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok || (sel.Sel.Name != "Parked" && sel.Sel.Name != "Renamed") {
+		if !ok || !options[sel.Sel.Name] {
 			break
 		}
 		inner, ok := sel.X.(*ast.CallExpr)
