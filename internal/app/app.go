@@ -267,7 +267,7 @@ func newAPI(cfg config.Config, log *slog.Logger, b *bus.Bus, keys *auth.Keys, ro
 
 func httpConfig(cfg config.Config, v httpapi.Verifier) httpapi.Config {
 	return httpapi.Config{Addr: cfg.HTTPAddr, RequestTimeout: cfg.RequestTimeout, MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxInFlight: cfg.MaxInFlight, Version: BuildVersion(), Verifier: v}
+		MaxInFlight: cfg.MaxInFlight, Verifier: v}
 }
 
 // Starter returns how a module's command starts a process of just the modules it

@@ -34,6 +34,11 @@ func init() {
 	huma.DefaultArrayNullable = false
 }
 
+// APIVersion is the version of the HTTP API's contract, the document's
+// info.version: it changes when the API does (api/CHANGELOG.md), not with every
+// build, so every build of one API serves the same document.
+const APIVersion = "1.0.0"
+
 // problemsKey is where Problems leaves an operation's module errors in its Metadata.
 const problemsKey = "agora.problems"
 

@@ -23,7 +23,6 @@ type Config struct {
 	RequestTimeout time.Duration
 	MaxBodyBytes   int64
 	MaxInFlight    int
-	Version        string
 	Verifier       Verifier // checks access tokens; nil refuses every token
 	Observer       Observer // sees every request (metrics, tracing); may be nil
 }
@@ -47,7 +46,7 @@ type API struct {
 // it, then serve Handler.
 func NewAPI(cfg Config, log *slog.Logger) *API {
 	mux := http.NewServeMux()
-	hc := huma.DefaultConfig("Agora", cfg.Version)
+	hc := huma.DefaultConfig("Agora", APIVersion)
 	hc.DocsPath = ""     // served by package apidocs, from embedded assets
 	hc.CreateHooks = nil // no $schema links in bodies: clients get exactly the documented fields
 	configureDocument(&hc)
