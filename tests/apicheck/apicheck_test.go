@@ -109,6 +109,7 @@ func TestCheckerCatchesWrongAnswers(t *testing.T) {
 		{"an undeclared property", "GET", "/v1/things/" + thingID, answer{200, json, nil, `{"id":"` + thingID + `","name":"lamp","colour":"red"}`}, "colour"},
 		{"an undeclared content type", "GET", "/v1/things/" + thingID, answer{200, "text/plain", nil, "lamp"}, "text/plain"},
 		{"an undeclared header", "GET", "/v1/things/" + thingID, answer{200, json, map[string]string{"X-Request-ID": "abc"}, goodThing}, "X-Request-Id"},
+		{"an undeclared header where none is declared", "DELETE", "/v1/things/" + thingID, answer{202, "", map[string]string{"Retry-After": "1"}, ""}, "Retry-After"},
 		{"a header of the wrong type", "GET", "/v1/things/" + thingID, answer{429, problem, map[string]string{"Retry-After": "soon"}, `{"title":"Too Many Requests","status":429}`}, "Retry-After"},
 		{"a missing required header", "GET", "/v1/things/" + thingID, answer{429, problem, nil, `{"title":"Too Many Requests","status":429}`}, "Retry-After"},
 		{"a body where none is declared", "DELETE", "/v1/things/" + thingID, answer{202, json, nil, `{"ok":true}`}, "declares no content"},
