@@ -21,8 +21,9 @@
 // What is not checked, and why: everything else the server answers — the
 // document's own files (/openapi.json, /openapi.yaml), the docs page, /metrics
 // (Prometheus text, described by its own format) and the HTML web face, none of
-// which the document describes; and a 101 Switching Protocols answer's frames
-// (a WebSocket's messages are not HTTP answers). Requests are not checked: the
+// which the document describes; and of a 101 Switching Protocols answer, only
+// the status is checked: its headers are the WebSocket handshake's (RFC 6455)
+// and its frames are no HTTP answers. Requests are not checked: the
 // suites send malformed requests on purpose to see them refused.
 package apicheck
 
