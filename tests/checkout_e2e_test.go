@@ -129,7 +129,7 @@ func TestCheckoutInvariantsUnderFaults(t *testing.T) {
 	provider := startPSP(t, "", "--failure-rate", "0.03")
 	a := startAgora(t, t.TempDir(), "AGORA_PAYMENT_PROVIDER_URL="+provider.url, "AGORA_PAYMENT_TIMEOUT=300ms",
 		"AGORA_PAYMENT_RETRIES=1", "AGORA_AUTH_PER_IP_PER_MINUTE=100000", "AGORA_SAGA_STEP_TIMEOUT=5s")
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 	products, initial := stockUp(t, a, s, 9, 25) // few units: some checkouts must find them gone
 	probe := products[8:]                        // kept for the checkouts made while the breaker is open
 	products = products[:8]
@@ -251,7 +251,7 @@ func TestCheckoutSurvivesKills(t *testing.T) {
 	current.Store(startAgora(t, dir, env...))
 	a := current.Load()
 	admin := a.token
-	s := newShop(func() string { return current.Load().base })
+	s := newShop(t, func() string { return current.Load().base })
 	products, initial := stockUp(t, a, s, 6, 40)
 	customers := signUpMany(t, s, 16)
 

@@ -180,7 +180,7 @@ func tryStart(t *testing.T, bin, dataDir string, env []string, opts startOptions
 	a := &agora{
 		t: t, base: "http://" + addr, dataDir: dataDir,
 		stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{}),
-		client: &http.Client{Timeout: 15 * time.Second},
+		client: checkedClient(t, 15*time.Second),
 	}
 	a.cmd = exec.Command(bin, "serve", "--demo")
 	a.cmd.Env = cleanEnv(append([]string{"AGORA_DATA_DIR=" + dataDir, "AGORA_HTTP_ADDR=" + addr, "AGORA_LOG_FORMAT=json",

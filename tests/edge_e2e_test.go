@@ -116,7 +116,7 @@ func TestE2EBadTextOnEveryStore(t *testing.T) {
 				env = append(env, "AGORA_DATABASE_URL="+freshDatabase(t, testdb.PostgresURL(t)))
 			}
 			a := startAgora(t, t.TempDir(), env...)
-			customer := signUpMany(t, newShop(func() string { return a.base }), 1)[0]
+			customer := signUpMany(t, newShop(t, func() string { return a.base }), 1)[0]
 			asCustomer := []string{"Authorization", "Bearer " + customer}
 			for _, tc := range []struct {
 				name, method, target string
@@ -167,7 +167,7 @@ func TestE2EBadTextOnEveryStore(t *testing.T) {
 // the docs page's own policy, and problem+json for errors outside the API.
 func TestE2EHeaders(t *testing.T) {
 	a := startAgora(t, t.TempDir())
-	customer := []string{"Authorization", "Bearer " + signUpMany(t, newShop(func() string { return a.base }), 1)[0]}
+	customer := []string{"Authorization", "Bearer " + signUpMany(t, newShop(t, func() string { return a.base }), 1)[0]}
 	var page productList
 	a.do("GET", "/v1/products?limit=1", nil).want(t, http.StatusOK, &page)
 	const someOrder = "0190a8b2-0000-7000-8000-000000000999"
@@ -232,7 +232,7 @@ func TestE2EHeaders(t *testing.T) {
 // on every route that takes an order id.
 func TestE2EAnotherCustomersOrder(t *testing.T) {
 	a := startAgora(t, t.TempDir())
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 	o := checkoutOnce(t, a, s, "oracle")
 	other := []string{"Authorization", "Bearer " + signUpMany(t, s, 1)[0]}
 	const unknown = "0190a8b2-0000-7000-8000-000000000999"

@@ -182,7 +182,7 @@ func procMemory(t *testing.T, pid int) (rss, hwm int64) {
 // callers' own ids, which the fuzzer must not demote or delete.
 func fuzzSetup(t *testing.T, a *agora) apifuzz.Config {
 	t.Helper()
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 	run := rand.Uint32()
 	pools := apifuzz.NewPools(map[string]string{
 		"customer": "user", "me": "user", "role": "user", "cancel": "order", "archive": "product",

@@ -127,7 +127,7 @@ var uuidish = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-`)
 func TestMetricsShowTheCheckout(t *testing.T) {
 	const token = "scrape-secret"
 	a := startAgora(t, t.TempDir(), "AGORA_METRICS_TOKEN="+token)
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 
 	if r := a.do(http.MethodGet, "/metrics", nil); r.status != http.StatusUnauthorized {
 		t.Fatalf("GET /metrics without the token = %d, want 401", r.status)
@@ -334,7 +334,7 @@ func TestOneTracePerCheckout(t *testing.T) {
 		t.Run(top.name, func(t *testing.T) {
 			rcv := newOTLPReceiver(t)
 			a := top.start(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50")
-			s := newShop(func() string { return a.base })
+			s := newShop(t, func() string { return a.base })
 			o := checkoutOnce(t, a, s, "trace-"+top.name)
 			checkTrace(t, rcv, o.ID, top.processes)
 		})

@@ -39,7 +39,7 @@ var (
 
 func rideTour(t *testing.T, d *deployment) {
 	a := d.entry
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 	ctx := t.Context()
 	rider := signUpMany(t, s, 1)[0]
 
@@ -104,11 +104,12 @@ func followRide(t *testing.T, base, token, id string) ([]string, ride) {
 	defer cancel()
 	var seen []string
 	var last ride
+	client := checkedClient(t, 0) // no timeout: the stream lasts as long as the ride or order
 	for last.Status != "completed" && last.Status != "cancelled" {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/rides/"+id+"/events", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Accept", "text/event-stream")
-		res, err := http.DefaultClient.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("ride stream: %v (last %+v, seen %v)", err, last, seen)
 		}

@@ -23,8 +23,10 @@ type shop struct {
 	client *http.Client
 }
 
-func newShop(base func() string) *shop {
-	return &shop{base: base, client: &http.Client{Timeout: 30 * time.Second}}
+// newShop returns a shop whose answers are checked against the OpenAPI document
+// (checkedClient); mismatches fail t when it ends.
+func newShop(t testing.TB, base func() string) *shop {
+	return &shop{base: base, client: checkedClient(t, 30*time.Second)}
 }
 
 // httpError is an answer with an unexpected status.

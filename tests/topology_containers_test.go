@@ -95,7 +95,7 @@ func startContainers(t *testing.T) *deployment {
 			Files:      []testcontainers.ContainerFile{key},
 			WaitingFor: wait.ForLog("agora is ready").WithStartupTimeout(time.Minute),
 		})
-		entry = &agora{t: t, base: "http://" + addr, client: &http.Client{Timeout: 15 * time.Second}}
+		entry = &agora{t: t, base: "http://" + addr, client: checkedClient(t, 15*time.Second)}
 		awaitReady(t, entry)
 	}
 	tok, err := entry.login("admin@example.com", "demo-admin-password")

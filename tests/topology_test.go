@@ -160,7 +160,7 @@ func (d *deployment) balancer(t *testing.T) *agora {
 	}
 	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)
-	return &agora{t: t, base: srv.URL, token: d.procs[firstKey(d.procs)][0].token, client: &http.Client{Timeout: 15 * time.Second}}
+	return &agora{t: t, base: srv.URL, token: d.procs[firstKey(d.procs)][0].token, client: checkedClient(t, 15*time.Second)}
 }
 
 func firstKey(m map[string][]*agora) string {
@@ -214,7 +214,7 @@ func TestTopologyMatrix(t *testing.T) {
 // checkouts and checks every invariant.
 func shopTour(t *testing.T, d *deployment) {
 	a := d.entry
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 	ctx := t.Context()
 
 	// Browse.
@@ -390,11 +390,12 @@ func followOrder(t *testing.T, base, token, id string) (int, order) {
 	defer cancel()
 	var last order
 	events := 0
+	client := checkedClient(t, 0) // no timeout: the stream lasts as long as the ride or order
 	for last.Status == "" || last.Status == "pending" {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/orders/"+id+"/events", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Accept", "text/event-stream")
-		res, err := http.DefaultClient.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("order stream: %v", err)
 		}
@@ -430,7 +431,7 @@ func TestTopologyModuleRestart(t *testing.T) {
 	t.Parallel()
 	d := startSplit(t, splitLayout, false)
 	a := d.entry
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 	products, initial := stockUp(t, a, s, 6, 40)
 	customers := signUpMany(t, s, 10)
 	book := &ledgerBook{}

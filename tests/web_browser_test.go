@@ -446,7 +446,7 @@ func breakAndRecover(t *testing.T, b *browser, a *agora) {
 func outageOpensTheBreaker(t *testing.T, b *browser, a *agora) {
 	t.Helper()
 	b.do("start the provider's outage", chromedp.Click("#start-outage"), chromedp.WaitVisible("#provider-outage strong"))
-	s := newShop(func() string { return a.base })
+	s := newShop(t, func() string { return a.base })
 	products, _ := stockUp(t, a, s, 1, 100)
 	tok, err := a.login("customer@example.com", "demo-customer-password")
 	if err != nil {
