@@ -287,7 +287,6 @@ func describeProblem(oapi *huma.OpenAPI) {
 	props := s.Properties
 	props["type"].Description = "the problem's type: urn:agora:problem:<module>.<code>, listed in docs/problems.md"
 	props["type"].Default = nil
-	props["type"].Format = ""
 	props["type"].Examples = []any{ProblemTypePrefix + "catalog.product_not_found"}
 	props["title"].Examples = []any{"Not Found"}
 	props["status"].Examples = []any{404}

@@ -13,7 +13,7 @@ import type { components, paths } from "./schema.js";
 
 // The problem schema (RFC 9457) every error answer carries. Its name in the
 // document's components; if the document renames it, rename it here.
-type Problem = components["schemas"]["ErrorModel"];
+type Problem = components["schemas"]["Problem"];
 
 // Equal is true only when A and B are the same type (not merely assignable);
 // Expect<false> does not compile.
@@ -69,7 +69,12 @@ const cart = await client.PUT("/v1/cart/items/{product_id}", {
 if (!cart.data) {
   fail("add to cart", cart.response.status, cart.error);
 }
-console.log(`cart: ${cart.data.lines.length} line(s), total ${cart.data.total.amount} ${cart.data.total.currency}`);
+// A cart has a total once it holds a product (an empty one has no currency yet).
+const total = cart.data.total;
+if (!total) {
+  throw new Error("add to cart: the cart holds a product but has no total");
+}
+console.log(`cart: ${cart.data.lines.length} line(s), total ${total.amount} ${total.currency}`);
 
 // Check out, once: a retry with the same key answers the same order.
 const placed = await client.POST("/v1/orders", {
