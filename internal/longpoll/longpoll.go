@@ -78,7 +78,7 @@ type Bounds struct {
 // or until wait has passed: wait is capped at b.MaxWait and ends a little before
 // ctx's deadline, so that the caller gets an answer rather than a timeout. Between
 // reads it sleeps until key is notified on n or b.PollInterval has passed. It
-// returns the last read's result, or ctx's error (and the zero T) once ctx is done.
+// returns the last read's result, or ctx's error (and the zero T) when ctx is done before that end.
 func Wait[T any](ctx context.Context, n *Notifier, key string, wait time.Duration, b Bounds, read func() (T, bool, error)) (T, error) {
 	deadline := time.Now().Add(min(max(wait, 0), b.MaxWait))
 	if d, ok := ctx.Deadline(); ok {
@@ -103,7 +103,10 @@ func Wait[T any](ctx context.Context, n *Notifier, key string, wait time.Duratio
 		}
 		t.Stop()
 		done()
-		if ctx.Err() != nil {
+		// The caller gave up before this wait's own (earlier) deadline: no answer.
+		// Past that deadline, read once more and answer: a slow wake-up (a busy
+		// machine) must not turn the answer the caller was promised into an error.
+		if ctx.Err() != nil && time.Until(deadline) > 0 {
 			var zero T
 			return zero, ctx.Err()
 		}
