@@ -137,6 +137,34 @@ func Main(m *testing.M) int {
 	return code
 }
 
+// RestartPostgres stops the package's PostgreSQL server — every connection to it
+// breaks — and starts it again on the same port with the same data, returning
+// once it accepts connections. It is for tests of what survives a database
+// restart; PostgresURL must have started the server.
+func RestartPostgres(ctx context.Context) error {
+	if pg.ctr == nil {
+		return errors.New("testdb: PostgreSQL is not running")
+	}
+	timeout := 10 * time.Second
+	if err := pg.ctr.Stop(ctx, &timeout); err != nil {
+		return fmt.Errorf("testdb: stop PostgreSQL: %w", err)
+	}
+	if err := pg.ctr.Start(ctx); err != nil {
+		return fmt.Errorf("testdb: start PostgreSQL again: %w", err)
+	}
+	for {
+		db, err := store.OpenPostgres(ctx, "probe", pg.url, "public", store.Options{MaxOpenConns: 1})
+		if err == nil {
+			return db.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testdb: PostgreSQL did not come back: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 var errNoDocker = errors.New("no Docker engine answers")
 
 // DockerAvailable reports whether a Docker engine answers; its error says why not
