@@ -137,15 +137,16 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// RestartPostgres stops the package's PostgreSQL server — every connection to it
-// breaks — and starts it again on the same port with the same data, returning
-// once it accepts connections. It is for tests of what survives a database
+// RestartPostgres stops the package's PostgreSQL server — SIGTERM, and SIGKILL
+// after a second if sessions still hold it (a smart shutdown waits for every
+// client to leave): every connection breaks — and starts it again on the same
+// port with the same data, returning once it accepts connections. It is for tests of what survives a database
 // restart; PostgresURL must have started the server.
 func RestartPostgres(ctx context.Context) error {
 	if pg.ctr == nil {
 		return errors.New("testdb: PostgreSQL is not running")
 	}
-	timeout := 10 * time.Second
+	timeout := time.Second
 	if err := pg.ctr.Stop(ctx, &timeout); err != nil {
 		return fmt.Errorf("testdb: stop PostgreSQL: %w", err)
 	}

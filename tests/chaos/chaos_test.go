@@ -319,28 +319,22 @@ func (d *deployment) schedule(t *testing.T, cfg config, st *Stores, pg bool, sta
 	return out
 }
 
-// killPlan draws n kill events: the orders process once, two processes at once
-// (and again every fifth event), random single processes otherwise; shuffled.
+// killPlan draws n kill events: one process at a time, taking the modules in
+// turn — orders first, then those whose death leaves checkouts waiting (inventory,
+// payments), then the rest — with two processes at once every fifth event from
+// the second on; shuffled.
 func killPlan(rng *rand.Rand, n int) [][]string {
-	pick := func() string { return modules[rng.IntN(len(modules))] }
-	two := func() []string {
-		a := pick()
-		b := pick()
-		for b == a {
-			b = pick()
-		}
-		return []string{a, b}
-	}
+	turn := []string{"orders", "inventory", "payments", "catalog", "identity", "notifications"}
 	var plan [][]string
+	next := 0
 	for i := range n {
-		switch {
-		case i == 0:
-			plan = append(plan, []string{"orders"})
-		case i%5 == 1:
-			plan = append(plan, two())
-		default:
-			plan = append(plan, []string{pick()})
+		if i%5 == 1 {
+			p := rng.Perm(len(modules))
+			plan = append(plan, []string{modules[p[0]], modules[p[1]]})
+			continue
 		}
+		plan = append(plan, []string{turn[next%len(turn)]})
+		next++
 	}
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 	return plan
