@@ -17,9 +17,9 @@ import (
 // consumer of its type acknowledges it without handling it (they had it already).
 const hRedriveTo = "Agora-Redrive-To"
 
-// DeadLetter is a durable message a consumer gave up on after Config.MaxDeliver
+// BrokerDeadLetter is a durable message a consumer gave up on after Config.MaxDeliver
 // deliveries, kept in the dead-letter stream until it is redriven.
-type DeadLetter struct {
+type BrokerDeadLetter struct {
 	Seq           uint64    `json:"seq" doc:"its sequence in the dead-letter stream, which redrive takes"`
 	ID            string    `json:"id" doc:"the message id"`
 	Type          string    `json:"type"`
@@ -44,7 +44,7 @@ func streamsUnreachable(err error) error {
 
 // DeadLetters returns up to limit dead letters with sequences above after, oldest
 // first. With no dead-letter stream (nothing ever died) it returns none.
-func (t *Transport) DeadLetters(ctx context.Context, after uint64, limit int) ([]DeadLetter, error) {
+func (t *Transport) DeadLetters(ctx context.Context, after uint64, limit int) ([]BrokerDeadLetter, error) {
 	s, err := t.js.Stream(ctx, t.deadStream())
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
@@ -52,7 +52,7 @@ func (t *Transport) DeadLetters(ctx context.Context, after uint64, limit int) ([
 	if err != nil {
 		return nil, streamsUnreachable(err)
 	}
-	var out []DeadLetter
+	var out []BrokerDeadLetter
 	for seq := after + 1; len(out) < limit; {
 		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(deadPrefix+">")) // the next one at or after seq
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -67,8 +67,8 @@ func (t *Transport) DeadLetters(ctx context.Context, after uint64, limit int) ([
 	return out, nil
 }
 
-func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
-	return DeadLetter{Seq: m.Sequence, ID: m.Header.Get(hID), Type: m.Header.Get(hType), Kind: m.Header.Get(hKind),
+func deadLetterOf(m *jetstream.RawStreamMsg) BrokerDeadLetter {
+	return BrokerDeadLetter{Seq: m.Sequence, ID: m.Header.Get(hID), Type: m.Header.Get(hType), Kind: m.Header.Get(hKind),
 		Consumer: m.Header.Get("Agora-Consumer"), CorrelationID: m.Header.Get(hCorrelation), Error: m.Header.Get(hError),
 		DeadAt: m.Time.UTC()}
 }

@@ -33,9 +33,9 @@ func TestDeadLettersAreListedAndRedriven(t *testing.T) {
 	_, api := humatest.New(t)
 	Routes(sender.t)(api) // any process answers: here the one that published it
 
-	var page DeadLetterPage
+	var page BrokerDeadLetterPage
 	testlog.Eventually(t, "the dead letter listed", func() bool {
-		page = DeadLetterPage{}
+		page = BrokerDeadLetterPage{}
 		return getJSON(t, api, "/v1/ops/bus/dead-letters", &page) && len(page.Items) == 1
 	})
 	d := page.Items[0]
@@ -52,7 +52,7 @@ func TestDeadLettersAreListedAndRedriven(t *testing.T) {
 	if n := good.count(good.tries, poison.ID); n != 1 {
 		t.Errorf("the consumer that had the message was handed it %d times: want 1 (a redrive is for the one that gave up)", n)
 	}
-	page = DeadLetterPage{}
+	page = BrokerDeadLetterPage{}
 	if !getJSON(t, api, "/v1/ops/bus/dead-letters", &page) || len(page.Items) != 0 {
 		t.Errorf("after the redrive: %+v, want no dead letter", page.Items)
 	}
@@ -70,7 +70,7 @@ func TestDeadLettersAreListedAndRedriven(t *testing.T) {
 func TestDeadLetterRoutesWithoutABroker(t *testing.T) {
 	_, api := humatest.New(t)
 	Routes(nil)(api)
-	var page DeadLetterPage
+	var page BrokerDeadLetterPage
 	if !getJSON(t, api, "/v1/ops/bus/dead-letters?limit=5", &page) || page.Items == nil || len(page.Items) != 0 {
 		t.Errorf("list without a broker: %+v, want an empty list", page)
 	}

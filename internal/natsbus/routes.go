@@ -9,9 +9,9 @@ import (
 	"github.com/agora-commerce/agora/internal/httpapi"
 )
 
-// DeadLetterPage is a page of the broker's dead letters.
-type DeadLetterPage struct {
-	Items []DeadLetter `json:"items"`
+// BrokerDeadLetterPage is a page of the broker's dead letters.
+type BrokerDeadLetterPage struct {
+	Items []BrokerDeadLetter `json:"items"`
 }
 
 // Routes registers the admin operations on the broker's dead letters (the
@@ -25,14 +25,14 @@ func Routes(t *Transport) httpapi.Routes {
 			After uint64 `query:"after" doc:"list dead letters after this sequence"`
 			Limit int    `query:"limit" minimum:"1" maximum:"500" default:"100"`
 		}
-		type listOut struct{ Body DeadLetterPage }
+		type listOut struct{ Body BrokerDeadLetterPage }
 		huma.Register(api, huma.Operation{
 			OperationID: "list-bus-dead-letters", Method: http.MethodGet, Path: "/v1/ops/bus/dead-letters",
 			Summary: "List the broker's dead letters", Tags: []string{"Operations"}, Security: httpapi.AdminOnly,
 			Description: "Commands and events a consumer gave up on after its redeliveries over NATS, oldest first, " +
 				"with the consumer and its last error. Empty when the deployment has no broker (one process).",
 		}, func(ctx context.Context, in *listIn) (*listOut, error) {
-			page := DeadLetterPage{Items: []DeadLetter{}}
+			page := BrokerDeadLetterPage{Items: []BrokerDeadLetter{}}
 			if t == nil {
 				return &listOut{Body: page}, nil
 			}
