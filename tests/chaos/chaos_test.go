@@ -44,7 +44,7 @@ type config struct {
 }
 
 func configFromEnv(t *testing.T) config {
-	c := config{checkouts: 500, rate: 20, kills: 5, outage: 3 * time.Second, stores: []string{"sqlite", "postgres"},
+	c := config{checkouts: 500, rate: 12, kills: 5, outage: 3 * time.Second, stores: []string{"sqlite", "postgres"},
 		seed: 1, recoveryBound: 3 * time.Second, customers: 60, reportFile: os.Getenv("AGORA_CHAOS_REPORT")}
 	num := func(name string, dst any) {
 		v := os.Getenv(name)

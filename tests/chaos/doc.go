@@ -13,7 +13,7 @@
 // process takes to start is not in it.
 //
 // Parameters (environment): AGORA_CHAOS_CHECKOUTS (500), AGORA_CHAOS_RATE
-// (checkouts a second, 20), AGORA_CHAOS_KILLS (kill events, 5),
+// (checkouts a second, 12), AGORA_CHAOS_KILLS (kill events, 5),
 // AGORA_CHAOS_OUTAGE (the broker's outage, 3s), AGORA_CHAOS_STORES
 // (sqlite,postgres), AGORA_CHAOS_SEED (1), AGORA_CHAOS_RECOVERY_BOUND (3s),
 // AGORA_CHAOS_CUSTOMERS (60), AGORA_CHAOS_REPORT (a file to write the run's
