@@ -8,9 +8,9 @@
 // tables, never the API, so it believes what was stored, not what the modules say.
 //
 // It measures, per kill, how long after the restarted process was ready every
-// checkout in flight at that moment was final, and bounds the largest — the
-// issue's "final within 3 s of ready", measured from ready so that the time a
-// process takes to start is not in it.
+// checkout in flight at the kill was final, and bounds the largest — the issue's
+// "final within 3 s of ready", measured from ready so that the time a process
+// takes to start is not in it.
 //
 // Parameters (environment): AGORA_CHAOS_CHECKOUTS (500), AGORA_CHAOS_RATE
 // (checkouts a second, 12), AGORA_CHAOS_KILLS (kill events, 5),

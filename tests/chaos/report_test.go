@@ -25,9 +25,12 @@ type summary struct {
 	OrdersKills      int                `json:"orders_kills"`
 	Outage           string             `json:"broker_outage"`
 	PostgresRestarts int                `json:"postgres_restarts"`
-	RecoveryP50MS    float64            `json:"recovery_p50_ms"` // kills: ready → every checkout in flight final
+	RecoveryP50MS    float64            `json:"recovery_p50_ms"` // kills: ready → every checkout in flight at the kill final
 	RecoveryMaxMS    float64            `json:"recovery_max_ms"`
-	InFlightAtReady  int                `json:"in_flight_at_ready"` // summed over the kills
+	InFlightAtKill   int                `json:"in_flight_at_kill"` // summed over the kills
+	SettledP50MS     float64            `json:"settled_p50_ms"`    // kills: ready → every checkout pending at ready final
+	SettledMaxMS     float64            `json:"settled_max_ms"`
+	PendingAtReady   int                `json:"pending_at_ready"` // summed over the kills
 	Events           []eventFigures     `json:"events"`
 	Orders           map[string]int     `json:"orders"`
 	Invariants       map[string]int     `json:"invariants"`
@@ -38,8 +41,10 @@ type eventFigures struct {
 	What       string  `json:"what"`
 	AtS        float64 `json:"at_s"`
 	DownMS     float64 `json:"down_ms"`
-	InFlight   int     `json:"in_flight"`
+	AtFault    int     `json:"in_flight_at_fault"`
 	RecoveryMS float64 `json:"recovery_ms"`
+	AtReady    int     `json:"pending_at_ready"`
+	SettledMS  float64 `json:"settled_ms"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -47,9 +52,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func summarize(cfg config, store string, rep loadgen.Report, events []event, res *Result, took time.Duration) summary {
 	s := summary{Store: store, Seconds: took.Seconds(), AskedCheckouts: cfg.checkouts, Checkouts: rep.Checkouts, Resends: rep.Resends,
 		Outage: cfg.outage.String(), Orders: res.Orders, Invariants: map[string]int{}, CheckoutLatency: map[string]float64{}}
-	var recoveries []time.Duration
+	var recoveries, settles []time.Duration
 	for _, e := range events {
-		s.Events = append(s.Events, eventFigures{What: e.what, AtS: e.at.Seconds(), DownMS: ms(e.down), InFlight: e.inFlight, RecoveryMS: ms(e.recovery)})
+		s.Events = append(s.Events, eventFigures{What: e.what, AtS: e.at.Seconds(), DownMS: ms(e.down), AtFault: e.atFault,
+			RecoveryMS: ms(e.recovery), AtReady: e.atReady, SettledMS: ms(e.settled)})
 		switch {
 		case e.kill:
 			s.KillEvents++
@@ -60,17 +66,16 @@ func summarize(cfg config, store string, rep loadgen.Report, events []event, res
 			if strings.Contains(e.what, "orders") {
 				s.OrdersKills++
 			}
-			s.InFlightAtReady += e.inFlight
+			s.InFlightAtKill += e.atFault
+			s.PendingAtReady += e.atReady
 			recoveries = append(recoveries, e.recovery)
+			settles = append(settles, e.settled)
 		case strings.HasPrefix(e.what, "PostgreSQL"):
 			s.PostgresRestarts++
 		}
 	}
-	if len(recoveries) > 0 {
-		slices.Sort(recoveries)
-		s.RecoveryP50MS = ms(recoveries[(len(recoveries)-1)/2])
-		s.RecoveryMaxMS = ms(recoveries[len(recoveries)-1])
-	}
+	s.RecoveryP50MS, s.RecoveryMaxMS = p50max(recoveries)
+	s.SettledP50MS, s.SettledMaxMS = p50max(settles)
 	for _, inv := range Invariants {
 		s.Invariants[inv] = res.Count(inv)
 	}
@@ -78,6 +83,15 @@ func summarize(cfg config, store string, rep loadgen.Report, events []event, res
 		s.CheckoutLatency[status] = l.P99
 	}
 	return s
+}
+
+// p50max is the median (nearest rank) and the largest of ds, in milliseconds.
+func p50max(ds []time.Duration) (float64, float64) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ds)
+	return ms(ds[(len(ds)-1)/2]), ms(ds[len(ds)-1])
 }
 
 func (s summary) text() string {
@@ -88,10 +102,13 @@ func (s summary) text() string {
 		s.AskedCheckouts, c.Launched, c.Dropped, c.Confirmed, c.Rejected, c.Cancelled, c.Failed, c.TimedOut, s.Resends)
 	fmt.Fprintf(&b, "chaos      %d kill events (%d processes; %d double, %d of orders), broker outage %s, %d PostgreSQL restarts\n",
 		s.KillEvents, s.ProcessesKilled, s.DoubleKills, s.OrdersKills, s.Outage, s.PostgresRestarts)
-	fmt.Fprintf(&b, "recovery   after a kill, ready → in-flight final: p50 %.0f ms, max %.0f ms (%d checkouts in flight at ready, summed)\n",
-		s.RecoveryP50MS, s.RecoveryMaxMS, s.InFlightAtReady)
+	fmt.Fprintf(&b, "recovery   after a kill, ready → every checkout in flight at the kill final: p50 %.0f ms, max %.0f ms (%d in flight, summed)\n",
+		s.RecoveryP50MS, s.RecoveryMaxMS, s.InFlightAtKill)
+	fmt.Fprintf(&b, "           ready → every checkout pending at ready final: p50 %.0f ms, max %.0f ms (%d pending, summed)\n",
+		s.SettledP50MS, s.SettledMaxMS, s.PendingAtReady)
 	for _, e := range s.Events {
-		fmt.Fprintf(&b, "  %6.1fs  %-34s down %7.0f ms  in flight %3d  final after %6.0f ms\n", e.AtS, e.What, e.DownMS, e.InFlight, e.RecoveryMS)
+		fmt.Fprintf(&b, "  %6.1fs  %-34s down %7.0f ms  in flight at the fault %3d, final %6.0f ms after ready; pending at ready %3d, %6.0f ms\n",
+			e.AtS, e.What, e.DownMS, e.AtFault, e.RecoveryMS, e.AtReady, e.SettledMS)
 	}
 	fmt.Fprintf(&b, "orders     %v\n", s.Orders)
 	for _, inv := range Invariants {
