@@ -8,7 +8,8 @@
 // tables, never the API, so it believes what was stored, not what the modules say.
 //
 // It measures, per kill, how long after the restarted process was ready every
-// checkout in flight at the kill was final, and bounds the largest — the issue's
+// checkout pending then was final — those in flight at the kill, and those placed
+// while the process was down, waiting on it — and bounds the largest: the issue's
 // "final within 3 s of ready", measured from ready so that the time a process
 // takes to start is not in it.
 //
