@@ -97,6 +97,7 @@ func Options(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Opti
 		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.OpsRoutes(b, modhost.WithData(mods)) }, fx.ResultTags(`group:"http.routes"`)),
 		fx.Annotate(func(b *bus.Bus) httpapi.Routes { return modhost.TopologyRoutes(b, proc, names) }, fx.ResultTags(`group:"http.routes"`)),
 		fx.Annotate(faults.Routes, fx.ResultTags(`group:"http.routes"`)),
+		fx.Annotate(natsbus.Routes, fx.ResultTags(`group:"http.routes"`)),
 		fx.Annotate(func(inj *faults.Injector) []prometheus.Collector {
 			if inj == nil {
 				return nil

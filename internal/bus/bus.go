@@ -554,8 +554,11 @@ func (b *Bus) Ping(ctx context.Context) error {
 // logging causes the caller will not see.
 func (b *Bus) handlerError(ctx context.Context, typ string, err error) error {
 	be := message.AsError(err)
-	if be == message.ErrInternal {
+	switch be {
+	case message.ErrInternal:
 		b.log.ErrorContext(ctx, "request handler failed", "type", typ, "err", err)
+	case message.ErrDependencyDown:
+		b.log.WarnContext(ctx, "request handler could not reach a dependency", "type", typ, "err", err)
 	}
 	return be
 }

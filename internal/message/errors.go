@@ -130,7 +130,8 @@ var (
 
 // AsError converts any error into the *Error a caller on the other side of the bus
 // would see: an *Error anywhere in the chain is returned as is; a context deadline
-// or cancellation becomes ErrTimeout; anything else becomes ErrInternal, so
+// or cancellation becomes ErrTimeout; a dependency that cannot be reached (see
+// ErrDependencyDown) becomes ErrDependencyDown; anything else becomes ErrInternal, so
 // handlers cannot leak internal details by accident. It returns nil for nil.
 func AsError(err error) *Error {
 	if err == nil {
@@ -142,6 +143,9 @@ func AsError(err error) *Error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return ErrTimeout
+	}
+	if dependencyDown(err) {
+		return ErrDependencyDown
 	}
 	return ErrInternal
 }

@@ -209,6 +209,10 @@ func (c *consumer) handle(batch []jetstream.Msg) {
 			_ = m.Ack() // the publisher's relay delivered it to this consumer directly
 			continue
 		}
+		if to := m.Headers().Get(hRedriveTo); to != "" && to != c.name {
+			_ = m.Ack() // a dead letter redriven to another consumer; this one had it
+			continue
+		}
 		sub, ok := c.subs[env.Type]
 		if !ok {
 			// The durable consumer's filter was widened by a newer replica; leave the

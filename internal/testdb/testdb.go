@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/modules/postgres"
 	"github.com/testcontainers/testcontainers-go/wait"
@@ -135,6 +136,61 @@ func Main(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// RestartPostgres restarts the package's PostgreSQL server cleanly, as an
+// operator would: a fast shutdown (SIGINT: every session is cut, the server
+// checkpoints and exits) and a start on the same port with the same data; it
+// returns once the server accepts connections again. A crash (SIGKILL) is not
+// what it does: the test server runs with synchronous_commit and fsync off, so a
+// crash may lose transactions it acknowledged, which no real server is set up to
+// do. It is for tests of what survives a database restart; PostgresURL must have
+// started the server.
+func RestartPostgres(ctx context.Context) error {
+	if pg.ctr == nil {
+		return errors.New("testdb: PostgreSQL is not running")
+	}
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return fmt.Errorf("testdb: restart PostgreSQL: %w", err)
+	}
+	defer cli.Close()
+	if _, err := cli.ContainerKill(ctx, pg.ctr.GetContainerID(), client.ContainerKillOptions{Signal: "SIGINT"}); err != nil {
+		return fmt.Errorf("testdb: stop PostgreSQL: %w", err)
+	}
+	for {
+		st, err := pg.ctr.State(ctx)
+		if err != nil {
+			return fmt.Errorf("testdb: stop PostgreSQL: %w", err)
+		}
+		if !st.Running {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testdb: PostgreSQL did not stop: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := pg.ctr.Start(ctx); err != nil {
+		return fmt.Errorf("testdb: start PostgreSQL again: %w", err)
+	}
+	return awaitPostgres(ctx, pg.url)
+}
+
+// awaitPostgres waits until the server at url accepts a connection.
+func awaitPostgres(ctx context.Context, url string) error {
+	for {
+		db, err := store.OpenPostgres(ctx, "probe", url, "public", store.Options{MaxOpenConns: 1})
+		if err == nil {
+			return db.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testdb: PostgreSQL did not come back: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 var errNoDocker = errors.New("no Docker engine answers")

@@ -168,6 +168,21 @@ type ArchiveProduct struct {
 	ExpectedVersion int64  `json:"expected_version"`
 }
 
+// RebuildAvailability asks the catalog to rewrite its availability read model
+// from the inventory's current stock — every item, asked page by page with
+// inventory.ListItems — rather than from the changes it heard of: for a model
+// that missed events (dead letters, a catalog started after the stock was made)
+// or drifted. A product's availability is rewritten unless the model holds a
+// newer version of its item than the inventory answered (a change that arrived
+// while the rebuild ran).
+type RebuildAvailability struct{}
+
+// AvailabilityRebuilt is the reply to RebuildAvailability.
+type AvailabilityRebuilt struct {
+	Items   int `json:"items" doc:"inventory items read"`
+	Updated int `json:"updated" doc:"products whose availability was written"`
+}
+
 // The catalog's requests.
 var (
 	// Handled by products.(*Service).Get.
@@ -182,6 +197,8 @@ var (
 	UpdateProductRequest = message.NewRequest[UpdateProduct, Product]("catalog.UpdateProduct")
 	// Handled by products.(*Service).Archive.
 	ArchiveProductRequest = message.NewRequest[ArchiveProduct, Product]("catalog.ArchiveProduct")
+	// Handled by products.(*Service).RebuildAvailability.
+	RebuildAvailabilityRequest = message.NewRequest[RebuildAvailability, AvailabilityRebuilt]("catalog.RebuildAvailability")
 )
 
 // ProductCreated is published when a product is created.

@@ -129,8 +129,18 @@ func (a *account) expire(tok string) {
 }
 
 // authed sends req as a, renewing the token and trying once more on a 401 (a token
-// that expired or was revoked).
+// that expired or was revoked). A request marked resend is sent again while it
+// gets no answer or a 502/503/504, for up to Config.RetryFor (client.retrying):
+// through a process's restart, not counted as a failed flow.
 func (c *client) authed(ctx context.Context, a *account, req call, out any) error {
+	if req.resend {
+		return c.retrying(ctx, func() error { return c.authedOnce(ctx, a, req, out) })
+	}
+	return c.authedOnce(ctx, a, req, out)
+}
+
+// authedOnce is authed without resends.
+func (c *client) authedOnce(ctx context.Context, a *account, req call, out any) error {
 	for attempt := 0; ; attempt++ {
 		tok, err := c.token(ctx, a)
 		if err != nil {

@@ -24,6 +24,8 @@ type client struct {
 	next    atomic.Uint64
 	rec     *recorder
 	timeout time.Duration
+	// retryFor is how long a resendable request is sent again (see resendable).
+	retryFor time.Duration
 }
 
 func newClient(cfg Config, rec *recorder) *client {
@@ -34,7 +36,7 @@ func newClient(cfg Config, rec *recorder) *client {
 	for i, u := range cfg.URLs {
 		urls[i] = strings.TrimRight(u, "/")
 	}
-	return &client{hc: &http.Client{Transport: tr}, urls: urls, rec: rec, timeout: cfg.RequestTimeout}
+	return &client{hc: &http.Client{Transport: tr}, urls: urls, rec: rec, timeout: cfg.RequestTimeout, retryFor: cfg.RetryFor}
 }
 
 func (c *client) base() string {
@@ -80,6 +82,10 @@ type call struct {
 	token  string
 	body   any
 	header http.Header
+	// resend marks a request that is safe to send again — a read, a PUT or DELETE,
+	// a POST with an Idempotency-Key — and so is sent again, for up to
+	// Config.RetryFor, while it is resendable.
+	resend bool
 	// expect are the non-2xx statuses that are answers, not failures: they come
 	// back as *apiError but are not recorded as errors.
 	expect []int
@@ -111,7 +117,7 @@ func (c *client) do(ctx context.Context, req call, out any) error {
 	if out != nil {
 		if err := json.Unmarshal(body, out); err != nil {
 			c.rec.fail(req.op, "bad_response", err.Error())
-			return fmt.Errorf("%s: decode the answer: %w", req.op, err)
+			return fmt.Errorf("%s: decode the answer: %w: %w", req.op, errBadResponse, err)
 		}
 	}
 	return nil
@@ -208,6 +214,51 @@ func problemOf(resp *http.Response, body []byte) *apiError {
 		ae.RetryAfter = time.Duration(s) * time.Second
 	}
 	return ae
+}
+
+// resendable reports whether a request that failed with err may succeed if sent
+// again unchanged: it got no answer (refused, reset or timed out — a process
+// restarting, or its address away) or a 502, 503 or 504 (a module, or the broker
+// between them, briefly away).
+func resendable(err error) bool {
+	switch statusOf(err) {
+	case 0:
+		var ae *apiError
+		return err != nil && !errors.As(err, &ae) && !errors.Is(err, errBadResponse)
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// errBadResponse marks an answer that could not be read as what it should be: a
+// server bug, not a transient failure, so never resent.
+var errBadResponse = errors.New("bad response")
+
+// retrying calls send until it succeeds, fails with an error that is not
+// resendable, ctx ends, or c.retryFor has passed since the first call. Between
+// calls it waits what a Retry-After asked (at most 5 s), else 100 ms doubling to
+// 1 s. Every resend is counted in the report (resends); each failure it hides was
+// recorded by send as usual, so the errors still say what happened.
+func (c *client) retrying(ctx context.Context, send func() error) error {
+	deadline := time.Now().Add(c.retryFor)
+	wait := 100 * time.Millisecond
+	for {
+		err := send()
+		if err == nil || !resendable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		pause := wait
+		var ae *apiError
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			pause = min(ae.RetryAfter, 5*time.Second)
+		}
+		if sleep(ctx, pause) != nil {
+			return err
+		}
+		wait = min(2*wait, time.Second)
+		c.rec.add(&c.rec.resends, 1)
+	}
 }
 
 // sleep waits d, or less when ctx ends first (then it returns ctx's error).

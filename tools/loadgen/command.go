@@ -64,6 +64,8 @@ func flags(def Config) []ucli.Flag {
 		&ucli.DurationFlag{Name: "order-timeout", Value: def.OrderTimeout, Sources: env("ORDER_TIMEOUT"),
 			Usage: "longest wait from an order's POST to its terminal status"},
 		&ucli.DurationFlag{Name: "request-timeout", Value: def.RequestTimeout, Sources: env("REQUEST_TIMEOUT"), Usage: "deadline of one HTTP request"},
+		&ucli.DurationFlag{Name: "retry-for", Value: def.RetryFor, Sources: env("RETRY_FOR"),
+			Usage: "how long a request safe to repeat is sent again (the checkout with its Idempotency-Key) while it gets no answer or a 502/503/504; 0: once"},
 		&ucli.DurationFlag{Name: "drain", Value: def.Drain, Sources: env("DRAIN"),
 			Usage: "how long checkouts in flight at the end of the window may take to finish"},
 		&ucli.StringFlag{Name: "admin-email", Value: def.AdminEmail, Sources: env("ADMIN_EMAIL"), Usage: "the admin that restocks"},
@@ -133,6 +135,7 @@ func configFrom(cmd *ucli.Command, def Config) (Config, error) {
 	cfg.PollInterval = cmd.Duration("poll-interval")
 	cfg.OrderTimeout = cmd.Duration("order-timeout")
 	cfg.RequestTimeout = cmd.Duration("request-timeout")
+	cfg.RetryFor = cmd.Duration("retry-for")
 	cfg.Drain = cmd.Duration("drain")
 	cfg.AdminEmail = cmd.String("admin-email")
 	cfg.AdminPassword = cmd.String("admin-password")

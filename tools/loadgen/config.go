@@ -59,6 +59,11 @@ type Config struct {
 	OrderTimeout time.Duration
 	// RequestTimeout bounds each HTTP request (not an event stream).
 	RequestTimeout time.Duration
+	// RetryFor is how long a request that is safe to repeat (a read, a cart
+	// change, the checkout's POST with its Idempotency-Key) is sent again while it
+	// gets no answer or a 502/503/504 — a process restarting, the broker away —
+	// before its flow counts as failed. 0 sends each request once.
+	RetryFor time.Duration
 	// Drain is how long checkouts still in flight at the end of the window may
 	// take to finish before they are abandoned (counted as interrupted).
 	Drain time.Duration
@@ -162,6 +167,7 @@ func DefaultConfig() Config {
 		PollInterval:   100 * time.Millisecond,
 		OrderTimeout:   60 * time.Second,
 		RequestTimeout: 10 * time.Second,
+		RetryFor:       30 * time.Second,
 		Drain:          30 * time.Second,
 		AdminEmail:     "admin@example.com",
 		AdminPassword:  "demo-admin-password",
@@ -201,6 +207,8 @@ func (c Config) Validate() error {
 		return errors.New("the poll interval must be positive")
 	case c.OrderTimeout <= 0 || c.RequestTimeout <= 0:
 		return errors.New("timeouts must be positive")
+	case c.RetryFor < 0:
+		return errors.New("the retry time cannot be negative")
 	case c.Drain < 0:
 		return errors.New("the drain time cannot be negative")
 	case c.Restock.Enabled() && (c.Restock.Below < 0 || c.Restock.Every <= 0):

@@ -18,9 +18,13 @@
 // the customer's cart (PUT /v1/cart/items/{id}, removing what else is there),
 // posts the order (POST /v1/orders with a fresh Idempotency-Key and a payment
 // token drawn from Config.Tokens; on a 409 orders.price_changed it reads the cart
-// and posts again with a new key; on no answer or a 503 it resends the same key),
-// then awaits the order's terminal status on its event stream
-// (GET /v1/orders/{id}/events) or by polling GET /v1/orders/{id}. Anonymous
+// and posts again with a new key), then awaits the order's terminal status. A
+// request safe to repeat — a read, a cart change, the order's POST with its
+// Idempotency-Key — that gets no answer (a process killed or restarting) or a
+// 502/503/504 (a module or the broker away) is sent again, the POST with the same
+// key, for up to Config.RetryFor (`--retry-for`, 30 s), so a restart costs a
+// checkout time, not its success; resends are counted. The order's terminal
+// status is awaited on its event stream (GET /v1/orders/{id}/events) or by polling GET /v1/orders/{id}. Anonymous
 // catalog traffic runs alongside at Config.BrowseRate: 30% a page of products
 // (half of them in a category), 30% a search, 40% a product by id. With an admin,
 // a restocker checks every product's stock each Restock.Every and adds
@@ -94,6 +98,8 @@
 //	                   status is the HTTP status ("503") or "transport", "timeout",
 //	                   "bad_response"
 //	errors_total, price_changed_retries, restocks
+//	resends            requests sent again after no answer or a 502/503/504 (each
+//	                   failed attempt is in operations and errors too)
 //	server             what the servers did over the shop scenario's window, per
 //	                   completed checkout (absent when /metrics could not be read, or
 //	                   the run was interrupted): /metrics of every base URL (each

@@ -35,6 +35,7 @@ type Report struct {
 	ErrorsTotal         int64                       `json:"errors_total"`
 	PriceChangedRetries int64                       `json:"price_changed_retries"`
 	Restocks            int64                       `json:"restocks"`
+	Resends             int64                       `json:"resends"`
 
 	// Server is what the servers did over the shop scenario's window, per
 	// checkout; absent when their /metrics could not be read.
@@ -128,6 +129,7 @@ func (r *recorder) report(cfg Config, window, elapsed time.Duration, interrupted
 		Errors:              []ErrorCount{},
 		PriceChangedRetries: r.priceChanged,
 		Restocks:            r.restocks,
+		Resends:             r.resends,
 	}
 	if secs := window.Seconds(); secs > 0 {
 		rep.Throughput = Throughput{
@@ -194,7 +196,7 @@ func (rep Report) writeShopText(b *strings.Builder) {
 	fmt.Fprintf(b, "outcomes    confirmed %d, rejected %d, cancelled %d, failed %d, timed out %d, interrupted %d\n",
 		c.Confirmed, c.Rejected, c.Cancelled, c.Failed, c.TimedOut, c.Interrupted)
 	fmt.Fprintf(b, "browse      target %.1f/s, launched %d, dropped %d\n", rep.BrowseRate, rep.Browse.Launched, rep.Browse.Dropped)
-	fmt.Fprintf(b, "other       price-changed retries %d, restocks %d\n", rep.PriceChangedRetries, rep.Restocks)
+	fmt.Fprintf(b, "other       price-changed retries %d, restocks %d, resends %d\n", rep.PriceChangedRetries, rep.Restocks, rep.Resends)
 	if len(rep.ByToken) > 0 {
 		b.WriteString("by token\n")
 		for _, tok := range slices.Sorted(maps.Keys(rep.ByToken)) {

@@ -78,26 +78,19 @@ func (g *ridesGen) ride(ctx context.Context, rider *account, r *rand.Rand) {
 }
 
 // requestRide posts the ride with a fresh Idempotency-Key, sending the same key
-// again on no answer or a 503. It returns the ride and when its POST was first sent.
+// again on no answer or a 502/503/504 for up to Config.RetryFor. It returns the
+// ride and when its POST was first sent.
 func (g *ridesGen) requestRide(ctx context.Context, rider *account, body map[string]any) (rideView, time.Time, error) {
 	key := uuid.NewString()
 	sentAt := time.Now()
-	for resend := 0; ; resend++ {
-		var rv rideView
-		err := g.c.authed(ctx, rider, call{op: "request_ride", method: http.MethodPost, path: "/v1/rides",
-			header: http.Header{"Idempotency-Key": {key}}, body: body}, &rv)
-		if err == nil && rv.ID == "" {
-			g.c.rec.fail("request_ride", "bad_response", "the answer has no ride id")
-			return rv, sentAt, errors.New("request_ride: the answer has no ride id")
-		}
-		st := statusOf(err)
-		if err == nil || ctx.Err() != nil || resend == maxResends || (st != 0 && st != http.StatusServiceUnavailable) {
-			return rv, sentAt, err
-		}
-		if sleep(ctx, 200*time.Millisecond) != nil {
-			return rv, sentAt, ctx.Err()
-		}
+	var rv rideView
+	err := g.c.authed(ctx, rider, call{op: "request_ride", method: http.MethodPost, path: "/v1/rides",
+		header: http.Header{"Idempotency-Key": {key}}, body: body, resend: true}, &rv)
+	if err == nil && rv.ID == "" {
+		g.c.rec.fail("request_ride", "bad_response", "the answer has no ride id")
+		return rv, sentAt, errors.New("request_ride: the answer has no ride id")
 	}
+	return rv, sentAt, err
 }
 
 // followRide reads the ride's event stream (reconnecting when it ends early) until

@@ -437,7 +437,7 @@ func (g *gen) fillCart(ctx context.Context, cust *account, ids []string) (err er
 	}()
 	if !cust.cartKnown {
 		var c cart
-		if err := g.c.authed(ctx, cust, call{op: "get_cart", method: http.MethodGet, path: "/v1/cart"}, &c); err != nil {
+		if err := g.c.authed(ctx, cust, call{op: "get_cart", method: http.MethodGet, path: "/v1/cart", resend: true}, &c); err != nil {
 			return err
 		}
 		cust.cart = map[string]int64{}
@@ -448,7 +448,7 @@ func (g *gen) fillCart(ctx context.Context, cust *account, ids []string) (err er
 	}
 	for id := range cust.cart {
 		if !slices.Contains(ids, id) {
-			if err := g.c.authed(ctx, cust, call{op: "delete_cart_item", method: http.MethodDelete, path: "/v1/cart/items/" + id}, nil); err != nil {
+			if err := g.c.authed(ctx, cust, call{op: "delete_cart_item", method: http.MethodDelete, path: "/v1/cart/items/" + id, resend: true}, nil); err != nil {
 				return err
 			}
 			delete(cust.cart, id)
@@ -459,7 +459,7 @@ func (g *gen) fillCart(ctx context.Context, cust *account, ids []string) (err er
 			continue
 		}
 		if err := g.c.authed(ctx, cust, call{op: "put_cart_item", method: http.MethodPut, path: "/v1/cart/items/" + id,
-			body: map[string]int64{"quantity": 1}}, nil); err != nil {
+			body: map[string]int64{"quantity": 1}, resend: true}, nil); err != nil {
 			return err
 		}
 		cust.cart[id] = 1
@@ -467,38 +467,22 @@ func (g *gen) fillCart(ctx context.Context, cust *account, ids []string) (err er
 	return nil
 }
 
-// Retries of one checkout's POST.
-const (
-	maxPriceChanges = 3 // a 409 orders.price_changed: look at the cart, check out again
-	maxResends      = 2 // no answer or 503: send the same Idempotency-Key again
-)
+// maxPriceChanges bounds one checkout's 409 orders.price_changed answers: each
+// time it looks at the cart and checks out again.
+const maxPriceChanges = 3
 
 // placeOrder posts the checkout. It returns the order and when the POST that
-// created it was first sent.
+// created it was first sent. A POST that gets no answer or a 502/503/504 is sent
+// again with the same Idempotency-Key (the order may or may not exist: the key
+// makes the resend safe), through a restart, for up to Config.RetryFor.
 func (g *gen) placeOrder(ctx context.Context, cust *account, token string) (order, time.Time, error) {
 	for changes := 0; ; changes++ {
 		key := uuid.NewString()
 		postedAt := time.Now()
 		var o order
-		var err error
-		for resend := 0; ; resend++ {
-			err = g.c.authed(ctx, cust, call{op: "place_order", method: http.MethodPost, path: "/v1/orders",
-				header: http.Header{"Idempotency-Key": {key}},
-				body:   map[string]string{"payment_token": token}, expect: []int{http.StatusConflict}}, &o)
-			status := statusOf(err)
-			if err == nil || ctx.Err() != nil || resend == maxResends || (status != 0 && status != http.StatusServiceUnavailable) {
-				break
-			}
-			// The order may or may not exist: the same key makes the resend safe.
-			var ae *apiError
-			wait := 200 * time.Millisecond
-			if errors.As(err, &ae) && ae.RetryAfter > 0 {
-				wait = min(ae.RetryAfter, 5*time.Second)
-			}
-			if sleep(ctx, wait) != nil {
-				break
-			}
-		}
+		err := g.c.authed(ctx, cust, call{op: "place_order", method: http.MethodPost, path: "/v1/orders",
+			header: http.Header{"Idempotency-Key": {key}}, resend: true,
+			body: map[string]string{"payment_token": token}, expect: []int{http.StatusConflict}}, &o)
 		switch {
 		case err == nil:
 			cust.cart, cust.cartKnown = map[string]int64{}, true // checkout empties the cart
@@ -510,7 +494,7 @@ func (g *gen) placeOrder(ctx context.Context, cust *account, token string) (orde
 		case problemIs(err, "orders.price_changed") && changes < maxPriceChanges:
 			g.rec.add(&g.rec.priceChanged, 1)
 			// Viewing the cart acknowledges the new prices.
-			if err := g.c.authed(ctx, cust, call{op: "get_cart", method: http.MethodGet, path: "/v1/cart"}, nil); err != nil {
+			if err := g.c.authed(ctx, cust, call{op: "get_cart", method: http.MethodGet, path: "/v1/cart", resend: true}, nil); err != nil {
 				return order{}, postedAt, err
 			}
 			continue

@@ -25,7 +25,8 @@ type fakeShop struct {
 	logins    int
 	carts     map[string]map[string]int64 // email → product → quantity
 	orders    map[string]*fakeOrder
-	keys      map[string]bool // Idempotency-Keys seen
+	keys      map[string]string // Idempotency-Key → the order it placed
+	replays   int               // POSTs answered with the order of their key
 	stock     map[string]int64
 	adjusted  int
 	placed    int
@@ -46,7 +47,7 @@ var fakeProducts = []product{
 
 func newFakeShop() *fakeShop {
 	return &fakeShop{accounts: map[string]string{}, tokens: map[string]string{}, refreshes: map[string]string{},
-		carts: map[string]map[string]int64{}, orders: map[string]*fakeOrder{}, keys: map[string]bool{},
+		carts: map[string]map[string]int64{}, orders: map[string]*fakeOrder{}, keys: map[string]string{},
 		stock: map[string]int64{"SKU-1": 0, "SKU-2": 0, "SKU-3": 0}}
 }
 
@@ -191,10 +192,18 @@ func (s *fakeShop) handler() http.Handler {
 			return
 		}
 		key := r.Header.Get("Idempotency-Key")
-		if key == "" || s.keys[key] {
-			s.problem("order posted with Idempotency-Key %q", key)
+		if key == "" {
+			s.problem("order posted without an Idempotency-Key")
 		}
-		s.keys[key] = true
+		if id, ok := s.keys[key]; ok { // a resend: the same order, as Agora answers
+			if s.orders[id] == nil || s.orders[id].owner != email {
+				s.problem("Idempotency-Key %q used for another checkout", key)
+			} else {
+				s.replays++
+				writeJSON(w, http.StatusAccepted, s.orderJSON(s.orders[id]))
+				return
+			}
+		}
 		var b struct {
 			PaymentToken string `json:"payment_token"`
 		}
@@ -220,6 +229,7 @@ func (s *fakeShop) handler() http.Handler {
 		}
 		o := &fakeOrder{id: fmt.Sprintf("o-%d", s.placed), owner: email, token: b.PaymentToken, created: time.Now()}
 		s.orders[o.id] = o
+		s.keys[key] = o.id
 		delete(s.carts, email)
 		writeJSON(w, http.StatusAccepted, s.orderJSON(o))
 	})
@@ -392,6 +402,70 @@ func TestRunInterrupted(t *testing.T) {
 	}
 	if !rep.Interrupted || rep.WindowSeconds >= time.Hour.Seconds() {
 		t.Errorf("interrupted %v after %.1f s", rep.Interrupted, rep.WindowSeconds)
+	}
+}
+
+// A checkout whose POST gets no answer — the connection dropped after the order
+// was stored, as when a process is killed — or a 503 is sent again with the same
+// Idempotency-Key, and ends as its order does: not a failed checkout, and not a
+// second order.
+func TestCheckoutResentThroughARestart(t *testing.T) {
+	shop := newFakeShop()
+	shop.logins = 2 // no rate limit here
+	var mu sync.Mutex
+	posts := 0
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/orders" {
+			shop.handler().ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		posts++
+		n := posts
+		mu.Unlock()
+		switch n % 3 {
+		case 1: // stored, then the process dies before it answers
+			shop.handler().ServeHTTP(httptest.NewRecorder(), r)
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = conn.Close()
+		case 2: // the module behind the process is away
+			w.Header().Set("Retry-After", "0")
+			writeProblem(w, http.StatusServiceUnavailable, "urn:agora:problem:bus.unavailable")
+		default:
+			shop.handler().ServeHTTP(w, r)
+		}
+	}))
+	defer ts.Close()
+	cfg := DefaultConfig()
+	cfg.URLs = []string{ts.URL}
+	cfg.Duration = 300 * time.Millisecond
+	cfg.Rate = 20
+	cfg.BrowseRate = 0
+	cfg.Customers = 2
+	cfg.Restock = Restock{}
+	cfg.Tokens, _ = ParseTokenMix("tok_visa")
+	cfg.Seed = 3
+	shop.stock = map[string]int64{"SKU-1": 1000, "SKU-2": 1000, "SKU-3": 1000}
+	rep, err := Run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop.mu.Lock()
+	defer shop.mu.Unlock()
+	for _, p := range shop.problems {
+		t.Error("the shop saw:", p)
+	}
+	c := rep.Checkouts
+	if c.Launched == 0 || c.Failed != 0 || c.Confirmed != c.Launched {
+		t.Errorf("checkouts %+v: every one must be confirmed, none failed", c)
+	}
+	if int64(len(shop.orders)) != c.Confirmed || shop.replays == 0 || rep.Resends == 0 {
+		t.Errorf("%d orders for %d confirmed checkouts, %d replays, %d resends: want one order each, found again by its key",
+			len(shop.orders), c.Confirmed, shop.replays, rep.Resends)
 	}
 }
 

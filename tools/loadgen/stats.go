@@ -86,6 +86,7 @@ type recorder struct {
 	browseLaunched, browseDropped int64
 	inFlight                      int64
 	priceChanged, restocks        int64
+	resends                       int64 // requests sent again after no answer or a 502/503/504
 
 	// The progress interval: confirmed latencies since the last snapshot.
 	intervalConfirmed []time.Duration

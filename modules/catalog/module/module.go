@@ -16,6 +16,7 @@ import (
 	"github.com/agora-commerce/agora/modules/catalog/internal/api"
 	"github.com/agora-commerce/agora/modules/catalog/internal/demo"
 	"github.com/agora-commerce/agora/modules/catalog/internal/products"
+	"github.com/danielgtaylor/huma/v2"
 )
 
 // Module runs the catalog in this process: its own database, its request handlers
@@ -26,11 +27,13 @@ func Module(s Settings) fx.Option {
 		modhost.Provide("catalog"),
 		fx.Provide(
 			fx.Private,
-			func(h *modhost.Host) *products.Service {
-				return products.NewService(h.DB, h.Outbox, products.Options{CacheTTL: s.CacheTTL})
+			func() *products.BusInventory { return &products.BusInventory{} },
+			func(h *modhost.Host, inv *products.BusInventory) *products.Service {
+				return products.NewService(h.DB, h.Outbox, products.Options{CacheTTL: s.CacheTTL, Inventory: inv})
 			},
 		),
 		modhost.OnBus[*products.Service](),
+		fx.Invoke(func(inv *products.BusInventory, b *bus.Bus) { inv.Bind(b) }),
 		fx.Invoke(func(lc fx.Lifecycle, cfg config.Config, ps *products.Service, log *slog.Logger) {
 			if cfg.Demo {
 				lc.Append(fx.StartHook(func(ctx context.Context) error { return SeedDemo(ctx, ps, log) }))
@@ -39,8 +42,15 @@ func Module(s Settings) fx.Option {
 	)
 }
 
-// Routes returns the catalog's HTTP routes; every process serves them.
-func Routes(b *bus.Bus) httpapi.Routes { return api.Routes(b) }
+// Routes returns the catalog's HTTP routes, its operations included; every
+// process serves them.
+func Routes(b *bus.Bus) httpapi.Routes {
+	routes, ops := api.Routes(b), api.OpsRoutes(b)
+	return func(a huma.API) {
+		routes(a)
+		ops(a)
+	}
+}
 
 // SeedDemo fills an empty catalog with the demo products; a catalog that has any
 // product is left alone.

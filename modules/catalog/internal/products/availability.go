@@ -67,6 +67,24 @@ func (Repo) PutAvailability(ctx context.Context, q sqlx.ExtContext, productID st
 	return n == 1, err
 }
 
+// ResetAvailability is PutAvailability that also rewrites the same version (a
+// rebuild: what is stored may have drifted from what that version said); it
+// leaves a newer version alone.
+func (Repo) ResetAvailability(ctx context.Context, q sqlx.ExtContext, productID string, available, version int64, asOf time.Time) (bool, error) {
+	available = max(available, 0)
+	res, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO product_availability (product_id, available, in_stock, stock_version, as_of)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (product_id) DO UPDATE SET available = excluded.available, in_stock = excluded.in_stock,
+			stock_version = excluded.stock_version, as_of = excluded.as_of
+		WHERE product_availability.stock_version <= excluded.stock_version`),
+		productID, available, available > 0, version, storedTime(asOf))
+	if err != nil {
+		return false, fmt.Errorf("catalog: rewrite availability of %s: %w", productID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // withAvailability sets the Availability of every product in ps (unknown for
 // those the inventory has said nothing about).
 func (s *Service) withAvailability(ctx context.Context, q sqlx.ExtContext, ps []catalog.Product) error {

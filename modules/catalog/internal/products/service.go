@@ -15,6 +15,7 @@ import (
 	"github.com/agora-commerce/agora/internal/paging"
 	"github.com/agora-commerce/agora/internal/store"
 	"github.com/agora-commerce/agora/modules/catalog"
+	"github.com/agora-commerce/agora/modules/inventory"
 )
 
 // Service handles the catalog's requests. Every change is written together with the
@@ -27,6 +28,13 @@ type Service struct {
 	now    func() time.Time
 	cache  *readCache // nil: every read reaches the database
 	get    PreparedGet
+	// inventory answers RebuildAvailability's questions; nil: it cannot rebuild.
+	inventory ItemLister
+}
+
+// ItemLister reads the inventory's items a page at a time (BusInventory, over the bus).
+type ItemLister interface {
+	ListItems(ctx context.Context, q inventory.ListItems) (inventory.ItemPage, error)
 }
 
 // Options tunes the service. Zero values take the defaults.
@@ -37,12 +45,15 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheSize is how many products the cache holds (default 10000).
 	CacheSize int
+	// Inventory is where RebuildAvailability reads the current stock; nil: nowhere.
+	Inventory ItemLister
 }
 
 // NewService returns the catalog service on db, publishing through ob.
 func NewService(db *store.DB, ob *outbox.Outbox, opts ...Options) *Service {
 	o := Options{CacheTTL: time.Second, CacheSize: 10_000}
 	if len(opts) > 0 {
+		o.Inventory = opts[0].Inventory
 		if opts[0].CacheTTL != 0 {
 			o.CacheTTL = opts[0].CacheTTL
 		}
@@ -52,7 +63,7 @@ func NewService(db *store.DB, ob *outbox.Outbox, opts ...Options) *Service {
 	}
 	// Microseconds: what every back end stores, so a reply equals a later read.
 	return &Service{db: db, outbox: ob, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		cache: newReadCache(o.CacheTTL, o.CacheSize)}
+		cache: newReadCache(o.CacheTTL, o.CacheSize), inventory: o.Inventory}
 }
 
 // write runs fn in a transaction that changes product id, keeping the read cache
@@ -72,6 +83,7 @@ func (s *Service) Handlers() []bus.RequestHandler {
 		bus.Handle(catalog.CreateProductRequest, s.Create),
 		bus.Handle(catalog.UpdateProductRequest, s.Update),
 		bus.Handle(catalog.ArchiveProductRequest, s.Archive),
+		bus.Handle(catalog.RebuildAvailabilityRequest, s.RebuildAvailability),
 	}
 }
 
