@@ -104,8 +104,9 @@ func describeErrors(_ *huma.OpenAPI, op *huma.Operation) {
 	for status := range why {
 		types[status] = []string{EdgeProblemType(status)}
 	}
-	// Every operation asks a module through the bus, which may answer these.
-	for _, e := range []*message.Error{message.ErrNoHandler, message.ErrUnreachable, message.ErrOverloaded, message.ErrTimeout} {
+	// Every operation asks a module through the bus, which may answer these (and a
+	// module whose database or provider is down answers ErrDependencyDown).
+	for _, e := range []*message.Error{message.ErrNoHandler, message.ErrUnreachable, message.ErrOverloaded, message.ErrDependencyDown, message.ErrTimeout} {
 		types[statusOf[e.Kind]] = append(types[statusOf[e.Kind]], ProblemTypePrefix+e.Code)
 	}
 	for _, status := range op.Errors {

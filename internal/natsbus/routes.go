@@ -29,7 +29,6 @@ func Routes(t *Transport) httpapi.Routes {
 		huma.Register(api, huma.Operation{
 			OperationID: "list-bus-dead-letters", Method: http.MethodGet, Path: "/v1/ops/bus/dead-letters",
 			Summary: "List the broker's dead letters", Tags: []string{"Operations"}, Security: httpapi.AdminOnly,
-			Errors: []int{http.StatusServiceUnavailable},
 			Description: "Commands and events a consumer gave up on after its redeliveries over NATS, oldest first, " +
 				"with the consumer and its last error. Empty when the deployment has no broker (one process).",
 		}, func(ctx context.Context, in *listIn) (*listOut, error) {
@@ -51,7 +50,7 @@ func Routes(t *Transport) httpapi.Routes {
 		huma.Register(api, huma.Operation{
 			OperationID: "redrive-bus-dead-letter", Method: http.MethodPost, Path: "/v1/ops/bus/dead-letters/{seq}/redrive",
 			Summary: "Redrive a broker dead letter", Tags: []string{"Operations"}, Security: httpapi.AdminOnly,
-			DefaultStatus: http.StatusAccepted, Errors: []int{http.StatusNotFound, http.StatusServiceUnavailable},
+			DefaultStatus: http.StatusAccepted, Metadata: httpapi.Problems(ErrDeadLetterNotFound),
 			Description: "Sends the message again to the consumer that gave up on it, with a fresh delivery count, and " +
 				"removes it from the dead letters. The consumer's inbox drops it if it took it meanwhile.",
 		}, func(ctx context.Context, in *redriveIn) (*struct{}, error) {

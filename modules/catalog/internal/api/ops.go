@@ -17,7 +17,7 @@ func OpsRoutes(b *bus.Bus) httpapi.Routes {
 		huma.Register(api, huma.Operation{
 			OperationID: "rebuild-availability", Method: http.MethodPost, Path: "/v1/ops/catalog/availability/rebuild",
 			Summary: "Rebuild the catalog's availability from current stock", Tags: []string{"Operations"},
-			Security: httpapi.AdminOnly, Errors: []int{http.StatusServiceUnavailable},
+			Security: httpapi.AdminOnly,
 			Description: "Rewrites the availability that products carry from the inventory's current stock, read item by " +
 				"item, instead of from the stock changes the catalog heard of: for a read model that missed events. " +
 				"A product whose availability is newer than the stock read is left as it is.",
