@@ -43,8 +43,14 @@ func (s *Service) PlaceOrder(ctx context.Context, p orders.PlaceOrder) (orders.P
 			return s.replay(ctx, p)
 		case errors.Is(err, orders.ErrCartEmpty):
 			// A concurrent checkout with this key may have emptied the cart after the
-			// key was looked up: then this request is its replay.
-			if _, ok, kerr := s.repo.GetCheckoutKey(ctx, s.db, p.CustomerID, p.IdempotencyKey); kerr == nil && ok {
+			// key was looked up: then this request is its replay. A lookup that fails
+			// answers its own error: "the cart is empty" would tell a client that
+			// resends after a crash that its order is gone.
+			_, ok, kerr := s.repo.GetCheckoutKey(ctx, s.db, p.CustomerID, p.IdempotencyKey)
+			if kerr != nil {
+				return orders.PlacedOrder{}, kerr
+			}
+			if ok {
 				return s.replay(ctx, p)
 			}
 		case errors.Is(err, errCartChanged) && attempt < 2:
