@@ -239,6 +239,10 @@ func TestCheckoutInvariantsUnderFaults(t *testing.T) {
 	}
 }
 
+// recoveryBound is how soon after a killed process is restarted and ready every
+// checkout it had in flight must be final.
+const recoveryBound = 3 * time.Second
+
 // TestCheckoutSurvivesKills kills the process (SIGKILL: no shutdown) several times
 // while customers check out, restarting it on the same data each time. Customers
 // retry a checkout whose answer was lost with the same Idempotency-Key. Afterwards
@@ -332,8 +336,15 @@ func TestCheckoutSurvivesKills(t *testing.T) {
 		t.Fatalf("only %d orders placed: the test did not load the saga", placed.Load())
 	}
 	final := awaitTerminal(t, s, admin, book, 60*time.Second)
-	// The recovery figure docs/performance.md reports (a measurement, not a check).
-	t.Logf("every order final %.1f s after the last restart was ready", time.Since(ready).Seconds())
+	// Recovery in seconds (issue 13): the restarted instance takes back the killed
+	// one's claims at once, so what was in flight is final within the bound of its
+	// being ready, not after leases expire (docs/performance.md reports the figure).
+	// A correctness bound, as in tests/chaos: measured from ready, generous of noise.
+	took := time.Since(ready)
+	t.Logf("every order final %.1f s after the last restart was ready", took.Seconds())
+	if took > recoveryBound {
+		t.Errorf("orders final %.1f s after the restarted process was ready; want within %s", took.Seconds(), recoveryBound)
+	}
 	outcomes := checkInvariants(t, s, admin, final, initial)
 	t.Logf("%d orders across 3 kills: %v", len(final), outcomes)
 }
