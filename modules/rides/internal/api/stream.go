@@ -28,9 +28,10 @@ type DriverPosition struct {
 
 // Stream timing: how long each long poll waits for a change of the ride, and, while
 // a driver is assigned, how often the driver's position is looked up — the
-// position is conflated to at most one event per interval.
+// position is conflated to at most one event per interval. A short wait also bounds
+// how long a stream stalls when the process answering a poll dies during it.
 const (
-	streamWait    = 25 * time.Second
+	streamWait    = 5 * time.Second
 	positionEvery = time.Second
 )
 
