@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -108,25 +110,6 @@ func display(path string) string {
 	return path
 }
 
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // modulePath reads the module path from root/go.mod.
 func modulePath(t testing.TB, root string) string {
 	t.Helper()
@@ -148,7 +131,7 @@ func modulePath(t testing.TB, root string) string {
 // imports that are packages of the project.
 func projectPackages(t *testing.T) []archPackage {
 	t.Helper()
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	mod := modulePath(t, root)
 	cmd := exec.CommandContext(t.Context(), "go", "list", "-e", "-json=ImportPath,Imports,TestImports,XTestImports,Error", "./...")
 	cmd.Dir = root
@@ -357,7 +340,7 @@ func TestArchViolations(t *testing.T) {
 // a contract describes, it runs nothing. And the vocabulary itself imports only the
 // standard library.
 func TestContractDependencies(t *testing.T) {
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	mod := modulePath(t, root)
 	var contracts []string
 	for _, p := range projectPackages(t) {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/agora-commerce/agora/tests/internal/procs"
 )
 
 // TestAsyncAPIIsGenerated fails when api/asyncapi.yaml or api/message-versions.json
@@ -18,7 +20,7 @@ import (
 // a breaking change needs .AtVersion(n+1) on the declaration.
 func TestAsyncAPIIsGenerated(t *testing.T) {
 	cmd := exec.CommandContext(t.Context(), "go", "run", "./tools/asyncapigen", "-check")
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = procs.RepoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go run ./tools/asyncapigen -check: %v\n%s", err, out)
 	}
@@ -28,7 +30,7 @@ func TestAsyncAPIIsGenerated(t *testing.T) {
 // byte, and the page that renders it at /docs/messages with its assets, all local.
 func TestE2EAsyncAPI(t *testing.T) {
 	t.Parallel()
-	want, err := os.ReadFile(filepath.Join(repoRoot(t), "api", "asyncapi.yaml"))
+	want, err := os.ReadFile(filepath.Join(procs.RepoRoot(t), "api", "asyncapi.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agora-commerce/agora/tests/internal/procs"
 )
 
 // The checkout end to end: the real binary, the real modules, the saga across
@@ -89,12 +91,12 @@ type psp struct {
 func startPSP(t *testing.T, addr string, args ...string) *psp {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = procs.FreeAddr(t)
 	}
 	p := &psp{url: "http://" + addr, done: make(chan struct{})}
 	p.cmd = exec.Command(agoraBinary(t), append([]string{"psp", "--addr", addr}, args...)...)
-	p.cmd.Env = cleanEnv()
-	out := &lockedBuffer{}
+	p.cmd.Env = procs.CleanEnv()
+	out := &procs.Buffer{}
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

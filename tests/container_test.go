@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
@@ -112,7 +114,7 @@ func projectImage(t *testing.T) string {
 		t.Skip("builds the project's image")
 	}
 	testdb.RequireDocker(t)
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	projectImg.once.Do(func() { projectImg.image, projectImg.err = buildProjectImage(root) })
 	if projectImg.err != nil {
 		t.Fatal(projectImg.err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/agora-commerce/agora/tests/apicheck"
 )
 
@@ -33,7 +35,7 @@ var (
 func contract(t testing.TB) *apicheck.Checker {
 	t.Helper()
 	contractOnce.Do(func() {
-		doc, err := os.ReadFile(filepath.Join(repoRoot(t), "api", "openapi.yaml"))
+		doc, err := os.ReadFile(filepath.Join(procs.RepoRoot(t), "api", "openapi.yaml"))
 		if err != nil {
 			contractErr = err
 			return

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -35,7 +37,7 @@ var singleReplica = []string{"fleet"}
 // with `go run ./tools/deploygen`.
 func TestDeployFilesAreGenerated(t *testing.T) {
 	cmd := exec.CommandContext(t.Context(), "go", "run", "./tools/deploygen", "-check")
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = procs.RepoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go run ./tools/deploygen -check: %v\n%s", err, out)
 	}
@@ -179,7 +181,7 @@ func decodeAll[T any](t *testing.T, path string) []T {
 }
 
 func TestKubernetesOverlays(t *testing.T) {
-	root := filepath.Join(repoRoot(t), "deploy", "kubernetes")
+	root := filepath.Join(procs.RepoRoot(t), "deploy", "kubernetes")
 	for _, tc := range []struct {
 		overlay string
 		modules []string // AGORA_MODULES of the Deployments
@@ -299,7 +301,7 @@ func TestComposeFile(t *testing.T) {
 			DependsOn   map[string]any    `yaml:"depends_on"`
 		} `yaml:"services"`
 	}
-	decodeFile(t, filepath.Join(repoRoot(t), "deploy", "compose.yaml"), &compose)
+	decodeFile(t, filepath.Join(procs.RepoRoot(t), "deploy", "compose.yaml"), &compose)
 	for _, infra := range []string{"nats", "postgres"} {
 		if _, ok := compose.Services[infra]; !ok {
 			t.Errorf("no %s service", infra)

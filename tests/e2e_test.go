@@ -7,21 +7,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/agora-commerce/agora/internal/testdb"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agora-commerce/agora/internal/testdb"
+	"github.com/agora-commerce/agora/tests/internal/procs"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -33,22 +33,9 @@ const (
 	shutdownTimeout = 5 * time.Second // AGORA_SHUTDOWN_TIMEOUT of every process
 )
 
-var (
-	binDir    string // holds the agora binary; created by TestMain
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agora-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
 	code := testdb.Main(m) // also stops the PostgreSQL container, if a test started it
-	_ = os.RemoveAll(dir)
+	procs.Cleanup()
 	os.Exit(code)
 }
 
@@ -59,46 +46,7 @@ func agoraBinary(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the agora binary")
 	}
-	root := repoRoot(t)
-	buildOnce.Do(func() {
-		bin := filepath.Join(binDir, "agora")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/agora")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/agora: %v\n%s", err, out)
-			return
-		}
-		binPath = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// cleanEnv is the test's environment without AGORA_* settings, so the developer's
-// shell cannot change what the binary does.
-func cleanEnv(extra ...string) []string {
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "AGORA_") })
-	return append(env, extra...)
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return procs.Binary(t)
 }
 
 // agora is one running `agora serve --demo`.
@@ -108,25 +56,11 @@ type agora struct {
 	dataDir string
 	token   string // an access token of the demo admin, from POST /v1/auth/login
 	cmd     *exec.Cmd
-	stderr  *lockedBuffer
-	stdout  *lockedBuffer
+	stderr  *procs.Buffer
+	stdout  *procs.Buffer
 	done    chan struct{} // closed when the process has exited
 	waitErr error
 	client  *http.Client
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // restartAgora starts a process like a, killed, on its data directory and port:
@@ -163,7 +97,7 @@ func startAgoraWith(t *testing.T, opts startOptions, dataDir string, env ...stri
 		if err == nil {
 			return a
 		}
-		// Another process may have taken the port between freeAddr and the bind.
+		// Another process may have taken the port between procs.FreeAddr and the bind.
 		if attempt < 3 && opts.addr == "" && strings.Contains(a.stderr.String(), "address already in use") {
 			t.Logf("retrying: %v", err)
 			continue
@@ -175,15 +109,15 @@ func startAgoraWith(t *testing.T, opts startOptions, dataDir string, env ...stri
 func tryStart(t *testing.T, bin, dataDir string, env []string, opts startOptions) (*agora, error) {
 	addr := opts.addr
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = procs.FreeAddr(t)
 	}
 	a := &agora{
 		t: t, base: "http://" + addr, dataDir: dataDir,
-		stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{}),
+		stderr: &procs.Buffer{}, stdout: &procs.Buffer{}, done: make(chan struct{}),
 		client: checkedClient(t, 15*time.Second),
 	}
 	a.cmd = exec.Command(bin, "serve", "--demo")
-	a.cmd.Env = cleanEnv(append([]string{"AGORA_DATA_DIR=" + dataDir, "AGORA_HTTP_ADDR=" + addr, "AGORA_LOG_FORMAT=json",
+	a.cmd.Env = procs.CleanEnv(append([]string{"AGORA_DATA_DIR=" + dataDir, "AGORA_HTTP_ADDR=" + addr, "AGORA_LOG_FORMAT=json",
 		"AGORA_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String()}, env...)...)
 	a.cmd.Stdout, a.cmd.Stderr = a.stdout, a.stderr
 	if err := a.cmd.Start(); err != nil {
@@ -740,7 +674,7 @@ func TestE2EOpenAPI(t *testing.T) {
 
 	// `agora openapi` prints the same document, without starting a server.
 	cmd := exec.CommandContext(t.Context(), agoraBinary(t), "openapi")
-	cmd.Env = cleanEnv("AGORA_DATA_DIR=" + t.TempDir())
+	cmd.Env = procs.CleanEnv("AGORA_DATA_DIR=" + t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

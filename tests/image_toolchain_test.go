@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/agora-commerce/agora/tests/supplychain"
@@ -21,7 +23,7 @@ import (
 // "Supply chain").
 func TestImageToolchain(t *testing.T) {
 	image := projectImage(t)
-	want := dockerfileToolchain(t, repoRoot(t))
+	want := dockerfileToolchain(t, procs.RepoRoot(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
@@ -55,7 +57,7 @@ func startContainers(t *testing.T) *deployment {
 	pgURL := freshDatabase(t, testdb.PostgresURL(t))
 	privatePEM, publicPEM := signingKeyPair(t)
 
-	brokerAddr := freeAddr(t)
+	brokerAddr := procs.FreeAddr(t)
 	runContainer(t, "broker", testcontainers.ContainerRequest{
 		Image:      image,
 		Cmd:        []string{"broker", "--broker-addr", brokerAddr},
@@ -65,7 +67,7 @@ func startContainers(t *testing.T) *deployment {
 	var entry *agora
 	for i, svc := range containerLayout {
 		modules := svc.modules
-		addr := freeAddr(t)
+		addr := procs.FreeAddr(t)
 		env := map[string]string{
 			"AGORA_HTTP_ADDR":        addr,
 			"AGORA_BUS_URL":          "nats://" + brokerAddr,

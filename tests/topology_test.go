@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agora-commerce/agora/tests/internal/procs"
 )
 
 // The topology matrix: one shop tour over HTTP, run against every layout the
@@ -32,7 +34,7 @@ type brokerProc struct {
 	t    *testing.T
 	addr string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *procs.Buffer
 	done chan struct{}
 }
 
@@ -41,11 +43,11 @@ type brokerProc struct {
 func startBrokerProc(t *testing.T, dataDir, addr string) *brokerProc {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = procs.FreeAddr(t)
 	}
-	b := &brokerProc{t: t, addr: addr, out: &lockedBuffer{}, done: make(chan struct{})}
+	b := &brokerProc{t: t, addr: addr, out: &procs.Buffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(agoraBinary(t), "broker", "--broker-addr", addr, "--data-dir", dataDir, "--log-format", "json")
-	b.cmd.Env = cleanEnv()
+	b.cmd.Env = procs.CleanEnv()
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)

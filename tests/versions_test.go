@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,7 +40,7 @@ var previousVersion = struct {
 // version 2 declines to the previous build's orders. The stream shows which
 // version was on the wire.
 func TestMixedMessageVersions(t *testing.T) {
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	agoraBinary(t) // skips in -short, like every test that runs processes
 	rev := commitBefore(t, root, previousVersion.contract, previousVersion.declared)
 	old := buildAt(t, root, rev)
@@ -105,7 +107,7 @@ func buildAt(t *testing.T, root, rev string) string {
 			t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 		}
 	}
-	bin := filepath.Join(binDir, "agora-"+rev[:12])
+	bin := filepath.Join(t.TempDir(), "agora-"+rev[:12])
 	build := exec.Command("go", "build", "-o", bin, "./cmd/agora")
 	build.Dir = src
 	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/agora-commerce/agora/internal/testlog"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -193,7 +195,7 @@ func (b *browser) screenshot(name string) {
 		return
 	}
 	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(repoRoot(b.t), dir)
+		dir = filepath.Join(procs.RepoRoot(b.t), dir)
 	}
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agora-commerce/agora/tests/internal/procs"
 )
 
 // quietEnv keeps the CLIs from phoning home: Redocly's telemetry and update
@@ -21,31 +23,12 @@ var quietEnv = []string{
 	"SUPPRESS_NO_CONFIG_WARNING=1", // the AsyncAPI CLI looks for a node-config folder it does not need
 }
 
-// repoRoot is the directory holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // npmTool returns the path of a CLI installed in this folder's node_modules.
 // When it (or node) is missing the test skips, or fails under
 // AGORA_TEST_REQUIRE_NODE=1.
 func npmTool(t *testing.T, name string) string {
 	t.Helper()
-	bin := filepath.Join(repoRoot(t), "tests", "apilint", "node_modules", ".bin", name)
+	bin := filepath.Join(procs.RepoRoot(t), "tests", "apilint", "node_modules", ".bin", name)
 	_, statErr := os.Stat(bin)
 	_, nodeErr := exec.LookPath("node")
 	if statErr == nil && nodeErr == nil {

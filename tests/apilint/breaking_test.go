@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/oasdiff/oasdiff/checker"
 	"github.com/oasdiff/oasdiff/diff"
@@ -29,7 +31,7 @@ import (
 // TestNoUnreleasedBreakingChanges compares api/openapi.yaml with the newest
 // released document and fails on a breaking change not released as above.
 func TestNoUnreleasedBreakingChanges(t *testing.T) {
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	releasedPath := newestReleased(t, filepath.Join(root, "api", "released"))
 	released := readFile(t, releasedPath)
 	current := readFile(t, filepath.Join(root, "api", "openapi.yaml"))
@@ -51,7 +53,7 @@ func TestNoUnreleasedBreakingChanges(t *testing.T) {
 // gate refuses each, unless the version is bumped and the change is in the
 // changelog.
 func TestBreakingChangeGateCatches(t *testing.T) {
-	current := readFile(t, filepath.Join(repoRoot(t), "api", "openapi.yaml"))
+	current := readFile(t, filepath.Join(procs.RepoRoot(t), "api", "openapi.yaml"))
 	for _, tc := range []struct {
 		name, id, operation string
 		breakIt             func(doc map[string]any)

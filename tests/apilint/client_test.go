@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-commerce/agora/tests/internal/procs"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -20,7 +22,7 @@ func TestServedDocumentIsTheSnapshot(t *testing.T) {
 	if err := json.Unmarshal(fetch(t, base+"/openapi.json"), &served); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "api", "openapi.yaml"))
+	b, err := os.ReadFile(filepath.Join(procs.RepoRoot(t), "api", "openapi.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestServedDocumentIsTheSnapshot(t *testing.T) {
 func TestTypeScriptClient(t *testing.T) {
 	generate, tsc := npmTool(t, "openapi-typescript"), npmTool(t, "tsc")
 	base := startAgora(t)
-	here := filepath.Join(repoRoot(t), "tests", "apilint")
+	here := filepath.Join(procs.RepoRoot(t), "tests", "apilint")
 
 	// A work folder with the program, its tsconfig, the generated schema and
 	// this folder's node_modules, so both tsc and node resolve openapi-fetch.

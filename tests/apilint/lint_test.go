@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agora-commerce/agora/tests/internal/procs"
 )
 
 // The lint gates run on api/openapi.yaml. That file is the served document:
@@ -19,7 +21,7 @@ import (
 // reason).
 func TestRedoclyLint(t *testing.T) {
 	redocly := npmTool(t, "redocly")
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	out, code := run(t, root, 2*time.Minute, redocly, "lint", "api/openapi.yaml", "--config", "redocly.yaml", "--format", "json")
 	var report struct {
 		Totals struct {
@@ -55,7 +57,7 @@ func TestRedoclyLint(t *testing.T) {
 // as configured in .spectral.yaml.
 func TestSpectralLint(t *testing.T) {
 	spectral := npmTool(t, "spectral")
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	out, code := run(t, root, 2*time.Minute, spectral, "lint", "api/openapi.yaml",
 		"--ruleset", ".spectral.yaml", "--fail-severity", "warn", "--format", "stylish")
 	if code != 0 {
@@ -68,7 +70,7 @@ func TestSpectralLint(t *testing.T) {
 // messages between modules, with the AsyncAPI CLI; errors fail, warnings are
 // logged.
 func TestAsyncAPIValidate(t *testing.T) {
-	root := repoRoot(t)
+	root := procs.RepoRoot(t)
 	if _, err := os.Stat(filepath.Join(root, "api", "asyncapi.yaml")); err != nil {
 		t.Fatalf("api/asyncapi.yaml missing: the AsyncAPI document of the bus's messages must be in the repository (issue 12, part 5): %v", err)
 	}

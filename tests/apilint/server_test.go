@@ -2,61 +2,19 @@ package apilint
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	binDir   string // holds the agora binary; created and removed by TestMain
-	build    sync.Once
-	binPath  string
-	buildErr error
+	"github.com/agora-commerce/agora/tests/internal/procs"
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agora-apilint-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	procs.Cleanup()
 	os.Exit(code)
-}
-
-// agoraBinary builds ./cmd/agora once, on first use.
-func agoraBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("apilint: builds and runs the agora binary")
-	}
-	root := repoRoot(t)
-	build.Do(func() {
-		bin := filepath.Join(binDir, "agora")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/agora")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/agora: %v\n%s", err, out)
-			return
-		}
-		binPath = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }
 
 // startAgora starts `agora serve --demo` on 127.0.0.1 (a free port, a fresh
@@ -64,49 +22,10 @@ func agoraBinary(t *testing.T) string {
 // URL. The process is stopped when the test ends.
 func startAgora(t *testing.T) string {
 	t.Helper()
-	bin := agoraBinary(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if testing.Short() {
+		t.Skip("apilint: builds and runs the agora binary")
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "serve", "--demo")
-	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "AGORA_") }),
-		"AGORA_DATA_DIR="+t.TempDir(), "AGORA_HTTP_ADDR="+addr, "AGORA_LOG_FORMAT=json", "AGORA_SHUTDOWN_TIMEOUT=5s")
-	cmd.Stdout, cmd.Stderr = io.Discard, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("agora did not stop within 15 s of SIGTERM; killed it")
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-done:
-			t.Fatalf("agora exited before it was ready:\n%s", logs.String())
-		default:
-		}
-		if get(base+"/readyz") == http.StatusOK {
-			return base
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agora: /readyz not 200 within 30 s:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return procs.StartAgora(t, t.TempDir(), "").Base
 }
 
 // get returns the status of GET url, or 0 when there is no answer.
@@ -136,22 +55,4 @@ func fetch(t *testing.T, url string) []byte {
 		t.Fatalf("GET %s: %d, %v", url, res.StatusCode, err)
 	}
 	return b
-}
-
-// syncBuffer is a process's stderr, written by the process and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -4,8 +4,9 @@
 // started again on its port and data directory. Every process listens on
 // 127.0.0.1 and is stopped when the test that started it ends.
 //
-// The tests package (tests/*_test.go) still has its own copy of these helpers,
-// grown with its e2e suite; new suites use this one.
+// Its primitives (Binary, FreeAddr, CleanEnv, Buffer, RepoRoot) are the only
+// copies: the tests package's own process handles (e2e_test.go, topology_test.go)
+// and tests/apilint build on them.
 package procs
 
 import (
@@ -73,6 +74,16 @@ func Cleanup() {
 	}
 }
 
+// RepoRoot returns the directory holding go.mod, above the working directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -101,9 +112,9 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// cleanEnv is the test's environment without AGORA_* settings, so the developer's
-// shell cannot change what the binary does.
-func cleanEnv(extra ...string) []string {
+// CleanEnv is the test's environment without AGORA_* settings, and with extra
+// (KEY=value) added, so the developer's shell cannot change what the binary does.
+func CleanEnv(extra ...string) []string {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "AGORA_") })
 	return append(env, extra...)
 }
@@ -138,7 +149,7 @@ func start(t testing.TB, args, env []string) *proc {
 	t.Helper()
 	p := &proc{out: &Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), args...)
-	p.cmd.Env = cleanEnv(env...)
+	p.cmd.Env = CleanEnv(env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start agora %v: %v", args, err)
