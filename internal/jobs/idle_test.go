@@ -99,3 +99,27 @@ func TestAClaimThatTakesNothingCommitsNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestNotifyAtWakesTheWorkerWhenTheJobIsDue: a job written due later after the
+// worker last looked is taken at its time when the writer says so (NotifyAt),
+// not at the next safety poll (an hour here).
+func TestNotifyAtWakesTheWorkerWhenTheJobIsDue(t *testing.T) {
+	each(t, nil, func(t *testing.T, db *store.DB) {
+		passes := make(chan struct{}, 10)
+		w := jobs.NewWorker(jobs.New(db, tasks, jobs.Policy{}), jobs.Config{PollInterval: time.Hour,
+			Upkeep: func(context.Context) { passes <- struct{}{} }}, testdb.Logger(),
+			func(ctx context.Context, q *jobs.Queue, batch []task) error {
+				return q.Complete(ctx, q.DB(), batch[0].ID)
+			})
+		w.Start()
+		t.Cleanup(func() { _ = w.Stop(context.Background()) })
+		<-passes // it has looked, found nothing, and sleeps for an hour
+		due := time.Now().Add(300 * time.Millisecond)
+		if _, err := db.ExecContext(t.Context(), db.Rebind(`INSERT INTO tasks (id, payload, next_attempt_at) VALUES ('later', '', ?)`),
+			due.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		w.NotifyAt(due)
+		testlog.Eventually(t, "the job to be done at its time", func() bool { return row(t, db, "later").Done == 1 })
+	})
+}

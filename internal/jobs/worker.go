@@ -55,6 +55,12 @@ type Worker[T any] struct {
 	log    *slog.Logger
 	wake   chan struct{}
 
+	// hinted carries NotifyAt's hints to the sleeping loop: the earliest is in
+	// hint, which the loop takes and resets.
+	hinted chan struct{}
+	hintMu sync.Mutex
+	hint   time.Time
+
 	mu    sync.Mutex
 	stop  context.CancelFunc // ends the loop: no new claims
 	abort context.CancelFunc // cancels the work in progress
@@ -79,7 +85,7 @@ func NewWorker[T any](q *Queue, cfg Config, log *slog.Logger, handle Handler[T])
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = q.policy.Lease / 3
 	}
-	return &Worker[T]{q: q, cfg: cfg, handle: handle, log: log, wake: make(chan struct{}, 1)}
+	return &Worker[T]{q: q, cfg: cfg, handle: handle, log: log, wake: make(chan struct{}, 1), hinted: make(chan struct{}, 1)}
 }
 
 // Queue returns the queue the worker runs.
@@ -91,6 +97,30 @@ func (w *Worker[T]) Notify() {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// NotifyAt tells the worker that a job becomes claimable at at (one written, or
+// moved, in this process, e.g. a saga's new deadline): a sleeping worker then
+// looks at at, if that is sooner than it would have, instead of waiting for its
+// safety poll. It costs no database work and never blocks.
+func (w *Worker[T]) NotifyAt(at time.Time) {
+	w.hintMu.Lock()
+	if w.hint.IsZero() || at.Before(w.hint) {
+		w.hint = at
+	}
+	w.hintMu.Unlock()
+	select {
+	case w.hinted <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker[T]) takeHint() time.Time {
+	w.hintMu.Lock()
+	defer w.hintMu.Unlock()
+	at := w.hint
+	w.hint = time.Time{}
+	return at
 }
 
 // Start runs the worker in its own goroutines until Stop; it returns at once.
@@ -173,12 +203,28 @@ func (w *Worker[T]) run(ctx, workCtx context.Context) {
 		if limit > 0 && claimed == limit {
 			continue // more may be due
 		}
-		timer.Reset(w.sleep(next))
+		if !w.wait(ctx, timer, time.Now().Add(w.sleep(next))) {
+			return
+		}
+	}
+}
+
+// wait sleeps until due, a Notify, or a NotifyAt hint's time if that is sooner;
+// it reports false when ctx ends first.
+func (w *Worker[T]) wait(ctx context.Context, timer *time.Timer, due time.Time) bool {
+	for {
+		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-w.wake:
+			return true
 		case <-timer.C:
+			return true
+		case <-w.hinted:
+			if at := w.takeHint(); !at.IsZero() && at.Before(due) {
+				due = at
+			}
 		}
 	}
 }
