@@ -179,7 +179,7 @@ func (q *Queue) statements() statements {
 			WHERE %[5]s IN (SELECT %[5]s FROM %[1]s WHERE %[6]s AND %[7]s <= ? AND %[3]s < ? ORDER BY %[8]s LIMIT ?%[9]s)
 			  AND %[6]s AND %[3]s < ?
 			RETURNING %[10]s`, t.Name, t.LeaseOwner, t.LeaseUntil, count, t.Key, t.Live, t.Due, t.Order, lock, t.Columns),
-		next:    fmt.Sprintf(`SELECT MIN(%s) FROM %s WHERE %s AND %s <> ?`, claimable, t.Name, t.Live, t.LeaseOwner),
+		next:    fmt.Sprintf(`SELECT MIN(%s) FROM %s WHERE %s`, claimable, t.Name, t.Live),
 		renew:   fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ?`, t.Name, t.LeaseUntil, t.LeaseOwner),
 		release: fmt.Sprintf(`UPDATE %s SET %s WHERE %s = ?`, t.Name, free, t.LeaseOwner),
 		takeBack: fmt.Sprintf(`UPDATE %[1]s SET %[2]s WHERE substr(%[3]s, 1, ?) = ? AND substr(%[3]s, 1, ?) <> ?`,
@@ -217,8 +217,10 @@ func (q *Queue) Claim(ctx context.Context, dest any, limit int) error {
 }
 
 // claim is Claim; with next, when it takes fewer than limit jobs, it also returns
-// when the first live job it did not take — not due yet, or held by another owner —
-// becomes claimable (zero when there is none), read in the same transaction.
+// when the first live job it did not take becomes claimable — when it falls due, or
+// when the lease on it (another worker's, or this queue's own, which a running
+// job's heartbeat keeps moving) runs out — read in the same transaction; zero when
+// no live job is left.
 func (q *Queue) claim(ctx context.Context, dest any, limit int, next bool) (time.Time, error) {
 	now := time.Now()
 	var at sql.NullInt64
@@ -233,7 +235,7 @@ func (q *Queue) claim(ctx context.Context, dest any, limit int, next bool) (time
 		}
 		n := reflect.ValueOf(dest).Elem().Len()
 		if next && n < limit {
-			if err := tx.GetContext(ctx, &at, tx.Rebind(q.sql.next), q.owner); err != nil {
+			if err := tx.GetContext(ctx, &at, q.sql.next); err != nil {
 				return err
 			}
 		}
