@@ -2,16 +2,19 @@
 # tests/perf/idle.sh measures what an idle Agora costs PostgreSQL (issue 17): the
 # transactions PostgreSQL commits a second (pg_stat_database.xact_commit of the agora
 # database: every transaction, a lone statement outside a transaction included, reads
-# too) while `agora serve --demo` has nothing to do, with Agora's own count by module
-# (agora_db_commits_total: its store.InTx commits) and, from PostgreSQL's statement log,
-# the transactions and the statements of each module's connections (application_name
-# agora-<module>), most frequent first.
+# too) and rolls back (xact_rollback) while `agora serve --demo` has nothing to do,
+# with Agora's own count by module (agora_db_commits_total: its store.InTx commits)
+# and, from PostgreSQL's statement log, the transactions and the statements of each
+# module's connections (application_name agora-<module>), most frequent first.
 #
 # What "idle" is: the single binary with every module and the demo data, its
 # simulated fleet drivers off (AGORA_FLEET_DEMO_DRIVERS=0, so no positions, offers or
-# rides), no HTTP client but this script's two /metrics reads; what still runs is the
-# background work (relays, job queues, saga and reservation sweeps, key reloads, the
-# fleet's checkpoints, the rides supply refresh, the demo restock).
+# rides), the demo's stock seeded (in the settle time), no HTTP client but this
+# script's two /metrics reads; what still runs is the background work: the relays and
+# job queues (outbox, payment operations, emails, the orders and rides saga sweeps),
+# the reservation expiry sweep, identity's revocation feed (a long poll every process
+# keeps open) and signing-key reload (every 30 s), the fleet's position checkpoints
+# (nothing moved: no writes) and the rides supply refresh (a bus request to fleet).
 #
 # What it does: builds agora into a temporary directory; starts a PostgreSQL 15 server
 # from /usr/lib/postgresql/15/bin on a fresh cluster at 127.0.0.1:<free port> (default
@@ -123,8 +126,9 @@ start_agora() {
 	die "agora not ready after 30 s: $(tail -n 5 "$WORK/agora.log")"
 }
 
-pg_commits() {
-	psql "$DB_URL" -qAtc 'SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()'
+# pg_xacts prints "commits rollbacks" of the agora database.
+pg_xacts() {
+	psql "$DB_URL" -qAt -F ' ' -c 'SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()'
 }
 
 # agora_commits prints "module count" lines of agora_db_commits_total.
@@ -141,9 +145,9 @@ sleep "$SETTLE"
 
 agora_commits >"$WORK/agora0"
 log0=$(stat -c %s "$PGDATA/server.log")
-p0=$(pg_commits)
+read -r p0 r0 < <(pg_xacts)
 sleep "$WINDOW"
-p1=$(pg_commits)
+read -r p1 r1 < <(pg_xacts)
 log1=$(stat -c %s "$PGDATA/server.log")
 agora_commits >"$WORK/agora1"
 # The window's statement log, one "application|vxid|statement" line per statement.
@@ -154,6 +158,8 @@ echo
 echo "== idle for ${WINDOW}s (uptime: $(uptime))"
 # Less the first read's own commit (its transaction counts; the second's is not in p1).
 awk -v a="$p0" -v b="$p1" -v s="$WINDOW" 'BEGIN {printf "PostgreSQL commits/s (xact_commit): %.2f  (%d in %ds)\n", (b - a - 1) / s, b - a - 1, s}'
+# A look that found nothing rolls back: no commit, no WAL flush, but still a transaction.
+awk -v a="$r0" -v b="$r1" -v s="$WINDOW" 'BEGIN {printf "PostgreSQL rollbacks/s (xact_rollback): %.2f  (%d in %ds)\n", (b - a) / s, b - a, s}'
 join -a1 -e0 -o 0,1.2,2.2 "$WORK/agora1" "$WORK/agora0" |
 	awk -v s="$WINDOW" '{d = $2 - $3; t += d; if (d > 0) m = m sprintf(" %s %.2f", $1, d / s)} END {printf "Agora commits/s (agora_db_commits_total): %.2f  by module:%s\n", t / s, m}'
 echo
