@@ -148,12 +148,12 @@ func New(db *store.DB, t Table, p Policy) *Queue {
 
 func (q *Queue) statements() statements {
 	t := q.t
+	// A job can be claimed once it is due and nobody's lease on it is current:
+	// the later of the two times (SQLite's two-argument MAX is PostgreSQL's GREATEST).
+	claimable := fmt.Sprintf("MAX(%s, %s + 1)", t.Due, t.LeaseUntil)
 	// On PostgreSQL, concurrent claimers skip each other's locked rows instead of
 	// queueing behind them; SQLite has a single writer and needs no such clause.
 	lock := ""
-	// A job can be claimed once it is due and nobody's lease on it is current:
-	// the larger of the two times (SQLite's two-argument MAX is PostgreSQL's GREATEST).
-	claimable := fmt.Sprintf("MAX(%s, %s + 1)", t.Due, t.LeaseUntil)
 	if q.db.Dialect == store.Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 		claimable = fmt.Sprintf("GREATEST(%s, %s + 1)", t.Due, t.LeaseUntil)
