@@ -11,15 +11,18 @@
 // and the claim is one UPDATE in a write transaction), renews the leases it holds
 // while their work runs (so leases can be short and a dead worker's work comes back
 // soon), and records each outcome only while it still holds the job's lease. A
-// Worker runs a Queue: it wakes when new work commits (Notify) and otherwise polls
-// slowly, runs the handler with bounded concurrency, heartbeats, and on Stop lets
-// the work in progress finish, then releases what it still holds.
+// Worker runs a Queue: it wakes when new work commits (Notify) and when the next
+// job it knows of becomes due, otherwise polls slowly (a poll that finds nothing
+// commits nothing), runs the handler with bounded concurrency, heartbeats, and on
+// Stop lets the work in progress finish, then releases what it still holds.
 package jobs
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -128,7 +131,7 @@ type Queue struct {
 
 // statements are the queue's SQL, built once so that each text is prepared once.
 type statements struct {
-	claim, renew, release, complete, retry, fail, bury, takeBack string
+	claim, next, renew, release, complete, retry, fail, bury, takeBack string
 }
 
 // New returns a queue of t's jobs in db under a fresh owner id.
@@ -145,11 +148,15 @@ func New(db *store.DB, t Table, p Policy) *Queue {
 
 func (q *Queue) statements() statements {
 	t := q.t
+	// A job can be claimed once it is due and nobody's lease on it is current:
+	// the later of the two times (SQLite's two-argument MAX is PostgreSQL's GREATEST).
+	claimable := fmt.Sprintf("MAX(%s, %s + 1)", t.Due, t.LeaseUntil)
 	// On PostgreSQL, concurrent claimers skip each other's locked rows instead of
 	// queueing behind them; SQLite has a single writer and needs no such clause.
 	lock := ""
 	if q.db.Dialect == store.Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
+		claimable = fmt.Sprintf("GREATEST(%s, %s + 1)", t.Due, t.LeaseUntil)
 	}
 	count := ""
 	if t.CountClaims {
@@ -172,6 +179,7 @@ func (q *Queue) statements() statements {
 			WHERE %[5]s IN (SELECT %[5]s FROM %[1]s WHERE %[6]s AND %[7]s <= ? AND %[3]s < ? ORDER BY %[8]s LIMIT ?%[9]s)
 			  AND %[6]s AND %[3]s < ?
 			RETURNING %[10]s`, t.Name, t.LeaseOwner, t.LeaseUntil, count, t.Key, t.Live, t.Due, t.Order, lock, t.Columns),
+		next:    fmt.Sprintf(`SELECT MIN(%s) FROM %s WHERE %s`, claimable, t.Name, t.Live),
 		renew:   fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ?`, t.Name, t.LeaseUntil, t.LeaseOwner),
 		release: fmt.Sprintf(`UPDATE %s SET %s WHERE %s = ?`, t.Name, free, t.LeaseOwner),
 		takeBack: fmt.Sprintf(`UPDATE %[1]s SET %[2]s WHERE substr(%[3]s, 1, ?) = ? AND substr(%[3]s, 1, ?) <> ?`,
@@ -199,33 +207,69 @@ func (q *Queue) stamp(t time.Time) int64 { return t.UnixNano() / int64(q.t.Unit)
 
 // Claim takes up to limit due, live jobs that nobody holds, in Table.Order, under
 // this queue's owner until now + Lease (counting an attempt on each when
-// Table.CountClaims), and scans their Table.Columns into dest, a pointer to a
-// slice. Rows come back in no particular order.
+// Table.CountClaims), and scans their Table.Columns into dest, a pointer to an
+// empty slice. Rows come back in no particular order. A claim that takes nothing
+// commits nothing: its transaction is rolled back, so that an idle poll costs the
+// database no commit (and no WAL flush).
 func (q *Queue) Claim(ctx context.Context, dest any, limit int) error {
+	_, err := q.claim(ctx, dest, limit, false)
+	return err
+}
+
+// claim is Claim; with next, when it takes fewer than limit jobs, it also returns
+// when the first live job it did not take becomes claimable — when it falls due, or
+// when the lease on it (another worker's, or this queue's own, which a running
+// job's heartbeat keeps moving) runs out — read in the same transaction; zero when
+// no live job is left.
+func (q *Queue) claim(ctx context.Context, dest any, limit int, next bool) (time.Time, error) {
 	now := time.Now()
+	var at sql.NullInt64
 	err := store.InTx(ctx, q.db, func(tx *store.Tx) error {
-		if err := q.takeBack(ctx, tx); err != nil {
+		tookBack, err := q.takeBack(ctx, tx)
+		if err != nil {
 			return err
 		}
-		return tx.SelectContext(ctx, dest, tx.Rebind(q.sql.claim),
-			q.owner, q.stamp(now.Add(q.policy.Lease)), q.stamp(now), q.stamp(now), limit, q.stamp(now))
+		if err := tx.SelectContext(ctx, dest, tx.Rebind(q.sql.claim),
+			q.owner, q.stamp(now.Add(q.policy.Lease)), q.stamp(now), q.stamp(now), limit, q.stamp(now)); err != nil {
+			return err
+		}
+		n := reflect.ValueOf(dest).Elem().Len()
+		if next && n < limit {
+			if err := tx.GetContext(ctx, &at, q.sql.next); err != nil {
+				return err
+			}
+		}
+		if n == 0 && !tookBack {
+			return errNothing
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("jobs: claim from %s: %w", q.t.Name, err)
+	if err != nil && !errors.Is(err, errNothing) {
+		return time.Time{}, fmt.Errorf("jobs: claim from %s: %w", q.t.Name, err)
 	}
 	q.taken.Store(true)
-	return nil
+	if !at.Valid {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, at.Int64*int64(q.t.Unit)), nil
 }
+
+// errNothing rolls back a claim that changed nothing.
+var errNothing = errors.New("jobs: nothing claimed")
 
 // takeBack frees, once per queue, the jobs a previous run of this instance still
 // holds (it crashed, or its stop was cut short), so that the claim that follows
-// takes them at once.
-func (q *Queue) takeBack(ctx context.Context, tx *store.Tx) error {
+// takes them at once. It reports whether it freed any.
+func (q *Queue) takeBack(ctx context.Context, tx *store.Tx) (bool, error) {
 	if q.mine == "" || q.taken.Load() {
-		return nil
+		return false, nil
 	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(q.sql.takeBack), len(q.mine), q.mine, len(q.run), q.run)
-	return err
+	res, err := tx.ExecContext(ctx, tx.Rebind(q.sql.takeBack), len(q.mine), q.mine, len(q.run), q.run)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // Renew extends every lease this queue holds to now + Lease: the heartbeat of work

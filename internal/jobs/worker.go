@@ -12,10 +12,16 @@ import (
 
 // Config tunes a Worker. Zero values take the defaults.
 type Config struct {
-	Name         string        // what its log lines call it (default: the table's name)
-	Batch        int           // jobs handed to one handler call (default 1)
-	Concurrency  int           // handler calls at once (default 1)
-	PollInterval time.Duration // how often to look for due jobs without a wake-up (default 1s)
+	Name        string // what its log lines call it (default: the table's name)
+	Batch       int    // jobs handed to one handler call (default 1)
+	Concurrency int    // handler calls at once (default 1)
+	// PollInterval is the safety poll (default 1s): the longest the worker goes
+	// without looking for claimable jobs when nothing wakes it. Work it is told of
+	// (Notify) and work it knows the time of (a retry's backoff, another worker's
+	// lease, a job written due later) wake it on their own; the poll bounds how long
+	// work written without a Notify — by another process sharing the table — waits.
+	// A look that finds nothing commits nothing.
+	PollInterval time.Duration
 	// Heartbeat is how often the leases of running work are renewed (default: a
 	// third of the lease, so that two renewals can fail before a lease runs out).
 	Heartbeat time.Duration
@@ -37,14 +43,23 @@ type Config struct {
 type Handler[T any] func(ctx context.Context, q *Queue, batch []T) error
 
 // Worker runs a Queue: from Start to Stop it claims due jobs — at once on Notify,
-// else every PollInterval — and hands them to its Handler, Batch at a time and
-// Concurrency batches at once, renewing their leases while they run.
+// when the next job it knows of becomes claimable, and at least every
+// PollInterval — and hands them to its Handler, Batch at a time and Concurrency
+// batches at once, renewing their leases while they run. An idle worker commits
+// nothing: a claim that finds no job is rolled back, and it reads the time of the
+// next job in the same transaction, so it sleeps until then (or PollInterval).
 type Worker[T any] struct {
 	q      *Queue
 	cfg    Config
 	handle Handler[T]
 	log    *slog.Logger
 	wake   chan struct{}
+
+	// hinted carries NotifyAt's hints to the sleeping loop: the earliest is in
+	// hint, which the loop takes and resets.
+	hinted chan struct{}
+	hintMu sync.Mutex
+	hint   time.Time
 
 	mu    sync.Mutex
 	stop  context.CancelFunc // ends the loop: no new claims
@@ -70,7 +85,7 @@ func NewWorker[T any](q *Queue, cfg Config, log *slog.Logger, handle Handler[T])
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = q.policy.Lease / 3
 	}
-	return &Worker[T]{q: q, cfg: cfg, handle: handle, log: log, wake: make(chan struct{}, 1)}
+	return &Worker[T]{q: q, cfg: cfg, handle: handle, log: log, wake: make(chan struct{}, 1), hinted: make(chan struct{}, 1)}
 }
 
 // Queue returns the queue the worker runs.
@@ -82,6 +97,30 @@ func (w *Worker[T]) Notify() {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// NotifyAt tells the worker that a job becomes claimable at at (one written, or
+// moved, in this process, e.g. a saga's new deadline): a sleeping worker then
+// looks at at, if that is sooner than it would have, instead of waiting for its
+// safety poll. It costs no database work and never blocks.
+func (w *Worker[T]) NotifyAt(at time.Time) {
+	w.hintMu.Lock()
+	if w.hint.IsZero() || at.Before(w.hint) {
+		w.hint = at
+	}
+	w.hintMu.Unlock()
+	select {
+	case w.hinted <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker[T]) takeHint() time.Time {
+	w.hintMu.Lock()
+	defer w.hintMu.Unlock()
+	at := w.hint
+	w.hint = time.Time{}
+	return at
 }
 
 // Start runs the worker in its own goroutines until Stop; it returns at once.
@@ -151,10 +190,10 @@ func (w *Worker[T]) run(ctx, workCtx context.Context) {
 	defer close(w.done)
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	go w.heartbeat(ctx, slots)
-	ticker := time.NewTicker(w.cfg.PollInterval)
-	defer ticker.Stop()
+	timer := time.NewTimer(w.cfg.PollInterval)
+	defer timer.Stop()
 	for {
-		claimed, limit, err := w.dispatch(ctx, workCtx, slots)
+		claimed, limit, next, err := w.dispatch(ctx, workCtx, slots)
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn(w.cfg.Name+": claiming jobs failed", "err", err)
 		}
@@ -164,25 +203,60 @@ func (w *Worker[T]) run(ctx, workCtx context.Context) {
 		if limit > 0 && claimed == limit {
 			continue // more may be due
 		}
-		select {
-		case <-ctx.Done():
+		if !w.wait(ctx, timer, time.Now().Add(w.sleep(next))) {
 			return
-		case <-w.wake:
-		case <-ticker.C:
 		}
 	}
 }
 
+// wait sleeps until due, a Notify, or a NotifyAt hint's time if that is sooner;
+// it reports false when ctx ends first.
+func (w *Worker[T]) wait(ctx context.Context, timer *time.Timer, due time.Time) bool {
+	for {
+		timer.Reset(time.Until(due))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-w.wake:
+			return true
+		case <-timer.C:
+			return true
+		case <-w.hinted:
+			if at := w.takeHint(); !at.IsZero() && at.Before(due) {
+				due = at
+			}
+		}
+	}
+}
+
+// minSleep bounds how soon the loop looks again for a job that seemed claimable
+// but was not taken: another worker's claim of it had not committed yet.
+const minSleep = 20 * time.Millisecond
+
+// sleep is how long the loop waits for a wake-up before it looks again: until
+// next, when the next job it knows of becomes claimable (its due time, the end of
+// another worker's lease), and never longer than PollInterval, the safety poll for
+// work it could not know of (written without a Notify, by another process).
+func (w *Worker[T]) sleep(next time.Time) time.Duration {
+	if next.IsZero() {
+		return w.cfg.PollInterval
+	}
+	return min(w.cfg.PollInterval, max(time.Until(next), minSleep))
+}
+
 // dispatch claims as many jobs as there are free slots for and starts a handler
-// call per batch of them. It returns how many it claimed of how many it asked for.
-func (w *Worker[T]) dispatch(ctx, workCtx context.Context, slots chan struct{}) (int, int, error) {
+// call per batch of them. It returns how many it claimed of how many it asked for
+// and, when it claimed fewer, when the next job becomes claimable (zero if none
+// is known).
+func (w *Worker[T]) dispatch(ctx, workCtx context.Context, slots chan struct{}) (int, int, time.Time, error) {
 	limit := (cap(slots) - len(slots)) * w.cfg.Batch
 	if limit == 0 {
-		return 0, 0, nil
+		return 0, 0, time.Time{}, nil
 	}
 	var jobs []T
-	if err := w.q.Claim(ctx, &jobs, limit); err != nil {
-		return 0, limit, err
+	next, err := w.q.claim(ctx, &jobs, limit, true)
+	if err != nil {
+		return 0, limit, time.Time{}, err
 	}
 	claimed := len(jobs)
 	for len(jobs) > 0 {
@@ -201,7 +275,7 @@ func (w *Worker[T]) dispatch(ctx, workCtx context.Context, slots chan struct{}) 
 			}
 		}()
 	}
-	return claimed, limit, nil
+	return claimed, limit, next, nil
 }
 
 // heartbeat renews the queue's leases every Heartbeat while work runs, until ctx

@@ -17,8 +17,13 @@ import (
 
 // RelayConfig tunes a relay. Zero values take the defaults.
 type RelayConfig struct {
-	BatchSize    int           // messages claimed at once (default 500)
-	PollInterval time.Duration // how often to look without a wake-up (default 1s)
+	BatchSize int // messages claimed at once (default 500)
+	// PollInterval is the safety poll (default 5s): a relay is woken by the commits
+	// that add messages in its own process (Outbox.Add) and by the retry it has
+	// scheduled soonest, so the poll only bounds how long a message waits that
+	// another process wrote — a replica of the module that died before its own
+	// relay claimed it. A poll that finds nothing commits nothing.
+	PollInterval time.Duration
 	Lease        time.Duration // how long a claim holds unrenewed before another relay may take it (default 10s; renewed every third while delivering)
 	MaxAttempts  int           // failed deliveries before a message is parked as dead (default 10)
 	BaseBackoff  time.Duration // first retry delay, doubled per attempt with jitter (default 200ms)
@@ -31,7 +36,7 @@ func (c RelayConfig) withDefaults() RelayConfig {
 		c.BatchSize = 500
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = time.Second
+		c.PollInterval = 5 * time.Second
 	}
 	if c.Lease <= 0 {
 		c.Lease = 10 * time.Second

@@ -105,6 +105,10 @@ func (s *Service) revocationsAfter(ctx context.Context, after int64) (identity.R
 	if err := sqlx.GetContext(ctx, s.db, &last, `SELECT last FROM revocation_seq WHERE id = 1`); err != nil {
 		return identity.RevocationFeed{}, fmt.Errorf("identity: read the revocation counter: %w", err)
 	}
+	if last <= after {
+		// Nothing new: the common answer of a waiting feed, with one read.
+		return identity.RevocationFeed{Items: []identity.Revocation{}, Cursor: last}, nil
+	}
 	var rows []struct {
 		Seq        int64  `db:"seq"`
 		UserID     string `db:"user_id"`

@@ -163,6 +163,7 @@ func (s *Service) apply(ctx context.Context, tx *store.Tx, id string, msg any) (
 	if err := s.repo.UpdateSaga(ctx, tx, r.Saga); err != nil {
 		return orders.Order{}, err
 	}
+	s.sweepAt(tx, r.Saga)
 	if ended := s.opts.SagaEnded; ended != nil && saga.Terminal(r.Saga.State) && !saga.Terminal(sg.State) {
 		state, took := r.Saga.State, r.Saga.UpdatedAt.Sub(r.Saga.CreatedAt)
 		tx.OnCommit(func() { ended(state, took) })

@@ -132,6 +132,7 @@ func (s *Service) placeOnce(ctx context.Context, p orders.PlaceOrder) (orders.Pl
 		if err := s.repo.InsertSaga(ctx, tx, sg); err != nil {
 			return err
 		}
+		s.sweepAt(tx, sg)
 		if err := s.repo.InsertCheckoutKey(ctx, tx, p.CustomerID, p.IdempotencyKey, p.RequestHash, o.ID, now); err != nil {
 			return err
 		}

@@ -108,6 +108,16 @@ func (s *Service) newSweep() *jobs.Worker[dueSaga] {
 		s.log, func(ctx context.Context, q *jobs.Queue, batch []dueSaga) error { return s.timeout(ctx, q, batch[0]) })
 }
 
+// sweepAt has the sweep wake at sg's deadline, once tx commits, if sg is still
+// running: the sweep learns of deadlines set in this process from here, and of
+// those set by another replica at its next poll (SweepEvery).
+func (s *Service) sweepAt(tx *store.Tx, sg saga.Saga) {
+	if !saga.Terminal(sg.State) {
+		deadline := sg.Deadline
+		tx.OnCommit(func() { s.sweep.NotifyAt(deadline) })
+	}
+}
+
 // timeout gives saga d its timeout in one transaction, if it is still due (an
 // answer may have moved it since it was claimed). A timeout that fails is put off
 // by a backoff, so it does not hold up the others.

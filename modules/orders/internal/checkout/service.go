@@ -47,8 +47,11 @@ func (c *BusCatalog) GetProducts(ctx context.Context, ids []string) ([]catalog.P
 
 // Options tunes the service. Zero values take the defaults.
 type Options struct {
-	Timing       saga.Timing   // default: 30s steps, 3 attempts, 15m reservations
-	SweepEvery   time.Duration // how often the timeout sweep looks for sagas past their deadline (default 500ms)
+	Timing saga.Timing // default: 30s steps, 3 attempts, 15m reservations
+	// SweepEvery is the timeout sweep's safety poll (default 5s): it wakes at the
+	// deadlines this process sets, so the poll bounds only how late a deadline set
+	// by another replica (one that then died) is seen.
+	SweepEvery   time.Duration
 	PollInterval time.Duration // how often WaitOrder re-reads the order, for changes made by other replicas (default 2s)
 	MaxWait      time.Duration // the longest WaitOrder waits (default 25s)
 	KeyRetention time.Duration // how long checkout idempotency keys are kept (default 7 days)
@@ -68,7 +71,7 @@ func (o Options) withDefaults() Options {
 		o.Timing.ReservationTTL = 15 * time.Minute
 	}
 	if o.SweepEvery <= 0 {
-		o.SweepEvery = 500 * time.Millisecond
+		o.SweepEvery = 5 * time.Second
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second

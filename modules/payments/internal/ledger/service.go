@@ -62,8 +62,13 @@ var retryable = map[string]bool{
 
 // Options tune a Service. Zero values take the defaults.
 type Options struct {
-	Workers      int           // provider calls made at once (default 64)
-	PollInterval time.Duration // how often to look for due operations without a wake-up (default 1s)
+	Workers int // provider calls made at once (default 64)
+	// PollInterval is the worker's safety poll (default 5s), and how long a capture
+	// waiting on its authorization waits before it looks again if no outcome wakes
+	// it: operations written in this process wake the worker (Notify), retries wake
+	// it at their time, and the poll bounds how long an operation another process
+	// wrote without the wake-up waits.
+	PollInterval time.Duration
 	// Lease is how long a claimed operation is a worker's before another may take it
 	// (default 30s). It should outlast a call with its retries; if it does not, a
 	// second call is made with the same key, which costs a call and nothing else.
@@ -90,7 +95,7 @@ func (o Options) withDefaults() Options {
 		o.Workers = 64
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = 5 * time.Second
 	}
 	if o.Lease <= 0 {
 		o.Lease = 30 * time.Second

@@ -131,7 +131,10 @@ func (s *Service) RequestRide(ctx context.Context, r rides.RequestRide) (rides.R
 		if err := s.repo.InsertKey(ctx, tx, r.RiderID, r.IdempotencyKey, r.RequestHash, ride.ID, ride.CreatedAt); err != nil {
 			return err
 		}
-		tx.OnCommit(func() { s.surge.Record(ride.Pickup, ride.CreatedAt) })
+		tx.OnCommit(func() {
+			s.surge.Record(ride.Pickup, ride.CreatedAt)
+			s.sweep.NotifyAt(sg.Deadline) // its first step's timeout
+		})
 		return s.outbox.Add(ctx, tx, msgs...)
 	})
 	switch {

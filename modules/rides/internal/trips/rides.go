@@ -204,8 +204,8 @@ func (s *Service) apply(ctx context.Context, tx *store.Tx, id string, msg any) (
 }
 
 // afterCommit wakes, once tx commits, what waits on the change from before to
-// res: the ride's waiters, the drivers whose offer opened or closed, the sweep
-// when a step is due at once, and the metrics.
+// res: the ride's waiters, the drivers whose offer opened or closed, the sweep at
+// the saga's deadline (at once when its step is due now), and the metrics.
 func (s *Service) afterCommit(tx *store.Tx, before dispatch.Saga, res dispatch.Result) {
 	after := res.Saga
 	id := after.RideID
@@ -218,8 +218,8 @@ func (s *Service) afterCommit(tx *store.Tx, before dispatch.Saga, res dispatch.R
 				s.changes.Notify(driverKey(o.DriverID))
 			}
 		}
-		if !after.Terminal() && after.State != rides.DispatchTrip && !after.Deadline.After(after.UpdatedAt) {
-			s.sweep.Notify()
+		if !after.Terminal() && after.State != rides.DispatchTrip {
+			s.sweep.NotifyAt(after.Deadline)
 		}
 		if f := s.opts.Assigned; f != nil && after.State == rides.DispatchTrip && before.State == rides.DispatchEngaging {
 			f(after.UpdatedAt.Sub(after.CreatedAt))

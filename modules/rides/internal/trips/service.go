@@ -98,7 +98,10 @@ type Options struct {
 	SearchRadius float64       // meters around the pickup searched for drivers (default 5 km)
 	Candidates   int           // drivers asked of fleet per search (default 5)
 	SupplyEvery  time.Duration // how often the supply per cell is refreshed from fleet (default 5s)
-	SweepEvery   time.Duration // how often the sweep looks for sagas past their deadline (default 500ms)
+	// SweepEvery is the sweep's safety poll (default 5s): it wakes at the deadlines
+	// this process sets, so the poll bounds only how late a deadline set by another
+	// replica (one that then died) is seen.
+	SweepEvery   time.Duration
 	PollInterval time.Duration // how often long polls re-read, for changes made by other replicas (default 2s)
 	MaxWait      time.Duration // the longest WaitRide and WaitOffer wait (default 25s)
 	KeyRetention time.Duration // how long ride-request keys are kept (default 7 days)
@@ -131,7 +134,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.SearchRadius, 5000)
 	orDefault(&o.Candidates, 5)
 	orDefault(&o.SupplyEvery, 5*time.Second)
-	orDefault(&o.SweepEvery, 500*time.Millisecond)
+	orDefault(&o.SweepEvery, 5*time.Second)
 	orDefault(&o.PollInterval, 2*time.Second)
 	orDefault(&o.MaxWait, 25*time.Second)
 	orDefault(&o.KeyRetention, 7*24*time.Hour)
