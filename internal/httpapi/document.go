@@ -67,10 +67,12 @@ func EdgeProblemType(status int) string {
 // operation may meet (overload, a deadline, a fault).
 func edgeStatuses(op *huma.Operation) map[int]string {
 	out := map[int]string{
-		http.StatusBadRequest:          "a parameter or header is not valid UTF-8 or holds NUL",
-		http.StatusInternalServerError: "the server failed; the cause is logged, not sent",
-		http.StatusServiceUnavailable:  "the server or a module it needs is overloaded or unreachable; retry after Retry-After",
-		http.StatusGatewayTimeout:      "a module did not answer in time; the request may or may not have taken effect",
+		http.StatusBadRequest: "a parameter or header is not valid UTF-8 or holds NUL",
+		// The edge refuses a declared body over the limit whatever the operation.
+		http.StatusRequestEntityTooLarge: "the request declares a body larger than the configured limit",
+		http.StatusInternalServerError:   "the server failed; the cause is logged, not sent",
+		http.StatusServiceUnavailable:    "the server or a module it needs is overloaded or unreachable; retry after Retry-After",
+		http.StatusGatewayTimeout:        "a module did not answer in time; the request may or may not have taken effect",
 	}
 	if op.RequestBody != nil {
 		out[http.StatusBadRequest] = "the body is missing, is not valid UTF-8 or holds NUL"
