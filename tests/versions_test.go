@@ -84,7 +84,14 @@ func commitBefore(t *testing.T, root, path, re string) string {
 		return strings.TrimSpace(string(out))
 	}
 	if git("rev-parse", "--is-shallow-repository") == "true" {
-		t.Fatal("the mixed-version test builds an earlier commit and needs the git history: `git fetch --unshallow` (CI: actions/checkout with fetch-depth: 0)")
+		// A shallow clone (or an archive) has no earlier commit to build: like a
+		// missing Docker engine, that skips the test unless it is required.
+		msg := "the mixed-version test builds an earlier commit and needs the git history: `git fetch --unshallow` " +
+			"(.ci/run tries that; GitHub: actions/checkout with fetch-depth: 0)"
+		if os.Getenv("AGORA_TEST_REQUIRE_HISTORY") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	change := git("log", "-n1", "--format=%H", "-G", re, "--", path)
 	if change == "" {
