@@ -58,54 +58,9 @@ for s in $STORES; do
 	fi
 done
 
-# The caller's AGORA_* settings must not leak into the measured process.
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^AGORA_' || true)
-
-WORK=$(mktemp -d /tmp/agora-percheckout.XXXXXX)
-chmod 755 "$WORK"
-AGORA_PID="" PGDATA=""
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	stop_agora
-	stop_postgres
-	if [[ $KEEP == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_agora() {
-	[[ -n $AGORA_PID ]] || return 0
-	kill -TERM "$AGORA_PID" 2>/dev/null || true
-	local n
-	for ((n = 0; n < 200; n++)); do kill -0 "$AGORA_PID" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$AGORA_PID" 2>/dev/null || true
-	wait "$AGORA_PID" 2>/dev/null || true
-	AGORA_PID=""
-}
-
-# as_pg runs a PostgreSQL binary as the postgres user when this script runs as root
-# (the server refuses to run as root).
-as_pg() {
-	if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-stop_postgres() {
-	[[ -n $PGDATA ]] || return 0
-	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
-	PGDATA=""
-}
-
-free_port() {
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "$p"; return; fi
-	done
-	die "no free port found"
-}
+# shellcheck source=lib.sh
+source "$ROOT/tests/perf/lib.sh"
+perf_setup agora-percheckout
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
