@@ -10,14 +10,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agora-commerce/agora/tests/internal/procs"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
@@ -112,24 +110,7 @@ func startContainers(t *testing.T) *deployment {
 // returns its URL: the layout's modules create their schemas in it, apart from
 // every other test's.
 func freshDatabase(t *testing.T, superURL string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, superURL)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	defer conn.Close(context.Background())
-	name := "topology_" + testdb.FreshSchema()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	u, err := url.Parse(superURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return testdb.FreshDatabase(t, superURL, "topology_")
 }
 
 // runContainer starts req with host networking and removes the container when the

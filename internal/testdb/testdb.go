@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
@@ -276,4 +278,28 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreshDatabase creates a new database, named prefix + a FreshSchema name, in the
+// PostgreSQL server at superURL and returns its URL: a deployment's modules create
+// their schemas in it, apart from every other test's.
+func FreshDatabase(t testing.TB, superURL, prefix string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, superURL)
+	if err != nil {
+		t.Fatalf("testdb: connect to PostgreSQL: %v", err)
+	}
+	defer conn.Close(context.Background())
+	name := prefix + FreshSchema()
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testdb: create database %s: %v", name, err)
+	}
+	u, err := url.Parse(superURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -157,24 +155,7 @@ func checkRecovery(t *testing.T, events []event, bound time.Duration) {
 // freshDatabase creates a database in the package's PostgreSQL server and returns
 // its superuser URL: each module makes its own schema in it.
 func freshDatabase(t *testing.T) string {
-	super := testdb.PostgresURL(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	name := "chaos_" + testdb.FreshSchema()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return testdb.FreshDatabase(t, testdb.PostgresURL(t), "chaos_")
 }
 
 // deployment is the split topology: a broker, the payment provider, one process per module.

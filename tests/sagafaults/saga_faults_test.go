@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"pgregory.net/rapid"
@@ -42,24 +40,7 @@ func databaseURL(t *testing.T, be testdb.Backend) string {
 	if be == testdb.SQLite {
 		return ""
 	}
-	super := testdb.PostgresURL(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	name := "sagafaults_" + testdb.FreshSchema()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(super)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return testdb.FreshDatabase(t, testdb.PostgresURL(t), "sagafaults_")
 }
 
 // shop is every module of the registry in one process on SQLite or PostgreSQL — the real
