@@ -87,9 +87,10 @@ var loadAssets = sync.OnceValue(func() *assetSet {
 	return set
 })
 
-// pageTemplate is the docs page. The empty data: favicon stops browsers from
-// requesting /favicon.ico, which would otherwise 404 (or hit an unrelated
-// route) on every view.
+// pageTemplate is both docs pages: the renderer's styles and scripts (from the
+// handler's assets) and the element they mount on. The empty data: favicon stops
+// browsers from requesting /favicon.ico, which would otherwise 404 (or hit an
+// unrelated route) on every view.
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -97,16 +98,21 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="{{.Assets}}{{.CSS}}">
-<link rel="stylesheet" href="{{.Assets}}{{.PageCSS}}">
-</head>
+{{range .Styles}}<link rel="stylesheet" href="{{$.Assets}}{{.}}">
+{{end}}</head>
 <body>
-<div id="swagger-ui" data-spec-url="{{.SpecURL}}"></div>
-<script src="{{.Assets}}{{.JS}}"></script>
-<script src="{{.Assets}}{{.PageJS}}"></script>
-</body>
+<div id="{{.Mount}}" data-spec-url="{{.SpecURL}}"></div>
+{{range .Scripts}}<script src="{{$.Assets}}{{.}}"></script>
+{{end}}</body>
 </html>
 `))
+
+// page is what pageTemplate renders: the asset names are files of the handler's
+// asset set, turned into their hashed URLs by render.
+type page struct {
+	Title, SpecURL, Mount string
+	Styles, Scripts       []string
+}
 
 // Handler returns an http.Handler that serves the docs page at prefix (e.g. "/docs") and its assets under prefix+"/assets/". specURL is the URL of the OpenAPI document the page renders (e.g. "/openapi.json"); title is the page title.
 //
@@ -130,37 +136,10 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 // Handler panics if specURL is empty, as that is a wiring mistake.
 func Handler(prefix, specURL, title string) http.Handler {
 	h := newHandler(prefix, specURL, contentSecurityPolicy(specURL))
-	set := h.assets
-	h.render(pageTemplate, map[string]string{
-		"Title":   title,
-		"SpecURL": specURL,
-		"Assets":  h.assetPath,
-		"CSS":     set.byFile["swagger-ui.css"].url,
-		"PageCSS": set.byFile["docs.css"].url,
-		"JS":      set.byFile["swagger-ui-bundle.js"].url,
-		"PageJS":  set.byFile["docs.js"].url,
-	})
+	h.render(page{Title: title, SpecURL: specURL, Mount: "swagger-ui",
+		Styles: []string{"swagger-ui.css", "docs.css"}, Scripts: []string{"swagger-ui-bundle.js", "docs.js"}})
 	return h
 }
-
-// messagesTemplate is the AsyncAPI page, booted by asyncapi-docs.js like the
-// OpenAPI page is by docs.js.
-var messagesTemplate = template.Must(template.New("messages").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{{.Assets}}{{.CSS}}">
-</head>
-<body>
-<div id="asyncapi" data-spec-url="{{.SpecURL}}"></div>
-<script src="{{.Assets}}{{.JS}}"></script>
-<script src="{{.Assets}}{{.PageJS}}"></script>
-</body>
-</html>
-`))
 
 // MessagesHandler returns an http.Handler that serves a page at prefix (e.g.
 // "/docs/messages") rendering the AsyncAPI document at specURL with the AsyncAPI
@@ -174,14 +153,8 @@ var messagesTemplate = template.Must(template.New("messages").Parse(`<!DOCTYPE h
 func MessagesHandler(prefix, specURL, title string) http.Handler {
 	csp := strings.Replace(contentSecurityPolicy(specURL), "script-src 'self'", "script-src 'self' 'unsafe-eval'", 1)
 	h := newHandler(prefix, specURL, csp)
-	h.render(messagesTemplate, map[string]string{
-		"Title":   title,
-		"SpecURL": specURL,
-		"Assets":  h.assetPath,
-		"CSS":     h.assets.byFile["asyncapi.css"].url,
-		"JS":      h.assets.byFile["asyncapi-standalone.js"].url,
-		"PageJS":  h.assets.byFile["asyncapi-docs.js"].url,
-	})
+	h.render(page{Title: title, SpecURL: specURL, Mount: "asyncapi",
+		Styles: []string{"asyncapi.css"}, Scripts: []string{"asyncapi-standalone.js", "asyncapi-docs.js"}})
 	return h
 }
 
@@ -206,9 +179,18 @@ func Document(body []byte, contentType string) http.Handler {
 }
 
 // render renders the handler's page once: it only depends on the handler's arguments.
-func (h *handler) render(page *template.Template, data map[string]string) {
+func (h *handler) render(p page) {
+	url := func(files []string) []string {
+		out := make([]string, len(files))
+		for i, f := range files {
+			out[i] = h.assets.byFile[f].url
+		}
+		return out
+	}
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, data); err != nil {
+	err := pageTemplate.Execute(&buf, map[string]any{"Title": p.Title, "SpecURL": p.SpecURL, "Mount": p.Mount,
+		"Assets": h.assetPath, "Styles": url(p.Styles), "Scripts": url(p.Scripts)})
+	if err != nil {
 		panic("apidocs: rendering page: " + err.Error())
 	}
 	h.page = buf.Bytes()
