@@ -49,21 +49,6 @@ for tool in go curl psql; do command -v "$tool" >/dev/null || die "$tool is not 
 source "$ROOT/tests/perf/lib.sh"
 perf_setup agora-idle
 
-# start_postgres starts a fresh cluster that logs every statement and sets DB_URL to
-# its database "agora".
-start_postgres() {
-	local port
-	port=$(free_port)
-	PGDATA=$WORK/pg
-	mkdir -p "$PGDATA"
-	[[ $(id -u) == 0 ]] && chown postgres "$PGDATA"
-	as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 >"$WORK/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$WORK/initdb.log")"
-	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
-		-o "-c listen_addresses=$HOST -c port=$port -c unix_socket_directories=$PGDATA -c max_connections=200 -c log_statement=all -c log_line_prefix='%a|%v|'" \
-		start >/dev/null || die "PostgreSQL did not start: $(tail -n 5 "$PGDATA/server.log")"
-	psql -h "$HOST" -p "$port" -U postgres -d postgres -qAtc 'CREATE DATABASE agora' >/dev/null
-	DB_URL="postgres://postgres@$HOST:$port/agora?sslmode=disable"
-}
 
 start_agora() {
 	local port i
@@ -93,7 +78,7 @@ agora_commits() {
 
 echo "== building agora into $WORK ($(nproc) CPUs, $(go env GOVERSION))"
 (cd "$ROOT" && go build -o "$WORK/agora" ./cmd/agora)
-start_postgres
+start_postgres "-c log_statement=all -c log_line_prefix='%a|%v|'"  # every statement, with its connection's module
 start_agora
 echo "== ready; settling ${SETTLE}s; uptime: $(uptime)"
 sleep "$SETTLE"

@@ -1,6 +1,6 @@
 # tests/perf/lib.sh: what the single-binary perf scripts (idle.sh, percheckout.sh)
 # share — a scrubbed environment, a work directory removed on exit, and stopping the
-# agora and PostgreSQL processes they start. Source it after setting KEEP, PGBIN,
+# agora and PostgreSQL processes they start, and starting PostgreSQL. Source it after setting KEEP, PGBIN,
 # HOST and die(), then call perf_setup with the work directory's name; the script
 # sets AGORA_PID and PGDATA when it starts those processes.
 
@@ -53,4 +53,21 @@ free_port() {
 		if ! (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then echo "$p"; return; fi
 	done
 	die "no free port found"
+}
+
+# start_postgres [SETTINGS] starts a fresh cluster from $PGBIN at $HOST on a free
+# port (default durability), with SETTINGS ("-c name=value …") added, and sets
+# DB_URL to its database "agora".
+start_postgres() {
+	local port
+	port=$(free_port)
+	PGDATA=$WORK/pg
+	mkdir -p "$PGDATA"
+	[[ $(id -u) == 0 ]] && chown postgres "$PGDATA"
+	as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 >"$WORK/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$WORK/initdb.log")"
+	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
+		-o "-c listen_addresses=$HOST -c port=$port -c unix_socket_directories=$PGDATA -c max_connections=200 ${1:-}" \
+		start >/dev/null || die "PostgreSQL did not start: $(tail -n 5 "$PGDATA/server.log")"
+	psql -h "$HOST" -p "$port" -U postgres -d postgres -qAtc 'CREATE DATABASE agora' >/dev/null
+	DB_URL="postgres://postgres@$HOST:$port/agora?sslmode=disable"
 }

@@ -64,20 +64,6 @@ perf_setup agora-percheckout
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# start_postgres starts a fresh cluster and sets DB_URL to its database "agora".
-start_postgres() {
-	local port
-	port=$(free_port)
-	PGDATA=$WORK/pg
-	mkdir -p "$PGDATA"
-	[[ $(id -u) == 0 ]] && chown postgres "$PGDATA"
-	as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 >"$WORK/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$WORK/initdb.log")"
-	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
-		-o "-c listen_addresses=$HOST -c port=$port -c unix_socket_directories=$PGDATA -c max_connections=200" \
-		start >/dev/null || die "PostgreSQL did not start: $(tail -n 5 "$PGDATA/server.log")"
-	psql -h "$HOST" -p "$port" -U postgres -d postgres -qAtc 'CREATE DATABASE agora' >/dev/null
-	DB_URL="postgres://postgres@$HOST:$port/agora?sslmode=disable"
-}
 
 # start_agora DATA [KEY=VALUE…] starts `agora serve --demo` and sets URL.
 start_agora() {
