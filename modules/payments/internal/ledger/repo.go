@@ -62,6 +62,10 @@ const (
 // kind returns the payable the payment is for, as events carry it.
 func (p *payment) kind() payments.Payable { return payments.Payable(p.Payable) }
 
+// blindVoid reports whether p is a void recorded before any authorization named
+// its amount.
+func (p *payment) blindVoid() bool { return p.Currency == "" }
+
 func (p *payment) money(amount int64) payments.Money {
 	return payments.Money{Amount: amount, Currency: p.Currency}
 }
@@ -179,7 +183,7 @@ func (r repo) insertPayment(ctx context.Context, q sqlx.ExtContext, p payment) e
 func (r repo) updatePayment(ctx context.Context, q sqlx.ExtContext, p *payment, now time.Time) error {
 	p.UpdatedAt = now.UnixMilli()
 	_, err := sqlx.NamedExecContext(ctx, q, `UPDATE payments SET status = :status, payable = :payable, customer_id = :customer_id,
-		payment_token = :payment_token, authorized = :authorized, captured = :captured, refunded = :refunded,
+		amount = :amount, currency = :currency, payment_token = :payment_token, authorized = :authorized, captured = :captured, refunded = :refunded,
 		provider_auth_id = :provider_auth_id, reason = :reason, updated_at = :updated_at WHERE payable_id = :payable_id`, p)
 	if err != nil {
 		return fmt.Errorf("payments: update payment %s: %w", p.PayableID, err)

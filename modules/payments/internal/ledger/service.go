@@ -189,6 +189,8 @@ func (s *Service) providerStatus(context.Context, payments.ProviderStatus) (paym
 }
 
 // Get returns a payable's payment and its ledger, or payments.ErrPaymentNotFound.
+// A void that came before its authorization is not a payment yet (nothing names
+// its amount): it is not found until the authorization comes and records it.
 func (s *Service) Get(ctx context.Context, q payments.GetPayment) (payments.Payment, error) {
 	if q.PayableID == "" || len(q.PayableID) > maxID {
 		return payments.Payment{}, payments.ErrPaymentNotFound // nothing is ever stored under such an id
@@ -196,6 +198,9 @@ func (s *Service) Get(ctx context.Context, q payments.GetPayment) (payments.Paym
 	p, err := s.repo.payment(ctx, s.db, q.PayableID, false)
 	if err != nil {
 		return payments.Payment{}, err
+	}
+	if p.blindVoid() {
+		return payments.Payment{}, payments.ErrPaymentNotFound
 	}
 	es, err := s.repo.entries(ctx, s.db, q.PayableID)
 	if err != nil {
@@ -285,7 +290,7 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 	}
 	// Asked again: answer with the outcome already known (the pending call will
 	// answer if there is none yet).
-	if p.Amount != c.Amount.Amount || p.Currency != c.Amount.Currency {
+	if !p.blindVoid() && (p.Amount != c.Amount.Amount || p.Currency != c.Amount.Currency) {
 		s.log.WarnContext(ctx, "authorize for a payable already paid with another amount: the first amount stands",
 			"payable_id", c.PayableID, "first", p.Amount, "asked", c.Amount.Amount)
 	}
@@ -295,7 +300,7 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 	case payments.StatusDeclined:
 		return s.ob.Add(ctx, tx, declinedEvent(p))
 	case payments.StatusVoided:
-		if err := s.claimBlindVoid(ctx, tx, &p, payable, c.CustomerID); err != nil {
+		if err := s.claimBlindVoid(ctx, tx, &p, payable, c); err != nil {
 			return err
 		}
 		return s.ob.Add(ctx, tx, voidedEvent(p))
@@ -304,14 +309,16 @@ func (s *Service) onAuthorize(ctx context.Context, tx *store.Tx, m message.Messa
 }
 
 // claimBlindVoid gives a payment that a void recorded before its authorization
-// came (it has no amount: nothing was ever asked of it) the payable and customer
-// the authorization names — a void sent without a payable could only take it for
-// an order's — so the answer reaches the payable's own module.
-func (s *Service) claimBlindVoid(ctx context.Context, tx *store.Tx, p *payment, payable, customerID string) error {
-	if p.Amount != 0 || (p.Payable == payable && p.CustomerID == customerID) {
+// came (it has no amount: nothing was ever asked of it) the payable, customer and
+// amount the authorization names — a void sent without a payable could only take
+// it for an order's — so the answer reaches the payable's own module and the
+// payment reads as what was asked and voided. Nothing is held: authorized stays 0.
+func (s *Service) claimBlindVoid(ctx context.Context, tx *store.Tx, p *payment, payable string, c payments.AuthorizePayment) error {
+	if !p.blindVoid() {
 		return nil
 	}
-	p.Payable, p.CustomerID = payable, customerID
+	p.Payable, p.CustomerID = payable, c.CustomerID
+	p.Amount, p.Currency = c.Amount.Amount, c.Amount.Currency
 	return s.repo.updatePayment(ctx, tx, p, time.Now().UTC())
 }
 

@@ -228,15 +228,22 @@ func TestVoid(t *testing.T) {
 			t.Errorf("voided payment %+v", p)
 		}
 
-		// Voided before it was authorized: an authorize arriving late holds nothing.
+		// Voided before it was authorized: not a payment until the authorization
+		// names its amount; an authorize arriving late holds nothing.
 		never := bus.NewID()
 		w.send(t, void(never))
 		if ev := w.events.wait(t, never, 1); ev.Type != payments.PaymentVoidedEvent.Name() {
 			t.Fatalf("blind void: %v", w.events.types(never))
 		}
+		if p, err := bus.Call(t.Context(), w.bus, payments.GetPaymentRequest, payments.GetPayment{PayableID: never}); !errors.Is(err, payments.ErrPaymentNotFound) {
+			t.Errorf("a blind void reads as %+v, %v; want not found", p, err)
+		}
 		w.send(t, authorize(never, psp.TokenVisa, 100))
 		if ev := w.events.wait(t, never, 2); ev.Type != payments.PaymentVoidedEvent.Name() {
 			t.Fatalf("late authorize: %v", w.events.types(never))
+		}
+		if p := w.payment(t, never); p.Status != payments.StatusVoided || p.Amount.Amount != 100 || p.Amount.Currency == "" || p.Authorized != 0 {
+			t.Errorf("a blind void after its authorization: %+v", p)
 		}
 
 		// Authorize and void at once: whichever the worker sees first, the provider
