@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/store"
@@ -61,6 +63,17 @@ type Worker[T any] struct {
 	hintMu sync.Mutex
 	hint   time.Time
 
+	// handed holds jobs written already held by this worker (Hold) and given to it
+	// on commit (Handoff), which the loop runs without claiming them; handedC wakes
+	// it for them. running is whether Hold may hold jobs for it.
+	handedMu sync.Mutex
+	handed   []T
+	handedC  chan struct{}
+	running  atomic.Bool
+	// saturated is whether the last turn filled every slot, or found none free
+	// when it was to look: a slot that frees up then calls for another look.
+	saturated atomic.Bool
+
 	mu    sync.Mutex
 	stop  context.CancelFunc // ends the loop: no new claims
 	abort context.CancelFunc // cancels the work in progress
@@ -85,7 +98,8 @@ func NewWorker[T any](q *Queue, cfg Config, log *slog.Logger, handle Handler[T])
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = q.policy.Lease / 3
 	}
-	return &Worker[T]{q: q, cfg: cfg, handle: handle, log: log, wake: make(chan struct{}, 1), hinted: make(chan struct{}, 1)}
+	return &Worker[T]{q: q, cfg: cfg, handle: handle, log: log, wake: make(chan struct{}, 1), hinted: make(chan struct{}, 1),
+		handedC: make(chan struct{}, 1)}
 }
 
 // Queue returns the queue the worker runs.
@@ -115,6 +129,53 @@ func (w *Worker[T]) NotifyAt(at time.Time) {
 	}
 }
 
+// Hold returns what a job written now must carry in its lease columns to be
+// given to this worker when its transaction commits (Handoff) instead of being
+// claimed: this queue's owner, and a lease from now in the table's unit. That
+// saves the claim's commit: the job's first attempt costs only its outcome's.
+// ok is false while the worker is not running; the job is then written free, to
+// be claimed as usual. A job held for a worker that stops before its Handoff
+// stays held until its lease runs out, or the next run of this instance takes it
+// back (Queue.SetInstance).
+func (w *Worker[T]) Hold(now time.Time) (owner string, until int64, ok bool) {
+	if !w.running.Load() {
+		return "", 0, false
+	}
+	return w.q.owner, w.q.stamp(now.Add(w.q.policy.Lease)), true
+}
+
+// Handoff gives the worker jobs written held by it (Hold), once they are
+// committed; the loop runs them at its next turn, before it claims anything.
+// It never blocks.
+func (w *Worker[T]) Handoff(jobs ...T) {
+	if len(jobs) == 0 {
+		return
+	}
+	w.handedMu.Lock()
+	w.handed = append(w.handed, jobs...)
+	w.handedMu.Unlock()
+	select {
+	case w.handedC <- struct{}{}:
+	default:
+	}
+}
+
+// takeHanded takes up to limit handed jobs, oldest first.
+func (w *Worker[T]) takeHanded(limit int) []T {
+	w.handedMu.Lock()
+	defer w.handedMu.Unlock()
+	n := min(limit, len(w.handed))
+	if n == 0 {
+		return nil
+	}
+	jobs := w.handed[:n:n]
+	w.handed = w.handed[n:]
+	if len(w.handed) == 0 {
+		w.handed = nil // let the backing array go
+	}
+	return jobs
+}
+
 func (w *Worker[T]) takeHint() time.Time {
 	w.hintMu.Lock()
 	defer w.hintMu.Unlock()
@@ -137,6 +198,7 @@ func (w *Worker[T]) Start() {
 	workCtx, abort := context.WithCancel(context.Background())
 	ctx, stop := context.WithCancel(workCtx)
 	w.stop, w.abort, w.done = stop, abort, make(chan struct{})
+	w.running.Store(true)
 	workCtx = context.WithValue(workCtx, stoppingKey{}, ctx)
 	go w.run(w.prioritized(ctx), w.prioritized(workCtx))
 }
@@ -164,6 +226,7 @@ func (w *Worker[T]) Stop(ctx context.Context) error {
 	if stop == nil {
 		return nil
 	}
+	w.running.Store(false)
 	stop()
 	<-done // the loop only waits on the database, which ends with ctx of its calls
 	finished := make(chan struct{})
@@ -176,6 +239,7 @@ func (w *Worker[T]) Stop(ctx context.Context) error {
 	}
 	abort()
 	<-finished // cancelled work returns at once, recorded or left held
+	w.takeHanded(math.MaxInt) // not run: Release frees them in the table
 	return errors.Join(err, w.q.Release(context.WithoutCancel(ctx)))
 }
 
@@ -192,35 +256,45 @@ func (w *Worker[T]) run(ctx, workCtx context.Context) {
 	go w.heartbeat(ctx, slots)
 	timer := time.NewTimer(w.cfg.PollInterval)
 	defer timer.Stop()
+	var next time.Time // when the next job the table holds becomes claimable, as last read
+	look := true       // whether this turn looks in the table, or only runs handed jobs
 	for {
-		claimed, limit, next, err := w.dispatch(ctx, workCtx, slots)
+		claimed, limit, looked, nx, err := w.dispatch(ctx, workCtx, slots, look)
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn(w.cfg.Name+": claiming jobs failed", "err", err)
+		}
+		if looked {
+			next = nx
 		}
 		if w.cfg.Upkeep != nil {
 			w.cfg.Upkeep(ctx)
 		}
 		if limit > 0 && claimed == limit {
-			continue // more may be due
+			look = looked // more may be due: look again where it took them from
+			continue
 		}
-		if !w.wait(ctx, timer, time.Now().Add(w.sleep(next))) {
+		var ok bool
+		if look, ok = w.wait(ctx, timer, time.Now().Add(w.sleep(next))); !ok {
 			return
 		}
 	}
 }
 
-// wait sleeps until due, a Notify, or a NotifyAt hint's time if that is sooner;
-// it reports false when ctx ends first.
-func (w *Worker[T]) wait(ctx context.Context, timer *time.Timer, due time.Time) bool {
+// wait sleeps until due, a Notify, a Handoff, or a NotifyAt hint's time if that is
+// sooner. It reports whether the next turn is to look in the table (false: only
+// handed jobs woke it, before anything there is due), and false when ctx ends.
+func (w *Worker[T]) wait(ctx context.Context, timer *time.Timer, due time.Time) (look, ok bool) {
 	for {
 		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
-			return false
+			return false, false
 		case <-w.wake:
-			return true
+			return true, true
 		case <-timer.C:
-			return true
+			return true, true
+		case <-w.handedC:
+			return !time.Now().Before(due), true
 		case <-w.hinted:
 			if at := w.takeHint(); !at.IsZero() && at.Before(due) {
 				due = at
@@ -244,21 +318,35 @@ func (w *Worker[T]) sleep(next time.Time) time.Duration {
 	return min(w.cfg.PollInterval, max(time.Until(next), minSleep))
 }
 
-// dispatch claims as many jobs as there are free slots for and starts a handler
-// call per batch of them. It returns how many it claimed of how many it asked for
-// and, when it claimed fewer, when the next job becomes claimable (zero if none
-// is known).
-func (w *Worker[T]) dispatch(ctx, workCtx context.Context, slots chan struct{}) (int, int, time.Time, error) {
+// dispatch runs handed jobs and, when look is set and slots are left, claims as
+// many as there are free slots for, starting a handler call per batch. It returns
+// how many it took of how many it could, whether it looked in the table and, if
+// it did and took fewer than it asked for, when the next job there becomes
+// claimable (zero if none is known).
+func (w *Worker[T]) dispatch(ctx, workCtx context.Context, slots chan struct{}, look bool) (int, int, bool, time.Time, error) {
 	limit := (cap(slots) - len(slots)) * w.cfg.Batch
 	if limit == 0 {
-		return 0, 0, time.Time{}, nil
+		if look {
+			w.saturated.Store(true) // a look is owed: the slot that frees up takes it
+		}
+		return 0, 0, false, time.Time{}, nil
 	}
-	var jobs []T
-	next, err := w.q.claim(ctx, &jobs, limit, true)
-	if err != nil {
-		return 0, limit, time.Time{}, err
+	jobs := w.takeHanded(limit)
+	var next time.Time
+	var err error
+	looked := look && len(jobs) < limit
+	if looked {
+		var claimed []T
+		next, err = w.q.claim(ctx, &claimed, limit-len(jobs), true)
+		jobs = append(jobs, claimed...)
 	}
-	claimed := len(jobs)
+	w.saturated.Store(len(jobs) == limit)
+	w.start(workCtx, slots, jobs)
+	return len(jobs), limit, looked, next, err
+}
+
+// start hands jobs to the handler, Batch at a time, each call in a slot.
+func (w *Worker[T]) start(workCtx context.Context, slots chan struct{}, jobs []T) {
 	for len(jobs) > 0 {
 		batch := jobs[:min(w.cfg.Batch, len(jobs))]
 		jobs = jobs[len(batch):]
@@ -268,14 +356,33 @@ func (w *Worker[T]) dispatch(ctx, workCtx context.Context, slots chan struct{}) 
 			defer func() {
 				<-slots
 				w.calls.Done()
-				w.Notify() // a slot is free: look again
+				w.slotFreed()
 			}()
 			if err := w.handle(workCtx, w.q, batch); err != nil && workCtx.Err() == nil {
 				w.log.Warn(w.cfg.Name+": job failed", "err", err)
 			}
 		}()
 	}
-	return claimed, limit, next, nil
+}
+
+// slotFreed wakes the loop for the slot a handler call just left, if there is work
+// it may take: the table, when the last turn filled every slot (there may be more
+// due), or jobs handed over while the slots were full. Otherwise the loop sleeps
+// on: a look now would find nothing that a Notify or Handoff would not announce.
+func (w *Worker[T]) slotFreed() {
+	if w.saturated.Load() {
+		w.Notify()
+		return
+	}
+	w.handedMu.Lock()
+	pending := len(w.handed) > 0
+	w.handedMu.Unlock()
+	if pending {
+		select {
+		case w.handedC <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // heartbeat renews the queue's leases every Heartbeat while work runs, until ctx

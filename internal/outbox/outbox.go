@@ -29,30 +29,56 @@ type Outbox struct {
 func New(db *store.DB, relay *Relay) *Outbox { return &Outbox{db: db, relay: relay} }
 
 // Add writes msgs to the outbox inside tx. They become visible to the relay only if
-// tx commits, and the relay is woken as soon as it does.
+// tx commits. While the relay runs they are written held by it and handed to it
+// on commit, so that it delivers them at once without claiming them (a commit
+// saved per batch); otherwise it is woken to claim them.
 func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...message.Outgoing) error {
-	now := time.Now().UTC().UnixMilli()
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	var owner string
+	var until int64
+	held := false
+	if o.relay != nil {
+		owner, until, held = o.relay.worker.Hold(now)
+	}
+	rows := make([]row, 0, len(msgs))
 	for _, m := range msgs {
-		env, err := bus.Seal(ctx, m)
+		w, err := newRow(ctx, m, now)
 		if err != nil {
-			return fmt.Errorf("outbox: encode %s: %w", m.Type, err)
-		}
-		headers, err := json.Marshal(env.Headers)
-		if err != nil {
-			return fmt.Errorf("outbox: encode headers: %w", err)
+			return err
 		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO outbox
-			(id, kind, type, correlation_id, causation_id, headers, payload, created_at, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			env.ID, string(env.Kind), env.Type, env.CorrelationID, env.CausationID, string(headers), string(env.Payload), now, now)
+			(id, kind, type, correlation_id, causation_id, headers, payload, created_at, next_attempt_at, lease_owner, lease_until)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			w.ID, w.Kind, w.Type, w.CorrelationID, w.CausationID, w.Headers, w.Payload, w.CreatedAt, w.CreatedAt, owner, until)
 		if err != nil {
 			return fmt.Errorf("outbox: add %s: %w", m.Type, err)
 		}
+		rows = append(rows, w)
 	}
-	if o.relay != nil && len(msgs) > 0 {
+	switch {
+	case held:
+		tx.OnCommit(func() { o.relay.worker.Handoff(rows...) })
+	case o.relay != nil:
 		tx.OnCommit(o.relay.Notify)
 	}
 	return nil
+}
+
+// newRow seals m as the outbox row written at now.
+func newRow(ctx context.Context, m message.Outgoing, now time.Time) (row, error) {
+	env, err := bus.Seal(ctx, m)
+	if err != nil {
+		return row{}, fmt.Errorf("outbox: encode %s: %w", m.Type, err)
+	}
+	headers, err := json.Marshal(env.Headers)
+	if err != nil {
+		return row{}, fmt.Errorf("outbox: encode headers: %w", err)
+	}
+	return row{ID: env.ID, Kind: string(env.Kind), Type: env.Type, CorrelationID: env.CorrelationID, CausationID: env.CausationID,
+		Headers: string(headers), Payload: string(env.Payload), CreatedAt: now.UnixMilli()}, nil
 }
 
 // Subscribe returns a subscription of consumer to msgType whose handler runs in a
@@ -65,11 +91,17 @@ func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...message.Outgoing
 // subscriptions to one transaction, each message under its own savepoint: one
 // commit for the batch, and a failing message undoes only its own effect.
 func Subscribe(db *store.DB, msgType, consumer string, handle func(ctx context.Context, tx *store.Tx, env message.Envelope) error) bus.Subscription {
-	h := txHandler(handle)
+	return subscribe(db, msgType, consumer, txHandler{run: handle})
+}
+
+func subscribe(db *store.DB, msgType, consumer string, h txHandler) bus.Subscription {
 	return bus.Subscription{
 		Type:     msgType,
 		Consumer: consumer,
 		Handle: func(ctx context.Context, env message.Envelope) error {
+			if h.skips(env) {
+				return nil
+			}
 			return store.InTx(ctx, db, func(tx *store.Tx) error { return h.once(ctx, tx, consumer, env) })
 		},
 		Group: dbGroup{db},
@@ -77,8 +109,16 @@ func Subscribe(db *store.DB, msgType, consumer string, handle func(ctx context.C
 	}
 }
 
-// txHandler is a subscription's effect, run inside the receiver's transaction.
-type txHandler func(ctx context.Context, tx *store.Tx, env message.Envelope) error
+// txHandler is a subscription's effect, run inside the receiver's transaction,
+// and which messages it has none for (skip, optional).
+type txHandler struct {
+	run  func(ctx context.Context, tx *store.Tx, env message.Envelope) error
+	skip func(env message.Envelope) bool
+}
+
+// skips reports whether env is one the handler has no effect for: it is
+// acknowledged without a transaction or an inbox record, as a redelivery of it is.
+func (h txHandler) skips(env message.Envelope) bool { return h.skip != nil && h.skip(env) }
 
 // once runs h for env unless consumer's inbox already has it, recording it in tx.
 func (h txHandler) once(ctx context.Context, tx *store.Tx, consumer string, env message.Envelope) error {
@@ -94,7 +134,7 @@ func (h txHandler) once(ctx context.Context, tx *store.Tx, consumer string, env 
 		bus.MarkDuplicate(ctx)
 		return nil // seen before: its effect is already committed
 	}
-	return h(ctx, tx, env)
+	return h.run(ctx, tx, env)
 }
 
 // dbGroup batches the subscriptions whose effects live in one database.
@@ -105,8 +145,18 @@ type dbGroup struct{ db *store.DB }
 // When the transaction itself fails, every item fails with it (and is redelivered).
 func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error {
 	errs := make([]error, len(items))
+	run := make([]int, 0, len(items))
+	for i, it := range items {
+		if !it.Sub.Unit.(txHandler).skips(it.Env) {
+			run = append(run, i)
+		}
+	}
+	if len(run) == 0 {
+		return errs
+	}
 	err := store.InTx(ctx, g.db, func(tx *store.Tx) error {
-		for i, it := range items {
+		for _, i := range run {
+			it := items[i]
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT delivery"); err != nil {
 				return err
 			}
@@ -144,6 +194,20 @@ func SubscribeEvent[T any](db *store.DB, e message.Event[T], consumer string, ha
 		}
 		return handle(ctx, tx, m)
 	})
+}
+
+// SubscribeEventWhere is SubscribeEvent for the events of e that concern the
+// consumer: one that concerns reports false for (another payable's payment, say)
+// is acknowledged at no cost — no transaction, no inbox record.
+func SubscribeEventWhere[T any](db *store.DB, e message.Event[T], consumer string, concerns func(T) bool,
+	handle func(ctx context.Context, tx *store.Tx, m message.Message[T]) error) bus.Subscription {
+	sub := SubscribeEvent(db, e, consumer, handle)
+	h := sub.Unit.(txHandler)
+	h.skip = func(env message.Envelope) bool {
+		m, err := e.Decode(env)
+		return err == nil && !concerns(m.Body) // one that cannot be decoded fails in the handler, as always
+	}
+	return subscribe(db, e.Name(), consumer, h)
 }
 
 // SubscribeCommand is Subscribe for a typed command.

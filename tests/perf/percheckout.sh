@@ -27,6 +27,8 @@
 # Settings (environment): STORES="sqlite postgres" RATE=50 DURATION=20s CUSTOMERS=100
 #   BROWSE_RATE=0 SEED=1 IDLE=10 (seconds) KEEP=0 (1: keep the temp dir, with logs
 #   and the JSON reports) PGBIN=/usr/lib/postgresql/15/bin LOADGEN_ARGS="" (more flags)
+#   PG_SETTINGS="" (more PostgreSQL settings, e.g. "-c log_statement=all -c
+#   log_line_prefix='%a|%v|'" to count each module's statements in pg/server.log)
 #   DEMO_DRIVERS=0 (the demo's simulated fleet drivers, AGORA_FLEET_DEMO_DRIVERS: off,
 #   so that their positions and offers are not counted as the checkouts' work)
 # Needs: go, curl, jq; for postgres the PostgreSQL 15 server binaries, psql, and
@@ -44,6 +46,7 @@ KEEP=${KEEP:-0}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
 DEMO_DRIVERS=${DEMO_DRIVERS:-0}
+PG_SETTINGS=${PG_SETTINGS:-}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HOST=127.0.0.1
@@ -119,7 +122,7 @@ declare -A LOAD_BEFORE LOAD_AFTER IDLE_A IDLE_P IDLE_C
 for store in $STORES; do
 	extra=() dbflag=()
 	if [[ $store == postgres ]]; then
-		start_postgres
+		start_postgres "$PG_SETTINGS"
 		extra=(AGORA_DATABASE_URL="$DB_URL")
 		dbflag=(--database-url "$DB_URL")
 	fi

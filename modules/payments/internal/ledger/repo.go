@@ -271,20 +271,26 @@ func (r repo) operation(ctx context.Context, q sqlx.ExtContext, key string) (ope
 // schedule records o as pending and due now: a new operation, or one done before
 // that must run again (a void re-armed by a late authorization). The cause of the
 // work under ctx becomes the cause of the operation's events, and its span the
-// parent of the operation's (see traceParent).
-func (r repo) schedule(ctx context.Context, q sqlx.ExtContext, o operation, now time.Time) error {
+// parent of the operation's (see traceParent). A new operation is written held by
+// holder when holder is not "" (jobs.Worker.Hold), and schedule then returns it
+// as a claim would, with true; one re-armed keeps whatever holds it.
+func (r repo) schedule(ctx context.Context, q sqlx.ExtContext, o operation, now time.Time, holder string, until int64) (operation, bool, error) {
 	cause, _ := message.CauseFrom(ctx)
 	ms := now.UnixMilli()
-	_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO payment_operations
-		(op_key, payable_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, traceparent, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+	o.State, o.Outcome, o.Attempts, o.CauseID, o.CorrelationID, o.TraceParent = statePending, "", 0, cause.ID, cause.CorrelationID, traceParent(ctx)
+	var owner string
+	err := sqlx.GetContext(ctx, q, &owner, q.Rebind(`INSERT INTO payment_operations
+		(op_key, payable_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, traceparent, created_at, updated_at,
+		 lease_owner, lease_until)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (op_key) DO UPDATE SET state = 'pending', outcome = '', next_attempt_at = excluded.next_attempt_at,
-			updated_at = excluded.updated_at`),
-		o.Key, o.PayableID, o.Op, o.RefundID, o.Amount, o.Reason, ms, cause.ID, cause.CorrelationID, traceParent(ctx), ms, ms)
+			updated_at = excluded.updated_at
+		RETURNING lease_owner`),
+		o.Key, o.PayableID, o.Op, o.RefundID, o.Amount, o.Reason, ms, o.CauseID, o.CorrelationID, o.TraceParent, ms, ms, holder, until)
 	if err != nil {
-		return fmt.Errorf("payments: schedule %s: %w", o.Key, err)
+		return o, false, fmt.Errorf("payments: schedule %s: %w", o.Key, err)
 	}
-	return nil
+	return o, holder != "" && owner == holder, nil
 }
 
 // pendingRefunds returns the sum of payableID's refunds not yet made.

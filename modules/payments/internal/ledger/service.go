@@ -467,10 +467,17 @@ func (s *Service) onRefund(ctx context.Context, tx *store.Tx, m message.Message[
 		time.Now().UTC())
 }
 
-// schedule records o as due now and wakes the worker pool once tx commits.
+// schedule records o as due now and, once tx commits, hands it to the worker pool
+// (or wakes the pool to claim it, when it was re-armed or the pool is not running).
 func (s *Service) schedule(ctx context.Context, tx *store.Tx, o operation, now time.Time) error {
-	if err := s.repo.schedule(ctx, tx, o, now); err != nil {
+	holder, until, _ := s.worker.Hold(now)
+	o, held, err := s.repo.schedule(ctx, tx, o, now, holder, until)
+	if err != nil {
 		return err
+	}
+	if held { // the worker runs it on commit, without claiming it
+		tx.OnCommit(func() { s.worker.Handoff(o) })
+		return nil
 	}
 	tx.OnCommit(s.Notify)
 	return nil

@@ -22,7 +22,8 @@ const Consumer = "rides"
 
 // Subscriptions returns the saga's subscriptions to payments' and fleet's events.
 // Each runs in one transaction with its inbox record, so a redelivered event has no
-// second effect. Payments' events of other payables (orders) are skipped.
+// second effect. Payments' events of other payables (orders) are skipped before
+// any transaction.
 func (s *Service) Subscriptions() []bus.Subscription {
 	ride := func(id string, p payments.Payable) string {
 		if p != payments.PayableRide {
@@ -46,13 +47,11 @@ func (s *Service) Subscriptions() []bus.Subscription {
 }
 
 // on subscribes to e: an event rideOf maps to a ride goes to its saga; one it maps
-// to "" is not the rides module's and is only recorded as received.
+// to "" is not the rides module's and is acknowledged without a transaction.
 func on[T any](s *Service, e message.Event[T], rideOf func(T) string) bus.Subscription {
-	return outbox.SubscribeEvent(s.db, e, Consumer, func(ctx context.Context, tx *store.Tx, m message.Message[T]) error {
+	concerns := func(m T) bool { return rideOf(m) != "" }
+	return outbox.SubscribeEventWhere(s.db, e, Consumer, concerns, func(ctx context.Context, tx *store.Tx, m message.Message[T]) error {
 		id := rideOf(m.Body)
-		if id == "" {
-			return nil
-		}
 		_, err := s.apply(ctx, tx, id, m.Body)
 		if errors.Is(err, rides.ErrRideNotFound) {
 			// Not a ride of ours: nothing to do, and retrying would not change that.
