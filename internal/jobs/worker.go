@@ -238,7 +238,7 @@ func (w *Worker[T]) Stop(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	abort()
-	<-finished // cancelled work returns at once, recorded or left held
+	<-finished                // cancelled work returns at once, recorded or left held
 	w.takeHanded(math.MaxInt) // not run: Release frees them in the table
 	return errors.Join(err, w.q.Release(context.WithoutCancel(ctx)))
 }
