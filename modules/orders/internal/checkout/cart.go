@@ -123,6 +123,12 @@ func (s *Service) GetCart(ctx context.Context, q orders.GetCart) (orders.Cart, e
 	if err != nil {
 		return orders.Cart{}, err
 	}
+	return s.present(ctx, c)
+}
+
+// present returns the stored cart c priced now, recording as seen the prices and
+// names that changed since the customer last looked.
+func (s *Service) present(ctx context.Context, c cart) (orders.Cart, error) {
 	lines, err := s.price(ctx, c.Lines)
 	if err != nil {
 		return orders.Cart{}, err
@@ -130,7 +136,7 @@ func (s *Service) GetCart(ctx context.Context, q orders.GetCart) (orders.Cart, e
 	out := view(c, lines)
 	for _, l := range lines {
 		if l.changed || (l.unavailable == "" && l.name != l.Name) {
-			out.Version, out.UpdatedAt, err = s.markSeen(ctx, q.CustomerID, lines)
+			out.Version, out.UpdatedAt, err = s.markSeen(ctx, c.CustomerID, lines)
 			if err != nil {
 				return orders.Cart{}, err
 			}
@@ -159,6 +165,7 @@ func (s *Service) SetCartItem(ctx context.Context, c orders.SetCartItem) (orders
 		return orders.Cart{}, orders.ErrProductUnavailable.Withf("product %s is not for sale", c.ProductID).OnField("path.product_id")
 	}
 	p := ps[0]
+	var after cart
 	err = store.InTx(ctx, s.db, func(tx *store.Tx) error {
 		cur, err := s.repo.GetCart(ctx, tx, c.CustomerID, true)
 		if err != nil {
@@ -181,12 +188,16 @@ func (s *Service) SetCartItem(ctx context.Context, c orders.SetCartItem) (orders
 		if err := s.repo.PutLine(ctx, tx, c.CustomerID, line); err != nil {
 			return err
 		}
-		return s.repo.BumpCart(ctx, tx, c.CustomerID, s.now())
+		if err := s.repo.BumpCart(ctx, tx, c.CustomerID, s.now()); err != nil {
+			return err
+		}
+		after, err = s.repo.GetCart(ctx, tx, c.CustomerID, false) // the answer, read in the change's own transaction
+		return err
 	})
 	if err != nil {
 		return orders.Cart{}, err
 	}
-	return s.GetCart(ctx, orders.GetCart{CustomerID: c.CustomerID})
+	return s.present(ctx, after)
 }
 
 // RemoveCartItem answers orders.RemoveCartItem; removing a product that is not in
@@ -198,18 +209,25 @@ func (s *Service) RemoveCartItem(ctx context.Context, c orders.RemoveCartItem) (
 	if err := checkProductID(c.ProductID); err != nil {
 		return orders.Cart{}, err
 	}
+	var after cart
 	err := store.InTx(ctx, s.db, func(tx *store.Tx) error {
-		if _, err := s.repo.GetCart(ctx, tx, c.CustomerID, true); err != nil {
+		cur, err := s.repo.GetCart(ctx, tx, c.CustomerID, true)
+		if err != nil {
 			return err
 		}
 		removed, err := s.repo.DeleteLine(ctx, tx, c.CustomerID, c.ProductID)
 		if err != nil || !removed {
+			after = cur
 			return err
 		}
-		return s.repo.BumpCart(ctx, tx, c.CustomerID, s.now())
+		if err := s.repo.BumpCart(ctx, tx, c.CustomerID, s.now()); err != nil {
+			return err
+		}
+		after, err = s.repo.GetCart(ctx, tx, c.CustomerID, false) // the answer, read in the change's own transaction
+		return err
 	})
 	if err != nil {
 		return orders.Cart{}, err
 	}
-	return s.GetCart(ctx, orders.GetCart{CustomerID: c.CustomerID})
+	return s.present(ctx, after)
 }
