@@ -119,8 +119,13 @@ func Serve(cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option
 // The command line binds first, so that the port proves no other live process is
 // this one — the lease identity of the jobs it runs (see Instance).
 func ServeOn(ln net.Listener, cfg config.Config, mods []modhost.Module, log *slog.Logger) fx.Option {
+	debug := fx.Options()
+	if cfg.DebugAddr != "" {
+		debug = fx.Invoke(func(lc fx.Lifecycle) { serveDebug(lc, cfg.DebugAddr, log) })
+	}
 	return fx.Options(
 		Options(cfg, mods, log),
+		debug,
 		fx.Provide(func(api *httpapi.API) *httpapi.Server {
 			return httpapi.NewServer(httpConfig(cfg, nil), api, log)
 		}),

@@ -46,6 +46,7 @@ func (c *commandLine) serveFlags() []ucli.Flag {
 		modhost.Setting(&cfg.RequestTimeout, "http-request-timeout", "deadline of each HTTP request, including the bus calls it makes"),
 		modhost.Setting(&cfg.MaxBodyBytes, "http-max-body-bytes", "largest request body accepted (413 above)"),
 		modhost.Setting(&cfg.MaxInFlight, "http-max-in-flight", "HTTP requests handled at once; more get 503 with Retry-After"),
+		modhost.Setting(&cfg.DebugAddr, "debug-addr", "loopback address (127.0.0.1:port) serving Go's profiles at /debug/pprof/, for profiling under load; empty: none"),
 		modhost.Setting(&cfg.MetricsToken, "metrics-token", "bearer token that /metrics requires; empty: /metrics answers the loopback address only"),
 		modhost.Setting(&cfg.BusURL, "bus-url", "connect this process to the others through NATS (nats://host:port, e.g. `agora broker`'s); empty: every module in this process, in-process bus"),
 		modhost.Setting(&c.httpModules, "http-modules", "modules whose HTTP routes this process serves (all, none, or a comma-separated list); routes of modules running elsewhere ask them over the bus"),

@@ -29,6 +29,10 @@ type Config struct {
 	MaxInFlight     int // HTTP requests handled at once before 503
 	ShutdownTimeout time.Duration
 
+	// DebugAddr, when set, is a loopback address where the process serves Go's
+	// profiles (net/http/pprof), apart from the API; empty serves none.
+	DebugAddr string
+
 	// MetricsToken, when set, is the bearer token /metrics requires; when empty,
 	// /metrics answers only requests from the loopback address.
 	MetricsToken string
