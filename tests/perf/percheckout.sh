@@ -29,6 +29,9 @@
 #   and the JSON reports) PGBIN=/usr/lib/postgresql/15/bin LOADGEN_ARGS="" (more flags)
 #   PG_SETTINGS="" (more PostgreSQL settings, e.g. "-c log_statement=all -c
 #   log_line_prefix='%a|%v|'" to count each module's statements in pg/server.log)
+#   PROFILE=0 (seconds: >0 takes a CPU profile of the server over that long, from
+#   2 s into the timed window, into $WORK/<store>.pprof — with KEEP=1 to keep it;
+#   `go tool pprof -top agora <store>.pprof` reads it; see docs/performance.md)
 #   DEMO_DRIVERS=0 (the demo's simulated fleet drivers, AGORA_FLEET_DEMO_DRIVERS: off,
 #   so that their positions and offers are not counted as the checkouts' work)
 # Needs: go, curl, jq; for postgres the PostgreSQL 15 server binaries, psql, and
@@ -47,6 +50,7 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
 DEMO_DRIVERS=${DEMO_DRIVERS:-0}
 PG_SETTINGS=${PG_SETTINGS:-}
+PROFILE=${PROFILE:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HOST=127.0.0.1
@@ -115,6 +119,19 @@ idle_rates() {
 	return 0
 }
 
+# profile_window STORE waits for the load generator's warm-up to end, then takes a
+# CPU profile of PROFILE seconds from the server's debug listener.
+profile_window() {
+	local log=$WORK/loadgen-$1.log i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q 'warm-up: \(restocked\|no restocking\)' "$log" 2>/dev/null && break
+		sleep 0.1
+	done
+	sleep 2
+	curl -fsS -o "$WORK/$1.pprof" "http://$DEBUG_ADDR/debug/pprof/profile?seconds=$PROFILE" ||
+		echo "percheckout.sh: no profile taken" >&2
+}
+
 echo "== building agora into $WORK ($(nproc) CPUs, $(go env GOVERSION))"
 (cd "$ROOT" && go build -o "$WORK/agora" ./cmd/agora)
 
@@ -126,12 +143,17 @@ for store in $STORES; do
 		extra=(AGORA_DATABASE_URL="$DB_URL")
 		dbflag=(--database-url "$DB_URL")
 	fi
+	if ((PROFILE > 0)); then
+		DEBUG_ADDR=$HOST:$(free_port)
+		extra+=(AGORA_DEBUG_ADDR="$DEBUG_ADDR")
+	fi
 	start_agora "$WORK/$store" "${extra[@]}"
 	idle_rates "$store"
 	IDLE_A[$store]=$IDLE_AGORA IDLE_P[$store]=$IDLE_PG IDLE_C[$store]=$IDLE_CPU
 	LOAD_BEFORE[$store]=$(loadavg)
 	echo "== $store: idle ${IDLE_CPU} CPU-ms/s, ${IDLE_AGORA} Agora commits/s, ${IDLE_PG} PostgreSQL commits/s; load average ${LOAD_BEFORE[$store]}"
 	echo "   agora loadgen --rate $RATE --duration $DURATION --customers $CUSTOMERS --browse-rate $BROWSE_RATE --seed $SEED ${dbflag[*]:+--database-url …}"
+	((PROFILE > 0)) && profile_window "$store" &
 	# shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
 	"$WORK/agora" loadgen --url "$URL" --rate "$RATE" --duration "$DURATION" --customers "$CUSTOMERS" \
 		--browse-rate "$BROWSE_RATE" --seed "$SEED" --json "${dbflag[@]}" $LOADGEN_ARGS \
