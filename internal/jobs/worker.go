@@ -144,6 +144,9 @@ func (w *Worker[T]) Hold(now time.Time) (owner string, until int64, ok bool) {
 	return w.q.owner, w.q.stamp(now.Add(w.q.policy.Lease)), true
 }
 
+// Running reports whether the worker is between Start and Stop.
+func (w *Worker[T]) Running() bool { return w.running.Load() }
+
 // Handoff gives the worker jobs written held by it (Hold), once they are
 // committed; the loop runs them at its next turn, before it claims anything.
 // It never blocks.

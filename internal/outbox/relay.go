@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/agora-commerce/agora/internal/jobs"
 	"github.com/agora-commerce/agora/internal/message"
@@ -79,6 +82,7 @@ type Relay struct {
 	log    *slog.Logger
 	worker *jobs.Worker[row]
 	to     atomic.Pointer[Deliverer] // set by Start
+	done   delivered                 // delivered messages not yet deleted
 }
 
 // table is the outbox as a job queue: a message is a job, delivered in id
@@ -109,22 +113,31 @@ func NewRelay(db *store.DB, cfg RelayConfig, log *slog.Logger) *Relay {
 		func(ctx context.Context, _ *jobs.Queue, batch []row) error {
 			return r.deliver(ctx, batch, *r.to.Load())
 		})
+	r.done = delivered{relay: r}
 	return r
 }
 
 // Notify wakes the relay; it never blocks.
 func (r *Relay) Notify() { r.worker.Notify() }
 
-// Start runs the relay in a goroutine, delivering to to, until Stop.
+// Start runs the relay in a goroutine, delivering to to, until Stop. While it
+// runs, the deletion of the messages it delivered rides in the next transaction
+// its module commits (store.Piggyback), or in one of its own within
+// CompleteWithin when none comes.
 func (r *Relay) Start(to Deliverer) {
 	r.to.Store(&to)
+	r.db.SetPiggyback(&r.done)
 	r.worker.Start()
 }
 
 // Stop stops the relay, letting the delivery in progress finish (bounded by ctx),
-// and releases its unfinished claims so another relay or the next start takes them
-// at once.
-func (r *Relay) Stop(ctx context.Context) error { return r.worker.Stop(ctx) }
+// records what it delivered, and releases its unfinished claims so another relay
+// or the next start takes them at once.
+func (r *Relay) Stop(ctx context.Context) error {
+	err := r.worker.Stop(ctx)
+	r.db.SetPiggyback(nil)
+	return errors.Join(err, r.done.flush(context.WithoutCancel(ctx)))
+}
 
 type row struct {
 	ID            string `db:"id"`
@@ -188,10 +201,9 @@ func (r *Relay) deliver(ctx context.Context, rows []row, to Deliverer) error {
 		}
 	}
 	if len(delivered) > 0 {
-		err := store.InTx(context.WithoutCancel(ctx), r.db, func(tx *store.Tx) error {
-			return q.Complete(context.WithoutCancel(ctx), tx, delivered...)
-		})
-		if err != nil && !errors.Is(err, jobs.ErrLeaseLost) {
+		if r.worker.Running() {
+			r.done.add(delivered) // deleted by the next commit on r.db, or a flush
+		} else if err := r.done.delete(context.WithoutCancel(ctx), r.db, delivered); err != nil {
 			// The messages were delivered; their lease will expire and they will be
 			// delivered again, which receivers' inboxes make harmless.
 			errs = append(errs, fmt.Errorf("outbox: mark delivered: %w", err))
@@ -220,4 +232,84 @@ func (r *Relay) sweepInbox(ctx context.Context) {
 	if _, err := r.db.ExecContext(ctx, r.db.Rebind(`DELETE FROM inbox WHERE received_at < ?`), cutoff); err != nil && ctx.Err() == nil {
 		r.log.Warn("inbox sweep failed", "err", err)
 	}
+}
+
+// CompleteWithin bounds how long delivered messages wait for a transaction of
+// their module to carry their deletion before the relay commits it on its own: well
+// inside the lease, so that no other relay takes them meanwhile.
+const CompleteWithin = 200 * time.Millisecond
+
+// delivered holds the ids of messages delivered but not yet deleted from the
+// outbox. It is the relay's store.Piggyback: the deletion rides in the next commit
+// on the relay's database; a timer commits it after CompleteWithin when no
+// transaction came. Until then a crash only means the messages are delivered
+// again, which receivers' inboxes make harmless.
+type delivered struct {
+	relay *Relay
+	mu    sync.Mutex
+	ids     []string
+	armed   bool // a flush is scheduled
+	failing bool // the last flush failed (logged once per streak)
+}
+
+func (d *delivered) add(ids []string) {
+	d.mu.Lock()
+	d.ids = append(d.ids, ids...)
+	arm := !d.armed
+	d.armed = true
+	d.mu.Unlock()
+	if arm {
+		time.AfterFunc(CompleteWithin, func() {
+			d.mu.Lock()
+			d.armed = false
+			d.mu.Unlock()
+			err := d.flush(context.Background())
+			d.mu.Lock()
+			first := err != nil && !d.failing
+			d.failing = err != nil
+			d.mu.Unlock()
+			if first {
+				d.relay.log.Warn("outbox: recording deliveries failed; retrying (a crash now delivers them again, harmlessly)", "err", err)
+			}
+		})
+	}
+}
+
+// Take implements store.Piggyback.
+func (d *delivered) Take() (func(ctx context.Context, tx *store.Tx) error, func(bool)) {
+	d.mu.Lock()
+	ids := d.ids
+	d.ids = nil
+	d.mu.Unlock()
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	run := func(ctx context.Context, tx *store.Tx) error { return d.delete(ctx, tx, ids) }
+	return run, func(committed bool) {
+		if !committed {
+			d.add(ids)
+		}
+	}
+}
+
+// flush commits the waiting deletions, if any, in a transaction of their own.
+func (d *delivered) flush(ctx context.Context) error {
+	run, done := d.Take()
+	if run == nil {
+		return nil
+	}
+	err := store.InTx(ctx, d.relay.db, func(tx *store.Tx) error { return run(ctx, tx) })
+	done(err == nil)
+	return err
+}
+
+// delete deletes the delivered messages ids, whoever holds them now: they were
+// delivered, and a relay that took one over after its lease ran out finds it gone.
+func (d *delivered) delete(ctx context.Context, ex sqlx.ExtContext, ids []string) error {
+	query, args, err := sqlx.In(`DELETE FROM outbox WHERE id IN (?)`, ids)
+	if err != nil {
+		return err
+	}
+	_, err = ex.ExecContext(ctx, ex.Rebind(query), args...)
+	return err
 }

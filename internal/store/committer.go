@@ -194,12 +194,18 @@ func execGroup(db *DB, group []*txReq) []txResult {
 			}
 		}
 	}
+	carried := func(bool) {}
+	if anyCommits(results) {
+		carried = db.carry(ctx, &Tx{Tx: sqltx, db: db})
+	}
 	if err := sqltx.Commit(); err != nil {
+		carried(false)
 		for i := range results {
 			results[i].hooks = nil
 		}
 		return failAll(fmt.Errorf("store: commit %s tx: %w", db.Module, err))
 	}
+	carried(true)
 	committed := 0
 	for _, r := range results {
 		if r.err == nil && r.panicked == nil {
@@ -208,6 +214,17 @@ func execGroup(db *DB, group []*txReq) []txResult {
 	}
 	db.counts.add(committed)
 	return results
+}
+
+// anyCommits reports whether some function of a group succeeded: only then does
+// the group's transaction carry a piggyback (see Piggyback).
+func anyCommits(results []txResult) bool {
+	for _, r := range results {
+		if r.err == nil && r.panicked == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // call runs fn, turning a panic into a result.

@@ -60,7 +60,7 @@ func OpenPostgres(ctx context.Context, module, url, schema string, o Options) (*
 			return nil, fmt.Errorf("store: create schema %s for %s: %w", schema, module, err)
 		}
 	}
-	return &DB{DB: db, Module: module, Dialect: Postgres, counts: &commitCounts{}}, nil
+	return &DB{DB: db, Module: module, Dialect: Postgres, counts: &commitCounts{}, pig: &piggyback{}}, nil
 }
 
 // redact keeps a URL parse error from echoing a password.

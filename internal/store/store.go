@@ -48,6 +48,7 @@ type DB struct {
 	writer *committer
 	stmts  *stmtCache // nil on PostgreSQL
 	counts *commitCounts
+	pig    *piggyback
 }
 
 // Commits is what a DB has committed through InTx since it was opened.
@@ -134,7 +135,7 @@ func OpenSQLite(ctx context.Context, module, path string, o Options) (*DB, error
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s at %s: %w", module, path, err)
 	}
-	return &DB{DB: db, Module: module, Dialect: SQLite, writer: &committer{}, counts: &commitCounts{},
+	return &DB{DB: db, Module: module, Dialect: SQLite, writer: &committer{}, counts: &commitCounts{}, pig: &piggyback{},
 		stmts: &stmtCache{m: map[string]*sqlx.Stmt{}, preparing: map[string]bool{}}}, nil
 }
 
@@ -174,11 +175,14 @@ func InTx(ctx context.Context, db *DB, fn func(tx *Tx) error) (err error) {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	carried := db.carry(ctx, tx)
 	if err := sqltx.Commit(); err != nil {
 		committed = true // a failed Commit has ended the tx; Rollback would only say so
+		carried(false)
 		return fmt.Errorf("store: commit %s tx: %w", db.Module, err)
 	}
 	committed = true
+	carried(true)
 	db.counts.add(1)
 	for _, f := range tx.onCommit {
 		f()
