@@ -84,6 +84,23 @@ func start(lc fx.Lifecycle, cfg config.Config, s *accounts.Service, ring *signin
 	})
 	lc.Append(fx.Hook{OnStart: reload.Start, OnStop: reload.Stop})
 	lc.Append(fx.Hook{OnStart: purge.Start, OnStop: purge.Stop})
+	listen, stopListening := context.WithCancel(context.Background())
+	listened := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() { defer close(listened); s.ListenRevocations(listen, log) }()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			stopListening()
+			select {
+			case <-listened:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	})
 }
 
 // purgeAll deletes refresh tokens, revocations and signing keys that can never

@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -25,10 +26,14 @@ const (
 const (
 	// maxFeedWait bounds how long one WatchRevocations waits for a revocation.
 	maxFeedWait = 25 * time.Second
-	// feedRepoll is how often a waiting WatchRevocations looks at the database for
-	// revocations that another identity replica committed; those committed here
-	// wake it at once.
-	feedRepoll = 500 * time.Millisecond
+	// feedRepoll is how often a waiting WatchRevocations looks at the database on
+	// its own: a safety net. Revocations committed here wake it at once, and so do
+	// those another identity replica commits to the same PostgreSQL database
+	// (ListenRevocations); the poll covers a notification lost while the listener
+	// reconnected.
+	feedRepoll = 5 * time.Second
+	// revocationTopic is the notification a committed revocation sends.
+	revocationTopic = "revocations"
 	// maxFeedPage bounds the revocations in one answer.
 	maxFeedPage = 1000
 )
@@ -55,6 +60,9 @@ func (s *Service) revokeAccess(ctx context.Context, tx *store.Tx, userID, reason
 		return fmt.Errorf("identity: record a revocation: %w", err)
 	}
 	tx.OnCommit(s.revoked.notify)
+	if err := tx.Notify(ctx, revocationTopic); err != nil { // the other replicas' feeds
+		return err
+	}
 	return s.outbox.Add(ctx, tx, identity.TokensRevokedEvent.With(identity.TokensRevoked{
 		UserID: userID, MinVersion: version, Reason: reason}))
 }
@@ -96,6 +104,13 @@ func (s *Service) WatchRevocations(ctx context.Context, w identity.WatchRevocati
 			return feed, nil
 		}
 	}
+}
+
+// ListenRevocations wakes this process's waiting WatchRevocations whenever another
+// process commits a revocation to the same database, until ctx ends (see
+// store.DB.Listen; on SQLite there is no other process, and it only waits).
+func (s *Service) ListenRevocations(ctx context.Context, log *slog.Logger) {
+	s.db.Listen(ctx, revocationTopic, s.revoked.notify, log)
 }
 
 // revocationsAfter reads one page of the feed after the cursor.
