@@ -40,13 +40,18 @@ func (Repo) Availability(ctx context.Context, q sqlx.ExtContext, ids []string) (
 		return nil, fmt.Errorf("catalog: read availability: %w", err)
 	}
 	for _, r := range rows {
-		a := catalog.Availability{Status: catalog.AvailabilityOutOfStock, Available: r.Available, AsOf: r.AsOf.UTC()}
-		if r.InStock {
-			a.Status = catalog.AvailabilityInStock
-		}
-		out[r.ProductID] = a
+		out[r.ProductID] = availabilityOf(r.Available, r.AsOf)
 	}
 	return out, nil
+}
+
+// availabilityOf is the availability stored as available units as of asOf.
+func availabilityOf(available int64, asOf time.Time) catalog.Availability {
+	a := catalog.Availability{Status: catalog.AvailabilityOutOfStock, Available: max(available, 0), AsOf: storedTime(asOf)}
+	if a.Available > 0 {
+		a.Status = catalog.AvailabilityInStock
+	}
+	return a
 }
 
 // PutAvailability stores a product's available units at the inventory's item
@@ -115,16 +120,18 @@ func (s *Service) Subscriptions() []bus.Subscription {
 }
 
 // applyStockChanged records an item's availability if the event is newer than
-// what is stored: events may come twice or out of order. The product's cached
-// read is invalidated now and again once the change commits, as every write of
-// the service does, so a reader never caches the old availability.
+// what is stored: events may come twice or out of order. Once the change commits,
+// the read cache lays it over the cached product (written through, not
+// invalidated: availability changes with every order, the product rarely).
 func (s *Service) applyStockChanged(ctx context.Context, tx *store.Tx, m message.Message[inventory.StockChanged]) error {
 	it := m.Body.Item
 	if it.ProductID == "" {
 		return nil // nothing to attach it to
 	}
-	s.cache.invalidate(it.ProductID)
-	tx.OnCommit(func() { s.cache.invalidate(it.ProductID) })
-	_, err := s.repo.PutAvailability(ctx, tx, it.ProductID, it.Available, it.Version, it.UpdatedAt)
+	applied, err := s.repo.PutAvailability(ctx, tx, it.ProductID, it.Available, it.Version, it.UpdatedAt)
+	if applied {
+		a := availabilityOf(it.Available, it.UpdatedAt)
+		tx.OnCommit(func() { s.cache.setAvailability(it.ProductID, a, it.Version, time.Now()) })
+	}
 	return err
 }

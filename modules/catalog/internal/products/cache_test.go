@@ -61,6 +61,29 @@ func TestReadCacheRules(t *testing.T) {
 			t.Errorf("%d entries, want at most 3", len(c.entries))
 		}
 	})
+	t.Run("a committed availability is laid over the cached product, the newest stock version winning", func(t *testing.T) {
+		c := newReadCache(time.Second, 10)
+		old := catalog.Availability{Status: catalog.AvailabilityInStock, Available: 9}
+		withOld := p.Clone()
+		withOld.Availability = &old
+		c.put(withOld, c.generation(), now)
+		c.setAvailability("p1", catalog.Availability{Status: catalog.AvailabilityInStock, Available: 7}, 6, now)
+		c.setAvailability("p1", catalog.Availability{Status: catalog.AvailabilityInStock, Available: 8}, 5, now) // committed earlier, told later
+		got, ok := c.get("p1", now)
+		if !ok || got.Availability == nil || got.Availability.Available != 7 {
+			t.Fatalf("get = %+v, %v; want the product with 7 available (stock version 6)", got.Availability, ok)
+		}
+		later := now.Add(1500 * time.Millisecond) // the overlay has expired; a product read then is fresh
+		c.put(withOld, c.generation(), later)
+		if got, _ := c.get("p1", later); got.Availability.Available != 9 {
+			t.Errorf("an expired availability was laid over a product read later: %d available, want 9", got.Availability.Available)
+		}
+		c.invalidate("p1")
+		c.put(withOld, c.generation(), now)
+		if got, _ := c.get("p1", now); got.Availability.Available != 9 {
+			t.Errorf("after invalidate: %d available, want the product's own 9", got.Availability.Available)
+		}
+	})
 	t.Run("disabled", func(t *testing.T) {
 		c := newReadCache(-1, 10)
 		c.put(p, c.generation(), now)
