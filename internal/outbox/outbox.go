@@ -10,6 +10,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"sync"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -158,6 +159,8 @@ func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error
 	if len(run) == 0 {
 		return errs
 	}
+	unlock := g.serialize()
+	defer unlock()
 	err := g.pass(ctx, items, run, errs, false)
 	if errors.Is(err, errItemFailed) && len(run) > 1 {
 		clear(errs)
@@ -171,6 +174,25 @@ func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error
 		}
 	}
 	return errs
+}
+
+// deliveryLocks holds a mutex per PostgreSQL database that batches are delivered
+// into (*store.DB → *sync.Mutex).
+var deliveryLocks sync.Map
+
+// serialize makes this process's batch deliveries into g's database take turns
+// on PostgreSQL, and returns the func that ends the turn. Two batches delivered
+// at once (from two relays) may lock the same rows in opposite orders — sagas
+// A then B, and B then A — a deadlock PostgreSQL only breaks after its
+// deadlock_timeout (1 s), stalling both relays; in turn, they cannot. SQLite has
+// one writer: its deliveries take turns already.
+func (g dbGroup) serialize() func() {
+	if g.db.Dialect != store.Postgres {
+		return func() {}
+	}
+	mu, _ := deliveryLocks.LoadOrStore(g.db, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock
 }
 
 // errItemFailed ends a pass without savepoints whose item failed: the whole
