@@ -31,7 +31,8 @@
 #   log_line_prefix='%a|%v|'" to count each module's statements in pg/server.log)
 #   PROFILE=0 (seconds: >0 takes a CPU profile of the server over that long, from
 #   2 s into the timed window, into $WORK/<store>.pprof — with KEEP=1 to keep it;
-#   `go tool pprof -top agora <store>.pprof` reads it; see docs/performance.md)
+#   `go tool pprof -top agora <store>.pprof` reads it; and <store>.goroutines.txt,
+#   where the goroutines wait at its end; see docs/performance.md)
 #   DEMO_DRIVERS=0 (the demo's simulated fleet drivers, AGORA_FLEET_DEMO_DRIVERS: off,
 #   so that their positions and offers are not counted as the checkouts' work)
 # Needs: go, curl, jq; for postgres the PostgreSQL 15 server binaries, psql, and
@@ -130,6 +131,8 @@ profile_window() {
 	sleep 2
 	curl -fsS -o "$WORK/$1.pprof" "http://$DEBUG_ADDR/debug/pprof/profile?seconds=$PROFILE" ||
 		echo "percheckout.sh: no profile taken" >&2
+	# Where the goroutines wait, at the end of the profile (pool, locks, I/O).
+	curl -fsS -o "$WORK/$1.goroutines.txt" "http://$DEBUG_ADDR/debug/pprof/goroutine?debug=1" || true
 }
 
 echo "== building agora into $WORK ($(nproc) CPUs, $(go env GOVERSION))"
