@@ -10,6 +10,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"sort"
 	"sync"
 	"encoding/json"
 	"fmt"
@@ -112,15 +113,28 @@ func subscribe(db *store.DB, msgType, consumer string, h txHandler) bus.Subscrip
 }
 
 // txHandler is a subscription's effect, run inside the receiver's transaction,
-// and which messages it has none for (skip, optional).
+// and, for a keyed subscription (SubscribeEventFor), the entity each message is
+// about.
 type txHandler struct {
-	run  func(ctx context.Context, tx *store.Tx, env message.Envelope) error
-	skip func(env message.Envelope) bool
+	run func(ctx context.Context, tx *store.Tx, env message.Envelope) error
+	key func(env message.Envelope) string // nil: not keyed
 }
 
-// skips reports whether env is one the handler has no effect for: it is
-// acknowledged without a transaction or an inbox record, as a redelivery of it is.
-func (h txHandler) skips(env message.Envelope) bool { return h.skip != nil && h.skip(env) }
+// keyOf returns the entity env is about, and whether the handler is keyed.
+func (h txHandler) keyOf(env message.Envelope) (string, bool) {
+	if h.key == nil {
+		return "", false
+	}
+	return h.key(env), true
+}
+
+// skips reports whether env is one the handler has no effect for (a keyed
+// handler's message about no entity): it is acknowledged without a transaction
+// or an inbox record, as a redelivery of it is.
+func (h txHandler) skips(env message.Envelope) bool {
+	k, keyed := h.keyOf(env)
+	return keyed && k == ""
+}
 
 // once runs h for env unless consumer's inbox already has it, recording it in tx.
 func (h txHandler) once(ctx context.Context, tx *store.Tx, consumer string, env message.Envelope) error {
@@ -151,15 +165,23 @@ type dbGroup struct{ db *store.DB }
 func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error {
 	errs := make([]error, len(items))
 	run := make([]int, 0, len(items))
+	keys := make([]string, len(items))
+	keyed := true // every item that runs
 	for i, it := range items {
-		if !it.Sub.Unit.(txHandler).skips(it.Env) {
-			run = append(run, i)
+		k, ok := it.Sub.Unit.(txHandler).keyOf(it.Env)
+		switch {
+		case ok && k == "":
+			continue // not the consumer's: acknowledged at no cost
+		case !ok:
+			keyed = false
 		}
+		keys[i] = k
+		run = append(run, i)
 	}
 	if len(run) == 0 {
 		return errs
 	}
-	unlock := g.serialize()
+	unlock := g.lockOrder(run, keys, keyed)
 	defer unlock()
 	err := g.pass(ctx, items, run, errs, false)
 	if errors.Is(err, errItemFailed) && len(run) > 1 {
@@ -180,14 +202,21 @@ func (g dbGroup) HandleBatch(ctx context.Context, items []bus.BatchItem) []error
 // into (*store.DB → *sync.Mutex).
 var deliveryLocks sync.Map
 
-// serialize makes this process's batch deliveries into g's database take turns
-// on PostgreSQL, and returns the func that ends the turn. Two batches delivered
-// at once (from two relays) may lock the same rows in opposite orders — sagas
-// A then B, and B then A — a deadlock PostgreSQL only breaks after its
-// deadlock_timeout (1 s), stalling both relays; in turn, they cannot. SQLite has
-// one writer: its deliveries take turns already.
-func (g dbGroup) serialize() func() {
-	if g.db.Dialect != store.Postgres {
+// lockOrder keeps two batches delivered at once into g's database (from two
+// relays) from deadlocking — each locking the rows of entities A then B, the
+// other B then A, a deadlock PostgreSQL only breaks after its deadlock_timeout
+// (1 s), stalling both relays. When every item of the batch is keyed
+// (SubscribeEventFor: a keyed handler locks only its entity's rows), it sorts run
+// by keys (indexed like the batch), stably — an entity's messages keep their order — so that every batch
+// locks in the same order; otherwise the batch waits for its turn among this
+// process's deliveries into the database, and the returned func ends it. SQLite
+// has one writer: its deliveries take turns already.
+func (g dbGroup) lockOrder(run []int, keys []string, keyed bool) func() {
+	switch {
+	case g.db.Dialect != store.Postgres:
+		return func() {}
+	case keyed:
+		sort.SliceStable(run, func(a, b int) bool { return keys[run[a]] < keys[run[b]] })
 		return func() {}
 	}
 	mu, _ := deliveryLocks.LoadOrStore(g.db, &sync.Mutex{})
@@ -248,16 +277,28 @@ func SubscribeEvent[T any](db *store.DB, e message.Event[T], consumer string, ha
 	})
 }
 
-// SubscribeEventWhere is SubscribeEvent for the events of e that concern the
-// consumer: one that concerns reports false for (another payable's payment, say)
-// is acknowledged at no cost — no transaction, no inbox record.
-func SubscribeEventWhere[T any](db *store.DB, e message.Event[T], consumer string, concerns func(T) bool,
-	handle func(ctx context.Context, tx *store.Tx, m message.Message[T]) error) bus.Subscription {
-	sub := SubscribeEvent(db, e, consumer, handle)
-	h := sub.Unit.(txHandler)
-	h.skip = func(env message.Envelope) bool {
+// SubscribeEventFor is SubscribeEvent for events each about one entity of the
+// consumer's (an order's saga, a ride): keyOf returns it, or "" for an event that
+// does not concern the consumer (another payable's payment, say), which is
+// acknowledged at no cost — no transaction, no inbox record. handle gets the key.
+// Its contract: it locks no rows but its entity's (and new ones it writes), so
+// that a batch's deliveries can be put in key order, which keeps batches
+// delivered at once from deadlocking on PostgreSQL.
+func SubscribeEventFor[T any](db *store.DB, e message.Event[T], consumer string, keyOf func(T) string,
+	handle func(ctx context.Context, tx *store.Tx, m message.Message[T], key string) error) bus.Subscription {
+	h := txHandler{run: func(ctx context.Context, tx *store.Tx, env message.Envelope) error {
 		m, err := e.Decode(env)
-		return err == nil && !concerns(m.Body) // one that cannot be decoded fails in the handler, as always
+		if err != nil {
+			return err
+		}
+		return handle(ctx, tx, m, keyOf(m.Body))
+	}}
+	h.key = func(env message.Envelope) string {
+		m, err := e.Decode(env)
+		if err != nil {
+			return "?" // not skipped: the handler fails on it, as always
+		}
+		return keyOf(m.Body)
 	}
 	return subscribe(db, e.Name(), consumer, h)
 }

@@ -1291,3 +1291,54 @@ func TestBatchDeliveryIsolatesFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestKeyedSubscriptions: a keyed subscription (SubscribeEventFor) acknowledges an
+// event about none of its entities with no transaction and no inbox record, and
+// on PostgreSQL delivers a batch in key order — an entity's events in their own
+// order — so that two batches delivered at once lock rows in the same order.
+func TestKeyedSubscriptions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be testdb.Backend) {
+		w := newWorld(t, be)
+		keyOf := func(m stockReserved) string {
+			if m.OrderID == "not-ours" {
+				return ""
+			}
+			return m.OrderID[:1] // the entity: "b1" and "b2" are both about b
+		}
+		sub := outbox.SubscribeEventFor(w.receiver, reserved, "orders.keyed", keyOf,
+			func(ctx context.Context, tx *store.Tx, m message.Message[stockReserved], key string) error {
+				_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO effects (seq, consumer, message_id, order_id, qty) VALUES (?, ?, ?, ?, ?)`),
+					effectSeq.Add(1), "orders.keyed", m.ID, m.Body.OrderID, m.Body.Qty)
+				return err
+			})
+		b, err := bus.New(discard, bus.Limits{}, nil, nil, []bus.Subscription{sub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := testCtx(t)
+		relay := outbox.NewRelay(w.sender, outbox.RelayConfig{}, discard)
+		ids := add(t, ctx, w.sender, outbox.New(w.sender, relay),
+			stockReserved{"b1", 1}, stockReserved{"not-ours", 2}, stockReserved{"a1", 3}, stockReserved{"b2", 4})
+		before := w.receiver.Commits()
+		if n, err := relay.Drain(ctx, b); n != 4 || err != nil {
+			t.Fatalf("Drain = %d, %v; want 4 claimed", n, err)
+		}
+		want := []effect{{"orders.keyed", ids[0], "b1", 1}, {"orders.keyed", ids[2], "a1", 3}, {"orders.keyed", ids[3], "b2", 4}}
+		if be == testdb.Postgres {
+			want = []effect{want[1], want[0], want[2]} // a before b; b1 before b2
+		}
+		if diff := cmp.Diff(want, w.effects(t)); diff != "" {
+			t.Errorf("effects (-want +got):\n%s", diff)
+		}
+		if got := w.receiver.Commits().Commits - before.Commits; got != 1 {
+			t.Errorf("the batch cost the receiver %d commits; want 1", got)
+		}
+		var inbox int
+		if err := w.receiver.GetContext(ctx, &inbox, w.receiver.Rebind(`SELECT count(*) FROM inbox WHERE message_id = ?`), ids[1]); err != nil || inbox != 0 {
+			t.Errorf("the event about none of the consumer's entities has %d inbox records (%v); want none", inbox, err)
+		}
+		if got := outboxIDs(t, w.sender); len(got) != 0 {
+			t.Errorf("outbox after the batch = %v; want every message delivered, the skipped one too", got)
+		}
+	})
+}

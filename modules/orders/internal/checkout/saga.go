@@ -52,13 +52,10 @@ func ordersOnly(kind payments.Payable, id string) string {
 }
 
 // on subscribes the saga to e; orderOf returns the order an event is about, or ""
-// for an event that is not about an order (ignored).
+// for an event that is not about an order (acknowledged without a transaction).
+// A saga step locks only its order's rows: the subscription is keyed by order.
 func on[T any](s *Service, e message.Event[T], orderOf func(T) string) bus.Subscription {
-	return outbox.SubscribeEvent(s.db, e, Consumer, func(ctx context.Context, tx *store.Tx, m message.Message[T]) error {
-		id := orderOf(m.Body)
-		if id == "" {
-			return nil
-		}
+	return outbox.SubscribeEventFor(s.db, e, Consumer, orderOf, func(ctx context.Context, tx *store.Tx, m message.Message[T], id string) error {
 		_, err := s.apply(ctx, tx, id, m.Body)
 		if errors.Is(err, orders.ErrOrderNotFound) {
 			// Not an order of ours: nothing to do, and retrying would not change that.

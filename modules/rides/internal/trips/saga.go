@@ -49,9 +49,7 @@ func (s *Service) Subscriptions() []bus.Subscription {
 // on subscribes to e: an event rideOf maps to a ride goes to its saga; one it maps
 // to "" is not the rides module's and is acknowledged without a transaction.
 func on[T any](s *Service, e message.Event[T], rideOf func(T) string) bus.Subscription {
-	concerns := func(m T) bool { return rideOf(m) != "" }
-	return outbox.SubscribeEventWhere(s.db, e, Consumer, concerns, func(ctx context.Context, tx *store.Tx, m message.Message[T]) error {
-		id := rideOf(m.Body)
+	return outbox.SubscribeEventFor(s.db, e, Consumer, rideOf, func(ctx context.Context, tx *store.Tx, m message.Message[T], id string) error {
 		_, err := s.apply(ctx, tx, id, m.Body)
 		if errors.Is(err, rides.ErrRideNotFound) {
 			// Not a ride of ours: nothing to do, and retrying would not change that.
