@@ -32,7 +32,8 @@
 #   PROFILE=0 (seconds: >0 takes a CPU profile of the server over that long, from
 #   2 s into the timed window, into $WORK/<store>.pprof — with KEEP=1 to keep it;
 #   `go tool pprof -top agora <store>.pprof` reads it; and <store>.goroutines.txt,
-#   where the goroutines wait at its end; see docs/performance.md)
+#   where the goroutines wait at its end, and <store>.metrics.txt, the server's
+#   metrics then; see docs/performance.md)
 #   DEMO_DRIVERS=0 (the demo's simulated fleet drivers, AGORA_FLEET_DEMO_DRIVERS: off,
 #   so that their positions and offers are not counted as the checkouts' work)
 # Needs: go, curl, jq; for postgres the PostgreSQL 15 server binaries, psql, and
@@ -131,6 +132,8 @@ profile_window() {
 	sleep 2
 	curl -fsS -o "$WORK/$1.pprof" "http://$DEBUG_ADDR/debug/pprof/profile?seconds=$PROFILE" ||
 		echo "percheckout.sh: no profile taken" >&2
+	# The server's metrics at the end of the profile (backlogs, queue depths).
+	curl -fsS -o "$WORK/$1.metrics.txt" "$URL/metrics" || true
 	# Where the goroutines wait, at the end of the profile (pool, locks, I/O).
 	curl -fsS -o "$WORK/$1.goroutines.txt" "http://$DEBUG_ADDR/debug/pprof/goroutine?debug=1" || true
 }
