@@ -10,7 +10,9 @@ package outbox
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"encoding/json"
 	"fmt"
@@ -52,20 +54,42 @@ func (o *Outbox) Add(ctx context.Context, tx *store.Tx, msgs ...message.Outgoing
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO outbox
-			(id, kind, type, correlation_id, causation_id, headers, payload, created_at, next_attempt_at, lease_owner, lease_until)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			w.ID, w.Kind, w.Type, w.CorrelationID, w.CausationID, w.Headers, w.Payload, w.CreatedAt, w.CreatedAt, owner, until)
-		if err != nil {
-			return fmt.Errorf("outbox: add %s: %w", m.Type, err)
-		}
 		rows = append(rows, w)
+	}
+	for chunk := range slices.Chunk(rows, maxInsertRows) {
+		if err := insertRows(ctx, tx, chunk, owner, until); err != nil {
+			return err
+		}
 	}
 	switch {
 	case held:
 		tx.OnCommit(func() { o.relay.worker.Handoff(rows...) })
 	case o.relay != nil:
 		tx.OnCommit(o.relay.Notify)
+	}
+	return nil
+}
+
+// maxInsertRows bounds the rows of one INSERT (11 parameters each: within both
+// SQLite's and PostgreSQL's limits).
+const maxInsertRows = 500
+
+// insertRows writes rows in one statement — one round trip for all the messages
+// of a change — held by owner until until (none: "" and 0).
+func insertRows(ctx context.Context, tx *store.Tx, rows []row, owner string, until int64) error {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO outbox
+		(id, kind, type, correlation_id, causation_id, headers, payload, created_at, next_attempt_at, lease_owner, lease_until) VALUES `)
+	args := make([]any, 0, 11*len(rows))
+	for i, w := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, w.ID, w.Kind, w.Type, w.CorrelationID, w.CausationID, w.Headers, w.Payload, w.CreatedAt, w.CreatedAt, owner, until)
+	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(q.String()), args...); err != nil {
+		return fmt.Errorf("outbox: add %s: %w", rows[0].Type, err)
 	}
 	return nil
 }
