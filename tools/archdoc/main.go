@@ -14,7 +14,7 @@
 //     NewCommand or NewEvent (optionally .Parked(), .Renamed(…) or .AtVersion(n)), with the first sentence of
 //     their doc comment, or of their payload type's when they have none;
 //   - the handlers: the function passed beside a declaration to bus.Handle,
-//     outbox.SubscribeEvent or outbox.SubscribeCommand, named from the enclosing
+//     outbox.SubscribeEvent(For) or outbox.SubscribeCommand, named from the enclosing
 //     function's receiver (s.PlaceOrder in a method of *Service in package
 //     checkout is checkout.(*Service).PlaceOrder). A call to a function of the
 //     same package that passes a declaration on to one of those (a small generic

@@ -14,9 +14,10 @@ type registrar struct{ decl, handler int }
 // registrars are the calls that say who handles a message, by import path
 // (after the module prefix) and name.
 var registrars = map[string]registrar{
-	"/internal/bus.Handle":              {0, 1},
-	"/internal/outbox.SubscribeEvent":   {1, 3},
-	"/internal/outbox.SubscribeCommand": {1, 3},
+	"/internal/bus.Handle":               {0, 1},
+	"/internal/outbox.SubscribeEvent":    {1, 3},
+	"/internal/outbox.SubscribeEventFor": {1, 4},
+	"/internal/outbox.SubscribeCommand":  {1, 3},
 }
 
 // scope is one function of a package being read: what its names refer to.
