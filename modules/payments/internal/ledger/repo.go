@@ -278,19 +278,24 @@ func (r repo) schedule(ctx context.Context, q sqlx.ExtContext, o operation, now 
 	cause, _ := message.CauseFrom(ctx)
 	ms := now.UnixMilli()
 	o.State, o.Outcome, o.Attempts, o.CauseID, o.CorrelationID, o.TraceParent = statePending, "", 0, cause.ID, cause.CorrelationID, traceParent(ctx)
-	var owner string
-	err := sqlx.GetContext(ctx, q, &owner, q.Rebind(`INSERT INTO payment_operations
+	var got struct {
+		Owner   string `db:"lease_owner"`
+		Created int64  `db:"created_at"`
+	}
+	err := sqlx.GetContext(ctx, q, &got, q.Rebind(`INSERT INTO payment_operations
 		(op_key, payable_id, op, refund_id, amount, reason, state, next_attempt_at, cause_id, correlation_id, traceparent, created_at, updated_at,
 		 lease_owner, lease_until)
 		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (op_key) DO UPDATE SET state = 'pending', outcome = '', next_attempt_at = excluded.next_attempt_at,
 			updated_at = excluded.updated_at
-		RETURNING lease_owner`),
+		RETURNING lease_owner, created_at`),
 		o.Key, o.PayableID, o.Op, o.RefundID, o.Amount, o.Reason, ms, o.CauseID, o.CorrelationID, o.TraceParent, ms, ms, holder, until)
 	if err != nil {
 		return o, false, fmt.Errorf("payments: schedule %s: %w", o.Key, err)
 	}
-	return o, holder != "" && owner == holder, nil
+	// Held only if inserted now: a re-armed operation this worker holds may be
+	// running, and must not be handed over a second time.
+	return o, holder != "" && got.Owner == holder && got.Created == ms, nil
 }
 
 // pendingRefunds returns the sum of payableID's refunds not yet made.
